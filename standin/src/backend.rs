@@ -1,0 +1,129 @@
+//! A real distribution registry process (`docker-registry`) on a private unix socket.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Bytes;
+use hyper_util::rt::TokioIo;
+use tokio::net::UnixStream;
+use tokio::process::{Child, Command};
+
+/// The registry binary; `STANDIN_REGISTRY_BIN` overrides it.
+fn registry_binary() -> String {
+    std::env::var("STANDIN_REGISTRY_BIN").unwrap_or_else(|_| "docker-registry".to_string())
+}
+
+/// A running registry process. It is killed when this value is dropped.
+pub struct Backend {
+    socket: PathBuf,
+    storage: PathBuf,
+    _child: Child,
+}
+
+impl Backend {
+    /// Starts a registry whose socket, configuration and storage live under `dir`.
+    pub async fn start(dir: &Path) -> Result<Backend> {
+        std::fs::create_dir_all(dir)?;
+        let socket = dir.join("registry.sock");
+        let storage = dir.join("storage");
+        let config = dir.join("config.yml");
+        let _ = std::fs::remove_file(&socket);
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\n\
+                 log:\n  level: error\n  accesslog:\n    disabled: true\n\
+                 storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
+                 http:\n  net: unix\n  addr: {}\n  relativeurls: true\n",
+                storage.display(),
+                socket.display()
+            ),
+        )?;
+        let log = std::fs::File::create(dir.join("registry.log"))?;
+        let child = Command::new(registry_binary())
+            .arg("serve")
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| {
+                format!(
+                    "starting `{}` (Debian package docker-registry)",
+                    registry_binary()
+                )
+            })?;
+        let backend = Backend {
+            socket,
+            storage,
+            _child: child,
+        };
+        backend.wait_ready().await?;
+        Ok(backend)
+    }
+
+    async fn wait_ready(&self) -> Result<()> {
+        for _ in 0..200 {
+            if let Ok(status) = self.probe().await {
+                if status == 200 {
+                    return Ok(());
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        bail!("the registry at {} did not come up", self.socket.display())
+    }
+
+    async fn probe(&self) -> Result<u16> {
+        let request = hyper::Request::get("/v2/")
+            .header("host", "registry")
+            .body(Empty::<Bytes>::new())?;
+        let response = self.send(request).await?;
+        let status = response.status().as_u16();
+        response.into_body().collect().await?;
+        Ok(status)
+    }
+
+    /// The unix socket the registry listens on.
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+
+    /// The registry's filesystem storage root.
+    pub fn storage(&self) -> &Path {
+        &self.storage
+    }
+
+    /// Sends one request to the registry over a fresh connection.
+    pub async fn send<B>(
+        &self,
+        request: hyper::Request<B>,
+    ) -> Result<hyper::Response<hyper::body::Incoming>>
+    where
+        B: hyper::body::Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let stream = UnixStream::connect(&self.socket).await?;
+        let (mut sender, connection) =
+            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        tokio::spawn(connection);
+        Ok(sender.send_request(request).await?)
+    }
+
+    /// Where the registry keeps the tags of `repository`.
+    pub fn tags_dir(&self, repository: &str) -> PathBuf {
+        self.repository_dir(repository).join("_manifests/tags")
+    }
+
+    /// Where the registry keeps everything of `repository`.
+    pub fn repository_dir(&self, repository: &str) -> PathBuf {
+        self.storage
+            .join("docker/registry/v2/repositories")
+            .join(repository)
+    }
+}

@@ -1,0 +1,188 @@
+//! A small distribution-API client for pushing test images and reading registries back.
+
+use anyhow::{bail, Context, Result};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::ecr::MANIFEST_TYPES;
+
+/// `sha256:<hex>` of `bytes`.
+pub fn digest_of(bytes: &[u8]) -> String {
+    let hash = Sha256::digest(bytes);
+    let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256:{hex}")
+}
+
+/// A manifest read from a registry.
+#[derive(Clone, Debug)]
+pub struct Manifest {
+    pub digest: String,
+    pub media_type: String,
+    pub json: Value,
+}
+
+impl Manifest {
+    /// The image config digest of an image manifest.
+    pub fn config_digest(&self) -> Option<String> {
+        self.json
+            .pointer("/config/digest")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    }
+}
+
+/// A client for one registry, e.g. `http://127.0.0.1:5000`.
+#[derive(Clone)]
+pub struct Client {
+    base: String,
+    auth: Option<(String, String)>,
+    http: reqwest::Client,
+}
+
+impl Client {
+    /// A client for `base`, anonymous or with basic credentials.
+    pub fn new(base: &str, auth: Option<(String, String)>) -> Client {
+        Client {
+            base: base.trim_end_matches('/').to_string(),
+            auth,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    fn request(&self, method: reqwest::Method, url: &str) -> reqwest::RequestBuilder {
+        let url = if url.starts_with('/') {
+            format!("{}{url}", self.base)
+        } else {
+            url.to_string()
+        };
+        let builder = self.http.request(method, url);
+        match &self.auth {
+            Some((user, pass)) => builder.basic_auth(user, Some(pass)),
+            None => builder,
+        }
+    }
+
+    /// Uploads a blob (monolithic upload) unless the registry has it; returns its digest.
+    pub async fn put_blob(&self, repository: &str, bytes: Vec<u8>) -> Result<String> {
+        let digest = digest_of(&bytes);
+        let head = self
+            .request(
+                reqwest::Method::HEAD,
+                &format!("/v2/{repository}/blobs/{digest}"),
+            )
+            .send()
+            .await?;
+        if head.status().is_success() {
+            return Ok(digest);
+        }
+        let start = self
+            .request(
+                reqwest::Method::POST,
+                &format!("/v2/{repository}/blobs/uploads/"),
+            )
+            .send()
+            .await?;
+        if !start.status().is_success() {
+            bail!(
+                "starting an upload to {repository}: {} {}",
+                start.status(),
+                start.text().await.unwrap_or_default()
+            );
+        }
+        let location = start
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .context("upload without Location")?
+            .to_string();
+        let separator = if location.contains('?') { '&' } else { '?' };
+        let finish = self
+            .request(
+                reqwest::Method::PUT,
+                &format!("{location}{separator}digest={digest}"),
+            )
+            .header("content-type", "application/octet-stream")
+            .body(bytes)
+            .send()
+            .await?;
+        if !finish.status().is_success() {
+            bail!(
+                "uploading {digest} to {repository}: {} {}",
+                finish.status(),
+                finish.text().await.unwrap_or_default()
+            );
+        }
+        Ok(digest)
+    }
+
+    /// Puts a manifest under `reference` (a tag or digest); returns its digest.
+    pub async fn put_manifest(
+        &self,
+        repository: &str,
+        reference: &str,
+        media_type: &str,
+        body: Vec<u8>,
+    ) -> Result<String> {
+        let digest = digest_of(&body);
+        let response = self
+            .request(
+                reqwest::Method::PUT,
+                &format!("/v2/{repository}/manifests/{reference}"),
+            )
+            .header("content-type", media_type)
+            .body(body)
+            .send()
+            .await?;
+        if !response.status().is_success() {
+            bail!(
+                "putting manifest {repository}:{reference}: {} {}",
+                response.status(),
+                response.text().await.unwrap_or_default()
+            );
+        }
+        Ok(digest)
+    }
+
+    /// Reads a manifest; `None` when the registry says it is not there.
+    pub async fn manifest(&self, repository: &str, reference: &str) -> Result<Option<Manifest>> {
+        let response = self
+            .request(
+                reqwest::Method::GET,
+                &format!("/v2/{repository}/manifests/{reference}"),
+            )
+            .header("accept", MANIFEST_TYPES)
+            .send()
+            .await?;
+        if response.status() == reqwest::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if !response.status().is_success() {
+            bail!(
+                "reading manifest {repository}:{reference}: {}",
+                response.status()
+            );
+        }
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string()
+        };
+        let media_type = header("content-type");
+        let bytes = response.bytes().await?;
+        Ok(Some(Manifest {
+            digest: digest_of(&bytes),
+            media_type,
+            json: serde_json::from_slice(&bytes)?,
+        }))
+    }
+
+    /// Reads a manifest that must exist.
+    pub async fn require_manifest(&self, repository: &str, reference: &str) -> Result<Manifest> {
+        self.manifest(repository, reference)
+            .await?
+            .with_context(|| format!("{repository}:{reference} is not in {}", self.base))
+    }
+}

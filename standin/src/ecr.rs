@@ -1,0 +1,613 @@
+//! The ECR API emulator: AWS JSON 1.1 operations in front of a real registry.
+//!
+//! One port serves both the API (`POST /` with `X-Amz-Target`) and the registry (`/v2/...`),
+//! which demands basic auth `AWS:<token>` with a token from `GetAuthorizationToken` and knows
+//! only repositories made with `CreateRepository`. Control routes:
+//! `POST /_standin/ecr/bad-tokens` (`true`/`false`): hand out tokens the registry refuses;
+//! `GET /_standin/ecr/calls`: how often each operation was called.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::Result;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::Engine;
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+
+use crate::backend::Backend;
+use crate::front::{self, decode_basic, registry_error, unauthorized, Front, Gate};
+
+/// The account id the emulator answers for.
+pub const ACCOUNT: &str = "123456789012";
+
+/// The region the emulator says it is in.
+pub const REGION: &str = "eu-west-1";
+
+/// Media types a manifest request accepts.
+pub const MANIFEST_TYPES: &str = "application/vnd.oci.image.index.v1+json, \
+application/vnd.docker.distribution.manifest.list.v2+json, \
+application/vnd.oci.image.manifest.v1+json, \
+application/vnd.docker.distribution.manifest.v2+json";
+
+struct Repository {
+    created_at: f64,
+}
+
+/// The emulator's state.
+pub struct Ecr {
+    front: Arc<Front>,
+    host: Mutex<String>,
+    repositories: Mutex<BTreeMap<String, Repository>>,
+    tokens: Mutex<HashSet<String>>,
+    bad_tokens: AtomicBool,
+    counter: AtomicU64,
+    calls: Mutex<BTreeMap<String, u64>>,
+}
+
+/// A running emulator.
+pub struct EcrEmulator {
+    pub state: Arc<Ecr>,
+    pub addr: std::net::SocketAddr,
+}
+
+impl EcrEmulator {
+    /// Starts an emulator over `backend` on `127.0.0.1:0`.
+    pub async fn start(backend: Backend) -> Result<EcrEmulator> {
+        let state = Arc::new_cyclic(|weak: &std::sync::Weak<Ecr>| Ecr {
+            front: Front::new(
+                backend,
+                Some(Box::new(TokenGate {
+                    ecr: weak.clone(),
+                }) as Box<dyn Gate>),
+            ),
+            host: Mutex::new(String::new()),
+            repositories: Mutex::new(BTreeMap::new()),
+            tokens: Mutex::new(HashSet::new()),
+            bad_tokens: AtomicBool::new(false),
+            counter: AtomicU64::new(0),
+            calls: Mutex::new(BTreeMap::new()),
+        });
+        let router = Router::new()
+            .route("/", post(api))
+            .route("/_standin/ecr/bad-tokens", post(set_bad_tokens))
+            .route("/_standin/ecr/calls", get(calls))
+            .with_state(state.clone())
+            .merge(front::router(state.front.clone()));
+        let addr = front::serve(router).await?;
+        *state.host.lock().unwrap() = addr.to_string();
+        Ok(EcrEmulator { state, addr })
+    }
+
+    /// `http://127.0.0.1:<port>`: both the API endpoint and the registry.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+impl Ecr {
+    /// The registry front (faults, request log).
+    pub fn front(&self) -> &Arc<Front> {
+        &self.front
+    }
+
+    /// Creates a repository directly, as a test's set-up would with the AWS CLI.
+    pub fn create_repository(&self, name: &str) {
+        self.repositories
+            .lock()
+            .unwrap()
+            .entry(name.to_string())
+            .or_insert(Repository {
+                created_at: now(),
+            });
+    }
+
+    /// A fresh registry password, valid until the emulator stops.
+    pub fn issue_token(&self) -> String {
+        let n = self.counter.fetch_add(1, Ordering::SeqCst);
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos();
+        let password = format!("ecr-{nanos:x}-{n}");
+        if !self.bad_tokens.load(Ordering::SeqCst) {
+            self.tokens.lock().unwrap().insert(password.clone());
+        }
+        password
+    }
+
+    fn has_repository(&self, name: &str) -> bool {
+        self.repositories.lock().unwrap().contains_key(name)
+    }
+
+    fn repository_json(&self, name: &str, repo: &Repository) -> Value {
+        let host = self.host.lock().unwrap().clone();
+        json!({
+            "repositoryArn": format!("arn:aws:ecr:{REGION}:{ACCOUNT}:repository/{name}"),
+            "registryId": ACCOUNT,
+            "repositoryName": name,
+            "repositoryUri": format!("{host}/{name}"),
+            "createdAt": repo.created_at,
+            "imageTagMutability": "MUTABLE",
+        })
+    }
+}
+
+/// The registry's gate: `AWS:<token>` and an existing repository.
+struct TokenGate {
+    ecr: std::sync::Weak<Ecr>,
+}
+
+impl Gate for TokenGate {
+    fn check(&self, authorization: Option<&str>, path: &str) -> Option<Response> {
+        let ecr = self.ecr.upgrade()?;
+        let realm = format!("https://{}/", ecr.host.lock().unwrap());
+        match authorization.and_then(decode_basic) {
+            Some((user, pass)) if user == "AWS" && ecr.tokens.lock().unwrap().contains(&pass) => {}
+            _ => return Some(unauthorized(&realm)),
+        }
+        let repository = repository_of(path)?;
+        if ecr.has_repository(&repository) {
+            return None;
+        }
+        Some(registry_error(
+            StatusCode::NOT_FOUND,
+            "NAME_UNKNOWN",
+            &format!(
+                "The repository with name '{repository}' does not exist in the registry with id '{ACCOUNT}'"
+            ),
+        ))
+    }
+}
+
+/// The repository named by a `/v2/<name>/(manifests|blobs|tags)/...` path.
+pub fn repository_of(path: &str) -> Option<String> {
+    let rest = path.strip_prefix("/v2/")?;
+    ["/manifests/", "/blobs/", "/tags/"]
+        .iter()
+        .filter_map(|marker| rest.rfind(marker).map(|i| rest[..i].to_string()))
+        .max_by_key(|name| name.len())
+}
+
+fn now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64()
+}
+
+/// An ECR error response.
+fn api_error(error_type: &str, message: &str) -> Response {
+    let status = if error_type == "ServerException" {
+        StatusCode::INTERNAL_SERVER_ERROR
+    } else {
+        StatusCode::BAD_REQUEST
+    };
+    api_error_status(status, error_type, message)
+}
+
+fn api_error_status(status: StatusCode, error_type: &str, message: &str) -> Response {
+    (
+        status,
+        [
+            ("content-type", "application/x-amz-json-1.1"),
+            ("x-amzn-errortype", error_type),
+        ],
+        json!({"__type": error_type, "message": message}).to_string(),
+    )
+        .into_response()
+}
+
+fn api_ok(body: Value) -> Response {
+    (
+        StatusCode::OK,
+        [("content-type", "application/x-amz-json-1.1")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+async fn set_bad_tokens(State(ecr): State<Arc<Ecr>>, Json(bad): Json<bool>) -> StatusCode {
+    ecr.bad_tokens.store(bad, Ordering::SeqCst);
+    StatusCode::NO_CONTENT
+}
+
+async fn calls(State(ecr): State<Arc<Ecr>>) -> Json<BTreeMap<String, u64>> {
+    Json(ecr.calls.lock().unwrap().clone())
+}
+
+async fn api(State(ecr): State<Arc<Ecr>>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+    let Some(operation) = headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|t| t.strip_prefix("AmazonEC2ContainerRegistry_V20150921."))
+        .map(str::to_string)
+    else {
+        return api_error("UnknownOperationException", "missing or unknown X-Amz-Target");
+    };
+    *ecr.calls.lock().unwrap().entry(operation.clone()).or_default() += 1;
+    if let Some(fault) = ecr.front.faults.take(&operation) {
+        tokio::time::sleep(fault.delay).await;
+        if fault.status.is_some() || fault.error_type.is_some() {
+            let error_type = fault.error_type.as_deref().unwrap_or("ServerException");
+            let message = fault.message.as_deref().unwrap_or("injected fault");
+            let status = fault
+                .status
+                .and_then(|s| StatusCode::from_u16(s).ok())
+                .unwrap_or(StatusCode::BAD_REQUEST);
+            return api_error_status(status, error_type, message);
+        }
+    }
+    let input: Value = serde_json::from_slice(&body).unwrap_or(json!({}));
+    if let Some(id) = input.get("registryId").and_then(Value::as_str) {
+        if id != ACCOUNT {
+            return api_error(
+                "RepositoryNotFoundException",
+                &format!("The registry with id '{id}' is not known to this emulator"),
+            );
+        }
+    }
+    let result = match operation.as_str() {
+        "GetAuthorizationToken" => Ok(get_authorization_token(&ecr)),
+        "CreateRepository" => Ok(create_repository(&ecr, &input)),
+        "DescribeRepositories" => Ok(describe_repositories(&ecr, &input)),
+        "DeleteRepository" => Ok(delete_repository(&ecr, &input)),
+        "DescribeImages" => describe_images(&ecr, &input).await,
+        "BatchGetImage" => batch_get_image(&ecr, &input).await,
+        "BatchDeleteImage" => batch_delete_image(&ecr, &input).await,
+        "ListImages" => list_images(&ecr, &input).await,
+        other => Ok(api_error(
+            "UnknownOperationException",
+            &format!("the emulator does not serve {other}"),
+        )),
+    };
+    result.unwrap_or_else(|err| api_error("ServerException", &format!("{err:#}")))
+}
+
+fn get_authorization_token(ecr: &Ecr) -> Response {
+    let password = ecr.issue_token();
+    let token = base64::engine::general_purpose::STANDARD.encode(format!("AWS:{password}"));
+    let host = ecr.host.lock().unwrap().clone();
+    api_ok(json!({"authorizationData": [{
+        "authorizationToken": token,
+        "expiresAt": now() + 12.0 * 3600.0,
+        "proxyEndpoint": format!("http://{host}"),
+    }]}))
+}
+
+fn repository_name(input: &Value) -> String {
+    input
+        .get("repositoryName")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn not_found(name: &str) -> Response {
+    api_error(
+        "RepositoryNotFoundException",
+        &format!("The repository with name '{name}' does not exist in the registry with id '{ACCOUNT}'"),
+    )
+}
+
+fn create_repository(ecr: &Ecr, input: &Value) -> Response {
+    let name = repository_name(input);
+    let mut repositories = ecr.repositories.lock().unwrap();
+    if repositories.contains_key(&name) {
+        return api_error(
+            "RepositoryAlreadyExistsException",
+            &format!("The repository with name '{name}' already exists in the registry with id '{ACCOUNT}'"),
+        );
+    }
+    let repo = Repository {
+        created_at: now(),
+    };
+    let body = json!({"repository": ecr.repository_json(&name, &repo)});
+    repositories.insert(name, repo);
+    api_ok(body)
+}
+
+fn describe_repositories(ecr: &Ecr, input: &Value) -> Response {
+    let repositories = ecr.repositories.lock().unwrap();
+    let names: Vec<String> = match input.get("repositoryNames").and_then(Value::as_array) {
+        Some(names) => names
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .collect(),
+        None => repositories.keys().cloned().collect(),
+    };
+    let mut out = Vec::new();
+    for name in names {
+        match repositories.get(&name) {
+            Some(repo) => out.push(ecr.repository_json(&name, repo)),
+            None => return not_found(&name),
+        }
+    }
+    api_ok(json!({ "repositories": out }))
+}
+
+fn delete_repository(ecr: &Ecr, input: &Value) -> Response {
+    let name = repository_name(input);
+    let Some(repo) = ecr.repositories.lock().unwrap().remove(&name) else {
+        return not_found(&name);
+    };
+    let _ = std::fs::remove_dir_all(ecr.front.backend.repository_dir(&name));
+    api_ok(json!({"repository": ecr.repository_json(&name, &repo)}))
+}
+
+/// A manifest as the backend serves it.
+struct Manifest {
+    digest: String,
+    media_type: String,
+    body: String,
+}
+
+async fn fetch_manifest(ecr: &Ecr, repository: &str, reference: &str) -> Result<Option<Manifest>> {
+    let request = hyper::Request::get(format!("/v2/{repository}/manifests/{reference}"))
+        .header("host", "registry")
+        .header("accept", MANIFEST_TYPES)
+        .body(Body::empty())?;
+    let response = ecr.front.backend.send(request).await?;
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = response.into_body().collect().await?.to_bytes();
+    if status == StatusCode::NOT_FOUND {
+        return Ok(None);
+    }
+    if !status.is_success() {
+        anyhow::bail!("backend answered {status} for {repository}:{reference}");
+    }
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    };
+    Ok(Some(Manifest {
+        digest: header("docker-content-digest"),
+        media_type: header("content-type"),
+        body: String::from_utf8_lossy(&body).into_owned(),
+    }))
+}
+
+/// Every tag of `repository` with the digest it points at, read from the backend's storage.
+fn tags(ecr: &Ecr, repository: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let Ok(entries) = std::fs::read_dir(ecr.front.backend.tags_dir(repository)) else {
+        return out;
+    };
+    for entry in entries.flatten() {
+        let tag = entry.file_name().to_string_lossy().into_owned();
+        if let Ok(digest) = std::fs::read_to_string(entry.path().join("current/link")) {
+            out.insert(tag, digest.trim().to_string());
+        }
+    }
+    out
+}
+
+fn image_size(manifest: &Manifest) -> u64 {
+    let parsed: Value = serde_json::from_str(&manifest.body).unwrap_or(json!({}));
+    let sizes = |key: &str| {
+        parsed
+            .get(key)
+            .and_then(Value::as_array)
+            .map(|items| {
+                items
+                    .iter()
+                    .filter_map(|i| i.get("size").and_then(Value::as_u64))
+                    .sum::<u64>()
+            })
+            .unwrap_or(0)
+    };
+    sizes("layers") + sizes("manifests")
+}
+
+/// Resolves one `imageIds` entry to (digest, tags) or an ECR failure.
+fn resolve(
+    all_tags: &BTreeMap<String, String>,
+    id: &Value,
+) -> std::result::Result<String, (&'static str, String)> {
+    let tag = id.get("imageTag").and_then(Value::as_str);
+    let digest = id.get("imageDigest").and_then(Value::as_str);
+    match (tag, digest) {
+        (Some(tag), digest) => match all_tags.get(tag) {
+            Some(found) if digest.is_none_or(|d| d == found) => Ok(found.clone()),
+            Some(_) => Err((
+                "ImageTagDoesNotMatchDigest",
+                "Given image digest does not match the digest for given tag".to_string(),
+            )),
+            None => Err(("ImageNotFound", "Requested image not found".to_string())),
+        },
+        (None, Some(digest)) => Ok(digest.to_string()),
+        (None, None) => Err((
+            "MissingDigestAndTag",
+            "Invalid request parameters: both tag and digest cannot be null".to_string(),
+        )),
+    }
+}
+
+fn tags_of(all_tags: &BTreeMap<String, String>, digest: &str) -> Vec<String> {
+    all_tags
+        .iter()
+        .filter(|(_, d)| *d == digest)
+        .map(|(t, _)| t.clone())
+        .collect()
+}
+
+async fn describe_images(ecr: &Ecr, input: &Value) -> Result<Response> {
+    let name = repository_name(input);
+    if !ecr.has_repository(&name) {
+        return Ok(not_found(&name));
+    }
+    let all_tags = tags(ecr, &name);
+    let ids: Vec<Value> = match input.get("imageIds").and_then(Value::as_array) {
+        Some(ids) => ids.clone(),
+        None => {
+            let digests: std::collections::BTreeSet<&String> = all_tags.values().collect();
+            digests.into_iter().map(|d| json!({"imageDigest": d})).collect()
+        }
+    };
+    let mut details = Vec::new();
+    for id in &ids {
+        let digest = match resolve(&all_tags, id) {
+            Ok(digest) => digest,
+            Err((_, _)) => {
+                return Ok(api_error(
+                    "ImageNotFoundException",
+                    &format!(
+                        "The image with imageId {id} does not exist within the repository with name '{name}' in the registry with id '{ACCOUNT}'"
+                    ),
+                ))
+            }
+        };
+        let Some(manifest) = fetch_manifest(ecr, &name, &digest).await? else {
+            return Ok(api_error(
+                "ImageNotFoundException",
+                &format!("The image with imageId {id} does not exist within the repository with name '{name}'"),
+            ));
+        };
+        details.push(json!({
+            "registryId": ACCOUNT,
+            "repositoryName": name,
+            "imageDigest": manifest.digest,
+            "imageTags": tags_of(&all_tags, &digest),
+            "imageSizeInBytes": image_size(&manifest),
+            "imagePushedAt": now(),
+            "imageManifestMediaType": manifest.media_type,
+        }));
+    }
+    Ok(api_ok(json!({ "imageDetails": details })))
+}
+
+async fn batch_get_image(ecr: &Ecr, input: &Value) -> Result<Response> {
+    let name = repository_name(input);
+    if !ecr.has_repository(&name) {
+        return Ok(not_found(&name));
+    }
+    let all_tags = tags(ecr, &name);
+    let mut images = Vec::new();
+    let mut failures = Vec::new();
+    for id in input
+        .get("imageIds")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
+    {
+        match resolve(&all_tags, &id) {
+            Ok(digest) => match fetch_manifest(ecr, &name, &digest).await? {
+                Some(manifest) => images.push(json!({
+                    "registryId": ACCOUNT,
+                    "repositoryName": name,
+                    "imageId": {"imageDigest": manifest.digest, "imageTag": id.get("imageTag")},
+                    "imageManifest": manifest.body,
+                    "imageManifestMediaType": manifest.media_type,
+                })),
+                None => failures.push(json!({"imageId": id, "failureCode": "ImageNotFound", "failureReason": "Requested image not found"})),
+            },
+            Err((code, reason)) => {
+                failures.push(json!({"imageId": id, "failureCode": code, "failureReason": reason}))
+            }
+        }
+    }
+    Ok(api_ok(json!({"images": images, "failures": failures})))
+}
+
+async fn batch_delete_image(ecr: &Ecr, input: &Value) -> Result<Response> {
+    let name = repository_name(input);
+    if !ecr.has_repository(&name) {
+        return Ok(not_found(&name));
+    }
+    let mut deleted = Vec::new();
+    let mut failures = Vec::new();
+    for id in input
+        .get("imageIds")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
+    {
+        let all_tags = tags(ecr, &name);
+        let digest = match resolve(&all_tags, &id) {
+            Ok(digest) => digest,
+            Err((code, reason)) => {
+                failures.push(json!({"imageId": id, "failureCode": code, "failureReason": reason}));
+                continue;
+            }
+        };
+        let untag: Vec<String> = match id.get("imageTag").and_then(Value::as_str) {
+            Some(tag) => vec![tag.to_string()],
+            None => tags_of(&all_tags, &digest),
+        };
+        for tag in &untag {
+            std::fs::remove_dir_all(ecr.front.backend.tags_dir(&name).join(tag))?;
+        }
+        if tags_of(&tags(ecr, &name), &digest).is_empty() {
+            let request = hyper::Request::delete(format!("/v2/{name}/manifests/{digest}"))
+                .header("host", "registry")
+                .body(Body::empty())?;
+            let response = ecr.front.backend.send(request).await?;
+            let status = response.status();
+            response.into_body().collect().await?;
+            if !status.is_success() && status != StatusCode::NOT_FOUND {
+                anyhow::bail!("backend refused to delete {name}@{digest}: {status}");
+            }
+        }
+        deleted.push(json!({"imageDigest": digest, "imageTag": id.get("imageTag")}));
+    }
+    Ok(api_ok(json!({"imageIds": deleted, "failures": failures})))
+}
+
+async fn list_images(ecr: &Ecr, input: &Value) -> Result<Response> {
+    let name = repository_name(input);
+    if !ecr.has_repository(&name) {
+        return Ok(not_found(&name));
+    }
+    let ids: Vec<Value> = tags(ecr, &name)
+        .into_iter()
+        .map(|(tag, digest)| json!({"imageDigest": digest, "imageTag": tag}))
+        .collect();
+    Ok(api_ok(json!({ "imageIds": ids })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repository_of_handles_nested_names() {
+        assert_eq!(
+            repository_of("/v2/team/app/manifests/1.0").as_deref(),
+            Some("team/app")
+        );
+        assert_eq!(
+            repository_of("/v2/app/blobs/uploads/").as_deref(),
+            Some("app")
+        );
+        assert_eq!(repository_of("/v2/").as_deref(), None);
+    }
+
+    #[test]
+    fn resolve_distinguishes_missing_and_mismatched() {
+        let mut all = BTreeMap::new();
+        all.insert("a".to_string(), "sha256:1".to_string());
+        assert_eq!(resolve(&all, &json!({"imageTag": "a"})).unwrap(), "sha256:1");
+        assert_eq!(
+            resolve(&all, &json!({"imageTag": "b"})).unwrap_err().0,
+            "ImageNotFound"
+        );
+        assert_eq!(
+            resolve(&all, &json!({"imageTag": "a", "imageDigest": "sha256:2"}))
+                .unwrap_err()
+                .0,
+            "ImageTagDoesNotMatchDigest"
+        );
+    }
+}

@@ -1,0 +1,126 @@
+//! Fault injection: fail or delay the next calls of an operation.
+//!
+//! A rule names a target: an ECR operation (`DescribeImages`), `registry` for every registry
+//! request through a front, or `registry:<METHOD>` for one method (`registry:PUT`). Rules are
+//! set over HTTP with `POST /_standin/faults` (a JSON [`Rule`]) and cleared with
+//! `DELETE /_standin/faults`.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// One fault rule.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Rule {
+    /// `registry`, `registry:<METHOD>`, or an ECR operation name.
+    pub target: String,
+    /// How many matching calls it applies to; 0 means every call from now on.
+    #[serde(default)]
+    pub count: u32,
+    /// HTTP status to answer with; none only delays the call.
+    #[serde(default)]
+    pub status: Option<u16>,
+    /// ECR error type (`__type`) for ECR operations, e.g. `ServerException`.
+    #[serde(default)]
+    pub error_type: Option<String>,
+    /// Error message.
+    #[serde(default)]
+    pub message: Option<String>,
+    /// Delay before the call is answered (or failed), in milliseconds.
+    #[serde(default)]
+    pub delay_ms: u64,
+    /// `Retry-After` seconds to send with the failure.
+    #[serde(default)]
+    pub retry_after: Option<u32>,
+}
+
+/// What a matching rule asks for.
+#[derive(Clone, Debug)]
+pub struct Fault {
+    pub delay: Duration,
+    pub status: Option<u16>,
+    pub error_type: Option<String>,
+    pub message: Option<String>,
+    pub retry_after: Option<u32>,
+}
+
+/// The rules in force.
+#[derive(Default)]
+pub struct Faults {
+    rules: Mutex<Vec<(Rule, u32)>>,
+}
+
+impl Faults {
+    /// Adds a rule.
+    pub fn add(&self, rule: Rule) {
+        self.rules.lock().unwrap().push((rule, 0));
+    }
+
+    /// Removes every rule.
+    pub fn clear(&self) {
+        self.rules.lock().unwrap().clear();
+    }
+
+    /// The fault for one call of `target`, if a rule matches; counts the call against it.
+    pub fn take(&self, target: &str) -> Option<Fault> {
+        let mut rules = self.rules.lock().unwrap();
+        let index = rules.iter().position(|(rule, used)| {
+            matches(&rule.target, target) && (rule.count == 0 || *used < rule.count)
+        })?;
+        let (rule, used) = &mut rules[index];
+        *used += 1;
+        let fault = Fault {
+            delay: Duration::from_millis(rule.delay_ms),
+            status: rule.status,
+            error_type: rule.error_type.clone(),
+            message: rule.message.clone(),
+            retry_after: rule.retry_after,
+        };
+        if rule.count != 0 && *used >= rule.count {
+            rules.remove(index);
+        }
+        Some(fault)
+    }
+}
+
+fn matches(pattern: &str, target: &str) -> bool {
+    pattern == target || (pattern == "registry" && target.starts_with("registry:"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(target: &str, count: u32) -> Rule {
+        Rule {
+            target: target.into(),
+            count,
+            status: Some(500),
+            error_type: None,
+            message: None,
+            delay_ms: 0,
+            retry_after: None,
+        }
+    }
+
+    #[test]
+    fn counted_rule_fires_exactly_count_times() {
+        let faults = Faults::default();
+        faults.add(rule("DescribeImages", 2));
+        assert!(faults.take("DescribeImages").is_some());
+        assert!(faults.take("ListImages").is_none());
+        assert!(faults.take("DescribeImages").is_some());
+        assert!(faults.take("DescribeImages").is_none());
+    }
+
+    #[test]
+    fn registry_rule_matches_every_method() {
+        let faults = Faults::default();
+        faults.add(rule("registry", 0));
+        assert!(faults.take("registry:GET").is_some());
+        assert!(faults.take("registry:PUT").is_some());
+        faults.clear();
+        assert!(faults.take("registry:GET").is_none());
+    }
+}

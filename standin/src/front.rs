@@ -1,0 +1,215 @@
+//! The HTTP front of a registry: forwarding, basic auth, request log, faults, control routes.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use anyhow::Result;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::Engine;
+use serde::Serialize;
+
+use crate::backend::Backend;
+use crate::faults::{Faults, Rule};
+
+/// Decides whether a request's `Authorization` header is acceptable.
+pub trait Gate: Send + Sync {
+    /// `None` lets the request through; `Some` is the response to send instead.
+    fn check(&self, authorization: Option<&str>, path: &str) -> Option<Response>;
+}
+
+/// A fixed basic-auth user, as a source registry that needs `registry_auth` has.
+pub struct BasicAuth {
+    pub username: String,
+    pub password: String,
+}
+
+impl Gate for BasicAuth {
+    fn check(&self, authorization: Option<&str>, _path: &str) -> Option<Response> {
+        match authorization.and_then(decode_basic) {
+            Some((user, pass)) if user == self.username && pass == self.password => None,
+            _ => Some(unauthorized("standin")),
+        }
+    }
+}
+
+/// Decodes a `Basic` authorization header into user and password.
+pub fn decode_basic(header: &str) -> Option<(String, String)> {
+    let encoded = header.strip_prefix("Basic ")?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (user, pass) = text.split_once(':')?;
+    Some((user.to_string(), pass.to_string()))
+}
+
+/// A 401 with a basic challenge and a distribution error body.
+pub fn unauthorized(realm: &str) -> Response {
+    let mut response = registry_error(
+        StatusCode::UNAUTHORIZED,
+        "UNAUTHORIZED",
+        "authentication required",
+    );
+    if let Ok(value) = HeaderValue::from_str(&format!("Basic realm=\"{realm}\"")) {
+        response.headers_mut().insert("www-authenticate", value);
+    }
+    response
+}
+
+/// A distribution-style error response.
+pub fn registry_error(status: StatusCode, code: &str, message: &str) -> Response {
+    let body = serde_json::json!({"errors": [{"code": code, "message": message, "detail": null}]});
+    (status, Json(body)).into_response()
+}
+
+/// One request seen by a front.
+#[derive(Clone, Debug, Serialize)]
+pub struct Logged {
+    pub method: String,
+    pub path: String,
+    pub status: u16,
+}
+
+/// The shared state of one front.
+pub struct Front {
+    pub backend: Backend,
+    pub faults: Faults,
+    pub log: Mutex<Vec<Logged>>,
+    pub gate: Option<Box<dyn Gate>>,
+}
+
+impl Front {
+    /// A front over `backend`, behind `gate` when there is one.
+    pub fn new(backend: Backend, gate: Option<Box<dyn Gate>>) -> Arc<Front> {
+        Arc::new(Front {
+            backend,
+            faults: Faults::default(),
+            log: Mutex::new(Vec::new()),
+            gate,
+        })
+    }
+
+    fn record(&self, method: &str, path: &str, status: u16) {
+        self.log.lock().unwrap().push(Logged {
+            method: method.to_string(),
+            path: path.to_string(),
+            status,
+        });
+    }
+
+    /// Forwards one registry request to the backend, applying gate and faults.
+    pub async fn forward(&self, request: Request) -> Response {
+        let method = request.method().as_str().to_string();
+        let path = request.uri().path().to_string();
+        let response = self.forward_inner(request, &method, &path).await;
+        self.record(&method, &path, response.status().as_u16());
+        response
+    }
+
+    async fn forward_inner(&self, request: Request, method: &str, path: &str) -> Response {
+        if let Some(fault) = self.faults.take(&format!("registry:{method}")) {
+            tokio::time::sleep(fault.delay).await;
+            if let Some(status) = fault.status {
+                let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+                let message = fault.message.unwrap_or_else(|| "injected fault".to_string());
+                let code = if status == StatusCode::TOO_MANY_REQUESTS {
+                    "TOOMANYREQUESTS"
+                } else {
+                    "UNKNOWN"
+                };
+                let mut response = registry_error(status, code, &message);
+                if let Some(seconds) = fault.retry_after {
+                    response
+                        .headers_mut()
+                        .insert("retry-after", HeaderValue::from(seconds));
+                }
+                return response;
+            }
+        }
+        if let Some(gate) = &self.gate {
+            let authorization = request
+                .headers()
+                .get("authorization")
+                .and_then(|v| v.to_str().ok());
+            if let Some(refusal) = gate.check(authorization, path) {
+                return refusal;
+            }
+        }
+        let (mut parts, body) = request.into_parts();
+        parts.headers.remove("authorization");
+        match self.backend.send(Request::from_parts(parts, body)).await {
+            Ok(response) => response.map(Body::new),
+            Err(err) => registry_error(
+                StatusCode::BAD_GATEWAY,
+                "UNAVAILABLE",
+                &format!("backend registry: {err}"),
+            ),
+        }
+    }
+}
+
+/// Routes every front has: `/v2/...` forwarded, `/_standin/...` for control.
+pub fn router(front: Arc<Front>) -> Router {
+    Router::new()
+        .route("/_standin/faults", post(add_fault).delete(clear_faults))
+        .route("/_standin/requests", get(requests).delete(clear_requests))
+        .fallback(forward)
+        .with_state(front)
+}
+
+async fn forward(State(front): State<Arc<Front>>, request: Request) -> Response {
+    front.forward(request).await
+}
+
+async fn add_fault(State(front): State<Arc<Front>>, Json(rule): Json<Rule>) -> StatusCode {
+    front.faults.add(rule);
+    StatusCode::NO_CONTENT
+}
+
+async fn clear_faults(State(front): State<Arc<Front>>) -> StatusCode {
+    front.faults.clear();
+    StatusCode::NO_CONTENT
+}
+
+async fn requests(State(front): State<Arc<Front>>) -> Json<Vec<Logged>> {
+    Json(front.log.lock().unwrap().clone())
+}
+
+async fn clear_requests(State(front): State<Arc<Front>>) -> StatusCode {
+    front.log.lock().unwrap().clear();
+    StatusCode::NO_CONTENT
+}
+
+/// Serves `router` on `127.0.0.1:0` in the background; returns the bound address.
+pub async fn serve(router: Router) -> Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    Ok(addr)
+}
+
+/// Counts requests by `METHOD kind`, where kind is `manifests`, `blobs`, `uploads` or `other`.
+pub fn summarize(log: &[Logged]) -> BTreeMap<String, usize> {
+    let mut counts = BTreeMap::new();
+    for entry in log {
+        let kind = if entry.path.contains("/blobs/uploads") {
+            "uploads"
+        } else if entry.path.contains("/blobs/") {
+            "blobs"
+        } else if entry.path.contains("/manifests/") {
+            "manifests"
+        } else {
+            "other"
+        };
+        *counts.entry(format!("{} {kind}", entry.method)).or_default() += 1;
+    }
+    counts
+}

@@ -1,0 +1,204 @@
+//! Synthetic images: layers the world tars and gzips itself, pushed through the distribution API.
+//!
+//! Because the layers are gzipped here, a copy through a Docker engine (which compresses
+//! layers again on push) yields new layer digests, as it does with Docker Hub images; the image
+//! config, and so the config digest, stays the same.
+
+use std::io::Write;
+
+use anyhow::Result;
+use serde_json::json;
+
+use crate::client::{digest_of, Client};
+
+pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
+const DOCKER_LAYER: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
+
+/// What to build.
+#[derive(Clone, Debug)]
+pub struct Spec {
+    /// Makes the content, and so every digest, differ between specs.
+    pub seed: u64,
+    pub layers: usize,
+    pub layer_size: usize,
+    pub os: String,
+    pub architecture: String,
+    pub variant: Option<String>,
+}
+
+impl Spec {
+    /// A small linux/amd64 image: two layers of 64 KiB.
+    pub fn small(seed: u64) -> Spec {
+        Spec {
+            seed,
+            layers: 2,
+            layer_size: 64 * 1024,
+            os: "linux".into(),
+            architecture: "amd64".into(),
+            variant: None,
+        }
+    }
+
+    /// The same image for another platform.
+    pub fn for_platform(mut self, architecture: &str, variant: Option<&str>) -> Spec {
+        self.architecture = architecture.into();
+        self.variant = variant.map(str::to_string);
+        self
+    }
+}
+
+/// What was pushed for one platform.
+#[derive(Clone, Debug)]
+pub struct Pushed {
+    pub manifest_digest: String,
+    pub config_digest: String,
+    pub layer_digests: Vec<String>,
+    pub manifest_size: usize,
+}
+
+/// Deterministic filler bytes (xorshift), so a spec always builds the same image.
+fn filler(seed: u64, len: usize) -> Vec<u8> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 24) as u8
+        })
+        .collect()
+}
+
+/// One layer: a tar holding one file, and its gzip.
+fn layer(spec: &Spec, index: usize) -> Result<(Vec<u8>, Vec<u8>)> {
+    let mut builder = tar::Builder::new(Vec::new());
+    let seed = spec
+        .seed
+        .wrapping_mul(1000)
+        .wrapping_add(index as u64)
+        .wrapping_add(spec.architecture.len() as u64 * 7919);
+    let content = filler(seed, spec.layer_size);
+    let mut header = tar::Header::new_gnu();
+    header.set_size(content.len() as u64);
+    header.set_mode(0o644);
+    header.set_mtime(0);
+    header.set_cksum();
+    let path = format!(
+        "standin/{}-{}/layer-{index}.bin",
+        spec.architecture, spec.seed
+    );
+    builder.append_data(&mut header, path, content.as_slice())?;
+    let tar = builder.into_inner()?;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&tar)?;
+    Ok((tar, gz.finish()?))
+}
+
+/// Pushes one image under `reference` (a tag, or its digest when `None`).
+pub async fn push_image(
+    client: &Client,
+    repository: &str,
+    reference: Option<&str>,
+    spec: &Spec,
+) -> Result<Pushed> {
+    let mut diff_ids = Vec::new();
+    let mut layers = Vec::new();
+    let mut layer_digests = Vec::new();
+    for index in 0..spec.layers {
+        let (tar, gz) = layer(spec, index)?;
+        diff_ids.push(digest_of(&tar));
+        let size = gz.len();
+        let digest = client.put_blob(repository, gz).await?;
+        layers.push(json!({"mediaType": DOCKER_LAYER, "size": size, "digest": digest}));
+        layer_digests.push(digest);
+    }
+    let mut config = json!({
+        "architecture": spec.architecture,
+        "os": spec.os,
+        "created": "2026-01-01T00:00:00Z",
+        "config": {"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+                   "Labels": {"standin.seed": spec.seed.to_string()}},
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+        "history": (0..spec.layers).map(|i| json!({"created": "2026-01-01T00:00:00Z", "created_by": format!("standin layer {i}")})).collect::<Vec<_>>(),
+    });
+    if let Some(variant) = &spec.variant {
+        config["variant"] = json!(variant);
+    }
+    let config = serde_json::to_vec(&config)?;
+    let config_size = config.len();
+    let config_digest = client.put_blob(repository, config).await?;
+    let manifest = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": DOCKER_MANIFEST,
+        "config": {"mediaType": DOCKER_CONFIG, "size": config_size, "digest": config_digest},
+        "layers": layers,
+    }))?;
+    let digest = digest_of(&manifest);
+    let manifest_size = manifest.len();
+    let manifest_digest = client
+        .put_manifest(
+            repository,
+            reference.unwrap_or(&digest),
+            DOCKER_MANIFEST,
+            manifest,
+        )
+        .await?;
+    Ok(Pushed {
+        manifest_digest,
+        config_digest,
+        layer_digests,
+        manifest_size,
+    })
+}
+
+/// Pushes one image per spec and a manifest list over them under `tag`; returns the list's
+/// digest and each platform's image.
+pub async fn push_index(
+    client: &Client,
+    repository: &str,
+    tag: &str,
+    specs: &[Spec],
+) -> Result<(String, Vec<Pushed>)> {
+    let mut entries = Vec::new();
+    let mut pushed = Vec::new();
+    for spec in specs {
+        let image = push_image(client, repository, None, spec).await?;
+        let size = image.manifest_size;
+        let mut platform = json!({"os": spec.os, "architecture": spec.architecture});
+        if let Some(variant) = &spec.variant {
+            platform["variant"] = json!(variant);
+        }
+        entries.push(json!({
+            "mediaType": DOCKER_MANIFEST,
+            "size": size,
+            "digest": image.manifest_digest,
+            "platform": platform,
+        }));
+        pushed.push(image);
+    }
+    let list = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": DOCKER_LIST,
+        "manifests": entries,
+    }))?;
+    let digest = client
+        .put_manifest(repository, tag, DOCKER_LIST, list)
+        .await?;
+    Ok((digest, pushed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layers_are_deterministic_and_differ_by_seed() {
+        let a = layer(&Spec::small(1), 0).unwrap();
+        let b = layer(&Spec::small(1), 0).unwrap();
+        let c = layer(&Spec::small(2), 0).unwrap();
+        assert_eq!(digest_of(&a.1), digest_of(&b.1));
+        assert_ne!(digest_of(&a.0), digest_of(&c.0));
+    }
+}

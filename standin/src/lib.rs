@@ -1,0 +1,28 @@
+//! The stand-in world for terraform-provider-ecrmirror's tests and demo.
+//!
+//! Only the ECR API, which cannot be reached from here, is emulated; everything else is real:
+//!
+//! - [`backend`] starts a real distribution registry (Debian's `docker-registry`) listening on a
+//!   private unix socket, with its storage in a directory of its own.
+//! - [`front`] is the HTTP front every registry of the world is reached through, on
+//!   `127.0.0.1:<port>`: it forwards to a backend, optionally demands basic auth, records every
+//!   request, and injects the faults a test asks for ([`faults`]).
+//! - [`ecr`] serves the AWS JSON 1.1 ECR API operations the provider uses (with ECR's error
+//!   types) on the same port as the registry it fronts, whose password is the token that
+//!   `GetAuthorizationToken` hands out (user `AWS`), as on ECR. Pushing to a repository that was
+//!   never created fails as it does on ECR.
+//! - [`images`] builds synthetic images whose layers it gzips itself, including a two-platform
+//!   index, and pushes them through the distribution API; [`client`] reads registries back.
+//! - [`world`] starts a source registry and an ECR emulator together.
+//!
+//! Data flows: test → world → front → backend registry process.
+
+pub mod backend;
+pub mod client;
+pub mod ecr;
+pub mod faults;
+pub mod front;
+pub mod images;
+pub mod world;
+
+pub use world::World;

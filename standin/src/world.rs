@@ -1,0 +1,127 @@
+//! A whole stand-in world: one source registry and one ECR emulator.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use base64::Engine;
+
+use crate::backend::Backend;
+use crate::client::Client;
+use crate::ecr::{EcrEmulator, ACCOUNT, REGION};
+use crate::front::{self, BasicAuth, Front, Gate};
+
+
+/// A running world; everything stops when it is dropped.
+pub struct World {
+    pub source: Arc<Front>,
+    pub source_addr: SocketAddr,
+    pub ecr: EcrEmulator,
+    dir: PathBuf,
+}
+
+impl World {
+    /// Starts a world under `dir` whose source registry is anonymous.
+    pub async fn start(dir: &Path) -> Result<World> {
+        World::start_with(dir, None).await
+    }
+
+    /// Starts a world whose source registry demands `source_auth` when given.
+    pub async fn start_with(dir: &Path, source_auth: Option<BasicAuth>) -> Result<World> {
+        let source_backend = Backend::start(&dir.join("source")).await?;
+        let gate = source_auth.map(|auth| Box::new(auth) as Box<dyn Gate>);
+        let source = Front::new(source_backend, gate);
+        let source_addr = front::serve(front::router(source.clone())).await?;
+        let ecr_backend = Backend::start(&dir.join("ecr")).await?;
+        let ecr = EcrEmulator::start(ecr_backend).await?;
+        Ok(World {
+            source,
+            source_addr,
+            ecr,
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    /// `127.0.0.1:<port>` of the source registry, as image references name it.
+    pub fn source_host(&self) -> String {
+        self.source_addr.to_string()
+    }
+
+    /// `127.0.0.1:<port>` of the ECR registry (and API).
+    pub fn ecr_host(&self) -> String {
+        self.ecr.addr.to_string()
+    }
+
+    /// A client for the source registry.
+    pub fn source_client(&self, auth: Option<(String, String)>) -> Client {
+        Client::new(&format!("http://{}", self.source_addr), auth)
+    }
+
+    /// A client for the ECR registry, holding a fresh token.
+    pub fn ecr_client(&self) -> Client {
+        let password = self.ecr.state.issue_token();
+        Client::new(
+            &self.ecr.endpoint(),
+            Some(("AWS".to_string(), password)),
+        )
+    }
+
+    /// The directory the world keeps its registries in.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Writes an AWS config and credentials file for a named profile whose `endpoint_url` is
+    /// the emulator; returns the variables that point the SDK at them.
+    pub fn write_aws_profile(&self, profile: &str) -> Result<Vec<(String, String)>> {
+        let aws = self.dir.join("aws");
+        std::fs::create_dir_all(&aws)?;
+        let section = if profile == "default" {
+            "default".to_string()
+        } else {
+            format!("profile {profile}")
+        };
+        std::fs::write(
+            aws.join("config"),
+            format!(
+                "[{section}]\nregion = {REGION}\nendpoint_url = {}\n",
+                self.ecr.endpoint()
+            ),
+        )
+        .context("writing the AWS config file")?;
+        std::fs::write(
+            aws.join("credentials"),
+            format!(
+                "[{profile}]\naws_access_key_id = AKIDSTANDIN{ACCOUNT}\naws_secret_access_key = standin-secret\n"
+            ),
+        )?;
+        Ok(vec![
+            (
+                "AWS_CONFIG_FILE".into(),
+                aws.join("config").display().to_string(),
+            ),
+            (
+                "AWS_SHARED_CREDENTIALS_FILE".into(),
+                aws.join("credentials").display().to_string(),
+            ),
+        ])
+    }
+
+    /// Environment that points the AWS SDK at the emulator with static credentials.
+    pub fn aws_env(&self) -> Vec<(String, String)> {
+        vec![
+            ("AWS_ACCESS_KEY_ID".into(), format!("AKIDSTANDIN{ACCOUNT}")),
+            ("AWS_SECRET_ACCESS_KEY".into(), "standin-secret".into()),
+            ("AWS_REGION".into(), REGION.into()),
+            ("AWS_ENDPOINT_URL_ECR".into(), self.ecr.endpoint()),
+            ("AWS_EC2_METADATA_DISABLED".into(), "true".into()),
+        ]
+    }
+}
+
+/// `Basic` header value for `user:password`, for tests that talk HTTP themselves.
+pub fn basic(user: &str, password: &str) -> String {
+    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    format!("Basic {encoded}")
+}
