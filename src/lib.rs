@@ -1,1 +1,28 @@
-pub fn x(){}
+//! terraform-provider-ecrmirror: keeps third-party container images mirrored in Amazon ECR.
+//!
+//! Module map, in the direction data flows (resource → transfer / ecr → bollard, AWS SDK):
+//!
+//! - [`provider`]: the provider schema; `configure` builds the shared [`provider::Clients`].
+//! - [`resource`]: Terraform objects; `resource::image` is `ecrmirror_image` (state and
+//!   schema, plan rules, apply orchestration). tf-provider types stop here.
+//! - [`reference`]: image references, repository names, tags, platforms (pure).
+//! - [`credentials`]: source registry credentials (`registry_auth`, Docker config file).
+//! - [`transfer`]: the seam between the resource and the copy methods; `transfer::docker`
+//!   pulls and pushes through the Docker Engine API. bollard types stop here.
+//! - [`ecr`]: the ECR API (token cache, repository and image queries, untag). AWS SDK types
+//!   stop here.
+//! - [`error`]: the one error type, and the one place it becomes a diagnostic.
+//! - [`secret`]: a string whose `Debug`/`Display` never show it.
+//! - [`schema`]: constructors for explicit schema attributes.
+//! - [`logging`]: hclog-style JSON logs to stderr (stdout is the plugin protocol's).
+
+pub mod credentials;
+pub mod ecr;
+pub mod error;
+pub mod logging;
+pub mod provider;
+pub mod reference;
+pub mod resource;
+pub mod schema;
+pub mod secret;
+pub mod transfer;

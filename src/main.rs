@@ -1,1 +1,14 @@
-fn main() {}
+//! The provider binary: process set-up, then the plugin protocol server.
+
+fn main() -> anyhow::Result<()> {
+    // tf-provider attaches a backtrace to every diagnostic when backtraces are enabled; users
+    // must see what failed, not a stack trace. Set before any other thread exists.
+    std::env::set_var("RUST_LIB_BACKTRACE", "0");
+    ecrmirror::logging::init();
+    // One rustls crypto backend for the gRPC server and the AWS SDK alike.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    tokio::runtime::Runtime::new()?.block_on(async {
+        ecrmirror::provider::ignore_interrupts();
+        tf_provider::serve("ecrmirror", ecrmirror::provider::EcrMirrorProvider::default()).await
+    })
+}

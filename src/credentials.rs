@@ -1,0 +1,148 @@
+//! Credentials for source registries: the provider's `registry_auth` blocks first, then the
+//! user's Docker config file (`auths`, `credHelpers`, `credsStore`) as the Docker CLI reads it,
+//! else anonymous.
+
+use crate::secret::Secret;
+
+/// Docker Hub's names; a `registry_auth` block for any of them serves all.
+const DOCKER_HUB: [&str; 3] = ["docker.io", "index.docker.io", "registry-1.docker.io"];
+
+/// The key Docker's config file uses for Docker Hub.
+const DOCKER_HUB_CONFIG_KEY: &str = "https://index.docker.io/v1/";
+
+/// Credentials for one registry.
+#[derive(Clone, Debug)]
+pub enum Credentials {
+    /// User name and password (or access token).
+    Basic {
+        server: String,
+        username: String,
+        password: Secret,
+    },
+    /// An identity token from the Docker config file.
+    IdentityToken { server: String, token: Secret },
+}
+
+/// One `registry_auth` block.
+#[derive(Clone, Debug)]
+pub struct RegistryAuth {
+    pub address: String,
+    pub username: String,
+    pub password: Secret,
+}
+
+/// The credentials the provider knows about.
+#[derive(Clone, Debug, Default)]
+pub struct SourceAuth {
+    blocks: Vec<RegistryAuth>,
+}
+
+/// A registry address as a bare host: no scheme, path or Docker Hub alias.
+pub fn normalize_address(address: &str) -> String {
+    let host = address
+        .trim()
+        .trim_start_matches("https://")
+        .trim_start_matches("http://");
+    let host = host.split('/').next().unwrap_or_default().to_ascii_lowercase();
+    if DOCKER_HUB.contains(&host.as_str()) {
+        "docker.io".to_string()
+    } else {
+        host
+    }
+}
+
+impl SourceAuth {
+    /// Credentials from the provider's `registry_auth` blocks.
+    pub fn new(blocks: Vec<RegistryAuth>) -> SourceAuth {
+        SourceAuth { blocks }
+    }
+
+    /// Credentials for `registry` (as a reference names it), or `None` for anonymous pulls.
+    pub fn for_registry(&self, registry: &str) -> Option<Credentials> {
+        let wanted = normalize_address(registry);
+        if let Some(block) = self
+            .blocks
+            .iter()
+            .find(|b| normalize_address(&b.address) == wanted)
+        {
+            return Some(Credentials::Basic {
+                server: wanted,
+                username: block.username.clone(),
+                password: block.password.clone(),
+            });
+        }
+        from_docker_config(&wanted)
+    }
+}
+
+/// Looks `registry` up in the Docker config file.
+fn from_docker_config(registry: &str) -> Option<Credentials> {
+    let keys: Vec<&str> = if registry == "docker.io" {
+        vec![DOCKER_HUB_CONFIG_KEY, "docker.io", "index.docker.io"]
+    } else {
+        vec![registry]
+    };
+    for key in keys {
+        match docker_credential::get_credential(key) {
+            Ok(docker_credential::DockerCredential::UsernamePassword(username, password)) => {
+                return Some(Credentials::Basic {
+                    server: registry.to_string(),
+                    username,
+                    password: Secret::new(password),
+                })
+            }
+            Ok(docker_credential::DockerCredential::IdentityToken(token)) => {
+                return Some(Credentials::IdentityToken {
+                    server: registry.to_string(),
+                    token: Secret::new(token),
+                })
+            }
+            Err(docker_credential::CredentialRetrievalError::NoCredentialConfigured)
+            | Err(docker_credential::CredentialRetrievalError::ConfigNotFound)
+            | Err(docker_credential::CredentialRetrievalError::ConfigReadError) => {}
+            Err(err) => {
+                // A helper's failure text can hold anything it printed; keep only the kind.
+                let kind = match err {
+                    docker_credential::CredentialRetrievalError::HelperFailure { helper, .. } => {
+                        format!("credential helper `{helper}` failed")
+                    }
+                    other => other.to_string(),
+                };
+                tracing::warn!(registry, "no Docker config credentials: {kind}; pulling anonymously");
+            }
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn block(address: &str) -> RegistryAuth {
+        RegistryAuth {
+            address: address.into(),
+            username: "me".into(),
+            password: Secret::new("pw"),
+        }
+    }
+
+    #[test]
+    fn docker_hub_aliases_match_each_other() {
+        let auth = SourceAuth::new(vec![block("registry-1.docker.io")]);
+        assert!(matches!(
+            auth.for_registry("docker.io"),
+            Some(Credentials::Basic { .. })
+        ));
+        assert_eq!(normalize_address("https://index.docker.io/v1/"), "docker.io");
+    }
+
+    #[test]
+    fn blocks_match_by_host_and_port() {
+        let auth = SourceAuth::new(vec![block("http://127.0.0.1:5000")]);
+        match auth.for_registry("127.0.0.1:5000") {
+            Some(Credentials::Basic { username, .. }) => assert_eq!(username, "me"),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}

@@ -1,0 +1,301 @@
+//! The ECR API adapter: authorization tokens (cached per registry for the life of the
+//! process), repository and image queries, untagging. AWS SDK types stop here.
+
+use std::time::{Duration, SystemTime};
+
+use aws_sdk_ecr::error::{DisplayErrorContext, SdkError};
+use aws_sdk_ecr::operation::batch_delete_image::BatchDeleteImageError;
+use aws_sdk_ecr::operation::describe_images::DescribeImagesError;
+use aws_sdk_ecr::operation::describe_repositories::DescribeRepositoriesError;
+use aws_sdk_ecr::types::{ImageFailureCode, ImageIdentifier};
+use base64::Engine;
+use tokio::sync::Mutex;
+
+use crate::error::{Error, Result};
+use crate::secret::Secret;
+
+/// Tokens are renewed when less than this is left of them.
+const TOKEN_RENEW_MARGIN: Duration = Duration::from_secs(15 * 60);
+
+/// Credentials for pushing to one ECR registry.
+#[derive(Clone, Debug)]
+pub struct RegistryLogin {
+    /// Host (and port) of the registry, from `proxyEndpoint`.
+    pub host: String,
+    pub username: String,
+    pub password: Secret,
+    expires_at: SystemTime,
+}
+
+/// What ECR says about a tag.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TagLookup {
+    /// The tag exists and names this manifest digest.
+    Found { digest: String },
+    /// ECR confirmed that the tag (or its whole repository) does not exist.
+    Missing,
+}
+
+/// The ECR API with a per-registry token cache.
+pub struct Ecr {
+    client: aws_sdk_ecr::Client,
+    token: Mutex<Option<RegistryLogin>>,
+}
+
+impl Ecr {
+    /// Wraps a configured SDK client.
+    pub fn new(client: aws_sdk_ecr::Client) -> Ecr {
+        Ecr {
+            client,
+            token: Mutex::new(None),
+        }
+    }
+
+    /// Push credentials for `registry_id` (the caller's own registry when `None`).
+    ///
+    /// One token serves every registry the identity may reach; its `proxyEndpoint` names the
+    /// caller's registry, whose host is `<account>.dkr.ecr.<region>.amazonaws.com`, so another
+    /// account's registry is the same host with that account's id.
+    pub async fn login(&self, registry_id: Option<&str>) -> Result<RegistryLogin> {
+        let mut login = self.own_login().await?;
+        if let Some(id) = registry_id {
+            login.host = host_for_registry(&login.host, id);
+        }
+        Ok(login)
+    }
+
+    async fn own_login(&self) -> Result<RegistryLogin> {
+        let mut cached = self.token.lock().await;
+        if let Some(login) = cached.as_ref() {
+            if login.expires_at > SystemTime::now() + TOKEN_RENEW_MARGIN {
+                return Ok(login.clone());
+            }
+        }
+        let output = self
+            .client
+            .get_authorization_token()
+            .send()
+            .await
+            .map_err(|err| aws_error("GetAuthorizationToken", &err))?;
+        let data = output
+            .authorization_data()
+            .first()
+            .ok_or_else(|| Error::Aws {
+                operation: "GetAuthorizationToken",
+                cause: "The response holds no authorization data.".into(),
+            })?;
+        let login = decode_login(
+            data.authorization_token().unwrap_or_default(),
+            data.proxy_endpoint().unwrap_or_default(),
+            data.expires_at()
+                .and_then(|t| SystemTime::try_from(*t).ok())
+                .unwrap_or_else(|| SystemTime::now() + Duration::from_secs(3600)),
+        )?;
+        *cached = Some(login.clone());
+        Ok(login)
+    }
+
+    /// Confirms that `repository` exists; returns the id of the registry that holds it.
+    pub async fn repository_registry(
+        &self,
+        registry_id: Option<&str>,
+        repository: &str,
+    ) -> Result<String> {
+        let result = self
+            .client
+            .describe_repositories()
+            .repository_names(repository)
+            .set_registry_id(registry_id.map(str::to_string))
+            .send()
+            .await;
+        match result {
+            Ok(output) => output
+                .repositories()
+                .first()
+                .and_then(|repo| repo.registry_id())
+                .map(str::to_string)
+                .ok_or_else(|| Error::Aws {
+                    operation: "DescribeRepositories",
+                    cause: format!("The answer does not describe `{repository}`."),
+                }),
+            Err(err)
+                if matches!(
+                    err.as_service_error(),
+                    Some(DescribeRepositoriesError::RepositoryNotFoundException(_))
+                ) =>
+            {
+                Err(Error::RepositoryNotFound {
+                    repository: repository.to_string(),
+                    registry: registry_id.unwrap_or("of this AWS account").to_string(),
+                })
+            }
+            Err(err) => Err(aws_error("DescribeRepositories", &err)),
+        }
+    }
+
+    /// What `repository:tag` names in ECR now.
+    pub async fn lookup_tag(
+        &self,
+        registry_id: Option<&str>,
+        repository: &str,
+        tag: &str,
+    ) -> Result<TagLookup> {
+        let result = self
+            .client
+            .describe_images()
+            .repository_name(repository)
+            .image_ids(ImageIdentifier::builder().image_tag(tag).build())
+            .set_registry_id(registry_id.map(str::to_string))
+            .send()
+            .await;
+        match result {
+            Ok(output) => match output.image_details().first().and_then(|d| d.image_digest()) {
+                Some(digest) => Ok(TagLookup::Found {
+                    digest: digest.to_string(),
+                }),
+                None => Ok(TagLookup::Missing),
+            },
+            Err(err)
+                if matches!(
+                    err.as_service_error(),
+                    Some(DescribeImagesError::ImageNotFoundException(_))
+                        | Some(DescribeImagesError::RepositoryNotFoundException(_))
+                ) =>
+            {
+                Ok(TagLookup::Missing)
+            }
+            Err(err) => Err(aws_error("DescribeImages", &err)),
+        }
+    }
+
+    /// Removes `tag` from `repository`; a tag or repository already gone is success.
+    pub async fn untag(&self, registry_id: Option<&str>, repository: &str, tag: &str) -> Result<()> {
+        let result = self
+            .client
+            .batch_delete_image()
+            .repository_name(repository)
+            .image_ids(ImageIdentifier::builder().image_tag(tag).build())
+            .set_registry_id(registry_id.map(str::to_string))
+            .send()
+            .await;
+        match result {
+            Ok(output) => {
+                let failure = output.failures().iter().find(|f| {
+                    !matches!(f.failure_code(), Some(ImageFailureCode::ImageNotFound))
+                });
+                match failure {
+                    Some(failure) => Err(Error::Aws {
+                        operation: "BatchDeleteImage",
+                        cause: format!(
+                            "{}: {}",
+                            failure
+                                .failure_code()
+                                .map(|c| c.as_str())
+                                .unwrap_or("unknown failure"),
+                            failure.failure_reason().unwrap_or_default()
+                        ),
+                    }),
+                    None => Ok(()),
+                }
+            }
+            Err(err)
+                if matches!(
+                    err.as_service_error(),
+                    Some(BatchDeleteImageError::RepositoryNotFoundException(_))
+                ) =>
+            {
+                Ok(())
+            }
+            Err(err) => Err(aws_error("BatchDeleteImage", &err)),
+        }
+    }
+}
+
+/// Decodes `base64(AWS:<password>)` and the proxy endpoint into push credentials.
+fn decode_login(token: &str, proxy_endpoint: &str, expires_at: SystemTime) -> Result<RegistryLogin> {
+    let malformed = |what: &str| Error::Aws {
+        operation: "GetAuthorizationToken",
+        cause: format!("The authorization data is malformed: {what}."),
+    };
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(token)
+        .map_err(|_| malformed("the token is not base64"))?;
+    let decoded = String::from_utf8(decoded).map_err(|_| malformed("the token is not text"))?;
+    let (username, password) = decoded
+        .split_once(':')
+        .ok_or_else(|| malformed("the token is not user:password"))?;
+    let host = proxy_endpoint
+        .trim_start_matches("https://")
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
+    if host.is_empty() {
+        return Err(malformed("no proxyEndpoint"));
+    }
+    Ok(RegistryLogin {
+        host,
+        username: username.to_string(),
+        password: Secret::new(password),
+        expires_at,
+    })
+}
+
+/// The registry host of account `registry_id`, given the caller's own ECR host.
+fn host_for_registry(own_host: &str, registry_id: &str) -> String {
+    match own_host.split_once('.') {
+        Some((account, rest))
+            if account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            format!("{registry_id}.{rest}")
+        }
+        _ => own_host.to_string(),
+    }
+}
+
+/// An SDK error as [`Error::Aws`], with the whole cause chain and no credentials.
+fn aws_error<E, R>(operation: &'static str, err: &SdkError<E, R>) -> Error
+where
+    E: std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    Error::Aws {
+        operation,
+        cause: DisplayErrorContext(err).to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn login_is_decoded_from_token_and_endpoint() {
+        let token = base64::engine::general_purpose::STANDARD.encode("AWS:s3cr3t");
+        let login = decode_login(
+            &token,
+            "https://123456789012.dkr.ecr.eu-west-1.amazonaws.com",
+            SystemTime::now(),
+        )
+        .unwrap();
+        assert_eq!(login.host, "123456789012.dkr.ecr.eu-west-1.amazonaws.com");
+        assert_eq!(login.username, "AWS");
+        assert_eq!(login.password.expose(), "s3cr3t");
+        assert!(!format!("{login:?}").contains("s3cr3t"));
+    }
+
+    #[test]
+    fn other_accounts_registries_share_the_region_host() {
+        assert_eq!(
+            host_for_registry("123456789012.dkr.ecr.eu-west-1.amazonaws.com", "210987654321"),
+            "210987654321.dkr.ecr.eu-west-1.amazonaws.com"
+        );
+        assert_eq!(host_for_registry("127.0.0.1:5000", "210987654321"), "127.0.0.1:5000");
+    }
+
+    #[test]
+    fn malformed_tokens_are_errors_without_the_token() {
+        let err = decode_login("bm90LWEtcGFpcg==", "https://x", SystemTime::now()).unwrap_err();
+        assert!(err.to_string().contains("GetAuthorizationToken"));
+        assert!(!err.detail().contains("bm90"));
+    }
+}

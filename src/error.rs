@@ -1,0 +1,201 @@
+//! The provider's one error type, and the single place that turns errors into diagnostics.
+//!
+//! Every variant says what failed; [`Error::hint`] says what to do next. Messages never carry
+//! tokens or passwords: the adapters build them from names and causes only.
+
+use std::time::Duration;
+
+use tf_provider::{AttributePath, Diagnostics};
+
+/// Everything that can go wrong on the way from Terraform to ECR.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An argument is invalid (found at apply time when it was unknown at plan time).
+    #[error("Invalid {attribute}")]
+    Invalid {
+        attribute: &'static str,
+        detail: String,
+    },
+
+    /// The provider block is unusable (unknown profile, no region, bad docker_host).
+    #[error("{summary}")]
+    Config {
+        attribute: &'static str,
+        summary: String,
+        detail: String,
+    },
+
+    /// A resource operation ran before `configure`.
+    #[error("The ecrmirror provider is not configured")]
+    NotConfigured,
+
+    /// No Docker engine answers at the configured address.
+    #[error("Cannot reach the Docker engine at {host}")]
+    DockerUnreachable { host: String, cause: String },
+
+    /// The engine answered but an operation failed.
+    #[error("The Docker engine could not {action}")]
+    Docker { action: String, cause: String },
+
+    /// The source registry has no such image.
+    #[error("Source image {reference} was not found")]
+    SourceNotFound { reference: String, cause: String },
+
+    /// The source registry refused the pull.
+    #[error("The source registry refused to serve {reference}")]
+    SourceDenied { reference: String, cause: String },
+
+    /// The source registry rate-limited the pull.
+    #[error("The source registry rate-limited the pull of {reference}")]
+    RateLimited { reference: String, cause: String },
+
+    /// The pulled image is not the requested platform.
+    #[error("{reference} has no image for platform {wanted}")]
+    PlatformMismatch {
+        reference: String,
+        wanted: String,
+        got: String,
+    },
+
+    /// The target ECR repository does not exist.
+    #[error("ECR repository {repository} does not exist")]
+    RepositoryNotFound {
+        repository: String,
+        registry: String,
+    },
+
+    /// ECR's registry refused the credentials from GetAuthorizationToken.
+    #[error("ECR refused the push credentials for {registry}")]
+    TargetDenied { registry: String, cause: String },
+
+    /// The push to ECR failed for another reason.
+    #[error("Pushing {target} failed")]
+    Push { target: String, cause: String },
+
+    /// An ECR API call failed.
+    #[error("ECR {operation} failed")]
+    Aws {
+        operation: &'static str,
+        cause: String,
+    },
+
+    /// A whole operation ran past its `timeouts` limit.
+    #[error("Mirroring did not finish within the {kind} timeout of {limit}")]
+    Timeout {
+        kind: &'static str,
+        limit: String,
+    },
+}
+
+/// Shorthand for results with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// What the user can do about it.
+    pub fn hint(&self) -> String {
+        match self {
+            Error::Invalid { .. } | Error::Config { .. } => String::new(),
+            Error::NotConfigured => "This is a bug in the provider or in Terraform; please report it.".into(),
+            Error::DockerUnreachable { .. } => "Start the Docker engine, or point the provider's `docker_host` (or DOCKER_HOST) at a running one. The machine that runs Terraform needs a Docker engine for copy_method \"docker\".".into(),
+            Error::Docker { .. } => "Check the Docker engine's log and free disk space, then apply again.".into(),
+            Error::SourceNotFound { .. } => "Check `docker_source`: the registry, repository, tag or digest does not exist (or is private and needs credentials).".into(),
+            Error::SourceDenied { .. } => "Give credentials for the source registry in a `registry_auth` block of the provider, or log in with `docker login` so that the Docker config file holds them.".into(),
+            Error::RateLimited { .. } => "Wait and apply again, or authenticate to the source registry (a `registry_auth` block) to get a higher pull limit.".into(),
+            Error::PlatformMismatch { .. } => "Pick a `platform` the source image offers, or leave `platform` unset to mirror the engine's default.".into(),
+            Error::RepositoryNotFound { .. } => "Create the repository first, for example with an `aws_ecr_repository` resource, and reference it in `repository` so Terraform orders the two.".into(),
+            Error::TargetDenied { .. } => "Check that the AWS identity the provider uses may push to this repository (ecr:GetAuthorizationToken, ecr:InitiateLayerUpload, ecr:PutImage, …).".into(),
+            Error::Push { .. } => "Apply again; if it keeps failing, check the Docker engine's log.".into(),
+            Error::Aws { .. } => "Check the provider's AWS credentials, profile and region, and that the identity may call this ECR operation.".into(),
+            Error::Timeout { .. } => "Raise the limit in the resource's `timeouts` block, or check the network between the Docker engine and the registries.".into(),
+        }
+    }
+
+    /// The cause, for the diagnostic's detail.
+    fn cause(&self) -> String {
+        match self {
+            Error::Invalid { detail, .. } | Error::Config { detail, .. } => detail.clone(),
+            Error::DockerUnreachable { cause, .. }
+            | Error::Docker { cause, .. }
+            | Error::SourceNotFound { cause, .. }
+            | Error::SourceDenied { cause, .. }
+            | Error::RateLimited { cause, .. }
+            | Error::TargetDenied { cause, .. }
+            | Error::Push { cause, .. }
+            | Error::Aws { cause, .. } => cause.clone(),
+            Error::PlatformMismatch { got, .. } => format!("The image pulled is {got}."),
+            Error::RepositoryNotFound { repository, registry } => {
+                format!("The registry {registry} has no repository named `{repository}`.")
+            }
+            Error::Timeout { .. } | Error::NotConfigured => String::new(),
+        }
+    }
+
+    /// The attribute the error is about, when there is one.
+    pub fn attribute(&self) -> Option<&'static str> {
+        match self {
+            Error::Invalid { attribute, .. } | Error::Config { attribute, .. } => Some(attribute),
+            Error::SourceNotFound { .. } | Error::SourceDenied { .. } => Some("docker_source"),
+            Error::PlatformMismatch { .. } => Some("platform"),
+            Error::RepositoryNotFound { .. } => Some("repository"),
+            Error::Timeout { .. } => Some("timeouts"),
+            _ => None,
+        }
+    }
+
+    /// The diagnostic's detail: the cause, then the advice.
+    pub fn detail(&self) -> String {
+        let cause = self.cause();
+        let hint = self.hint();
+        match (cause.is_empty(), hint.is_empty()) {
+            (false, false) => format!("{cause}\n\n{hint}"),
+            (false, true) => cause,
+            (true, _) => hint,
+        }
+    }
+
+    /// Adds this error to `diags` as one error diagnostic.
+    pub fn report(&self, diags: &mut Diagnostics) {
+        let summary = self.to_string();
+        match self.attribute() {
+            Some(attribute) => diags.error(summary, self.detail(), AttributePath::new(attribute)),
+            None => diags.root_error(summary, self.detail()),
+        }
+    }
+}
+
+/// A duration as users write it in `timeouts`, e.g. `20m`.
+pub fn display_duration(duration: Duration) -> String {
+    humantime::format_duration(duration).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn diagnostic_carries_summary_cause_hint_and_attribute() {
+        let mut diags = Diagnostics::default();
+        Error::RepositoryNotFound {
+            repository: "app".into(),
+            registry: "123456789012".into(),
+        }
+        .report(&mut diags);
+        let diag = &diags.errors[0];
+        assert_eq!(diag.summary, "ECR repository app does not exist");
+        assert!(diag.detail.contains("no repository named `app`"));
+        assert!(diag.detail.contains("aws_ecr_repository"));
+        assert_eq!(diag.attribute, AttributePath::new("repository"));
+    }
+
+    #[test]
+    fn timeout_names_the_limit() {
+        let err = Error::Timeout {
+            kind: "create",
+            limit: display_duration(Duration::from_secs(90)),
+        };
+        assert_eq!(
+            err.to_string(),
+            "Mirroring did not finish within the create timeout of 1m 30s"
+        );
+    }
+}

@@ -1,0 +1,262 @@
+//! Image references, repository names, tags and platforms: parse, normalise, display.
+//!
+//! Pure code. Docker's reference grammar (Docker Hub's `docker.io` and `library/` defaults,
+//! registry hosts with ports, tag and/or digest) comes from `oci-spec`; ECR's repository rule,
+//! the OCI tag grammar and `os/arch[/variant]` are checked here.
+
+use std::fmt;
+
+use oci_spec::distribution::Reference;
+
+/// A parsed `docker_source`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SourceRef {
+    inner: Reference,
+}
+
+impl SourceRef {
+    /// Parses an image reference as Docker reads it.
+    pub fn parse(text: &str) -> Result<SourceRef, String> {
+        if text.trim() != text || text.is_empty() {
+            return Err("an image reference cannot be empty or contain spaces".into());
+        }
+        let inner: Reference = text
+            .parse()
+            .map_err(|err| format!("`{text}` is not a valid image reference: {err}"))?;
+        Ok(SourceRef { inner })
+    }
+
+    /// Registry host, `docker.io` for Docker Hub.
+    pub fn registry(&self) -> &str {
+        self.inner.registry()
+    }
+
+    /// Repository path within the registry, e.g. `library/nginx`.
+    pub fn repository(&self) -> &str {
+        self.inner.repository()
+    }
+
+    /// The tag, when the reference names one.
+    pub fn tag(&self) -> Option<&str> {
+        self.inner.tag()
+    }
+
+    /// The digest, when the reference is pinned.
+    pub fn digest(&self) -> Option<&str> {
+        self.inner.digest()
+    }
+
+    /// The tag mirrored by default: the source's tag, `latest` when it has none, and none at
+    /// all when the source is pinned by digest only.
+    pub fn default_tag(&self) -> Option<&str> {
+        match (self.tag(), self.digest()) {
+            (Some(tag), _) => Some(tag),
+            (None, Some(_)) => None,
+            (None, None) => Some("latest"),
+        }
+    }
+
+    /// `registry/repository`, the name a Docker engine stores the image under.
+    pub fn name(&self) -> String {
+        format!("{}/{}", self.registry(), self.repository())
+    }
+
+    /// What to pull: by digest when pinned, else by tag (`latest` by default).
+    pub fn pull_reference(&self) -> String {
+        match (self.digest(), self.tag()) {
+            (Some(digest), _) => format!("{}@{digest}", self.name()),
+            (None, tag) => format!("{}:{}", self.name(), tag.unwrap_or("latest")),
+        }
+    }
+}
+
+impl fmt::Display for SourceRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.inner.whole())
+    }
+}
+
+/// Checks an ECR repository name: 2 to 256 characters, `/`-joined parts of lowercase letters
+/// and digits separated by single `.`, `_` or `-` (ECR's documented pattern).
+pub fn check_repository(name: &str) -> Result<(), String> {
+    if name.len() < 2 || name.len() > 256 {
+        return Err(format!(
+            "`{name}` must be 2 to 256 characters long (ECR's limit)"
+        ));
+    }
+    for component in name.split('/') {
+        if !valid_component(component) {
+            return Err(format!(
+                "`{name}` is not a valid ECR repository name: each `/`-separated part must be \
+                 lowercase letters and digits, separated by single `.`, `_` or `-`"
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn valid_component(component: &str) -> bool {
+    component.split(['.', '_', '-']).all(|piece| {
+        !piece.is_empty()
+            && piece
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    })
+}
+
+/// Checks a tag against the OCI grammar `[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`.
+pub fn check_tag(tag: &str) -> Result<(), String> {
+    let mut chars = tag.chars();
+    let first_ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
+    let rest_ok = chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+    if first_ok && rest_ok && tag.len() <= 128 {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{tag}` is not a valid tag: up to 128 letters, digits, `_`, `.` and `-`, not \
+             starting with `.` or `-`"
+        ))
+    }
+}
+
+/// A platform, `os/arch[/variant]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Platform {
+    pub os: String,
+    pub architecture: String,
+    pub variant: Option<String>,
+}
+
+impl Platform {
+    /// Parses `os/arch[/variant]`, e.g. `linux/arm64/v8`.
+    pub fn parse(text: &str) -> Result<Platform, String> {
+        let parts: Vec<&str> = text.split('/').collect();
+        let valid = |part: &&str| {
+            !part.is_empty()
+                && part
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        };
+        if !(2..=3).contains(&parts.len()) || !parts.iter().all(valid) {
+            return Err(format!(
+                "`{text}` is not a platform: write `os/arch` or `os/arch/variant` in lowercase, \
+                 e.g. `linux/amd64` or `linux/arm64/v8`"
+            ));
+        }
+        Ok(Platform {
+            os: parts[0].to_string(),
+            architecture: parts[1].to_string(),
+            variant: parts.get(2).map(|v| v.to_string()),
+        })
+    }
+
+    /// Whether an image of `os`/`architecture`/`variant` is this platform. An image without a
+    /// variant matches the architecture's default (`arm64` is `v8`).
+    pub fn matches(&self, os: &str, architecture: &str, variant: Option<&str>) -> bool {
+        if self.os != os || self.architecture != architecture {
+            return false;
+        }
+        match (self.variant.as_deref(), variant.filter(|v| !v.is_empty())) {
+            (None, _) => true,
+            (Some(wanted), Some(got)) => wanted == got,
+            (Some(wanted), None) => architecture == "arm64" && wanted == "v8",
+        }
+    }
+}
+
+impl fmt::Display for Platform {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.os, self.architecture)?;
+        if let Some(variant) = &self.variant {
+            write!(f, "/{variant}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Checks an AWS account id: twelve digits.
+pub fn check_registry_id(id: &str) -> Result<(), String> {
+    if id.len() == 12 && id.chars().all(|c| c.is_ascii_digit()) {
+        Ok(())
+    } else {
+        Err(format!("`{id}` is not an AWS account id (twelve digits)"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn docker_hub_defaults() {
+        let r = SourceRef::parse("nginx").unwrap();
+        assert_eq!(r.registry(), "docker.io");
+        assert_eq!(r.repository(), "library/nginx");
+        assert_eq!(r.default_tag(), Some("latest"));
+        assert_eq!(r.pull_reference(), "docker.io/library/nginx:latest");
+    }
+
+    #[test]
+    fn registry_with_port_tag_and_digest() {
+        let digest = format!("sha256:{}", "a".repeat(64));
+        let r = SourceRef::parse(&format!("127.0.0.1:5000/team/app:1.2@{digest}")).unwrap();
+        assert_eq!(r.registry(), "127.0.0.1:5000");
+        assert_eq!(r.repository(), "team/app");
+        assert_eq!(r.tag(), Some("1.2"));
+        assert_eq!(r.digest(), Some(digest.as_str()));
+        assert_eq!(r.pull_reference(), format!("127.0.0.1:5000/team/app@{digest}"));
+    }
+
+    #[test]
+    fn digest_only_has_no_default_tag() {
+        let r = SourceRef::parse(&format!("ghcr.io/org/app@sha256:{}", "b".repeat(64))).unwrap();
+        assert_eq!(r.default_tag(), None);
+    }
+
+    #[test]
+    fn bad_references_are_refused() {
+        for bad in ["", "Nginx", "nginx:", "nginx@sha256:abc", " nginx", "a b"] {
+            assert!(SourceRef::parse(bad).is_err(), "{bad:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn repository_names() {
+        for good in ["php_wordpress", "team/app", "a.b-c/d_e", "ab"] {
+            assert!(check_repository(good).is_ok(), "{good} refused");
+        }
+        for bad in ["A", "a", "Team/app", "team//app", "-app", "app-", "a..b", "/app", "a__b"] {
+            assert!(check_repository(bad).is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn tags() {
+        assert!(check_tag("base").is_ok());
+        assert!(check_tag("_v1.2-rc").is_ok());
+        assert!(check_tag(".hidden").is_err());
+        assert!(check_tag("").is_err());
+        assert!(check_tag(&"a".repeat(129)).is_err());
+        assert!(check_tag("a:b").is_err());
+    }
+
+    #[test]
+    fn platforms() {
+        let p = Platform::parse("linux/arm64/v8").unwrap();
+        assert_eq!(p.to_string(), "linux/arm64/v8");
+        assert!(p.matches("linux", "arm64", Some("v8")));
+        assert!(p.matches("linux", "arm64", None));
+        assert!(!p.matches("linux", "amd64", None));
+        assert!(Platform::parse("linux").is_err());
+        assert!(Platform::parse("Linux/amd64").is_err());
+        assert!(Platform::parse("linux/amd64/v1/x").is_err());
+    }
+
+    #[test]
+    fn registry_ids() {
+        assert!(check_registry_id("123456789012").is_ok());
+        assert!(check_registry_id("12345").is_err());
+    }
+}

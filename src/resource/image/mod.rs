@@ -1,0 +1,170 @@
+//! The `ecrmirror_image` resource: Terraform's calls mapped onto [`plan`] and [`apply`].
+
+pub mod apply;
+pub mod plan;
+pub mod state;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use tf_provider::schema::Schema;
+use tf_provider::value::ValueEmpty;
+use tf_provider::{AttributePath, Diagnostics, Resource};
+
+use crate::error::Error;
+use crate::provider::{Clients, SharedClients};
+use plan::Operation;
+use state::{ImageState, Private};
+
+/// `ecrmirror_image`.
+pub struct ImageResource {
+    clients: SharedClients,
+}
+
+impl ImageResource {
+    /// The resource, using the clients `configure` will set.
+    pub fn new(clients: SharedClients) -> ImageResource {
+        ImageResource { clients }
+    }
+
+    fn clients(&self, diags: &mut Diagnostics) -> Option<Arc<Clients>> {
+        let clients = self.clients.get().cloned();
+        if clients.is_none() {
+            Error::NotConfigured.report(diags);
+        }
+        clients
+    }
+}
+
+#[async_trait]
+impl Resource for ImageResource {
+    type State<'a> = ImageState;
+    type PrivateState<'a> = Private;
+    type ProviderMetaState<'a> = ValueEmpty;
+
+    fn schema(&self, _diags: &mut Diagnostics) -> Option<Schema> {
+        Some(state::schema())
+    }
+
+    async fn validate<'a>(&self, diags: &mut Diagnostics, config: ImageState) -> Option<()> {
+        for error in plan::validate(&config) {
+            error.report(diags);
+        }
+        Some(())
+    }
+
+    async fn read<'a>(
+        &self,
+        diags: &mut Diagnostics,
+        state: ImageState,
+        private: Private,
+        _meta: ValueEmpty,
+    ) -> Option<(ImageState, Private)> {
+        let Some(clients) = self.clients(diags) else {
+            return Some((state, private));
+        };
+        match apply::read(&clients, &state).await {
+            Ok(Some(state)) => Some((state, private)),
+            Ok(None) => None,
+            Err(err) => {
+                // Only confirmed absence removes a resource; anything else keeps the state.
+                err.report(diags);
+                Some((state, private))
+            }
+        }
+    }
+
+    async fn plan_create<'a>(
+        &self,
+        _diags: &mut Diagnostics,
+        proposed: ImageState,
+        config: ImageState,
+        _meta: ValueEmpty,
+    ) -> Option<(ImageState, Private)> {
+        Some((plan::plan_create(proposed, &config), None))
+    }
+
+    async fn plan_update<'a>(
+        &self,
+        _diags: &mut Diagnostics,
+        prior: ImageState,
+        proposed: ImageState,
+        config: ImageState,
+        private: Private,
+        _meta: ValueEmpty,
+    ) -> Option<(ImageState, Private, Vec<AttributePath>)> {
+        let (planned, replace) = plan::plan_update(&prior, proposed, &config, &private);
+        let replace = replace.into_iter().map(AttributePath::new).collect();
+        Some((planned, private, replace))
+    }
+
+    async fn plan_destroy<'a>(
+        &self,
+        _diags: &mut Diagnostics,
+        _prior: ImageState,
+        private: Private,
+        _meta: ValueEmpty,
+    ) -> Option<Private> {
+        Some(private)
+    }
+
+    async fn create<'a>(
+        &self,
+        diags: &mut Diagnostics,
+        planned: ImageState,
+        _config: ImageState,
+        _private: Private,
+        _meta: ValueEmpty,
+    ) -> Option<(ImageState, Private)> {
+        let clients = self.clients(diags)?;
+        match apply::mirror(&clients, &planned, Operation::Create).await {
+            Ok((state, private)) => Some((state, Some(private))),
+            Err(err) => {
+                err.report(diags);
+                None
+            }
+        }
+    }
+
+    async fn update<'a>(
+        &self,
+        diags: &mut Diagnostics,
+        prior: ImageState,
+        planned: ImageState,
+        _config: ImageState,
+        private: Private,
+        _meta: ValueEmpty,
+    ) -> Option<(ImageState, Private)> {
+        if !planned.image_digest.is_unknown() {
+            // Nothing in ECR changes (keep_remotely, timeouts): the plan is the result.
+            return Some((planned, private));
+        }
+        let Some(clients) = self.clients(diags) else {
+            return Some((prior, private));
+        };
+        match apply::mirror(&clients, &planned, Operation::Update).await {
+            Ok((state, private)) => Some((state, Some(private))),
+            Err(err) => {
+                err.report(diags);
+                Some((prior, private))
+            }
+        }
+    }
+
+    async fn destroy<'a>(
+        &self,
+        diags: &mut Diagnostics,
+        prior: ImageState,
+        _private: Private,
+        _meta: ValueEmpty,
+    ) -> Option<()> {
+        let clients = self.clients(diags)?;
+        match apply::delete(&clients, &prior).await {
+            Ok(()) => Some(()),
+            Err(err) => {
+                err.report(diags);
+                None
+            }
+        }
+    }
+}

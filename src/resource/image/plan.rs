@@ -1,0 +1,413 @@
+//! Plan rules for `ecrmirror_image`: validation, defaults, what replaces and what re-mirrors.
+//!
+//! Pure functions of the configuration and prior state, unit-tested here.
+
+use std::time::Duration;
+
+use tf_provider::value::Value;
+
+use super::state::{ImageState, Private, Timeouts, CREATE_TIMEOUT, DELETE_TIMEOUT, UPDATE_TIMEOUT};
+use crate::error::Error;
+use crate::reference::{check_registry_id, check_repository, check_tag, Platform, SourceRef};
+
+/// Attributes whose change replaces the mirror (another tag is another object).
+pub const REPLACE_ON_CHANGE: [&str; 3] = ["repository", "tag", "registry_id"];
+
+fn invalid(attribute: &'static str, detail: String) -> Error {
+    Error::Invalid { attribute, detail }
+}
+
+/// Checks every known argument; unknown values are checked at apply.
+pub fn validate(config: &ImageState) -> Vec<Error> {
+    let mut errors = Vec::new();
+    for (attribute, value) in [
+        ("docker_source", &config.docker_source),
+        ("repository", &config.repository),
+    ] {
+        if value.is_null() {
+            errors.push(invalid(
+                attribute,
+                format!("`{attribute}` is required and cannot be null."),
+            ));
+        }
+    }
+    let source = match &config.docker_source {
+        Value::Value(text) => match SourceRef::parse(text) {
+            Ok(source) => Some(source),
+            Err(detail) => {
+                errors.push(invalid("docker_source", detail));
+                None
+            }
+        },
+        _ => None,
+    };
+    if let Value::Value(name) = &config.repository {
+        if let Err(detail) = check_repository(name) {
+            errors.push(invalid("repository", detail));
+        }
+    }
+    match &config.tag {
+        Value::Value(tag) => {
+            if let Err(detail) = check_tag(tag) {
+                errors.push(invalid("tag", detail));
+            }
+        }
+        Value::Null => {
+            if source.as_ref().is_some_and(|s| s.default_tag().is_none()) {
+                errors.push(invalid(
+                    "tag",
+                    "`docker_source` is pinned by digest only, so there is no tag to copy: set `tag`.".into(),
+                ));
+            }
+        }
+        Value::Unknown => {}
+    }
+    if let Value::Value(platform) = &config.platform {
+        if let Err(detail) = Platform::parse(platform) {
+            errors.push(invalid("platform", detail));
+        }
+    }
+    if let Value::Value(id) = &config.registry_id {
+        if let Err(detail) = check_registry_id(id) {
+            errors.push(invalid("registry_id", detail));
+        }
+    }
+    if let Value::Value(timeouts) = &config.timeouts {
+        for (kind, value) in [
+            ("create", &timeouts.create),
+            ("update", &timeouts.update),
+            ("delete", &timeouts.delete),
+        ] {
+            if let Value::Value(text) = value {
+                if let Err(detail) = parse_duration(text) {
+                    errors.push(Error::Invalid {
+                        attribute: "timeouts",
+                        detail: format!("`{kind}`: {detail}"),
+                    });
+                }
+            }
+        }
+    }
+    errors
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(text) {
+        Ok(duration) if !duration.is_zero() => Ok(duration),
+        Ok(_) => Err("a timeout must be longer than zero".into()),
+        Err(err) => Err(format!(
+            "`{text}` is not a duration ({err}); write e.g. `30s`, `20m` or `1h30m`"
+        )),
+    }
+}
+
+/// Which limit applies.
+#[derive(Clone, Copy, Debug)]
+pub enum Operation {
+    Create,
+    Update,
+    Delete,
+}
+
+impl Operation {
+    /// The limit's name in the `timeouts` block.
+    pub fn name(self) -> &'static str {
+        match self {
+            Operation::Create => "create",
+            Operation::Update => "update",
+            Operation::Delete => "delete",
+        }
+    }
+}
+
+/// The limit for `operation`: the `timeouts` block's value or the default.
+pub fn timeout(timeouts: &Value<Timeouts>, operation: Operation) -> Result<Duration, Error> {
+    let (value, default) = match (timeouts, operation) {
+        (Value::Value(t), Operation::Create) => (&t.create, CREATE_TIMEOUT),
+        (Value::Value(t), Operation::Update) => (&t.update, UPDATE_TIMEOUT),
+        (Value::Value(t), Operation::Delete) => (&t.delete, DELETE_TIMEOUT),
+        (_, Operation::Create) => return Ok(CREATE_TIMEOUT),
+        (_, Operation::Update) => return Ok(UPDATE_TIMEOUT),
+        (_, Operation::Delete) => return Ok(DELETE_TIMEOUT),
+    };
+    match value {
+        Value::Value(text) => parse_duration(text).map_err(|detail| Error::Invalid {
+            attribute: "timeouts",
+            detail: format!("`{}`: {detail}", operation.name()),
+        }),
+        _ => Ok(default),
+    }
+}
+
+/// The tag to plan: the configured one, else the source's default (unknown while the
+/// source is unknown). An optional+computed value left out of the configuration arrives
+/// with its prior value, so it is always derived again from the configuration.
+pub fn planned_tag(config: &ImageState) -> Value<String> {
+    match &config.tag {
+        Value::Value(tag) => Value::Value(tag.clone()),
+        Value::Unknown => Value::Unknown,
+        Value::Null => match &config.docker_source {
+            Value::Value(text) => match SourceRef::parse(text) {
+                Ok(source) => source
+                    .default_tag()
+                    .map_or(Value::Unknown, |t| Value::Value(t.to_string())),
+                Err(_) => Value::Unknown,
+            },
+            _ => Value::Unknown,
+        },
+    }
+}
+
+/// `keep_remotely` with its default.
+fn planned_keep(config: &ImageState) -> Value<bool> {
+    match &config.keep_remotely {
+        Value::Null => Value::Value(false),
+        other => other.clone(),
+    }
+}
+
+/// Plans a new mirror.
+pub fn plan_create(proposed: ImageState, config: &ImageState) -> ImageState {
+    ImageState {
+        tag: planned_tag(config),
+        keep_remotely: planned_keep(config),
+        registry_id: match &config.registry_id {
+            Value::Value(id) => Value::Value(id.clone()),
+            _ => Value::Unknown,
+        },
+        id: Value::Unknown,
+        image_uri: Value::Unknown,
+        image_digest: Value::Unknown,
+        image_uri_digest: Value::Unknown,
+        source_digest: Value::Unknown,
+        ..proposed
+    }
+}
+
+/// Whether the image in ECR is no longer the one the provider pushed (re-pointed outside
+/// Terraform, as seen by the last read).
+pub fn drifted(prior: &ImageState, private: &Private) -> bool {
+    match (private.as_ref().and_then(|p| p.pushed_digest.as_ref()), &prior.image_digest) {
+        (Some(pushed), Value::Value(now)) => pushed != now,
+        _ => false,
+    }
+}
+
+/// Plans a change to an existing mirror; returns the planned state and the attributes
+/// that force replacement.
+pub fn plan_update(
+    prior: &ImageState,
+    proposed: ImageState,
+    config: &ImageState,
+    private: &Private,
+) -> (ImageState, Vec<&'static str>) {
+    let mut planned = ImageState {
+        tag: planned_tag(config),
+        keep_remotely: planned_keep(config),
+        registry_id: match &config.registry_id {
+            Value::Null => prior.registry_id.clone(),
+            other => other.clone(),
+        },
+        ..proposed
+    };
+    let replace: Vec<&'static str> = REPLACE_ON_CHANGE
+        .into_iter()
+        .filter(|attribute| match *attribute {
+            "repository" => planned.repository != prior.repository,
+            "tag" => planned.tag != prior.tag,
+            _ => planned.registry_id != prior.registry_id,
+        })
+        .collect();
+    let remirror = !replace.is_empty()
+        || planned.docker_source != prior.docker_source
+        || planned.platform != prior.platform
+        || planned.triggers != prior.triggers
+        || drifted(prior, private);
+    if !replace.is_empty() {
+        planned.id = Value::Unknown;
+        planned.image_uri = Value::Unknown;
+    }
+    if remirror {
+        planned.image_digest = Value::Unknown;
+        planned.image_uri_digest = Value::Unknown;
+        planned.source_digest = Value::Unknown;
+    }
+    (planned, replace)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::state::PrivateData;
+    use super::*;
+
+    fn v(text: &str) -> Value<String> {
+        Value::Value(text.to_string())
+    }
+
+    fn config(source: &str) -> ImageState {
+        ImageState {
+            docker_source: v(source),
+            repository: v("mirror/app"),
+            ..Default::default()
+        }
+    }
+
+    fn applied(source: &str) -> ImageState {
+        ImageState {
+            tag: v("1.0"),
+            registry_id: v("123456789012"),
+            keep_remotely: Value::Value(false),
+            id: v("host/mirror/app:1.0"),
+            image_uri: v("host/mirror/app:1.0"),
+            image_digest: v("sha256:aaa"),
+            image_uri_digest: v("host/mirror/app@sha256:aaa"),
+            source_digest: v("sha256:src"),
+            ..config(source)
+        }
+    }
+
+    fn pushed(digest: &str) -> Private {
+        Some(PrivateData {
+            pushed_digest: Some(digest.to_string()),
+        })
+    }
+
+    #[test]
+    fn tag_defaults_to_the_source_tag_or_latest() {
+        assert_eq!(planned_tag(&config("nginx:1.27")), v("1.27"));
+        assert_eq!(planned_tag(&config("nginx")), v("latest"));
+        let mut unknown = config("nginx");
+        unknown.docker_source = Value::Unknown;
+        assert_eq!(planned_tag(&unknown), Value::Unknown);
+    }
+
+    #[test]
+    fn create_plans_computed_values_unknown_and_defaults_known() {
+        let planned = plan_create(config("app:1.0"), &config("app:1.0"));
+        assert_eq!(planned.tag, v("1.0"));
+        assert_eq!(planned.keep_remotely, Value::Value(false));
+        assert!(planned.image_digest.is_unknown());
+        assert!(planned.registry_id.is_unknown());
+    }
+
+    #[test]
+    fn unchanged_configuration_plans_no_change() {
+        let prior = applied("app:1.0");
+        let (planned, replace) =
+            plan_update(&prior, prior.clone(), &config("app:1.0"), &pushed("sha256:aaa"));
+        assert!(replace.is_empty());
+        assert_eq!(planned, prior);
+    }
+
+    #[test]
+    fn new_source_is_an_in_place_remirror() {
+        let prior = applied("app:1.0");
+        let mut cfg = config("other:1.0");
+        cfg.tag = v("1.0");
+        let proposed = ImageState {
+            docker_source: v("other:1.0"),
+            ..prior.clone()
+        };
+        let (planned, replace) = plan_update(&prior, proposed, &cfg, &pushed("sha256:aaa"));
+        assert!(replace.is_empty());
+        assert!(planned.image_digest.is_unknown());
+        assert_eq!(planned.image_uri, prior.image_uri);
+    }
+
+    #[test]
+    fn tag_repository_and_registry_changes_replace() {
+        let prior = applied("app:1.0");
+        let (_, replace) =
+            plan_update(&prior, prior.clone(), &config("app:2.0"), &pushed("sha256:aaa"));
+        assert_eq!(replace, vec!["tag"]);
+        let mut moved = config("app:1.0");
+        moved.repository = v("elsewhere");
+        moved.registry_id = v("210987654321");
+        let proposed = ImageState {
+            repository: v("elsewhere"),
+            ..prior.clone()
+        };
+        let (planned, replace) = plan_update(&prior, proposed, &moved, &pushed("sha256:aaa"));
+        assert_eq!(replace, vec!["repository", "registry_id"]);
+        assert!(planned.id.is_unknown());
+    }
+
+    #[test]
+    fn a_tag_repointed_in_ecr_plans_a_remirror() {
+        let mut prior = applied("app:1.0");
+        prior.image_digest = v("sha256:other");
+        let (planned, replace) =
+            plan_update(&prior, prior.clone(), &config("app:1.0"), &pushed("sha256:aaa"));
+        assert!(replace.is_empty());
+        assert!(planned.image_digest.is_unknown());
+    }
+
+    #[test]
+    fn keep_remotely_changes_nothing_in_ecr() {
+        let prior = applied("app:1.0");
+        let mut cfg = config("app:1.0");
+        cfg.keep_remotely = Value::Value(true);
+        let proposed = ImageState {
+            keep_remotely: Value::Value(true),
+            ..prior.clone()
+        };
+        let (planned, replace) = plan_update(&prior, proposed, &cfg, &pushed("sha256:aaa"));
+        assert!(replace.is_empty());
+        assert_eq!(planned.image_digest, prior.image_digest);
+        assert_eq!(planned.keep_remotely, Value::Value(true));
+    }
+
+    #[test]
+    fn validation_names_each_bad_attribute() {
+        let mut bad = config("Nginx");
+        bad.repository = v("Bad_Repo");
+        bad.tag = v(".x");
+        bad.platform = v("linux");
+        bad.registry_id = v("12");
+        let attributes: Vec<_> = validate(&bad)
+            .iter()
+            .filter_map(|e| e.attribute())
+            .collect();
+        assert_eq!(
+            attributes,
+            vec!["docker_source", "repository", "tag", "platform", "registry_id"]
+        );
+    }
+
+    #[test]
+    fn digest_only_source_needs_a_tag() {
+        let cfg = config(&format!("nginx@sha256:{}", "a".repeat(64)));
+        let errors = validate(&cfg);
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].attribute(), Some("tag"));
+    }
+
+    #[test]
+    fn null_required_arguments_and_unknowns() {
+        let mut cfg = config("nginx");
+        cfg.docker_source = Value::Null;
+        assert_eq!(validate(&cfg)[0].attribute(), Some("docker_source"));
+        cfg.docker_source = Value::Unknown;
+        cfg.repository = Value::Unknown;
+        assert!(validate(&cfg).is_empty());
+    }
+
+    #[test]
+    fn timeouts_default_and_parse() {
+        assert_eq!(
+            timeout(&Value::Null, Operation::Delete).unwrap(),
+            DELETE_TIMEOUT
+        );
+        let block = Value::Value(Timeouts {
+            create: v("90s"),
+            update: v("soon"),
+            delete: Value::Null,
+        });
+        assert_eq!(
+            timeout(&block, Operation::Create).unwrap(),
+            Duration::from_secs(90)
+        );
+        assert!(timeout(&block, Operation::Update).is_err());
+        assert_eq!(timeout(&block, Operation::Delete).unwrap(), DELETE_TIMEOUT);
+    }
+}

@@ -1,0 +1,130 @@
+//! `ecrmirror_image`: its state, private state and schema.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tf_provider::schema::{
+    AttributeConstraint, AttributeType, Block, Description, NestedBlock, Schema,
+};
+use tf_provider::value::{serde_as_vec, Value};
+
+use crate::schema::{attribute, string};
+
+/// Default limit for a create (a whole pull and push).
+pub const CREATE_TIMEOUT: Duration = Duration::from_secs(20 * 60);
+/// Default limit for an update that re-mirrors.
+pub const UPDATE_TIMEOUT: Duration = Duration::from_secs(20 * 60);
+/// Default limit for a delete.
+pub const DELETE_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+
+/// The resource's state, as Terraform stores it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ImageState {
+    pub id: Value<String>,
+    pub docker_source: Value<String>,
+    pub repository: Value<String>,
+    pub tag: Value<String>,
+    pub platform: Value<String>,
+    pub registry_id: Value<String>,
+    pub keep_remotely: Value<bool>,
+    pub triggers: Value<BTreeMap<String, Value<String>>>,
+    #[serde(with = "serde_as_vec")]
+    pub timeouts: Value<Timeouts>,
+    pub image_uri: Value<String>,
+    pub image_digest: Value<String>,
+    pub image_uri_digest: Value<String>,
+    pub source_digest: Value<String>,
+}
+
+/// The `timeouts` block.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Timeouts {
+    pub create: Value<String>,
+    pub update: Value<String>,
+    pub delete: Value<String>,
+}
+
+/// What the provider remembers beside the state: the digest it pushed, so that a tag
+/// re-pointed in ECR outside Terraform is told apart from the mirror.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PrivateData {
+    pub pushed_digest: Option<String>,
+}
+
+/// Private state as tf-provider hands it over (empty before the first apply).
+pub type Private = Option<PrivateData>;
+
+fn attributes(list: Vec<(&str, tf_provider::schema::Attribute)>) -> HashMap<String, tf_provider::schema::Attribute> {
+    list.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+}
+
+/// The resource schema.
+pub fn schema() -> Schema {
+    use AttributeConstraint::{Computed, Optional, OptionalComputed, Required};
+    let timeouts = Block {
+        version: 1,
+        attributes: attributes(vec![
+            ("create", string(Optional, "Limit for creating the mirror (a whole pull and push), e.g. `30m`. Default `20m`.")),
+            ("update", string(Optional, "Limit for an update that mirrors again. Default `20m`.")),
+            ("delete", string(Optional, "Limit for removing the tag from ECR. Default `5m`.")),
+        ]),
+        blocks: HashMap::new(),
+        description: Description::markdown("Limits for whole operations, as durations such as `\"30m\"` or `\"1h30m\"`. An operation past its limit fails with a diagnostic naming the limit."),
+        deprecated: false,
+    };
+    Schema {
+        version: 0,
+        block: Block {
+            version: 0,
+            attributes: attributes(vec![
+                ("docker_source", string(Required, "Image to mirror, as Docker reads it: `nginx`, `nginx:1.27`, `ghcr.io/org/app:v1`, `nginx@sha256:…`, `nginx:1.27@sha256:…`. Changing it mirrors again to the same tag (an in-place update).")),
+                ("repository", string(Required, "Name of the ECR repository to mirror into (it must exist); may contain `/`. Changing it replaces the mirror.")),
+                ("tag", string(OptionalComputed, "Tag in ECR. Default: the source's tag, `latest` when it has none. Required when `docker_source` is pinned by digest only. Changing it replaces the mirror.")),
+                ("platform", string(Optional, "Platform to mirror from a multi-platform source, as `os/arch[/variant]`, e.g. `linux/arm64/v8`. Default: the Docker engine's own platform.")),
+                ("registry_id", string(OptionalComputed, "AWS account id of the target registry. Default: the caller's own. Changing it replaces the mirror.")),
+                ("keep_remotely", attribute(AttributeType::Bool, OptionalComputed, "When `true`, destroying the resource leaves the image in ECR instead of deleting the tag. Default `false`.")),
+                ("triggers", attribute(AttributeType::Map(Box::new(AttributeType::String)), Optional, "Arbitrary values; any change mirrors the image again.")),
+                ("id", string(Computed, "`<registry host>/<repository>:<tag>`.")),
+                ("image_uri", string(Computed, "`<registry host>/<repository>:<tag>`: the mirror by tag.")),
+                ("image_digest", string(Computed, "`sha256:…` digest of the manifest ECR serves for the tag.")),
+                ("image_uri_digest", string(Computed, "`<registry host>/<repository>@<image_digest>`: the pinned reference to use in task definitions.")),
+                ("source_digest", string(Computed, "Digest of the source manifest that was mirrored (the index digest for a multi-platform source).")),
+            ]),
+            blocks: [("timeouts".to_string(), NestedBlock::Optional(timeouts))]
+                .into_iter()
+                .collect(),
+            description: Description::markdown("Mirrors one container image into an ECR repository and keeps it there: the pushed digest is in state, drift in ECR is detected, and destroy removes the tag."),
+            deprecated: false,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_attribute_has_a_real_description() {
+        let schema = schema();
+        for (name, attr) in &schema.block.attributes {
+            assert!(attr.description.content.len() > 10, "{name}");
+            assert_ne!(attr.attr_type, AttributeType::Any, "{name} is untyped");
+        }
+    }
+
+    #[test]
+    fn state_survives_a_round_trip_with_an_empty_timeouts_block() {
+        let state = ImageState {
+            docker_source: Value::Value("nginx".into()),
+            ..Default::default()
+        };
+        let json = serde_json::to_value(&state).unwrap();
+        assert_eq!(json["timeouts"], serde_json::json!([]));
+        let back: ImageState = serde_json::from_value(json).unwrap();
+        assert_eq!(back, state);
+    }
+}

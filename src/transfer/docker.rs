@@ -1,0 +1,379 @@
+//! `copy_method = "docker"`: pull, tag and push through the Docker Engine API (bollard).
+//!
+//! Every stream is drained to its end and an error inside it is a failure. The local tags this
+//! method creates are removed afterwards; images and tags the user had before are left as
+//! they were.
+
+use async_trait::async_trait;
+use bollard::auth::DockerCredentials;
+use bollard::query_parameters::{
+    CreateImageOptions, PushImageOptions, RemoveImageOptions, TagImageOptions,
+};
+use bollard::Docker;
+use futures_util::StreamExt;
+use tokio::sync::OnceCell;
+
+use super::{Copied, Job, Target, Transfer};
+use crate::credentials::Credentials;
+use crate::error::{Error, Result};
+use crate::reference::SourceRef;
+
+/// The Docker engine transfer. The engine is reached on first use, so plans, reads and
+/// destroys work on machines without one.
+pub struct DockerTransfer {
+    host: Option<String>,
+    engine: OnceCell<Docker>,
+}
+
+impl DockerTransfer {
+    /// A transfer through the engine at `host` (`unix://…`, `tcp://…`), else `DOCKER_HOST`,
+    /// else the local socket.
+    pub fn new(host: Option<String>) -> DockerTransfer {
+        DockerTransfer {
+            host,
+            engine: OnceCell::new(),
+        }
+    }
+
+    fn host_name(&self) -> String {
+        self.host
+            .clone()
+            .or_else(|| std::env::var("DOCKER_HOST").ok())
+            .unwrap_or_else(|| "unix:///var/run/docker.sock".to_string())
+    }
+
+    async fn engine(&self) -> Result<&Docker> {
+        self.engine
+            .get_or_try_init(|| async {
+                let unreachable = |err: bollard::errors::Error| Error::DockerUnreachable {
+                    host: self.host_name(),
+                    cause: err.to_string(),
+                };
+                let docker = match &self.host {
+                    Some(host) => Docker::connect_with_host(host),
+                    None => Docker::connect_with_defaults(),
+                }
+                .map_err(unreachable)?;
+                let docker = docker.negotiate_version().await.map_err(unreachable)?;
+                docker.ping().await.map_err(unreachable)?;
+                Ok(docker)
+            })
+            .await
+    }
+
+    async fn pull(&self, docker: &Docker, job: &Job<'_>) -> Result<Option<String>> {
+        let reference = job.source.pull_reference();
+        let options = CreateImageOptions {
+            from_image: Some(reference.clone()),
+            platform: job.platform.map(ToString::to_string).unwrap_or_default(),
+            ..Default::default()
+        };
+        let credentials = job.source_credentials.as_ref().map(to_bollard);
+        let mut stream = docker.create_image(Some(options), None, credentials);
+        let mut digest = None;
+        while let Some(item) = stream.next().await {
+            let info = item.map_err(|err| self.pull_error(job, err))?;
+            if let Some(found) = info
+                .status
+                .as_deref()
+                .and_then(|s| s.strip_prefix("Digest: "))
+            {
+                digest = Some(found.trim().to_string());
+            }
+        }
+        Ok(digest)
+    }
+
+    fn pull_error(&self, job: &Job<'_>, err: bollard::errors::Error) -> Error {
+        let reference = job.source.to_string();
+        let cause = err.to_string();
+        let text = cause.to_ascii_lowercase();
+        if !is_engine_answer(&err) {
+            Error::DockerUnreachable {
+                host: self.host_name(),
+                cause,
+            }
+        } else if text.contains("toomanyrequests") || text.contains("rate limit") {
+            Error::RateLimited { reference, cause }
+        } else if text.contains("no matching manifest") {
+            Error::PlatformMismatch {
+                reference,
+                wanted: job.platform.map(ToString::to_string).unwrap_or_default(),
+                got: cause,
+            }
+        } else if text.contains("manifest unknown")
+            || text.contains("not found")
+            || text.contains("does not exist")
+        {
+            Error::SourceNotFound { reference, cause }
+        } else if text.contains("unauthorized")
+            || text.contains("authentication required")
+            || text.contains("denied")
+        {
+            Error::SourceDenied { reference, cause }
+        } else {
+            Error::Docker {
+                action: format!("pull {reference}"),
+                cause,
+            }
+        }
+    }
+
+    async fn push(&self, docker: &Docker, job: &Job<'_>) -> Result<Option<String>> {
+        let target = &job.target;
+        let options = PushImageOptions {
+            tag: Some(target.tag.clone()),
+            platform: None,
+        };
+        let credentials = to_bollard(&job.target_credentials);
+        let mut stream = docker.push_image(&target.name(), Some(options), Some(credentials));
+        let mut digest = None;
+        while let Some(item) = stream.next().await {
+            let info = item.map_err(|err| self.push_error(target, err))?;
+            if let Some(found) = info.status.as_deref().and_then(pushed_digest) {
+                digest = Some(found);
+            }
+        }
+        Ok(digest)
+    }
+
+    fn push_error(&self, target: &Target, err: bollard::errors::Error) -> Error {
+        let cause = err.to_string();
+        let text = cause.to_ascii_lowercase();
+        if !is_engine_answer(&err) {
+            Error::DockerUnreachable {
+                host: self.host_name(),
+                cause,
+            }
+        } else if text.contains("name unknown") || text.contains("does not exist in the registry")
+        {
+            Error::RepositoryNotFound {
+                repository: target.repository.clone(),
+                registry: target.host.clone(),
+            }
+        } else if text.contains("unauthorized")
+            || text.contains("authentication required")
+            || text.contains("no basic auth credentials")
+            || text.contains("denied")
+        {
+            Error::TargetDenied {
+                registry: target.host.clone(),
+                cause,
+            }
+        } else {
+            Error::Push {
+                target: target.to_string(),
+                cause,
+            }
+        }
+    }
+
+    /// Checks that the pulled image is the requested platform (an engine may ignore
+    /// `platform` for a single-platform image) and returns its id and repo digests.
+    async fn inspect_pulled(&self, docker: &Docker, job: &Job<'_>) -> Result<(String, Vec<String>)> {
+        let reference = job.source.pull_reference();
+        let image = docker
+            .inspect_image(&reference)
+            .await
+            .map_err(|err| Error::Docker {
+                action: format!("inspect the pulled image {reference}"),
+                cause: err.to_string(),
+            })?;
+        if let Some(platform) = job.platform {
+            let os = image.os.clone().unwrap_or_default();
+            let arch = image.architecture.clone().unwrap_or_default();
+            let variant = image.variant.clone();
+            if !platform.matches(&os, &arch, variant.as_deref()) {
+                let got = match variant.filter(|v| !v.is_empty()) {
+                    Some(v) => format!("{os}/{arch}/{v}"),
+                    None => format!("{os}/{arch}"),
+                };
+                return Err(Error::PlatformMismatch {
+                    reference: job.source.to_string(),
+                    wanted: platform.to_string(),
+                    got,
+                });
+            }
+        }
+        let id = image.id.ok_or_else(|| Error::Docker {
+            action: format!("inspect the pulled image {reference}"),
+            cause: "The engine reported no image id.".into(),
+        })?;
+        Ok((id, image.repo_digests.unwrap_or_default()))
+    }
+
+    /// Pull, check, tag and push; `cleanup` records what to undo.
+    async fn run(&self, docker: &Docker, job: &Job<'_>, cleanup: &mut Cleanup) -> Result<Copied> {
+        tracing::debug!(source = %job.source, target = %job.target, "pulling");
+        let streamed_digest = self.pull(docker, job).await?;
+        let (image_id, repo_digests) = self.inspect_pulled(docker, job).await?;
+        let source_digest = streamed_digest.or_else(|| digest_from_repo_digests(job.source, &repo_digests));
+
+        let target_ref = job.target.to_string();
+        cleanup.previous_target = docker.inspect_image(&target_ref).await.ok().and_then(|i| i.id);
+        docker
+            .tag_image(
+                &image_id,
+                Some(TagImageOptions {
+                    repo: Some(job.target.name()),
+                    tag: Some(job.target.tag.clone()),
+                }),
+            )
+            .await
+            .map_err(|err| Error::Docker {
+                action: format!("tag the image as {target_ref}"),
+                cause: err.to_string(),
+            })?;
+        cleanup.tagged = Some(image_id);
+        tracing::debug!(target = %job.target, "pushing");
+        let pushed_digest = self.push(docker, job).await?;
+        Ok(Copied {
+            source_digest,
+            pushed_digest,
+        })
+    }
+}
+
+/// Local changes to undo after a copy, whether it worked or not.
+#[derive(Default)]
+struct Cleanup {
+    source_was_present: bool,
+    previous_target: Option<String>,
+    tagged: Option<String>,
+}
+
+impl Cleanup {
+    async fn undo(self, docker: &Docker, job: &Job<'_>) {
+        let target_ref = job.target.to_string();
+        if let Some(tagged) = &self.tagged {
+            let result = match &self.previous_target {
+                Some(previous) if previous == tagged => Ok(()),
+                Some(previous) => docker
+                    .tag_image(
+                        previous,
+                        Some(TagImageOptions {
+                            repo: Some(job.target.name()),
+                            tag: Some(job.target.tag.clone()),
+                        }),
+                    )
+                    .await
+                    .map(|_| ()),
+                None => remove(docker, &target_ref).await,
+            };
+            if let Err(err) = result {
+                tracing::warn!(target = %target_ref, "could not restore the local tag: {err}");
+            }
+        }
+        if !self.source_was_present {
+            let source_ref = job.source.pull_reference();
+            if let Err(err) = remove(docker, &source_ref).await {
+                tracing::debug!(source = %source_ref, "left the pulled image in place: {err}");
+            }
+        }
+    }
+}
+
+async fn remove(docker: &Docker, reference: &str) -> std::result::Result<(), bollard::errors::Error> {
+    docker
+        .remove_image(
+            reference,
+            Some(RemoveImageOptions {
+                force: false,
+                noprune: false,
+                platforms: None,
+            }),
+            None,
+        )
+        .await
+        .map(|_| ())
+}
+
+#[async_trait]
+impl Transfer for DockerTransfer {
+    async fn copy(&self, job: &Job<'_>) -> Result<Copied> {
+        let docker = self.engine().await?;
+        let mut cleanup = Cleanup {
+            source_was_present: docker
+                .inspect_image(&job.source.pull_reference())
+                .await
+                .is_ok(),
+            ..Cleanup::default()
+        };
+        let result = self.run(docker, job, &mut cleanup).await;
+        cleanup.undo(docker, job).await;
+        result
+    }
+}
+
+/// Whether the error came from the engine (as opposed to not reaching it at all).
+fn is_engine_answer(err: &bollard::errors::Error) -> bool {
+    matches!(
+        err,
+        bollard::errors::Error::DockerStreamError { .. }
+            | bollard::errors::Error::DockerResponseServerError { .. }
+    )
+}
+
+/// The digest in a push status line such as `base: digest: sha256:… size: 734`.
+fn pushed_digest(status: &str) -> Option<String> {
+    let rest = &status[status.find("digest: ")? + "digest: ".len()..];
+    let digest = rest.split_whitespace().next()?;
+    digest.starts_with("sha256:").then(|| digest.to_string())
+}
+
+/// The source digest from an image's `RepoDigests` (`name@sha256:…`).
+fn digest_from_repo_digests(source: &SourceRef, repo_digests: &[String]) -> Option<String> {
+    if let Some(digest) = source.digest() {
+        return Some(digest.to_string());
+    }
+    repo_digests
+        .iter()
+        .filter_map(|entry| entry.split_once('@'))
+        .find(|(name, _)| name.ends_with(source.repository()))
+        .map(|(_, digest)| digest.to_string())
+}
+
+fn to_bollard(credentials: &Credentials) -> DockerCredentials {
+    match credentials {
+        Credentials::Basic {
+            server,
+            username,
+            password,
+        } => DockerCredentials {
+            username: Some(username.clone()),
+            password: Some(password.expose().to_string()),
+            serveraddress: Some(server.clone()),
+            ..Default::default()
+        },
+        Credentials::IdentityToken { server, token } => DockerCredentials {
+            identitytoken: Some(token.expose().to_string()),
+            serveraddress: Some(server.clone()),
+            ..Default::default()
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pushed_digest_is_read_from_the_status_line() {
+        let digest = format!("sha256:{}", "c".repeat(64));
+        assert_eq!(
+            pushed_digest(&format!("base: digest: {digest} size: 734")),
+            Some(digest)
+        );
+        assert_eq!(pushed_digest("Pushed"), None);
+    }
+
+    #[test]
+    fn repo_digest_is_matched_by_repository() {
+        let source = SourceRef::parse("127.0.0.1:5000/team/app:1").unwrap();
+        let found = digest_from_repo_digests(
+            &source,
+            &["127.0.0.1:5000/team/app@sha256:abc".to_string()],
+        );
+        assert_eq!(found.as_deref(), Some("sha256:abc"));
+    }
+}

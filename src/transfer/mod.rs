@@ -1,0 +1,60 @@
+//! The seam between the resource and the ways an image can be copied.
+//!
+//! A [`Transfer`] copies one source image to one ECR tag. `docker` pulls and pushes through a
+//! Docker engine; a registry-to-registry method slots in beside it as another module.
+
+pub mod docker;
+
+use async_trait::async_trait;
+
+use crate::credentials::Credentials;
+use crate::error::Result;
+use crate::reference::{Platform, SourceRef};
+
+/// Where a mirror goes: `<host>/<repository>:<tag>`.
+#[derive(Clone, Debug)]
+pub struct Target {
+    pub host: String,
+    pub repository: String,
+    pub tag: String,
+}
+
+impl Target {
+    /// `<host>/<repository>`.
+    pub fn name(&self) -> String {
+        format!("{}/{}", self.host, self.repository)
+    }
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.name(), self.tag)
+    }
+}
+
+/// One copy to make.
+#[derive(Debug)]
+pub struct Job<'a> {
+    pub source: &'a SourceRef,
+    pub platform: Option<&'a Platform>,
+    pub source_credentials: Option<Credentials>,
+    pub target: Target,
+    pub target_credentials: Credentials,
+}
+
+/// What a copy reports.
+#[derive(Clone, Debug, Default)]
+pub struct Copied {
+    /// The digest the source reference resolved to (an index digest for multi-platform
+    /// sources), when the method learnt it.
+    pub source_digest: Option<String>,
+    /// The manifest digest the method saw pushed, when it reports one.
+    pub pushed_digest: Option<String>,
+}
+
+/// A way to copy an image into ECR.
+#[async_trait]
+pub trait Transfer: Send + Sync {
+    /// Copies `job.source` to `job.target`.
+    async fn copy(&self, job: &Job<'_>) -> Result<Copied>;
+}
