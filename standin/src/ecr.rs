@@ -47,6 +47,7 @@ pub struct Ecr {
     host: Mutex<String>,
     repositories: Mutex<BTreeMap<String, Repository>>,
     tokens: Mutex<HashSet<String>>,
+    issued: Mutex<Vec<String>>,
     bad_tokens: AtomicBool,
     counter: AtomicU64,
     calls: Mutex<BTreeMap<String, u64>>,
@@ -71,6 +72,7 @@ impl EcrEmulator {
             host: Mutex::new(String::new()),
             repositories: Mutex::new(BTreeMap::new()),
             tokens: Mutex::new(HashSet::new()),
+            issued: Mutex::new(Vec::new()),
             bad_tokens: AtomicBool::new(false),
             counter: AtomicU64::new(0),
             calls: Mutex::new(BTreeMap::new()),
@@ -120,7 +122,36 @@ impl Ecr {
         if !self.bad_tokens.load(Ordering::SeqCst) {
             self.tokens.lock().unwrap().insert(password.clone());
         }
+        self.issued.lock().unwrap().push(password.clone());
         password
+    }
+
+    /// Every registry password handed out so far (to prove none leaks).
+    pub fn issued_tokens(&self) -> Vec<String> {
+        self.issued.lock().unwrap().clone()
+    }
+
+    /// How often each API operation was called.
+    pub fn calls(&self) -> BTreeMap<String, u64> {
+        self.calls.lock().unwrap().clone()
+    }
+
+    /// Makes the registry refuse every token handed out from now on (a wrong password).
+    pub fn set_bad_tokens(&self, bad: bool) {
+        self.bad_tokens.store(bad, Ordering::SeqCst);
+    }
+
+    /// Removes a tag as `aws ecr batch-delete-image` would (outside Terraform).
+    pub async fn delete_tag(&self, repository: &str, tag: &str) -> Result<()> {
+        let input = json!({"repositoryName": repository, "imageIds": [{"imageTag": tag}]});
+        let response = batch_delete_image(self, &input).await?;
+        anyhow::ensure!(response.status().is_success(), "untag failed");
+        Ok(())
+    }
+
+    /// The digest `repository:tag` names now, if any.
+    pub fn tag_digest(&self, repository: &str, tag: &str) -> Option<String> {
+        tags(self, repository).get(tag).cloned()
     }
 
     fn has_repository(&self, name: &str) -> bool {
@@ -215,12 +246,12 @@ fn api_ok(body: Value) -> Response {
 }
 
 async fn set_bad_tokens(State(ecr): State<Arc<Ecr>>, Json(bad): Json<bool>) -> StatusCode {
-    ecr.bad_tokens.store(bad, Ordering::SeqCst);
+    ecr.set_bad_tokens(bad);
     StatusCode::NO_CONTENT
 }
 
 async fn calls(State(ecr): State<Arc<Ecr>>) -> Json<BTreeMap<String, u64>> {
-    Json(ecr.calls.lock().unwrap().clone())
+    Json(ecr.calls())
 }
 
 async fn api(State(ecr): State<Arc<Ecr>>, headers: HeaderMap, body: axum::body::Bytes) -> Response {

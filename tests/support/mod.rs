@@ -1,0 +1,270 @@
+//! The end-to-end harness: a stand-in world, a Terraform working directory, and the real
+//! `terraform` binary driving the real provider binary (through a `dev_overrides` CLI config).
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use serde_json::Value;
+use standin::front::BasicAuth;
+use standin::World;
+use tempfile::TempDir;
+
+/// The output of one `terraform` run.
+pub struct Run {
+    pub success: bool,
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// stdout and stderr together.
+    pub fn output(&self) -> String {
+        format!("{}\n{}", self.stdout, self.stderr)
+    }
+}
+
+/// One test's world and Terraform working directory.
+pub struct Harness {
+    pub world: World,
+    dir: TempDir,
+    env: Vec<(String, String)>,
+    source_login: Option<(String, String)>,
+}
+
+fn provider_dir() -> PathBuf {
+    Path::new(env!("CARGO_BIN_EXE_terraform-provider-ecrmirror"))
+        .parent()
+        .expect("the provider binary has a directory")
+        .to_path_buf()
+}
+
+impl Harness {
+    /// A world with an anonymous source registry.
+    pub async fn start() -> Harness {
+        Harness::start_with(None).await
+    }
+
+    /// A world whose source registry demands `source_auth`.
+    pub async fn start_with(source_auth: Option<BasicAuth>) -> Harness {
+        let dir = tempfile::Builder::new()
+            .prefix("ecrmirror-e2e-")
+            .tempdir()
+            .expect("temp dir");
+        let source_login = source_auth
+            .as_ref()
+            .map(|a| (a.username.clone(), a.password.clone()));
+        let world = World::start_with(&dir.path().join("world"), source_auth)
+            .await
+            .expect("the stand-in world starts");
+        let work = dir.path().join("work");
+        std::fs::create_dir_all(&work).unwrap();
+        let docker_config = dir.path().join("docker-config");
+        std::fs::create_dir_all(&docker_config).unwrap();
+        let cli_config = dir.path().join("terraformrc");
+        std::fs::write(
+            &cli_config,
+            format!(
+                "provider_installation {{\n  dev_overrides {{\n    \"techtospeech/ecrmirror\" = \"{}\"\n  }}\n  direct {{}}\n}}\n",
+                provider_dir().display()
+            ),
+        )
+        .unwrap();
+        let mut env = world.aws_env();
+        env.push(("TF_CLI_CONFIG_FILE".into(), cli_config.display().to_string()));
+        env.push(("TF_IN_AUTOMATION".into(), "1".into()));
+        env.push(("CHECKPOINT_DISABLE".into(), "1".into()));
+        env.push(("DOCKER_CONFIG".into(), docker_config.display().to_string()));
+        env.push(("TF_VAR_repository".into(), "mirror/app".into()));
+        world.ecr.state.create_repository("mirror/app");
+        Harness {
+            world,
+            dir,
+            env,
+            source_login,
+        }
+    }
+
+    /// The Terraform working directory.
+    pub fn work(&self) -> PathBuf {
+        self.dir.path().join("work")
+    }
+
+    /// The Docker config directory the provider reads (`DOCKER_CONFIG`).
+    pub fn docker_config(&self) -> PathBuf {
+        self.dir.path().join("docker-config")
+    }
+
+    /// Sets (or replaces) an environment variable for later runs.
+    pub fn set_env(&mut self, name: &str, value: &str) {
+        self.env.retain(|(k, _)| k != name);
+        self.env.push((name.to_string(), value.to_string()));
+    }
+
+    /// Removes an environment variable for later runs.
+    pub fn unset_env(&mut self, name: &str) {
+        self.env.retain(|(k, _)| k != name);
+    }
+
+    /// Sets a Terraform variable for later runs; `None` unsets it.
+    pub fn var(&mut self, name: &str, value: Option<&str>) {
+        let key = format!("TF_VAR_{name}");
+        match value {
+            Some(value) => self.set_env(&key, value),
+            None => self.unset_env(&key),
+        }
+    }
+
+    /// Uses `tests/testdata/<name>.tf` as the configuration.
+    pub fn use_config(&self, name: &str) {
+        let source = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/testdata")
+            .join(format!("{name}.tf"));
+        std::fs::write(self.work().join("main.tf"), std::fs::read(source).unwrap()).unwrap();
+    }
+
+    /// `<source registry>/<repository>:<tag>`.
+    pub fn source_ref(&self, rest: &str) -> String {
+        format!("{}/{rest}", self.world.source_host())
+    }
+
+    /// Runs `terraform <args>` in the working directory.
+    pub async fn terraform(&self, args: &[&str]) -> Run {
+        let mut command = tokio::process::Command::new("terraform");
+        command
+            .args(args)
+            .current_dir(self.work())
+            .env_remove("TF_LOG")
+            .env_remove("DOCKER_HOST")
+            .env_remove("AWS_PROFILE")
+            .stdin(Stdio::null());
+        for (key, value) in &self.env {
+            command.env(key, value);
+        }
+        let output = command.output().await.expect("terraform runs");
+        Run {
+            success: output.status.success(),
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    /// `terraform apply` that must succeed.
+    pub async fn apply(&self) -> Run {
+        let run = self
+            .terraform(&["apply", "-auto-approve", "-input=false", "-no-color"])
+            .await;
+        assert!(run.success, "apply failed:\n{}", run.output());
+        run
+    }
+
+    /// `terraform apply` that must fail.
+    pub async fn apply_fails(&self) -> Run {
+        let run = self
+            .terraform(&["apply", "-auto-approve", "-input=false", "-no-color"])
+            .await;
+        assert!(!run.success, "apply should have failed:\n{}", run.output());
+        run
+    }
+
+    /// `terraform plan`: the run and whether it plans changes.
+    pub async fn plan(&self) -> (Run, bool) {
+        let run = self
+            .terraform(&["plan", "-detailed-exitcode", "-input=false", "-no-color"])
+            .await;
+        assert!(
+            run.code == 0 || run.code == 2,
+            "plan failed:\n{}",
+            run.output()
+        );
+        let changes = run.code == 2;
+        (run, changes)
+    }
+
+    /// `terraform destroy` that must succeed.
+    pub async fn destroy(&self) -> Run {
+        let run = self
+            .terraform(&["destroy", "-auto-approve", "-input=false", "-no-color"])
+            .await;
+        assert!(run.success, "destroy failed:\n{}", run.output());
+        run
+    }
+
+    /// The state's resources (`terraform show -json`).
+    pub async fn resources(&self) -> Vec<Value> {
+        let run = self.terraform(&["show", "-json", "-no-color"]).await;
+        assert!(run.success, "show failed:\n{}", run.output());
+        let json: Value = serde_json::from_str(&run.stdout).expect("show prints JSON");
+        json.pointer("/values/root_module/resources")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// One attribute of `ecrmirror_image.<name>` in state.
+    pub async fn attr(&self, name: &str, attribute: &str) -> String {
+        let resources = self.resources().await;
+        let resource = resources
+            .iter()
+            .find(|r| r["address"] == format!("ecrmirror_image.{name}"))
+            .unwrap_or_else(|| panic!("ecrmirror_image.{name} is not in state"));
+        resource["values"][attribute]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    /// The raw state file, as written on disk.
+    pub fn state_file(&self) -> String {
+        std::fs::read_to_string(self.work().join("terraform.tfstate")).unwrap_or_default()
+    }
+}
+
+/// Seeding and reading back images.
+impl Harness {
+    /// Pushes a linux/amd64 + linux/arm64/v8 index to the source registry under
+    /// `repository:tag`; returns the index digest and each platform's image.
+    pub async fn seed_index(
+        &self,
+        repository: &str,
+        tag: &str,
+        seed: u64,
+    ) -> (String, Vec<standin::images::Pushed>) {
+        let specs = [
+            standin::images::Spec::small(seed),
+            standin::images::Spec::small(seed).for_platform("arm64", Some("v8")),
+        ];
+        standin::images::push_index(&self.source_client(), repository, tag, &specs)
+            .await
+            .expect("seeding an index")
+    }
+
+    /// Pushes one linux/amd64 image to the source registry under `repository:tag`.
+    pub async fn seed_image(&self, repository: &str, tag: &str, seed: u64) -> standin::images::Pushed {
+        standin::images::push_image(
+            &self.source_client(),
+            repository,
+            Some(tag),
+            &standin::images::Spec::small(seed),
+        )
+        .await
+        .expect("seeding an image")
+    }
+
+    /// A client for the source registry (with the test credentials when it needs them).
+    pub fn source_client(&self) -> standin::client::Client {
+        self.world.source_client(self.source_login.clone())
+    }
+
+    /// The manifest ECR serves for `repository:tag`, if any.
+    pub async fn ecr_manifest(&self, repository: &str, tag: &str) -> Option<standin::client::Manifest> {
+        self.world
+            .ecr_client()
+            .manifest(repository, tag)
+            .await
+            .expect("reading the ECR registry")
+    }
+}

@@ -1,0 +1,38 @@
+# A source registry that needs credentials, given in a registry_auth block.
+terraform {
+  required_providers {
+    ecrmirror = {
+      source = "techtospeech/ecrmirror"
+    }
+  }
+}
+
+variable "source_image" {
+  type = string
+}
+
+variable "repository" {
+  type = string
+}
+
+variable "source_host" {
+  type = string
+}
+
+variable "source_password" {
+  type      = string
+  sensitive = true
+}
+
+provider "ecrmirror" {
+  registry_auth {
+    address  = var.source_host
+    username = "mirror-bot"
+    password = var.source_password
+  }
+}
+
+resource "ecrmirror_image" "test" {
+  docker_source = var.source_image
+  repository    = var.repository
+}
