@@ -22,6 +22,8 @@ const TOKEN_RENEW_MARGIN: Duration = Duration::from_secs(15 * 60);
 pub struct RegistryLogin {
     /// Host (and port) of the registry, from `proxyEndpoint`.
     pub host: String,
+    /// `https://<host>` (as `proxyEndpoint` gives it).
+    pub endpoint: String,
     pub username: String,
     pub password: Secret,
     expires_at: SystemTime,
@@ -60,6 +62,8 @@ impl Ecr {
         let mut login = self.own_login().await?;
         if let Some(id) = registry_id {
             login.host = host_for_registry(&login.host, id);
+            let scheme = login.endpoint.split("://").next().unwrap_or("https");
+            login.endpoint = format!("{scheme}://{}", login.host);
         }
         Ok(login)
     }
@@ -224,16 +228,14 @@ fn decode_login(token: &str, proxy_endpoint: &str, expires_at: SystemTime) -> Re
     let (username, password) = decoded
         .split_once(':')
         .ok_or_else(|| malformed("the token is not user:password"))?;
-    let host = proxy_endpoint
-        .trim_start_matches("https://")
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .to_string();
+    let endpoint = proxy_endpoint.trim_end_matches('/');
+    let (scheme, host) = endpoint.split_once("://").unwrap_or(("https", endpoint));
     if host.is_empty() {
         return Err(malformed("no proxyEndpoint"));
     }
     Ok(RegistryLogin {
-        host,
+        host: host.to_string(),
+        endpoint: format!("{scheme}://{host}"),
         username: username.to_string(),
         password: Secret::new(password),
         expires_at,

@@ -11,6 +11,7 @@
 //!   pulls and pushes through the Docker Engine API. bollard types stop here.
 //! - [`ecr`]: the ECR API (token cache, repository and image queries, untag). AWS SDK types
 //!   stop here.
+//! - [`registry`]: direct calls to a registry's distribution API (ECR credential check).
 //! - [`error`]: the one error type, and the one place it becomes a diagnostic.
 //! - [`secret`]: a string whose `Debug`/`Display` never show it.
 //! - [`schema`]: constructors for explicit schema attributes.
@@ -22,6 +23,7 @@ pub mod error;
 pub mod logging;
 pub mod provider;
 pub mod reference;
+pub mod registry;
 pub mod resource;
 pub mod schema;
 pub mod secret;

@@ -17,6 +17,7 @@ use tf_provider::{AttributePath, Diagnostics, DynamicResource, Provider};
 use crate::credentials::{RegistryAuth, SourceAuth};
 use crate::ecr::Ecr;
 use crate::error::Error;
+use crate::registry::Registry;
 use crate::resource::image::ImageResource;
 use crate::schema::{secret, string};
 use crate::secret::Secret;
@@ -26,6 +27,7 @@ use crate::transfer::Transfer;
 /// What `configure` builds; shared by every resource instance of the process.
 pub struct Clients {
     pub ecr: Ecr,
+    pub registry: Registry,
     pub transfer: Box<dyn Transfer>,
     pub source_auth: SourceAuth,
 }
@@ -249,6 +251,7 @@ async fn build_clients(config: ProviderConfig) -> Result<Clients, Error> {
         .collect();
     Ok(Clients {
         ecr: Ecr::new(aws_sdk_ecr::Client::new(&sdk)),
+        registry: Registry::new(),
         transfer: Box::new(DockerTransfer::new(config.docker_host.as_option())),
         source_auth: SourceAuth::new(blocks),
     })

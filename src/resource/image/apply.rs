@@ -1,7 +1,7 @@
 //! Apply orchestration for `ecrmirror_image`: mirror, read back, untag.
 //!
 //! Order of a mirror: ECR login (cached) → repository check (nothing is pulled for a missing
-//! repository) → transfer → the digest confirmed by ECR itself. The whole of it runs under
+//! repository) → credential check → transfer → the digest confirmed by ECR itself. The whole of it runs under
 //! the `timeouts` limit.
 
 use std::future::Future;
@@ -85,6 +85,7 @@ async fn mirror_now(clients: &Clients, planned: &ImageState) -> Result<(ImageSta
         .ecr
         .repository_registry(registry_id, repository)
         .await?;
+    clients.registry.check_login(&login).await?;
     let target = Target {
         host: login.host.clone(),
         repository: repository.to_string(),
