@@ -43,7 +43,11 @@ pub fn normalize_address(address: &str) -> String {
         .trim()
         .trim_start_matches("https://")
         .trim_start_matches("http://");
-    let host = host.split('/').next().unwrap_or_default().to_ascii_lowercase();
+    let host = host
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
     if DOCKER_HUB.contains(&host.as_str()) {
         "docker.io".to_string()
     } else {
@@ -103,12 +107,17 @@ fn from_docker_config(registry: &str) -> Option<Credentials> {
             Err(err) => {
                 // A helper's failure text can hold anything it printed; keep only the kind.
                 let kind = match err {
-                    docker_credential::CredentialRetrievalError::HelperFailure { helper, .. } => {
+                    docker_credential::CredentialRetrievalError::HelperFailure {
+                        helper, ..
+                    } => {
                         format!("credential helper `{helper}` failed")
                     }
                     other => other.to_string(),
                 };
-                tracing::warn!(registry, "no Docker config credentials: {kind}; pulling anonymously");
+                tracing::warn!(
+                    registry,
+                    "no Docker config credentials: {kind}; pulling anonymously"
+                );
             }
         }
     }
@@ -134,7 +143,10 @@ mod tests {
             auth.for_registry("docker.io"),
             Some(Credentials::Basic { .. })
         ));
-        assert_eq!(normalize_address("https://index.docker.io/v1/"), "docker.io");
+        assert_eq!(
+            normalize_address("https://index.docker.io/v1/"),
+            "docker.io"
+        );
     }
 
     #[test]

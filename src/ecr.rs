@@ -153,7 +153,11 @@ impl Ecr {
             .send()
             .await;
         match result {
-            Ok(output) => match output.image_details().first().and_then(|d| d.image_digest()) {
+            Ok(output) => match output
+                .image_details()
+                .first()
+                .and_then(|d| d.image_digest())
+            {
                 Some(digest) => Ok(TagLookup::Found {
                     digest: digest.to_string(),
                 }),
@@ -173,7 +177,12 @@ impl Ecr {
     }
 
     /// Removes `tag` from `repository`; a tag or repository already gone is success.
-    pub async fn untag(&self, registry_id: Option<&str>, repository: &str, tag: &str) -> Result<()> {
+    pub async fn untag(
+        &self,
+        registry_id: Option<&str>,
+        repository: &str,
+        tag: &str,
+    ) -> Result<()> {
         let result = self
             .client
             .batch_delete_image()
@@ -184,9 +193,10 @@ impl Ecr {
             .await;
         match result {
             Ok(output) => {
-                let failure = output.failures().iter().find(|f| {
-                    !matches!(f.failure_code(), Some(ImageFailureCode::ImageNotFound))
-                });
+                let failure = output
+                    .failures()
+                    .iter()
+                    .find(|f| !matches!(f.failure_code(), Some(ImageFailureCode::ImageNotFound)));
                 match failure {
                     Some(failure) => Err(Error::Aws {
                         operation: "BatchDeleteImage",
@@ -216,7 +226,11 @@ impl Ecr {
 }
 
 /// Decodes `base64(AWS:<password>)` and the proxy endpoint into push credentials.
-fn decode_login(token: &str, proxy_endpoint: &str, expires_at: SystemTime) -> Result<RegistryLogin> {
+fn decode_login(
+    token: &str,
+    proxy_endpoint: &str,
+    expires_at: SystemTime,
+) -> Result<RegistryLogin> {
     let malformed = |what: &str| Error::Aws {
         operation: "GetAuthorizationToken",
         cause: format!("The authorization data is malformed: {what}."),
@@ -288,10 +302,16 @@ mod tests {
     #[test]
     fn other_accounts_registries_share_the_region_host() {
         assert_eq!(
-            host_for_registry("123456789012.dkr.ecr.eu-west-1.amazonaws.com", "210987654321"),
+            host_for_registry(
+                "123456789012.dkr.ecr.eu-west-1.amazonaws.com",
+                "210987654321"
+            ),
             "210987654321.dkr.ecr.eu-west-1.amazonaws.com"
         );
-        assert_eq!(host_for_registry("127.0.0.1:5000", "210987654321"), "127.0.0.1:5000");
+        assert_eq!(
+            host_for_registry("127.0.0.1:5000", "210987654321"),
+            "127.0.0.1:5000"
+        );
     }
 
     #[test]

@@ -81,10 +81,7 @@ pub enum Error {
 
     /// A whole operation ran past its `timeouts` limit.
     #[error("Mirroring did not finish within the {kind} timeout of {limit}")]
-    Timeout {
-        kind: &'static str,
-        limit: String,
-    },
+    Timeout { kind: &'static str, limit: String },
 }
 
 /// Shorthand for results with [`Error`].
@@ -123,7 +120,10 @@ impl Error {
             | Error::Push { cause, .. }
             | Error::Aws { cause, .. } => cause.clone(),
             Error::PlatformMismatch { got, .. } => format!("The image pulled is {got}."),
-            Error::RepositoryNotFound { repository, registry } => {
+            Error::RepositoryNotFound {
+                repository,
+                registry,
+            } => {
                 format!("The registry {registry} has no repository named `{repository}`.")
             }
             Error::Timeout { .. } | Error::NotConfigured => String::new(),

@@ -1,13 +1,21 @@
 //! Logging to stderr in the hclog JSON shape Terraform reads (`@level`, `@message`), so that
 //! `TF_LOG` filters the provider's lines by level. stdout belongs to the plugin protocol.
+//!
+//! Only the provider's own events go below INFO. The AWS SDK traces whole HTTP bodies (an
+//! ECR token among them), the Docker client and the gRPC server log requests that carry
+//! registry credentials: their debug and trace events are never written.
 
 use std::fmt;
 
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::filter::Targets;
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::Layer;
 
 /// Installs the stderr logger, unless tf-provider will install its own (`PLUGIN_LOG_FILE`).
 pub fn init() {
@@ -15,11 +23,14 @@ pub fn init() {
         return;
     }
     let level = level_from_env();
-    let _ = tracing_subscriber::fmt()
-        .with_max_level(level)
+    let filter = Targets::new()
+        .with_target("ecrmirror", level)
+        .with_default(level.min(Level::INFO));
+    let layer = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .event_format(HcLog)
-        .try_init();
+        .with_filter(filter);
+    let _ = tracing_subscriber::registry().with(layer).try_init();
 }
 
 /// The most verbose level `TF_LOG_PROVIDER` or `TF_LOG` asks for; `INFO` when neither does.
@@ -56,7 +67,12 @@ where
         let mut line = serde_json::Map::new();
         line.insert(
             "@level".into(),
-            event.metadata().level().as_str().to_ascii_lowercase().into(),
+            event
+                .metadata()
+                .level()
+                .as_str()
+                .to_ascii_lowercase()
+                .into(),
         );
         line.insert("@message".into(), fields.message.into());
         line.insert("@module".into(), "ecrmirror".into());

@@ -9,6 +9,10 @@ fn main() -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     tokio::runtime::Runtime::new()?.block_on(async {
         ecrmirror::provider::ignore_interrupts();
-        tf_provider::serve("ecrmirror", ecrmirror::provider::EcrMirrorProvider::default()).await
+        tf_provider::serve(
+            "ecrmirror",
+            ecrmirror::provider::EcrMirrorProvider::default(),
+        )
+        .await
     })
 }

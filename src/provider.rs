@@ -6,8 +6,8 @@ use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
 use aws_config::{BehaviorVersion, Region};
-use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider as TlsProvider};
 use aws_runtime::env_config::file::EnvConfigFiles;
+use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider as TlsProvider};
 use aws_types::os_shim_internal::{Env, Fs};
 use serde::{Deserialize, Serialize};
 use tf_provider::schema::{AttributeConstraint, Block, Description, NestedBlock, Schema};
@@ -179,7 +179,9 @@ fn check_config(config: &ProviderConfig) -> Vec<Error> {
             errors.push(Error::Config {
                 attribute,
                 summary: format!("Invalid {attribute}"),
-                detail: format!("`{attribute}` cannot be empty; leave it out to use the AWS default chain."),
+                detail: format!(
+                    "`{attribute}` cannot be empty; leave it out to use the AWS default chain."
+                ),
             });
         }
     }
@@ -195,13 +197,14 @@ fn report_all(errors: Vec<Error>, diags: &mut Diagnostics) {
 
 /// Checks that `profile` exists in the AWS config or credentials file.
 async fn check_profile(profile: &str) -> Result<(), Error> {
-    let profiles = aws_config::profile::load(&Fs::real(), &Env::real(), &EnvConfigFiles::default(), None)
-        .await
-        .map_err(|err| Error::Config {
-            attribute: "profile",
-            summary: "Cannot read the AWS config files".into(),
-            detail: err.to_string(),
-        })?;
+    let profiles =
+        aws_config::profile::load(&Fs::real(), &Env::real(), &EnvConfigFiles::default(), None)
+            .await
+            .map_err(|err| Error::Config {
+                attribute: "profile",
+                summary: "Cannot read the AWS config files".into(),
+                detail: err.to_string(),
+            })?;
     if profiles.get_profile(profile).is_some() {
         return Ok(());
     }
@@ -349,7 +352,10 @@ mod tests {
     fn every_attribute_has_a_description() {
         let schema = provider_schema();
         for (name, attr) in &schema.block.attributes {
-            assert!(attr.description.content.len() > 10, "{name} has no description");
+            assert!(
+                attr.description.content.len() > 10,
+                "{name} has no description"
+            );
         }
     }
 }

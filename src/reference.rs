@@ -206,7 +206,10 @@ mod tests {
         assert_eq!(r.repository(), "team/app");
         assert_eq!(r.tag(), Some("1.2"));
         assert_eq!(r.digest(), Some(digest.as_str()));
-        assert_eq!(r.pull_reference(), format!("127.0.0.1:5000/team/app@{digest}"));
+        assert_eq!(
+            r.pull_reference(),
+            format!("127.0.0.1:5000/team/app@{digest}")
+        );
     }
 
     #[test]
@@ -227,7 +230,17 @@ mod tests {
         for good in ["php_wordpress", "team/app", "a.b-c/d_e", "ab"] {
             assert!(check_repository(good).is_ok(), "{good} refused");
         }
-        for bad in ["A", "a", "Team/app", "team//app", "-app", "app-", "a..b", "/app", "a__b"] {
+        for bad in [
+            "A",
+            "a",
+            "Team/app",
+            "team//app",
+            "-app",
+            "app-",
+            "a..b",
+            "/app",
+            "a__b",
+        ] {
             assert!(check_repository(bad).is_err(), "{bad} accepted");
         }
     }

@@ -29,7 +29,10 @@ impl Registry {
         Registry {
             http: reqwest::Client::builder()
                 .timeout(CHECK_TIMEOUT)
-                .user_agent(concat!("terraform-provider-ecrmirror/", env!("CARGO_PKG_VERSION")))
+                .user_agent(concat!(
+                    "terraform-provider-ecrmirror/",
+                    env!("CARGO_PKG_VERSION")
+                ))
                 .build()
                 .unwrap_or_default(),
         }

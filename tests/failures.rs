@@ -43,12 +43,19 @@ async fn invalid_arguments_fail_at_plan_on_the_attribute() {
         assert!(block.contains(expected), "{resource}: {block}");
     }
     // The diagnostics point at the attribute's line in the configuration.
-    assert!(out.contains(r#"docker_source = "Not A Reference""#), "{out}");
+    assert!(
+        out.contains(r#"docker_source = "Not A Reference""#),
+        "{out}"
+    );
     assert!(out.contains(r#"repository    = "Mirror/App""#), "{out}");
     // Nothing was pulled or pushed, and ECR was not even asked.
     assert!(h.world.source.log.lock().unwrap().is_empty());
     assert!(h.world.ecr.state.front().log.lock().unwrap().is_empty());
-    assert!(h.world.ecr.state.calls().is_empty(), "{:?}", h.world.ecr.state.calls());
+    assert!(
+        h.world.ecr.state.calls().is_empty(),
+        "{:?}",
+        h.world.ecr.state.calls()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -57,8 +64,18 @@ async fn values_unknown_at_plan_are_accepted() {
     h.use_config("unknown");
     let (run, changes) = h.plan().await;
     assert!(changes);
-    assert!(run.stdout.contains("docker_source    = (known after apply)"), "{}", run.stdout);
-    assert!(run.stdout.contains("tag              = (known after apply)"), "{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains("docker_source    = (known after apply)"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("tag              = (known after apply)"),
+        "{}",
+        run.stdout
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -70,7 +87,12 @@ async fn missing_repository_is_named_and_nothing_is_pulled() {
     h.var("source_image", Some(&h.source_ref("upstream/app:1.0")));
     h.var("repository", Some("never/created"));
     let run = h.apply_fails().await;
-    assert!(run.stderr.contains("ECR repository never/created does not exist"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("ECR repository never/created does not exist"),
+        "{}",
+        run.stderr
+    );
     assert!(run.stderr.contains("aws_ecr_repository"), "{}", run.stderr);
     assert!(h.resources().await.is_empty());
     assert!(
@@ -91,8 +113,17 @@ async fn stopped_docker_engine_is_a_clear_error() {
     h.var("source_image", Some(&h.source_ref("upstream/app:1.0")));
     h.var("docker_host", Some(&format!("unix://{}", socket.display())));
     let run = h.apply_fails().await;
-    assert!(run.stderr.contains("Cannot reach the Docker engine at unix://"), "{}", run.stderr);
-    assert!(run.stderr.contains("Start the Docker engine"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("Cannot reach the Docker engine at unix://"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("Start the Docker engine"),
+        "{}",
+        run.stderr
+    );
     assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
     assert!(h.resources().await.is_empty());
 }
@@ -113,9 +144,16 @@ async fn wrong_ecr_password_is_a_clear_error_and_keeps_state() {
     h.world.ecr.state.set_bad_tokens(true);
     h.var("source_image", Some(&h.source_ref("upstream/app:2.0")));
     let run = h.apply_fails().await;
-    assert!(run.stderr.contains("ECR refused the push credentials"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("ECR refused the push credentials"),
+        "{}",
+        run.stderr
+    );
     assert_eq!(h.attr("test", "image_digest").await, digest);
-    assert!(h.attr("test", "docker_source").await.ends_with("upstream/app:1.0"));
+    assert!(h
+        .attr("test", "docker_source")
+        .await
+        .ends_with("upstream/app:1.0"));
 
     // Once the registry accepts tokens again, the same apply converges.
     h.world.ecr.state.set_bad_tokens(false);
@@ -152,7 +190,11 @@ async fn a_failing_read_keeps_the_resource() {
         .terraform(&["apply", "-refresh-only", "-auto-approve", "-no-color"])
         .await;
     assert!(!run.success);
-    assert!(run.stderr.contains("ECR DescribeImages failed"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("ECR DescribeImages failed"),
+        "{}",
+        run.stderr
+    );
     assert_eq!(h.resources().await.len(), 1);
 
     h.world.ecr.state.front().faults.clear();
@@ -177,7 +219,11 @@ async fn a_failing_destroy_keeps_the_resource() {
         .terraform(&["destroy", "-auto-approve", "-no-color"])
         .await;
     assert!(!run.success);
-    assert!(run.stderr.contains("ECR BatchDeleteImage failed"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("ECR BatchDeleteImage failed"),
+        "{}",
+        run.stderr
+    );
     assert_eq!(h.resources().await.len(), 1);
     assert!(h.world.ecr.state.tag_digest(REPO, "1.0").is_some());
 
@@ -200,7 +246,8 @@ async fn create_timeout_fires_and_names_the_limit() {
     let started = std::time::Instant::now();
     let run = h.apply_fails().await;
     assert!(
-        run.stderr.contains("Mirroring did not finish within the create timeout of 3s"),
+        run.stderr
+            .contains("Mirroring did not finish within the create timeout of 3s"),
         "{}",
         run.stderr
     );

@@ -21,12 +21,21 @@ async fn mirror_lifecycle() {
     // arm64 image (same image config).
     let run = h.apply().await;
     assert!(run.stdout.contains("1 added"), "{}", run.stdout);
-    let served = h.ecr_manifest(REPO, "stable").await.expect("the tag exists in ECR");
+    let served = h
+        .ecr_manifest(REPO, "stable")
+        .await
+        .expect("the tag exists in ECR");
     assert_eq!(h.attr("test", "image_digest").await, served.digest);
-    assert_eq!(served.config_digest().as_deref(), Some(arm64.config_digest.as_str()));
+    assert_eq!(
+        served.config_digest().as_deref(),
+        Some(arm64.config_digest.as_str())
+    );
     assert_eq!(h.attr("test", "source_digest").await, index_digest);
     let ecr = h.world.ecr_host();
-    assert_eq!(h.attr("test", "image_uri").await, format!("{ecr}/{REPO}:stable"));
+    assert_eq!(
+        h.attr("test", "image_uri").await,
+        format!("{ecr}/{REPO}:stable")
+    );
     assert_eq!(h.attr("test", "id").await, format!("{ecr}/{REPO}:stable"));
     assert_eq!(
         h.attr("test", "image_uri_digest").await,
@@ -45,10 +54,17 @@ async fn mirror_lifecycle() {
     let (run, changes) = h.plan().await;
     assert!(changes);
     assert!(run.stdout.contains("updated in-place"), "{}", run.stdout);
-    assert!(run.stdout.contains("0 to add, 1 to change, 0 to destroy"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("0 to add, 1 to change, 0 to destroy"),
+        "{}",
+        run.stdout
+    );
     h.apply().await;
     let served = h.ecr_manifest(REPO, "stable").await.unwrap();
-    assert_eq!(served.config_digest().as_deref(), Some(other.config_digest.as_str()));
+    assert_eq!(
+        served.config_digest().as_deref(),
+        Some(other.config_digest.as_str())
+    );
     assert_eq!(h.attr("test", "image_digest").await, served.digest);
     assert_eq!(h.attr("test", "source_digest").await, other.manifest_digest);
     let (_, changes) = h.plan().await;
@@ -58,7 +74,11 @@ async fn mirror_lifecycle() {
     h.world.ecr.state.delete_tag(REPO, "stable").await.unwrap();
     let (run, changes) = h.plan().await;
     assert!(changes);
-    assert!(run.stdout.contains("1 to add, 0 to change, 0 to destroy"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("1 to add, 0 to change, 0 to destroy"),
+        "{}",
+        run.stdout
+    );
     h.apply().await;
     assert!(h.ecr_manifest(REPO, "stable").await.is_some());
     let (_, changes) = h.plan().await;
@@ -77,10 +97,17 @@ async fn mirror_lifecycle() {
     .unwrap();
     let (run, changes) = h.plan().await;
     assert!(changes);
-    assert!(run.stdout.contains(&intruder.manifest_digest), "{}", run.stdout);
+    assert!(
+        run.stdout.contains(&intruder.manifest_digest),
+        "{}",
+        run.stdout
+    );
     assert!(run.stdout.contains("updated in-place"), "{}", run.stdout);
     h.apply().await;
-    assert_eq!(h.ecr_manifest(REPO, "stable").await.unwrap().digest, mirrored);
+    assert_eq!(
+        h.ecr_manifest(REPO, "stable").await.unwrap().digest,
+        mirrored
+    );
     let (_, changes) = h.plan().await;
     assert!(!changes);
 
@@ -111,7 +138,10 @@ async fn default_tag_platform_and_keep_remotely() {
     h.apply().await;
     // Without `tag`, the source's tag is used.
     assert_eq!(h.attr("test", "tag").await, "3.1");
-    let served = h.ecr_manifest(REPO, "3.1").await.expect("mirrored under the source tag");
+    let served = h
+        .ecr_manifest(REPO, "3.1")
+        .await
+        .expect("mirrored under the source tag");
     assert_eq!(
         served.config_digest().as_deref(),
         Some(platforms[0].config_digest.as_str())
@@ -122,7 +152,10 @@ async fn default_tag_platform_and_keep_remotely() {
     // keep_remotely: destroy leaves the image in ECR.
     h.destroy().await;
     assert!(h.resources().await.is_empty());
-    assert_eq!(h.world.ecr.state.tag_digest(REPO, "3.1"), Some(served.digest));
+    assert_eq!(
+        h.world.ecr.state.tag_digest(REPO, "3.1"),
+        Some(served.digest)
+    );
 
     // The local tags the provider created are gone; the user's own images are untouched.
     let images = tokio::process::Command::new("docker")
@@ -131,8 +164,14 @@ async fn default_tag_platform_and_keep_remotely() {
         .await
         .unwrap();
     let listed = String::from_utf8_lossy(&images.stdout);
-    assert!(!listed.contains(&h.world.ecr_host()), "left behind:\n{listed}");
-    assert!(!listed.contains(&h.world.source_host()), "left behind:\n{listed}");
+    assert!(
+        !listed.contains(&h.world.ecr_host()),
+        "left behind:\n{listed}"
+    );
+    assert!(
+        !listed.contains(&h.world.source_host()),
+        "left behind:\n{listed}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -161,7 +200,11 @@ async fn triggers_remirror_in_place() {
     };
     let before = manifest_puts();
     h.apply().await;
-    assert_eq!(manifest_puts(), before + 1, "the update did not push the manifest");
+    assert_eq!(
+        manifest_puts(),
+        before + 1,
+        "the update did not push the manifest"
+    );
     let (_, changes) = h.plan().await;
     assert!(!changes);
 }

@@ -108,6 +108,7 @@ impl DockerTransfer {
             Error::SourceNotFound { reference, cause }
         } else if text.contains("unauthorized")
             || text.contains("authentication required")
+            || text.contains("no basic auth credentials")
             || text.contains("denied")
         {
             Error::SourceDenied { reference, cause }
@@ -145,8 +146,7 @@ impl DockerTransfer {
                 host: self.host_name(),
                 cause,
             }
-        } else if text.contains("name unknown") || text.contains("does not exist in the registry")
-        {
+        } else if text.contains("name unknown") || text.contains("does not exist in the registry") {
             Error::RepositoryNotFound {
                 repository: target.repository.clone(),
                 registry: target.host.clone(),
@@ -170,7 +170,11 @@ impl DockerTransfer {
 
     /// Checks that the pulled image is the requested platform (an engine may ignore
     /// `platform` for a single-platform image) and returns its id and repo digests.
-    async fn inspect_pulled(&self, docker: &Docker, job: &Job<'_>) -> Result<(String, Vec<String>)> {
+    async fn inspect_pulled(
+        &self,
+        docker: &Docker,
+        job: &Job<'_>,
+    ) -> Result<(String, Vec<String>)> {
         let reference = job.source.pull_reference();
         let image = docker
             .inspect_image(&reference)
@@ -207,10 +211,15 @@ impl DockerTransfer {
         tracing::debug!(source = %job.source, target = %job.target, "pulling");
         let streamed_digest = self.pull(docker, job).await?;
         let (image_id, repo_digests) = self.inspect_pulled(docker, job).await?;
-        let source_digest = streamed_digest.or_else(|| digest_from_repo_digests(job.source, &repo_digests));
+        let source_digest =
+            streamed_digest.or_else(|| digest_from_repo_digests(job.source, &repo_digests));
 
         let target_ref = job.target.to_string();
-        cleanup.previous_target = docker.inspect_image(&target_ref).await.ok().and_then(|i| i.id);
+        cleanup.previous_target = docker
+            .inspect_image(&target_ref)
+            .await
+            .ok()
+            .and_then(|i| i.id);
         docker
             .tag_image(
                 &image_id,
@@ -273,7 +282,10 @@ impl Cleanup {
     }
 }
 
-async fn remove(docker: &Docker, reference: &str) -> std::result::Result<(), bollard::errors::Error> {
+async fn remove(
+    docker: &Docker,
+    reference: &str,
+) -> std::result::Result<(), bollard::errors::Error> {
     docker
         .remove_image(
             reference,
@@ -370,10 +382,8 @@ mod tests {
     #[test]
     fn repo_digest_is_matched_by_repository() {
         let source = SourceRef::parse("127.0.0.1:5000/team/app:1").unwrap();
-        let found = digest_from_repo_digests(
-            &source,
-            &["127.0.0.1:5000/team/app@sha256:abc".to_string()],
-        );
+        let found =
+            digest_from_repo_digests(&source, &["127.0.0.1:5000/team/app@sha256:abc".to_string()]);
         assert_eq!(found.as_deref(), Some("sha256:abc"));
     }
 }

@@ -65,9 +65,7 @@ impl EcrEmulator {
         let state = Arc::new_cyclic(|weak: &std::sync::Weak<Ecr>| Ecr {
             front: Front::new(
                 backend,
-                Some(Box::new(TokenGate {
-                    ecr: weak.clone(),
-                }) as Box<dyn Gate>),
+                Some(Box::new(TokenGate { ecr: weak.clone() }) as Box<dyn Gate>),
             ),
             host: Mutex::new(String::new()),
             repositories: Mutex::new(BTreeMap::new()),
@@ -106,9 +104,7 @@ impl Ecr {
             .lock()
             .unwrap()
             .entry(name.to_string())
-            .or_insert(Repository {
-                created_at: now(),
-            });
+            .or_insert(Repository { created_at: now() });
     }
 
     /// A fresh registry password, valid until the emulator stops.
@@ -261,9 +257,16 @@ async fn api(State(ecr): State<Arc<Ecr>>, headers: HeaderMap, body: axum::body::
         .and_then(|t| t.strip_prefix("AmazonEC2ContainerRegistry_V20150921."))
         .map(str::to_string)
     else {
-        return api_error("UnknownOperationException", "missing or unknown X-Amz-Target");
+        return api_error(
+            "UnknownOperationException",
+            "missing or unknown X-Amz-Target",
+        );
     };
-    *ecr.calls.lock().unwrap().entry(operation.clone()).or_default() += 1;
+    *ecr.calls
+        .lock()
+        .unwrap()
+        .entry(operation.clone())
+        .or_default() += 1;
     if let Some(fault) = ecr.front.faults.take(&operation) {
         tokio::time::sleep(fault.delay).await;
         if fault.status.is_some() || fault.error_type.is_some() {
@@ -324,7 +327,9 @@ fn repository_name(input: &Value) -> String {
 fn not_found(name: &str) -> Response {
     api_error(
         "RepositoryNotFoundException",
-        &format!("The repository with name '{name}' does not exist in the registry with id '{ACCOUNT}'"),
+        &format!(
+            "The repository with name '{name}' does not exist in the registry with id '{ACCOUNT}'"
+        ),
     )
 }
 
@@ -337,9 +342,7 @@ fn create_repository(ecr: &Ecr, input: &Value) -> Response {
             &format!("The repository with name '{name}' already exists in the registry with id '{ACCOUNT}'"),
         );
     }
-    let repo = Repository {
-        created_at: now(),
-    };
+    let repo = Repository { created_at: now() };
     let body = json!({"repository": ecr.repository_json(&name, &repo)});
     repositories.insert(name, repo);
     api_ok(body)
@@ -484,7 +487,10 @@ async fn describe_images(ecr: &Ecr, input: &Value) -> Result<Response> {
         Some(ids) => ids.clone(),
         None => {
             let digests: std::collections::BTreeSet<&String> = all_tags.values().collect();
-            digests.into_iter().map(|d| json!({"imageDigest": d})).collect()
+            digests
+                .into_iter()
+                .map(|d| json!({"imageDigest": d}))
+                .collect()
         }
     };
     let mut details = Vec::new();
@@ -629,7 +635,10 @@ mod tests {
     fn resolve_distinguishes_missing_and_mismatched() {
         let mut all = BTreeMap::new();
         all.insert("a".to_string(), "sha256:1".to_string());
-        assert_eq!(resolve(&all, &json!({"imageTag": "a"})).unwrap(), "sha256:1");
+        assert_eq!(
+            resolve(&all, &json!({"imageTag": "a"})).unwrap(),
+            "sha256:1"
+        );
         assert_eq!(
             resolve(&all, &json!({"imageTag": "b"})).unwrap_err().0,
             "ImageNotFound"

@@ -117,7 +117,9 @@ impl Front {
             tokio::time::sleep(fault.delay).await;
             if let Some(status) = fault.status {
                 let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
-                let message = fault.message.unwrap_or_else(|| "injected fault".to_string());
+                let message = fault
+                    .message
+                    .unwrap_or_else(|| "injected fault".to_string());
                 let code = if status == StatusCode::TOO_MANY_REQUESTS {
                     "TOOMANYREQUESTS"
                 } else {
@@ -209,7 +211,9 @@ pub fn summarize(log: &[Logged]) -> BTreeMap<String, usize> {
         } else {
             "other"
         };
-        *counts.entry(format!("{} {kind}", entry.method)).or_default() += 1;
+        *counts
+            .entry(format!("{} {kind}", entry.method))
+            .or_default() += 1;
     }
     counts
 }

@@ -12,7 +12,6 @@ use crate::client::Client;
 use crate::ecr::{EcrEmulator, ACCOUNT, REGION};
 use crate::front::{self, BasicAuth, Front, Gate};
 
-
 /// A running world; everything stops when it is dropped.
 pub struct World {
     pub source: Arc<Front>,
@@ -61,10 +60,7 @@ impl World {
     /// A client for the ECR registry, holding a fresh token.
     pub fn ecr_client(&self) -> Client {
         let password = self.ecr.state.issue_token();
-        Client::new(
-            &self.ecr.endpoint(),
-            Some(("AWS".to_string(), password)),
-        )
+        Client::new(&self.ecr.endpoint(), Some(("AWS".to_string(), password)))
     }
 
     /// The directory the world keeps its registries in.

@@ -73,7 +73,10 @@ impl Harness {
         )
         .unwrap();
         let mut env = world.aws_env();
-        env.push(("TF_CLI_CONFIG_FILE".into(), cli_config.display().to_string()));
+        env.push((
+            "TF_CLI_CONFIG_FILE".into(),
+            cli_config.display().to_string(),
+        ));
         env.push(("TF_IN_AUTOMATION".into(), "1".into()));
         env.push(("CHECKPOINT_DISABLE".into(), "1".into()));
         env.push(("DOCKER_CONFIG".into(), docker_config.display().to_string()));
@@ -243,7 +246,12 @@ impl Harness {
     }
 
     /// Pushes one linux/amd64 image to the source registry under `repository:tag`.
-    pub async fn seed_image(&self, repository: &str, tag: &str, seed: u64) -> standin::images::Pushed {
+    pub async fn seed_image(
+        &self,
+        repository: &str,
+        tag: &str,
+        seed: u64,
+    ) -> standin::images::Pushed {
         standin::images::push_image(
             &self.source_client(),
             repository,
@@ -260,7 +268,11 @@ impl Harness {
     }
 
     /// The manifest ECR serves for `repository:tag`, if any.
-    pub async fn ecr_manifest(&self, repository: &str, tag: &str) -> Option<standin::client::Manifest> {
+    pub async fn ecr_manifest(
+        &self,
+        repository: &str,
+        tag: &str,
+    ) -> Option<standin::client::Manifest> {
         self.world
             .ecr_client()
             .manifest(repository, tag)

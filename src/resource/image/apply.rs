@@ -39,14 +39,12 @@ async fn limited<T>(
     work: impl Future<Output = Result<T>>,
 ) -> Result<T> {
     let limit = timeout(&state.timeouts, operation)?;
-    tokio::time::timeout(limit, work)
-        .await
-        .unwrap_or_else(|_| {
-            Err(Error::Timeout {
-                kind: operation.name(),
-                limit: display_duration(limit),
-            })
+    tokio::time::timeout(limit, work).await.unwrap_or_else(|_| {
+        Err(Error::Timeout {
+            kind: operation.name(),
+            limit: display_duration(limit),
         })
+    })
 }
 
 /// Mirrors `planned.docker_source` into ECR; returns the new state and private data.

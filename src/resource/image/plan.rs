@@ -162,7 +162,7 @@ pub fn planned_tag(config: &ImageState) -> Value<String> {
 fn planned_keep(config: &ImageState) -> Value<bool> {
     match &config.keep_remotely {
         Value::Null => Value::Value(false),
-        other => other.clone(),
+        other => *other,
     }
 }
 
@@ -187,7 +187,10 @@ pub fn plan_create(proposed: ImageState, config: &ImageState) -> ImageState {
 /// Whether the image in ECR is no longer the one the provider pushed (re-pointed outside
 /// Terraform, as seen by the last read).
 pub fn drifted(prior: &ImageState, private: &Private) -> bool {
-    match (private.as_ref().and_then(|p| p.pushed_digest.as_ref()), &prior.image_digest) {
+    match (
+        private.as_ref().and_then(|p| p.pushed_digest.as_ref()),
+        &prior.image_digest,
+    ) {
         (Some(pushed), Value::Value(now)) => pushed != now,
         _ => false,
     }
@@ -293,8 +296,12 @@ mod tests {
     #[test]
     fn unchanged_configuration_plans_no_change() {
         let prior = applied("app:1.0");
-        let (planned, replace) =
-            plan_update(&prior, prior.clone(), &config("app:1.0"), &pushed("sha256:aaa"));
+        let (planned, replace) = plan_update(
+            &prior,
+            prior.clone(),
+            &config("app:1.0"),
+            &pushed("sha256:aaa"),
+        );
         assert!(replace.is_empty());
         assert_eq!(planned, prior);
     }
@@ -317,8 +324,12 @@ mod tests {
     #[test]
     fn tag_repository_and_registry_changes_replace() {
         let prior = applied("app:1.0");
-        let (_, replace) =
-            plan_update(&prior, prior.clone(), &config("app:2.0"), &pushed("sha256:aaa"));
+        let (_, replace) = plan_update(
+            &prior,
+            prior.clone(),
+            &config("app:2.0"),
+            &pushed("sha256:aaa"),
+        );
         assert_eq!(replace, vec!["tag"]);
         let mut moved = config("app:1.0");
         moved.repository = v("elsewhere");
@@ -336,8 +347,12 @@ mod tests {
     fn a_tag_repointed_in_ecr_plans_a_remirror() {
         let mut prior = applied("app:1.0");
         prior.image_digest = v("sha256:other");
-        let (planned, replace) =
-            plan_update(&prior, prior.clone(), &config("app:1.0"), &pushed("sha256:aaa"));
+        let (planned, replace) = plan_update(
+            &prior,
+            prior.clone(),
+            &config("app:1.0"),
+            &pushed("sha256:aaa"),
+        );
         assert!(replace.is_empty());
         assert!(planned.image_digest.is_unknown());
     }
@@ -370,7 +385,13 @@ mod tests {
             .collect();
         assert_eq!(
             attributes,
-            vec!["docker_source", "repository", "tag", "platform", "registry_id"]
+            vec![
+                "docker_source",
+                "repository",
+                "tag",
+                "platform",
+                "registry_id"
+            ]
         );
     }
 

@@ -58,7 +58,9 @@ pub struct PrivateData {
 /// Private state as tf-provider hands it over (empty before the first apply).
 pub type Private = Option<PrivateData>;
 
-fn attributes(list: Vec<(&str, tf_provider::schema::Attribute)>) -> HashMap<String, tf_provider::schema::Attribute> {
+fn attributes(
+    list: Vec<(&str, tf_provider::schema::Attribute)>,
+) -> HashMap<String, tf_provider::schema::Attribute> {
     list.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
 }
 

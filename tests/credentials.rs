@@ -1,0 +1,149 @@
+//! Credentials: source registries through `registry_auth` and the Docker config file, AWS
+//! through a named profile, and no secret ever in state, plan output or logs.
+
+mod support;
+
+use base64::Engine;
+use standin::front::BasicAuth;
+use support::Harness;
+
+const USER: &str = "mirror-bot";
+const PASSWORD: &str = "s3cr3t-source-pass";
+
+fn source_auth() -> Option<BasicAuth> {
+    Some(BasicAuth {
+        username: USER.into(),
+        password: PASSWORD.into(),
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registry_auth_works_and_no_secret_reaches_state_or_trace_logs() {
+    let mut h = Harness::start_with(source_auth()).await;
+    h.seed_image("private/app", "1.0", 51).await;
+    h.use_config("registry_auth");
+    h.var("source_image", Some(&h.source_ref("private/app:1.0")));
+    h.var("source_host", Some(&h.world.source_host()));
+    h.var("source_password", Some(PASSWORD));
+    h.set_env("TF_LOG", "TRACE");
+
+    let apply = h.apply().await;
+    let (plan, changes) = h.plan().await;
+    assert!(!changes);
+    let destroy = h.destroy().await;
+
+    let tokens = h.world.ecr.state.issued_tokens();
+    assert!(!tokens.is_empty(), "no ECR token was handed out");
+    // The provider's own trace lines are in the captured log, so the check below reads them.
+    assert!(
+        apply.stderr.contains("\"@module\":\"ecrmirror\""),
+        "no provider logs captured"
+    );
+    let mut haystacks = vec![
+        ("apply output", apply.output()),
+        ("plan output", plan.output()),
+        ("destroy output", destroy.output()),
+        ("state", h.state_file()),
+    ];
+    let backup = h.work().join("terraform.tfstate.backup");
+    haystacks.push((
+        "state backup",
+        std::fs::read_to_string(backup).unwrap_or_default(),
+    ));
+    for (what, text) in &haystacks {
+        assert!(
+            !text.contains(PASSWORD),
+            "the source password is in the {what}"
+        );
+        for token in &tokens {
+            let encoded = base64::engine::general_purpose::STANDARD.encode(format!("AWS:{token}"));
+            assert!(
+                !text.contains(token.as_str()),
+                "an ECR token is in the {what}"
+            );
+            assert!(
+                !text.contains(&encoded),
+                "an encoded ECR token is in the {what}"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_source_without_credentials_says_how_to_give_them() {
+    let mut h = Harness::start_with(source_auth()).await;
+    h.seed_image("private/app", "1.0", 52).await;
+    h.use_config("basic");
+    h.var("source_image", Some(&h.source_ref("private/app:1.0")));
+    let run = h.apply_fails().await;
+    assert!(run.stderr.contains("registry_auth"), "{}", run.stderr);
+    assert!(h.resources().await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_config_file_credentials_are_used() {
+    let mut h = Harness::start_with(source_auth()).await;
+    h.seed_image("private/app", "1.0", 53).await;
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}"));
+    let config = serde_json::json!({"auths": {h.world.source_host(): {"auth": auth}}});
+    std::fs::write(h.docker_config().join("config.json"), config.to_string()).unwrap();
+    h.use_config("basic");
+    h.var("source_image", Some(&h.source_ref("private/app:1.0")));
+    h.apply().await;
+    assert!(h.ecr_manifest("mirror/app", "1.0").await.is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn named_profile_with_endpoint_url_and_clear_profile_errors() {
+    let mut h = Harness::start().await;
+    h.seed_image("upstream/app", "1.0", 54).await;
+    for name in [
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_REGION",
+        "AWS_ENDPOINT_URL_ECR",
+    ] {
+        h.unset_env(name);
+    }
+    for (name, value) in h.world.write_aws_profile("standin").unwrap() {
+        h.set_env(&name, &value);
+    }
+    h.use_config("basic");
+    h.var("source_image", Some(&h.source_ref("upstream/app:1.0")));
+
+    h.var("profile", Some("nope"));
+    let run = h.terraform(&["plan", "-input=false", "-no-color"]).await;
+    assert!(!run.success);
+    assert!(
+        run.stderr.contains("AWS profile `nope` not found"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("Profiles found: standin"),
+        "{}",
+        run.stderr
+    );
+
+    // The profile gives region, keys and the endpoint (`endpoint_url`) of the emulator.
+    h.var("profile", Some("standin"));
+    h.apply().await;
+    assert!(h.ecr_manifest("mirror/app", "1.0").await.is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_region_is_reported_on_region() {
+    let mut h = Harness::start().await;
+    h.unset_env("AWS_REGION");
+    h.set_env("AWS_CONFIG_FILE", "/nonexistent/aws-config");
+    h.set_env(
+        "AWS_SHARED_CREDENTIALS_FILE",
+        "/nonexistent/aws-credentials",
+    );
+    h.use_config("basic");
+    h.var("source_image", Some("nginx:1.27"));
+    let run = h.terraform(&["plan", "-input=false", "-no-color"]).await;
+    assert!(!run.success);
+    assert!(run.stderr.contains("No AWS region"), "{}", run.stderr);
+    assert!(run.stderr.contains("AWS_REGION"), "{}", run.stderr);
+}
