@@ -1,0 +1,33 @@
+# `make demo` runs the main job against the local stand-in world; `make test` runs every
+# check. Both install or start what they need first (scripts/setup.sh).
+SHELL := /bin/bash
+CARGO ?= cargo
+
+.PHONY: all setup build demo test lint unit-and-e2e fmt clean
+
+all: build
+
+setup:
+	@scripts/setup.sh
+
+build: setup
+	$(CARGO) build --workspace --all-targets
+
+demo: build
+	@scripts/demo.sh
+
+lint: setup
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	terraform fmt -check -recursive examples tests/testdata
+
+test: lint
+	$(CARGO) test --workspace
+
+fmt:
+	$(CARGO) fmt --all
+	terraform fmt -recursive examples tests/testdata
+
+clean:
+	rm -rf .demo
+	$(CARGO) clean
