@@ -270,8 +270,16 @@ async fn a_platform_the_source_lacks_is_refused() {
         "{}",
         run.stderr
     );
-    assert!(run.stderr.contains("The image pulled is linux/amd64"), "{}", run.stderr);
-    assert!(run.stderr.contains("platform      = var.platform"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("The image pulled is linux/amd64"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("platform      = var.platform"),
+        "{}",
+        run.stderr
+    );
     assert!(h.world.ecr.state.tag_digest(REPO, "1.0").is_none());
 
     // A multi-platform index without the platform.
@@ -303,7 +311,11 @@ async fn a_rate_limited_source_says_so() {
     h.use_config("basic");
     h.var("source_image", Some(&h.source_ref("upstream/app:1.0")));
     let run = h.apply_fails().await;
-    assert!(run.stderr.contains("rate-limited the pull"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("rate-limited the pull"),
+        "{}",
+        run.stderr
+    );
     assert!(run.stderr.contains("registry_auth"), "{}", run.stderr);
     assert!(h.resources().await.is_empty());
 }

@@ -1,0 +1,205 @@
+//! The stand-in world checked against the real AWS SDK and real registries: the emulator
+//! answers as ECR does, its registry demands ECR's credentials, and its faults fire.
+
+use aws_sdk_ecr::error::ProvideErrorMetadata;
+use aws_sdk_ecr::types::ImageIdentifier;
+use standin::faults::Rule;
+use standin::images::{push_image, Spec};
+use standin::World;
+
+async fn world() -> (World, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let world = World::start(dir.path()).await.expect("world starts");
+    (world, dir)
+}
+
+async fn sdk(world: &World) -> aws_sdk_ecr::Client {
+    use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
+    let http = aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .build_https();
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(http)
+        .region(aws_config::Region::new("eu-west-1"))
+        .endpoint_url(world.ecr.endpoint())
+        .credentials_provider(aws_sdk_ecr::config::Credentials::new(
+            "AKIDTEST", "secret", None, None, "test",
+        ))
+        .retry_config(aws_config::retry::RetryConfig::disabled())
+        .load()
+        .await;
+    aws_sdk_ecr::Client::new(&config)
+}
+
+fn tag(tag: &str) -> ImageIdentifier {
+    ImageIdentifier::builder().image_tag(tag).build()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repositories_and_images_through_the_sdk() {
+    let (world, _dir) = world().await;
+    let ecr = sdk(&world).await;
+
+    let created = ecr
+        .create_repository()
+        .repository_name("team/app")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        created.repository().unwrap().repository_uri(),
+        Some(format!("{}/team/app", world.ecr_host()).as_str())
+    );
+    let again = ecr
+        .create_repository()
+        .repository_name("team/app")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(again.code(), Some("RepositoryAlreadyExistsException"));
+    let missing = ecr
+        .describe_repositories()
+        .repository_names("nope")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), Some("RepositoryNotFoundException"));
+
+    let pushed = push_image(
+        &world.ecr_client(),
+        "team/app",
+        Some("1.0"),
+        &Spec::small(1),
+    )
+    .await
+    .unwrap();
+
+    let described = ecr
+        .describe_images()
+        .repository_name("team/app")
+        .image_ids(tag("1.0"))
+        .send()
+        .await
+        .unwrap();
+    let detail = &described.image_details()[0];
+    assert_eq!(detail.image_digest(), Some(pushed.manifest_digest.as_str()));
+    assert_eq!(detail.image_tags(), ["1.0".to_string()]);
+
+    let listed = ecr
+        .list_images()
+        .repository_name("team/app")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.image_ids().len(), 1);
+
+    let got = ecr
+        .batch_get_image()
+        .repository_name("team/app")
+        .image_ids(tag("1.0"))
+        .image_ids(tag("2.0"))
+        .send()
+        .await
+        .unwrap();
+    let manifest: serde_json::Value =
+        serde_json::from_str(got.images()[0].image_manifest().unwrap()).unwrap();
+    assert_eq!(manifest["config"]["digest"], pushed.config_digest.as_str());
+    assert_eq!(got.failures().len(), 1);
+
+    let deleted = ecr
+        .batch_delete_image()
+        .repository_name("team/app")
+        .image_ids(tag("1.0"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.image_ids().len(), 1);
+    let gone = ecr
+        .describe_images()
+        .repository_name("team/app")
+        .image_ids(tag("1.0"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(gone.code(), Some("ImageNotFoundException"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_registry_demands_a_token_and_an_existing_repository() {
+    let (world, _dir) = world().await;
+    let anonymous = standin::client::Client::new(&world.ecr.endpoint(), None);
+    world.ecr.state.create_repository("app");
+    assert!(push_image(&anonymous, "app", Some("1"), &Spec::small(2))
+        .await
+        .is_err());
+    let wrong = standin::client::Client::new(
+        &world.ecr.endpoint(),
+        Some(("AWS".into(), "not-a-token".into())),
+    );
+    assert!(push_image(&wrong, "app", Some("1"), &Spec::small(2))
+        .await
+        .is_err());
+    let err = push_image(
+        &world.ecr_client(),
+        "never-created",
+        Some("1"),
+        &Spec::small(2),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        format!("{err:#}").contains("does not exist in the registry"),
+        "{err:#}"
+    );
+    push_image(&world.ecr_client(), "app", Some("1"), &Spec::small(2))
+        .await
+        .expect("a valid token pushes to an existing repository");
+
+    world.ecr.state.set_bad_tokens(true);
+    assert!(
+        push_image(&world.ecr_client(), "app", Some("2"), &Spec::small(3))
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faults_fire_for_the_api_and_the_registry() {
+    let (world, _dir) = world().await;
+    let ecr = sdk(&world).await;
+    world.ecr.state.front().faults.add(Rule {
+        target: "DescribeRepositories".into(),
+        count: 1,
+        status: Some(500),
+        error_type: Some("ServerException".into()),
+        message: Some("injected".into()),
+        delay_ms: 0,
+        retry_after: None,
+    });
+    let failed = ecr.describe_repositories().send().await.unwrap_err();
+    assert_eq!(failed.code(), Some("ServerException"));
+    ecr.describe_repositories()
+        .send()
+        .await
+        .expect("a counted fault fires only its count");
+
+    world.source.faults.add(Rule {
+        target: "registry".into(),
+        count: 1,
+        status: Some(429),
+        error_type: None,
+        message: None,
+        delay_ms: 0,
+        retry_after: Some(7),
+    });
+    let response = reqwest::get(format!("http://{}/v2/", world.source_host()))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 429);
+    assert_eq!(response.headers()["retry-after"], "7");
+    let response = reqwest::get(format!("http://{}/v2/", world.source_host()))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(world.source.log.lock().unwrap().len(), 2);
+}

@@ -1,0 +1,163 @@
+//! The provider's adapters against the real local Docker engine and the stand-in world:
+//! the ECR adapter (token cache, confirmed absence, idempotent untag) and the Docker
+//! transfer (what it reports, and that it leaves the user's own local images alone).
+
+use ecrmirror::credentials::Credentials;
+use ecrmirror::ecr::{Ecr, TagLookup};
+use ecrmirror::error::Error;
+use ecrmirror::reference::SourceRef;
+use ecrmirror::transfer::docker::DockerTransfer;
+use ecrmirror::transfer::{Job, Target, Transfer};
+use standin::images::{push_image, Spec};
+use standin::World;
+
+async fn world() -> (World, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let world = World::start(dir.path()).await.expect("world starts");
+    world.ecr.state.create_repository("mirror/app");
+    (world, dir)
+}
+
+async fn ecr(world: &World) -> Ecr {
+    use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
+    let http = aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .build_https();
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(http)
+        .region(aws_config::Region::new("eu-west-1"))
+        .endpoint_url(world.ecr.endpoint())
+        .credentials_provider(aws_sdk_ecr::config::Credentials::new(
+            "AKIDTEST", "secret", None, None, "test",
+        ))
+        .load()
+        .await;
+    Ecr::new(aws_sdk_ecr::Client::new(&config))
+}
+
+async fn docker(args: &[&str]) -> String {
+    let output = tokio::process::Command::new("docker")
+        .args(args)
+        .output()
+        .await
+        .unwrap();
+    assert!(output.status.success(), "docker {args:?}: {output:?}");
+    String::from_utf8_lossy(&output.stdout).trim().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ecr_adapter_caches_tokens_and_confirms_absence() {
+    let (world, _dir) = world().await;
+    let ecr = ecr(&world).await;
+
+    let first = ecr.login(None).await.unwrap();
+    let second = ecr.login(None).await.unwrap();
+    assert_eq!(first.host, world.ecr_host());
+    assert_eq!(first.password, second.password);
+    assert_eq!(world.ecr.state.calls()["GetAuthorizationToken"], 1);
+
+    assert_eq!(
+        ecr.repository_registry(None, "mirror/app").await.unwrap(),
+        "123456789012"
+    );
+    assert!(matches!(
+        ecr.repository_registry(None, "missing").await,
+        Err(Error::RepositoryNotFound { .. })
+    ));
+    assert_eq!(
+        ecr.lookup_tag(None, "missing", "1").await.unwrap(),
+        TagLookup::Missing
+    );
+    assert_eq!(
+        ecr.lookup_tag(None, "mirror/app", "1").await.unwrap(),
+        TagLookup::Missing
+    );
+    let pushed = push_image(
+        &world.ecr_client(),
+        "mirror/app",
+        Some("1"),
+        &Spec::small(61),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        ecr.lookup_tag(None, "mirror/app", "1").await.unwrap(),
+        TagLookup::Found {
+            digest: pushed.manifest_digest
+        }
+    );
+    ecr.untag(None, "mirror/app", "1").await.unwrap();
+    ecr.untag(None, "mirror/app", "1")
+        .await
+        .expect("untagging twice is fine");
+    ecr.untag(None, "missing", "1")
+        .await
+        .expect("a missing repository is fine");
+    assert_eq!(
+        ecr.lookup_tag(None, "mirror/app", "1").await.unwrap(),
+        TagLookup::Missing
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_transfer_reports_digests_and_restores_the_users_tags() {
+    let (world, _dir) = world().await;
+    let ecr = ecr(&world).await;
+    let login = ecr.login(None).await.unwrap();
+    let source_client = world.source_client(None);
+    let mirrored = push_image(&source_client, "upstream/app", Some("1"), &Spec::small(62))
+        .await
+        .unwrap();
+    push_image(&source_client, "upstream/own", Some("1"), &Spec::small(63))
+        .await
+        .unwrap();
+
+    // The user has their own image under the very name the mirror uses locally.
+    let own = format!("{}/upstream/own:1", world.source_host());
+    let target_ref = format!("{}/mirror/app:1", world.ecr_host());
+    docker(&["pull", "-q", &own]).await;
+    docker(&["tag", &own, &target_ref]).await;
+    let own_id = docker(&["image", "inspect", "--format", "{{.Id}}", &target_ref]).await;
+
+    let source = SourceRef::parse(&format!("{}/upstream/app:1", world.source_host())).unwrap();
+    let job = Job {
+        source: &source,
+        platform: None,
+        source_credentials: None,
+        target: Target {
+            host: login.host.clone(),
+            repository: "mirror/app".into(),
+            tag: "1".into(),
+        },
+        target_credentials: Credentials::Basic {
+            server: login.host.clone(),
+            username: login.username.clone(),
+            password: login.password.clone(),
+        },
+    };
+    let copied = DockerTransfer::new(None).copy(&job).await.unwrap();
+    assert_eq!(
+        copied.source_digest.as_deref(),
+        Some(mirrored.manifest_digest.as_str())
+    );
+    let served = world
+        .ecr_client()
+        .require_manifest("mirror/app", "1")
+        .await
+        .unwrap();
+    assert_eq!(
+        copied.pushed_digest.as_deref(),
+        Some(served.digest.as_str())
+    );
+    assert_eq!(served.config_digest(), Some(mirrored.config_digest.clone()));
+
+    // The user's tag points at their image again; the pulled source was removed.
+    let after = docker(&["image", "inspect", "--format", "{{.Id}}", &target_ref]).await;
+    assert_eq!(after, own_id);
+    let listed = docker(&["images", "--format", "{{.Repository}}:{{.Tag}}"]).await;
+    assert!(
+        !listed.contains(&format!("{}/upstream/app", world.source_host())),
+        "{listed}"
+    );
+    docker(&["rmi", &target_ref, &own]).await;
+}
