@@ -19,20 +19,7 @@ async fn world() -> (World, tempfile::TempDir) {
 }
 
 async fn ecr(world: &World) -> Ecr {
-    use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
-    let http = aws_smithy_http_client::Builder::new()
-        .tls_provider(Provider::Rustls(CryptoMode::Ring))
-        .build_https();
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .http_client(http)
-        .region(aws_config::Region::new("eu-west-1"))
-        .endpoint_url(world.ecr.endpoint())
-        .credentials_provider(aws_sdk_ecr::config::Credentials::new(
-            "AKIDTEST", "secret", None, None, "test",
-        ))
-        .load()
-        .await;
-    Ecr::new(aws_sdk_ecr::Client::new(&config))
+    Ecr::new(aws_sdk_ecr::Client::new(&world.sdk_config().await))
 }
 
 async fn docker(args: &[&str]) -> String {

@@ -10,7 +10,7 @@ use bollard::query_parameters::{
     CreateImageOptions, PushImageOptions, RemoveImageOptions, TagImageOptions,
 };
 use bollard::Docker;
-use futures_util::StreamExt;
+use futures_util::{Stream, StreamExt};
 use tokio::sync::OnceCell;
 
 use super::{Copied, Job, Target, Transfer};
@@ -69,31 +69,45 @@ impl DockerTransfer {
             ..Default::default()
         };
         let credentials = job.source_credentials.as_ref().map(to_bollard);
-        let mut stream = docker.create_image(Some(options), None, credentials);
-        let mut digest = None;
-        while let Some(item) = stream.next().await {
-            let info = item.map_err(|err| self.pull_error(job, err))?;
-            if let Some(found) = info
-                .status
-                .as_deref()
-                .and_then(|s| s.strip_prefix("Digest: "))
-            {
-                digest = Some(found.trim().to_string());
-            }
+        let stream = docker.create_image(Some(options), None, credentials);
+        drain(
+            stream,
+            |info| info.status.clone(),
+            pulled_digest,
+            |err| self.pull_error(job, err),
+        )
+        .await
+    }
+
+    /// The error's text and its lowercase form when the engine answered; the engine being
+    /// out of reach otherwise.
+    fn engine_answer(
+        &self,
+        err: bollard::errors::Error,
+    ) -> std::result::Result<(String, String), Error> {
+        let cause = err.to_string();
+        if matches!(
+            err,
+            bollard::errors::Error::DockerStreamError { .. }
+                | bollard::errors::Error::DockerResponseServerError { .. }
+        ) {
+            let text = cause.to_ascii_lowercase();
+            Ok((cause, text))
+        } else {
+            Err(Error::DockerUnreachable {
+                host: self.host_name(),
+                cause,
+            })
         }
-        Ok(digest)
     }
 
     fn pull_error(&self, job: &Job<'_>, err: bollard::errors::Error) -> Error {
         let reference = job.source.to_string();
-        let cause = err.to_string();
-        let text = cause.to_ascii_lowercase();
-        if !is_engine_answer(&err) {
-            Error::DockerUnreachable {
-                host: self.host_name(),
-                cause,
-            }
-        } else if text.contains("toomanyrequests") || text.contains("rate limit") {
+        let (cause, text) = match self.engine_answer(err) {
+            Ok(answer) => answer,
+            Err(unreachable) => return unreachable,
+        };
+        if text.contains("toomanyrequests") || text.contains("rate limit") {
             Error::RateLimited { reference, cause }
         } else if text.contains("no matching manifest") {
             Error::PlatformMismatch {
@@ -127,26 +141,22 @@ impl DockerTransfer {
             platform: None,
         };
         let credentials = to_bollard(&job.target_credentials);
-        let mut stream = docker.push_image(&target.name(), Some(options), Some(credentials));
-        let mut digest = None;
-        while let Some(item) = stream.next().await {
-            let info = item.map_err(|err| self.push_error(target, err))?;
-            if let Some(found) = info.status.as_deref().and_then(pushed_digest) {
-                digest = Some(found);
-            }
-        }
-        Ok(digest)
+        let stream = docker.push_image(&target.name(), Some(options), Some(credentials));
+        drain(
+            stream,
+            |info| info.status.clone(),
+            pushed_digest,
+            |err| self.push_error(target, err),
+        )
+        .await
     }
 
     fn push_error(&self, target: &Target, err: bollard::errors::Error) -> Error {
-        let cause = err.to_string();
-        let text = cause.to_ascii_lowercase();
-        if !is_engine_answer(&err) {
-            Error::DockerUnreachable {
-                host: self.host_name(),
-                cause,
-            }
-        } else if text.contains("name unknown") || text.contains("does not exist in the registry") {
+        let (cause, text) = match self.engine_answer(err) {
+            Ok(answer) => answer,
+            Err(unreachable) => return unreachable,
+        };
+        if text.contains("name unknown") || text.contains("does not exist in the registry") {
             Error::RepositoryNotFound {
                 repository: target.repository.clone(),
                 registry: target.host.clone(),
@@ -317,13 +327,30 @@ impl Transfer for DockerTransfer {
     }
 }
 
-/// Whether the error came from the engine (as opposed to not reaching it at all).
-fn is_engine_answer(err: &bollard::errors::Error) -> bool {
-    matches!(
-        err,
-        bollard::errors::Error::DockerStreamError { .. }
-            | bollard::errors::Error::DockerResponseServerError { .. }
-    )
+/// Drains a progress stream to its end; an error inside it fails the whole operation.
+/// Returns the last digest `pick` finds in a status line.
+async fn drain<T>(
+    stream: impl Stream<Item = std::result::Result<T, bollard::errors::Error>>,
+    status: impl Fn(&T) -> Option<String>,
+    pick: fn(&str) -> Option<String>,
+    fail: impl Fn(bollard::errors::Error) -> Error,
+) -> Result<Option<String>> {
+    let mut stream = std::pin::pin!(stream);
+    let mut digest = None;
+    while let Some(item) = stream.next().await {
+        let info = item.map_err(&fail)?;
+        if let Some(found) = status(&info).as_deref().and_then(pick) {
+            digest = Some(found);
+        }
+    }
+    Ok(digest)
+}
+
+/// The digest in a pull status line such as `Digest: sha256:…`.
+fn pulled_digest(status: &str) -> Option<String> {
+    status
+        .strip_prefix("Digest: ")
+        .map(|d| d.trim().to_string())
 }
 
 /// The digest in a push status line such as `base: digest: sha256:… size: 734`.

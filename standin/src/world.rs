@@ -104,6 +104,29 @@ impl World {
         ])
     }
 
+    /// An AWS SDK configuration for the emulator (static keys, no retries), for tests that
+    /// call the ECR API directly.
+    pub async fn sdk_config(&self) -> aws_config::SdkConfig {
+        use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
+        let http = aws_smithy_http_client::Builder::new()
+            .tls_provider(Provider::Rustls(CryptoMode::Ring))
+            .build_https();
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .http_client(http)
+            .region(aws_config::Region::new(REGION))
+            .endpoint_url(self.ecr.endpoint())
+            .credentials_provider(aws_credential_types::Credentials::new(
+                format!("AKIDSTANDIN{ACCOUNT}"),
+                "standin-secret",
+                None,
+                None,
+                "standin",
+            ))
+            .retry_config(aws_config::retry::RetryConfig::disabled())
+            .load()
+            .await
+    }
+
     /// Environment that points the AWS SDK at the emulator with static credentials.
     pub fn aws_env(&self) -> Vec<(String, String)> {
         vec![

@@ -14,21 +14,7 @@ async fn world() -> (World, tempfile::TempDir) {
 }
 
 async fn sdk(world: &World) -> aws_sdk_ecr::Client {
-    use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
-    let http = aws_smithy_http_client::Builder::new()
-        .tls_provider(Provider::Rustls(CryptoMode::Ring))
-        .build_https();
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .http_client(http)
-        .region(aws_config::Region::new("eu-west-1"))
-        .endpoint_url(world.ecr.endpoint())
-        .credentials_provider(aws_sdk_ecr::config::Credentials::new(
-            "AKIDTEST", "secret", None, None, "test",
-        ))
-        .retry_config(aws_config::retry::RetryConfig::disabled())
-        .load()
-        .await;
-    aws_sdk_ecr::Client::new(&config)
+    aws_sdk_ecr::Client::new(&world.sdk_config().await)
 }
 
 fn tag(tag: &str) -> ImageIdentifier {
