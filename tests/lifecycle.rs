@@ -208,3 +208,23 @@ async fn triggers_remirror_in_place() {
     let (_, changes) = h.plan().await;
     assert!(!changes);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_source_mirrored_for_two_platforms_in_parallel() {
+    let mut h = Harness::start().await;
+    let (_, platforms) = h.seed_index("upstream/app", "1.0", 32).await;
+    h.use_config("two_platforms");
+    h.var("source_image", Some(&h.source_ref("upstream/app:1.0")));
+    h.apply().await;
+    for (tag, image) in [("amd64", &platforms[0]), ("arm64", &platforms[1])] {
+        let served = h.ecr_manifest(REPO, tag).await.expect("mirrored");
+        assert_eq!(
+            served.config_digest().as_deref(),
+            Some(image.config_digest.as_str()),
+            "{tag}"
+        );
+        assert_eq!(h.attr(tag, "image_digest").await, served.digest);
+    }
+    let (_, changes) = h.plan().await;
+    assert!(!changes);
+}

@@ -4,6 +4,9 @@
 //! method creates are removed afterwards; images and tags the user had before are left as
 //! they were.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use bollard::auth::DockerCredentials;
 use bollard::query_parameters::{
@@ -11,7 +14,7 @@ use bollard::query_parameters::{
 };
 use bollard::Docker;
 use futures_util::{Stream, StreamExt};
-use tokio::sync::OnceCell;
+use tokio::sync::{Mutex, OnceCell};
 
 use super::{Copied, Job, Target, Transfer};
 use crate::credentials::Credentials;
@@ -23,6 +26,7 @@ use crate::reference::SourceRef;
 pub struct DockerTransfer {
     host: Option<String>,
     engine: OnceCell<Docker>,
+    source_locks: std::sync::Mutex<HashMap<String, Arc<Mutex<()>>>>,
 }
 
 impl DockerTransfer {
@@ -32,6 +36,7 @@ impl DockerTransfer {
         DockerTransfer {
             host,
             engine: OnceCell::new(),
+            source_locks: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -216,8 +221,18 @@ impl DockerTransfer {
         Ok((id, image.repo_digests.unwrap_or_default()))
     }
 
-    /// Pull, check, tag and push; `cleanup` records what to undo.
-    async fn run(&self, docker: &Docker, job: &Job<'_>, cleanup: &mut Cleanup) -> Result<Copied> {
+    /// Pull, check and tag the image as the target; returns the source digest. `cleanup`
+    /// records what to undo.
+    async fn stage(
+        &self,
+        docker: &Docker,
+        job: &Job<'_>,
+        cleanup: &mut Cleanup,
+    ) -> Result<Option<String>> {
+        cleanup.source_was_present = docker
+            .inspect_image(&job.source.pull_reference())
+            .await
+            .is_ok();
         tracing::debug!(source = %job.source, target = %job.target, "pulling");
         let streamed_digest = self.pull(docker, job).await?;
         let (image_id, repo_digests) = self.inspect_pulled(docker, job).await?;
@@ -244,12 +259,16 @@ impl DockerTransfer {
                 cause: err.to_string(),
             })?;
         cleanup.tagged = Some(image_id);
-        tracing::debug!(target = %job.target, "pushing");
-        let pushed_digest = self.push(docker, job).await?;
-        Ok(Copied {
-            source_digest,
-            pushed_digest,
-        })
+        Ok(source_digest)
+    }
+
+    /// The lock for one local source reference. Mirrors of the same source (other tags,
+    /// other platforms) run in parallel in one apply; pulling one platform re-points the
+    /// local reference another mirror is about to inspect, so each pull, check and tag, and
+    /// each clean-up, holds the reference's lock. Pushes run unlocked.
+    fn source_lock(&self, reference: &str) -> Arc<Mutex<()>> {
+        let mut locks = self.source_locks.lock().unwrap_or_else(|e| e.into_inner());
+        locks.entry(reference.to_string()).or_default().clone()
     }
 }
 
@@ -314,14 +333,24 @@ async fn remove(
 impl Transfer for DockerTransfer {
     async fn copy(&self, job: &Job<'_>) -> Result<Copied> {
         let docker = self.engine().await?;
-        let mut cleanup = Cleanup {
-            source_was_present: docker
-                .inspect_image(&job.source.pull_reference())
-                .await
-                .is_ok(),
-            ..Cleanup::default()
+        let lock = self.source_lock(&job.source.pull_reference());
+        let mut cleanup = Cleanup::default();
+        let staged = {
+            let _held = lock.lock().await;
+            tracing::debug!(source = %job.source, target = %job.target, "pulling");
+            self.stage(docker, job, &mut cleanup).await
         };
-        let result = self.run(docker, job, &mut cleanup).await;
+        let result = match staged {
+            Ok(source_digest) => {
+                tracing::debug!(target = %job.target, "pushing");
+                self.push(docker, job).await.map(|pushed_digest| Copied {
+                    source_digest,
+                    pushed_digest,
+                })
+            }
+            Err(err) => Err(err),
+        };
+        let _held = lock.lock().await;
         cleanup.undo(docker, job).await;
         result
     }
