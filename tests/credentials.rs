@@ -147,3 +147,35 @@ async fn missing_region_is_reported_on_region() {
     assert!(run.stderr.contains("No AWS region"), "{}", run.stderr);
     assert!(run.stderr.contains("AWS_REGION"), "{}", run.stderr);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_config_credential_helpers_are_used() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut h = Harness::start_with(source_auth()).await;
+    h.seed_image("private/app", "1.0", 55).await;
+    // A credential helper as `docker login` would configure one (credHelpers).
+    let bin = h.work().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let helper = bin.join("docker-credential-standin");
+    std::fs::write(
+        &helper,
+        format!(
+            "#!/bin/sh\n[ \"$1\" = get ] || exit 1\nread server\nprintf '{{\"ServerURL\":\"%s\",\"Username\":\"{USER}\",\"Secret\":\"{PASSWORD}\"}}' \"$server\"\n"
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    h.set_env("PATH", &path);
+    let config = serde_json::json!({"credHelpers": {h.world.source_host(): "standin"}});
+    std::fs::write(h.docker_config().join("config.json"), config.to_string()).unwrap();
+
+    h.use_config("basic");
+    h.var("source_image", Some(&h.source_ref("private/app:1.0")));
+    h.apply().await;
+    assert!(h.ecr_manifest("mirror/app", "1.0").await.is_some());
+}

@@ -1,6 +1,6 @@
 //! `ecrmirror-standin up DIR`: starts the stand-in world for `make demo`, seeds a demo image,
 //! writes `DIR/env.sh` (the variables that point Terraform and the provider at it) and runs
-//! until it is interrupted.
+//! until it is interrupted (SIGINT or SIGTERM).
 
 use std::path::PathBuf;
 
@@ -49,6 +49,12 @@ async fn main() -> Result<()> {
         world.source_host(),
         world.ecr_host()
     );
-    tokio::signal::ctrl_c().await?;
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+    // Dropping the world stops its registry processes.
+    drop(world);
     Ok(())
 }
