@@ -1,214 +1,19 @@
-//! The ECR API emulator: AWS JSON 1.1 operations in front of a real registry.
-//!
-//! One port serves both the API (`POST /` with `X-Amz-Target`) and the registry (`/v2/...`),
-//! which demands basic auth `AWS:<token>` with a token from `GetAuthorizationToken` and knows
-//! only repositories made with `CreateRepository`. Control routes:
-//! `POST /_standin/ecr/bad-tokens` (`true`/`false`): hand out tokens the registry refuses;
-//! `GET /_standin/ecr/calls`: how often each operation was called.
+//! The ECR API operations the emulator serves, answered from its state and the backend
+//! registry's storage.
 
-use std::collections::{BTreeMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use anyhow::Result;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use base64::Engine;
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
 
-use crate::backend::Backend;
-use crate::front::{self, decode_basic, registry_error, unauthorized, Front, Gate};
-
-/// The account id the emulator answers for.
-pub const ACCOUNT: &str = "123456789012";
-
-/// The region the emulator says it is in.
-pub const REGION: &str = "eu-west-1";
-
-/// Media types a manifest request accepts.
-pub const MANIFEST_TYPES: &str = "application/vnd.oci.image.index.v1+json, \
-application/vnd.docker.distribution.manifest.list.v2+json, \
-application/vnd.oci.image.manifest.v1+json, \
-application/vnd.docker.distribution.manifest.v2+json";
-
-struct Repository {
-    created_at: f64,
-}
-
-/// The emulator's state.
-pub struct Ecr {
-    front: Arc<Front>,
-    host: Mutex<String>,
-    repositories: Mutex<BTreeMap<String, Repository>>,
-    tokens: Mutex<HashSet<String>>,
-    issued: Mutex<Vec<String>>,
-    bad_tokens: AtomicBool,
-    counter: AtomicU64,
-    calls: Mutex<BTreeMap<String, u64>>,
-}
-
-/// A running emulator.
-pub struct EcrEmulator {
-    pub state: Arc<Ecr>,
-    pub addr: std::net::SocketAddr,
-}
-
-impl EcrEmulator {
-    /// Starts an emulator over `backend` on `127.0.0.1:0`.
-    pub async fn start(backend: Backend) -> Result<EcrEmulator> {
-        let state = Arc::new_cyclic(|weak: &std::sync::Weak<Ecr>| Ecr {
-            front: Front::new(
-                backend,
-                Some(Box::new(TokenGate { ecr: weak.clone() }) as Box<dyn Gate>),
-            ),
-            host: Mutex::new(String::new()),
-            repositories: Mutex::new(BTreeMap::new()),
-            tokens: Mutex::new(HashSet::new()),
-            issued: Mutex::new(Vec::new()),
-            bad_tokens: AtomicBool::new(false),
-            counter: AtomicU64::new(0),
-            calls: Mutex::new(BTreeMap::new()),
-        });
-        let router = Router::new()
-            .route("/", post(api))
-            .route("/_standin/ecr/bad-tokens", post(set_bad_tokens))
-            .route("/_standin/ecr/calls", get(calls))
-            .with_state(state.clone())
-            .merge(front::router(state.front.clone()));
-        let addr = front::serve(router).await?;
-        *state.host.lock().unwrap() = addr.to_string();
-        Ok(EcrEmulator { state, addr })
-    }
-
-    /// `http://127.0.0.1:<port>`: both the API endpoint and the registry.
-    pub fn endpoint(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-}
-
-impl Ecr {
-    /// The registry front (faults, request log).
-    pub fn front(&self) -> &Arc<Front> {
-        &self.front
-    }
-
-    /// Creates a repository directly, as a test's set-up would with the AWS CLI.
-    pub fn create_repository(&self, name: &str) {
-        self.repositories
-            .lock()
-            .unwrap()
-            .entry(name.to_string())
-            .or_insert(Repository { created_at: now() });
-    }
-
-    /// A fresh registry password, valid until the emulator stops.
-    pub fn issue_token(&self) -> String {
-        let n = self.counter.fetch_add(1, Ordering::SeqCst);
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_nanos();
-        let password = format!("ecr-{nanos:x}-{n}");
-        if !self.bad_tokens.load(Ordering::SeqCst) {
-            self.tokens.lock().unwrap().insert(password.clone());
-        }
-        self.issued.lock().unwrap().push(password.clone());
-        password
-    }
-
-    /// Every registry password handed out so far (to prove none leaks).
-    pub fn issued_tokens(&self) -> Vec<String> {
-        self.issued.lock().unwrap().clone()
-    }
-
-    /// How often each API operation was called.
-    pub fn calls(&self) -> BTreeMap<String, u64> {
-        self.calls.lock().unwrap().clone()
-    }
-
-    /// Makes the registry refuse every token handed out from now on (a wrong password).
-    pub fn set_bad_tokens(&self, bad: bool) {
-        self.bad_tokens.store(bad, Ordering::SeqCst);
-    }
-
-    /// Removes a tag as `aws ecr batch-delete-image` would (outside Terraform).
-    pub async fn delete_tag(&self, repository: &str, tag: &str) -> Result<()> {
-        let input = json!({"repositoryName": repository, "imageIds": [{"imageTag": tag}]});
-        let response = batch_delete_image(self, &input).await?;
-        anyhow::ensure!(response.status().is_success(), "untag failed");
-        Ok(())
-    }
-
-    /// The digest `repository:tag` names now, if any.
-    pub fn tag_digest(&self, repository: &str, tag: &str) -> Option<String> {
-        tags(self, repository).get(tag).cloned()
-    }
-
-    fn has_repository(&self, name: &str) -> bool {
-        self.repositories.lock().unwrap().contains_key(name)
-    }
-
-    fn repository_json(&self, name: &str, repo: &Repository) -> Value {
-        let host = self.host.lock().unwrap().clone();
-        json!({
-            "repositoryArn": format!("arn:aws:ecr:{REGION}:{ACCOUNT}:repository/{name}"),
-            "registryId": ACCOUNT,
-            "repositoryName": name,
-            "repositoryUri": format!("{host}/{name}"),
-            "createdAt": repo.created_at,
-            "imageTagMutability": "MUTABLE",
-        })
-    }
-}
-
-/// The registry's gate: `AWS:<token>` and an existing repository.
-struct TokenGate {
-    ecr: std::sync::Weak<Ecr>,
-}
-
-impl Gate for TokenGate {
-    fn check(&self, authorization: Option<&str>, path: &str) -> Option<Response> {
-        let ecr = self.ecr.upgrade()?;
-        let realm = format!("https://{}/", ecr.host.lock().unwrap());
-        match authorization.and_then(decode_basic) {
-            Some((user, pass)) if user == "AWS" && ecr.tokens.lock().unwrap().contains(&pass) => {}
-            _ => return Some(unauthorized(&realm)),
-        }
-        let repository = repository_of(path)?;
-        if ecr.has_repository(&repository) {
-            return None;
-        }
-        Some(registry_error(
-            StatusCode::NOT_FOUND,
-            "NAME_UNKNOWN",
-            &format!(
-                "The repository with name '{repository}' does not exist in the registry with id '{ACCOUNT}'"
-            ),
-        ))
-    }
-}
-
-/// The repository named by a `/v2/<name>/(manifests|blobs|tags)/...` path.
-pub fn repository_of(path: &str) -> Option<String> {
-    let rest = path.strip_prefix("/v2/")?;
-    ["/manifests/", "/blobs/", "/tags/"]
-        .iter()
-        .filter_map(|marker| rest.rfind(marker).map(|i| rest[..i].to_string()))
-        .max_by_key(|name| name.len())
-}
-
-fn now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs_f64()
-}
+use super::{now, Ecr, Repository, ACCOUNT, MANIFEST_TYPES};
 
 /// An ECR error response.
 fn api_error(error_type: &str, message: &str) -> Response {
@@ -241,16 +46,11 @@ fn api_ok(body: Value) -> Response {
         .into_response()
 }
 
-async fn set_bad_tokens(State(ecr): State<Arc<Ecr>>, Json(bad): Json<bool>) -> StatusCode {
-    ecr.set_bad_tokens(bad);
-    StatusCode::NO_CONTENT
-}
-
-async fn calls(State(ecr): State<Arc<Ecr>>) -> Json<BTreeMap<String, u64>> {
-    Json(ecr.calls())
-}
-
-async fn api(State(ecr): State<Arc<Ecr>>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+pub(super) async fn api(
+    State(ecr): State<Arc<Ecr>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
     let Some(operation) = headers
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok())
@@ -414,7 +214,7 @@ async fn fetch_manifest(ecr: &Ecr, repository: &str, reference: &str) -> Result<
 }
 
 /// Every tag of `repository` with the digest it points at, read from the backend's storage.
-fn tags(ecr: &Ecr, repository: &str) -> BTreeMap<String, String> {
+pub(super) fn tags(ecr: &Ecr, repository: &str) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     let Ok(entries) = std::fs::read_dir(ecr.front.backend.tags_dir(repository)) else {
         return out;
@@ -558,7 +358,7 @@ async fn batch_get_image(ecr: &Ecr, input: &Value) -> Result<Response> {
     Ok(api_ok(json!({"images": images, "failures": failures})))
 }
 
-async fn batch_delete_image(ecr: &Ecr, input: &Value) -> Result<Response> {
+pub(super) async fn batch_delete_image(ecr: &Ecr, input: &Value) -> Result<Response> {
     let name = repository_name(input);
     if !ecr.has_repository(&name) {
         return Ok(not_found(&name));
@@ -617,19 +417,6 @@ async fn list_images(ecr: &Ecr, input: &Value) -> Result<Response> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn repository_of_handles_nested_names() {
-        assert_eq!(
-            repository_of("/v2/team/app/manifests/1.0").as_deref(),
-            Some("team/app")
-        );
-        assert_eq!(
-            repository_of("/v2/app/blobs/uploads/").as_deref(),
-            Some("app")
-        );
-        assert_eq!(repository_of("/v2/").as_deref(), None);
-    }
 
     #[test]
     fn resolve_distinguishes_missing_and_mismatched() {
