@@ -76,7 +76,7 @@ async fn private_source_without_credentials_says_how_to_give_them() {
     h.use_config("basic");
     h.var("source_image", Some(&h.source_ref("private/app:1.0")));
     let run = h.apply_fails().await;
-    assert!(run.stderr.contains("registry_auth"), "{}", run.stderr);
+    run.stderr_has("registry_auth");
     assert!(h.resources().await.is_empty());
 }
 
@@ -114,16 +114,8 @@ async fn named_profile_with_endpoint_url_and_clear_profile_errors() {
     h.var("profile", Some("nope"));
     let run = h.terraform(&["plan", "-input=false", "-no-color"]).await;
     assert!(!run.success);
-    assert!(
-        run.stderr.contains("AWS profile `nope` not found"),
-        "{}",
-        run.stderr
-    );
-    assert!(
-        run.stderr.contains("Profiles found: standin"),
-        "{}",
-        run.stderr
-    );
+    run.stderr_has("AWS profile `nope` not found");
+    run.stderr_has("Profiles found: standin");
 
     // The profile gives region, keys and the endpoint (`endpoint_url`) of the emulator.
     h.var("profile", Some("standin"));
@@ -144,8 +136,8 @@ async fn missing_region_is_reported_on_region() {
     h.var("source_image", Some("nginx:1.27"));
     let run = h.terraform(&["plan", "-input=false", "-no-color"]).await;
     assert!(!run.success);
-    assert!(run.stderr.contains("No AWS region"), "{}", run.stderr);
-    assert!(run.stderr.contains("AWS_REGION"), "{}", run.stderr);
+    run.stderr_has("No AWS region");
+    run.stderr_has("AWS_REGION");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -64,18 +64,8 @@ async fn values_unknown_at_plan_are_accepted() {
     h.use_config("unknown");
     let (run, changes) = h.plan().await;
     assert!(changes);
-    assert!(
-        run.stdout
-            .contains("docker_source    = (known after apply)"),
-        "{}",
-        run.stdout
-    );
-    assert!(
-        run.stdout
-            .contains("tag              = (known after apply)"),
-        "{}",
-        run.stdout
-    );
+    run.stdout_has("docker_source    = (known after apply)");
+    run.stdout_has("tag              = (known after apply)");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -87,13 +77,8 @@ async fn missing_repository_is_named_and_nothing_is_pulled() {
     h.var("source_image", Some(&h.source_ref("upstream/app:1.0")));
     h.var("repository", Some("never/created"));
     let run = h.apply_fails().await;
-    assert!(
-        run.stderr
-            .contains("ECR repository never/created does not exist"),
-        "{}",
-        run.stderr
-    );
-    assert!(run.stderr.contains("aws_ecr_repository"), "{}", run.stderr);
+    run.stderr_has("ECR repository never/created does not exist");
+    run.stderr_has("aws_ecr_repository");
     assert!(h.resources().await.is_empty());
     assert!(
         h.world.source.log.lock().unwrap().is_empty(),
@@ -113,17 +98,8 @@ async fn stopped_docker_engine_is_a_clear_error() {
     h.var("source_image", Some(&h.source_ref("upstream/app:1.0")));
     h.var("docker_host", Some(&format!("unix://{}", socket.display())));
     let run = h.apply_fails().await;
-    assert!(
-        run.stderr
-            .contains("Cannot reach the Docker engine at unix://"),
-        "{}",
-        run.stderr
-    );
-    assert!(
-        run.stderr.contains("Start the Docker engine"),
-        "{}",
-        run.stderr
-    );
+    run.stderr_has("Cannot reach the Docker engine at unix://");
+    run.stderr_has("Start the Docker engine");
     assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
     assert!(h.resources().await.is_empty());
 }
@@ -144,11 +120,7 @@ async fn wrong_ecr_password_is_a_clear_error_and_keeps_state() {
     h.world.ecr.state.set_bad_tokens(true);
     h.var("source_image", Some(&h.source_ref("upstream/app:2.0")));
     let run = h.apply_fails().await;
-    assert!(
-        run.stderr.contains("ECR refused the push credentials"),
-        "{}",
-        run.stderr
-    );
+    run.stderr_has("ECR refused the push credentials");
     assert_eq!(h.attr("test", "image_digest").await, digest);
     assert!(h
         .attr("test", "docker_source")
@@ -168,8 +140,8 @@ async fn source_not_found_points_at_docker_source() {
     h.use_config("basic");
     h.var("source_image", Some(&h.source_ref("upstream/missing:1.0")));
     let run = h.apply_fails().await;
-    assert!(run.stderr.contains("was not found"), "{}", run.stderr);
-    assert!(run.stderr.contains("docker_source ="), "{}", run.stderr);
+    run.stderr_has("was not found");
+    run.stderr_has("docker_source =");
     assert!(h.resources().await.is_empty());
 }
 
@@ -190,11 +162,7 @@ async fn a_failing_read_keeps_the_resource() {
         .terraform(&["apply", "-refresh-only", "-auto-approve", "-no-color"])
         .await;
     assert!(!run.success);
-    assert!(
-        run.stderr.contains("ECR DescribeImages failed"),
-        "{}",
-        run.stderr
-    );
+    run.stderr_has("ECR DescribeImages failed");
     assert_eq!(h.resources().await.len(), 1);
 
     h.world.ecr.state.front().faults.clear();
@@ -219,11 +187,7 @@ async fn a_failing_destroy_keeps_the_resource() {
         .terraform(&["destroy", "-auto-approve", "-no-color"])
         .await;
     assert!(!run.success);
-    assert!(
-        run.stderr.contains("ECR BatchDeleteImage failed"),
-        "{}",
-        run.stderr
-    );
+    run.stderr_has("ECR BatchDeleteImage failed");
     assert_eq!(h.resources().await.len(), 1);
     assert!(h.world.ecr.state.tag_digest(REPO, "1.0").is_some());
 
@@ -245,12 +209,7 @@ async fn create_timeout_fires_and_names_the_limit() {
     h.var("create_timeout", Some("3s"));
     let started = std::time::Instant::now();
     let run = h.apply_fails().await;
-    assert!(
-        run.stderr
-            .contains("Mirroring did not finish within the create timeout of 3s"),
-        "{}",
-        run.stderr
-    );
+    run.stderr_has("Mirroring did not finish within the create timeout of 3s");
     assert!(started.elapsed() < std::time::Duration::from_secs(50));
     assert!(h.resources().await.is_empty());
 }
@@ -265,21 +224,9 @@ async fn a_platform_the_source_lacks_is_refused() {
     h.var("source_image", Some(&h.source_ref("upstream/single:1.0")));
     h.var("platform", Some("linux/arm64"));
     let run = h.apply_fails().await;
-    assert!(
-        run.stderr.contains("has no image for platform linux/arm64"),
-        "{}",
-        run.stderr
-    );
-    assert!(
-        run.stderr.contains("The image pulled is linux/amd64"),
-        "{}",
-        run.stderr
-    );
-    assert!(
-        run.stderr.contains("platform      = var.platform"),
-        "{}",
-        run.stderr
-    );
+    run.stderr_has("has no image for platform linux/arm64");
+    run.stderr_has("The image pulled is linux/amd64");
+    run.stderr_has("platform      = var.platform");
     assert!(h.world.ecr.state.tag_digest(REPO, "1.0").is_none());
 
     // A multi-platform index without the platform.
@@ -287,11 +234,7 @@ async fn a_platform_the_source_lacks_is_refused() {
     h.var("source_image", Some(&h.source_ref("upstream/multi:1.0")));
     h.var("platform", Some("linux/s390x"));
     let run = h.apply_fails().await;
-    assert!(
-        run.stderr.contains("has no image for platform linux/s390x"),
-        "{}",
-        run.stderr
-    );
+    run.stderr_has("has no image for platform linux/s390x");
     assert!(h.resources().await.is_empty());
 }
 
@@ -311,11 +254,7 @@ async fn a_rate_limited_source_says_so() {
     h.use_config("basic");
     h.var("source_image", Some(&h.source_ref("upstream/app:1.0")));
     let run = h.apply_fails().await;
-    assert!(
-        run.stderr.contains("rate-limited the pull"),
-        "{}",
-        run.stderr
-    );
-    assert!(run.stderr.contains("registry_auth"), "{}", run.stderr);
+    run.stderr_has("rate-limited the pull");
+    run.stderr_has("registry_auth");
     assert!(h.resources().await.is_empty());
 }

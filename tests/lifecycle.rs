@@ -20,7 +20,7 @@ async fn mirror_lifecycle() {
     // Create: the digest in state is the one ECR serves, and the image is the source's
     // arm64 image (same image config).
     let run = h.apply().await;
-    assert!(run.stdout.contains("1 added"), "{}", run.stdout);
+    run.stdout_has("1 added");
     let served = h
         .ecr_manifest(REPO, "stable")
         .await
@@ -53,12 +53,8 @@ async fn mirror_lifecycle() {
     h.var("platform", None);
     let (run, changes) = h.plan().await;
     assert!(changes);
-    assert!(run.stdout.contains("updated in-place"), "{}", run.stdout);
-    assert!(
-        run.stdout.contains("0 to add, 1 to change, 0 to destroy"),
-        "{}",
-        run.stdout
-    );
+    run.stdout_has("updated in-place");
+    run.stdout_has("0 to add, 1 to change, 0 to destroy");
     h.apply().await;
     let served = h.ecr_manifest(REPO, "stable").await.unwrap();
     assert_eq!(
@@ -74,11 +70,7 @@ async fn mirror_lifecycle() {
     h.world.ecr.state.delete_tag(REPO, "stable").await.unwrap();
     let (run, changes) = h.plan().await;
     assert!(changes);
-    assert!(
-        run.stdout.contains("1 to add, 0 to change, 0 to destroy"),
-        "{}",
-        run.stdout
-    );
+    run.stdout_has("1 to add, 0 to change, 0 to destroy");
     h.apply().await;
     assert!(h.ecr_manifest(REPO, "stable").await.is_some());
     let (_, changes) = h.plan().await;
@@ -97,12 +89,8 @@ async fn mirror_lifecycle() {
     .unwrap();
     let (run, changes) = h.plan().await;
     assert!(changes);
-    assert!(
-        run.stdout.contains(&intruder.manifest_digest),
-        "{}",
-        run.stdout
-    );
-    assert!(run.stdout.contains("updated in-place"), "{}", run.stdout);
+    run.stdout_has(&intruder.manifest_digest);
+    run.stdout_has("updated in-place");
     h.apply().await;
     assert_eq!(
         h.ecr_manifest(REPO, "stable").await.unwrap().digest,
@@ -115,7 +103,7 @@ async fn mirror_lifecycle() {
     h.var("tag", Some("v2"));
     let (run, changes) = h.plan().await;
     assert!(changes);
-    assert!(run.stdout.contains("must be replaced"), "{}", run.stdout);
+    run.stdout_has("must be replaced");
     h.apply().await;
     assert!(h.ecr_manifest(REPO, "v2").await.is_some());
     assert!(h.world.ecr.state.tag_digest(REPO, "stable").is_none());
@@ -185,7 +173,7 @@ async fn triggers_remirror_in_place() {
     h.var("triggers", Some(r#"{"build":"2"}"#));
     let (run, changes) = h.plan().await;
     assert!(changes);
-    assert!(run.stdout.contains("1 to change"), "{}", run.stdout);
+    run.stdout_has("1 to change");
     let manifest_puts = || {
         h.world
             .ecr

@@ -24,6 +24,26 @@ impl Run {
     pub fn output(&self) -> String {
         format!("{}\n{}", self.stdout, self.stderr)
     }
+
+    /// Asserts that stdout shows `text`.
+    pub fn stdout_has(&self, text: &str) -> &Run {
+        assert!(
+            self.stdout.contains(text),
+            "stdout lacks {text:?}:\n{}",
+            self.stdout
+        );
+        self
+    }
+
+    /// Asserts that stderr shows `text`.
+    pub fn stderr_has(&self, text: &str) -> &Run {
+        assert!(
+            self.stderr.contains(text),
+            "stderr lacks {text:?}:\n{}",
+            self.stderr
+        );
+        self
+    }
 }
 
 /// One test's world and Terraform working directory.
