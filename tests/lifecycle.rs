@@ -108,9 +108,19 @@ async fn mirror_lifecycle() {
     assert!(h.ecr_manifest(REPO, "v2").await.is_some());
     assert!(h.world.ecr.state.tag_digest(REPO, "stable").is_none());
 
+    // Another repository replaces the mirror too.
+    h.world.ecr.state.create_repository("mirror/other");
+    h.var("repository", Some("mirror/other"));
+    let (run, changes) = h.plan().await;
+    assert!(changes);
+    run.stdout_has("must be replaced");
+    h.apply().await;
+    assert!(h.world.ecr.state.tag_digest("mirror/other", "v2").is_some());
+    assert!(h.world.ecr.state.tag_digest(REPO, "v2").is_none());
+
     // Destroy removes the tag from ECR and the resource from state.
     h.destroy().await;
-    assert!(h.world.ecr.state.tag_digest(REPO, "v2").is_none());
+    assert!(h.world.ecr.state.tag_digest("mirror/other", "v2").is_none());
     assert!(h.resources().await.is_empty());
 }
 
