@@ -11,23 +11,37 @@ use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::writer::BoxMakeWriter;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::Layer;
 
-/// Installs the stderr logger, unless tf-provider will install its own (`PLUGIN_LOG_FILE`).
+/// Installs the logger: to stderr, or appended to the file `PLUGIN_LOG_FILE` names (Terraform
+/// starts the provider several times per command). That variable is
+/// then removed, because tf-provider would otherwise install a logger of its own that writes
+/// every crate's trace events (ECR tokens among them) to the file. Call it before any other
+/// thread exists.
 pub fn init() {
-    if std::env::var_os("PLUGIN_LOG_FILE").is_some() {
-        return;
-    }
+    let file = std::env::var_os("PLUGIN_LOG_FILE");
+    std::env::remove_var("PLUGIN_LOG_FILE");
+    let open = |path| {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+    };
+    let writer = match file.map(open) {
+        Some(Ok(file)) => BoxMakeWriter::new(std::sync::Mutex::new(file)),
+        _ => BoxMakeWriter::new(std::io::stderr),
+    };
     let level = level_from_env();
     let filter = Targets::new()
         .with_target("ecrmirror", level)
         .with_default(level.min(Level::INFO));
     let layer = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .event_format(HcLog)
         .with_filter(filter);
     let _ = tracing_subscriber::registry().with(layer).try_init();

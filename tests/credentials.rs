@@ -32,6 +32,15 @@ async fn registry_auth_works_and_no_secret_reaches_state_or_trace_logs() {
     assert!(!changes);
     let destroy = h.destroy().await;
 
+    // The same through the log file tf-provider would otherwise fill with every crate's
+    // trace events.
+    let log_file = h.work().join("plugin.log");
+    h.set_env("PLUGIN_LOG_FILE", &log_file.display().to_string());
+    let again = h.apply().await;
+    h.destroy().await;
+    let file_log = std::fs::read_to_string(&log_file).expect("the provider wrote its log file");
+    assert!(file_log.contains("\"@module\":\"ecrmirror\""), "{file_log}");
+
     let tokens = h.world.ecr.state.issued_tokens();
     assert!(!tokens.is_empty(), "no ECR token was handed out");
     // The provider's own trace lines are in the captured log, so the check below reads them.
@@ -44,6 +53,8 @@ async fn registry_auth_works_and_no_secret_reaches_state_or_trace_logs() {
         ("plan output", plan.output()),
         ("destroy output", destroy.output()),
         ("state", h.state_file()),
+        ("second apply output", again.output()),
+        ("plugin log file", file_log),
     ];
     let backup = h.work().join("terraform.tfstate.backup");
     haystacks.push((
