@@ -5,6 +5,7 @@ use std::time::{Duration, SystemTime};
 
 use aws_sdk_ecr::error::{DisplayErrorContext, SdkError};
 use aws_sdk_ecr::operation::batch_delete_image::BatchDeleteImageError;
+use aws_sdk_ecr::operation::batch_get_image::BatchGetImageError;
 use aws_sdk_ecr::operation::describe_images::DescribeImagesError;
 use aws_sdk_ecr::operation::describe_repositories::DescribeRepositoriesError;
 use aws_sdk_ecr::types::{ImageFailureCode, ImageIdentifier};
@@ -173,6 +174,50 @@ impl Ecr {
                 Ok(TagLookup::Missing)
             }
             Err(err) => Err(aws_error("DescribeImages", &err)),
+        }
+    }
+
+    /// The manifest ECR serves for `repository` at `tag` (or at `digest` when no tag is
+    /// given): its digest and body, `None` when there is none.
+    pub async fn manifest(
+        &self,
+        registry_id: Option<&str>,
+        repository: &str,
+        tag: Option<&str>,
+        digest: Option<&str>,
+    ) -> Result<Option<(String, String)>> {
+        let id = ImageIdentifier::builder()
+            .set_image_tag(tag.map(str::to_string))
+            .set_image_digest(digest.map(str::to_string))
+            .build();
+        let result = self
+            .client
+            .batch_get_image()
+            .repository_name(repository)
+            .image_ids(id)
+            .set_accepted_media_types(Some(
+                crate::manifest::ACCEPTED
+                    .iter()
+                    .map(|t| t.to_string())
+                    .collect(),
+            ))
+            .set_registry_id(registry_id.map(str::to_string))
+            .send()
+            .await;
+        match result {
+            Ok(output) => Ok(output.images().first().and_then(|image| {
+                let digest = image.image_id()?.image_digest()?.to_string();
+                Some((digest, image.image_manifest()?.to_string()))
+            })),
+            Err(err)
+                if matches!(
+                    err.as_service_error(),
+                    Some(BatchGetImageError::RepositoryNotFoundException(_))
+                ) =>
+            {
+                Ok(None)
+            }
+            Err(err) => Err(aws_error("BatchGetImage", &err)),
         }
     }
 

@@ -49,6 +49,14 @@ pub enum Error {
     #[error("The source registry rate-limited the pull of {reference}")]
     RateLimited { reference: String, cause: String },
 
+    /// The source registry could not be asked about an image.
+    #[error("Cannot query the source registry about {reference}")]
+    Source { reference: String, cause: String },
+
+    /// `terraform import` named something that is not an ECR tag.
+    #[error("Cannot import {id}")]
+    Import { id: String, cause: String },
+
     /// The pulled image is not the requested platform.
     #[error("{reference} has no image for platform {wanted}")]
     PlatformMismatch {
@@ -98,6 +106,8 @@ impl Error {
             Error::SourceNotFound { .. } => "Check `docker_source`: the registry, repository, tag or digest does not exist (or is private and needs credentials).".into(),
             Error::SourceDenied { .. } => "Give credentials for the source registry in a `registry_auth` block of the provider, or log in with `docker login` so that the Docker config file holds them.".into(),
             Error::RateLimited { .. } => "Wait and apply again, or authenticate to the source registry (a `registry_auth` block) to get a higher pull limit.".into(),
+            Error::Source { .. } => "Check that the source registry is reachable from the machine that runs Terraform, and its credentials (`registry_auth` or the Docker config file).".into(),
+            Error::Import { .. } => "Import IDs are `REPOSITORY:TAG` or `<registry host>/<repository>:<tag>`, naming a tag that exists in ECR.".into(),
             Error::PlatformMismatch { .. } => "Pick a `platform` the source image offers, or leave `platform` unset to mirror the engine's default.".into(),
             Error::RepositoryNotFound { .. } => "Create the repository first, for example with an `aws_ecr_repository` resource, and reference it in `repository` so Terraform orders the two.".into(),
             Error::TargetDenied { .. } => "Check that the AWS identity the provider uses may push to this repository (ecr:GetAuthorizationToken, ecr:InitiateLayerUpload, ecr:PutImage, …).".into(),
@@ -118,6 +128,8 @@ impl Error {
             | Error::RateLimited { cause, .. }
             | Error::TargetDenied { cause, .. }
             | Error::Push { cause, .. }
+            | Error::Source { cause, .. }
+            | Error::Import { cause, .. }
             | Error::Aws { cause, .. } => cause.clone(),
             Error::PlatformMismatch { got, .. } => format!("The image pulled is {got}."),
             Error::RepositoryNotFound {
@@ -134,7 +146,9 @@ impl Error {
     pub fn attribute(&self) -> Option<&'static str> {
         match self {
             Error::Invalid { attribute, .. } | Error::Config { attribute, .. } => Some(attribute),
-            Error::SourceNotFound { .. } | Error::SourceDenied { .. } => Some("docker_source"),
+            Error::SourceNotFound { .. } | Error::SourceDenied { .. } | Error::Source { .. } => {
+                Some("docker_source")
+            }
             Error::PlatformMismatch { .. } => Some("platform"),
             Error::RepositoryNotFound { .. } => Some("repository"),
             Error::Timeout { .. } => Some("timeouts"),
@@ -159,6 +173,42 @@ impl Error {
         match self.attribute() {
             Some(attribute) => diags.error(summary, self.detail(), AttributePath::new(attribute)),
             None => diags.root_error(summary, self.detail()),
+        }
+    }
+
+    /// Adds this error to `diags` as a warning: something went wrong that does not stop
+    /// the operation.
+    pub fn warn(&self, diags: &mut Diagnostics) {
+        let summary = self.to_string();
+        match self.attribute() {
+            Some(attribute) => diags.warning(summary, self.detail(), AttributePath::new(attribute)),
+            None => diags.root_warning(summary, self.detail()),
+        }
+    }
+
+    /// Classifies a failure to get `reference` from its registry by what the registry said.
+    pub fn from_source(reference: String, cause: String) -> Error {
+        let text = cause.to_ascii_lowercase();
+        if text.contains("toomanyrequests")
+            || text.contains("rate limit")
+            || text.contains("code: 429")
+        {
+            Error::RateLimited { reference, cause }
+        } else if text.contains("manifest unknown")
+            || text.contains("not found")
+            || text.contains("does not exist")
+            || text.contains("name unknown")
+        {
+            Error::SourceNotFound { reference, cause }
+        } else if text.contains("unauthorized")
+            || text.contains("not authorized")
+            || text.contains("authentication required")
+            || text.contains("no basic auth credentials")
+            || text.contains("denied")
+        {
+            Error::SourceDenied { reference, cause }
+        } else {
+            Error::Source { reference, cause }
         }
     }
 }

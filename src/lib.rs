@@ -6,12 +6,14 @@
 //! - [`resource`]: Terraform objects; `resource::image` is `ecrmirror_image` (state and
 //!   schema, plan rules, apply orchestration). tf-provider types stop here.
 //! - [`reference`]: image references, repository names, tags, platforms (pure).
+//! - [`manifest`]: which image config a manifest or index holds for a platform (pure).
 //! - [`credentials`]: source registry credentials (`registry_auth`, Docker config file).
 //! - [`transfer`]: the seam between the resource and the copy methods; `transfer::docker`
 //!   pulls and pushes through the Docker Engine API. bollard types stop here.
 //! - [`ecr`]: the ECR API (token cache, repository and image queries, untag). AWS SDK types
 //!   stop here.
-//! - [`registry`]: direct calls to a registry's distribution API (ECR credential check).
+//! - [`registry`]: direct calls to registries' distribution API (ECR credential check,
+//!   source digests and image configs by manifest requests).
 //! - [`error`]: the one error type, and the one place it becomes a diagnostic.
 //! - [`secret`]: a string whose `Debug`/`Display` never show it.
 //! - [`schema`]: constructors for explicit schema attributes.
@@ -21,6 +23,7 @@ pub mod credentials;
 pub mod ecr;
 pub mod error;
 pub mod logging;
+pub mod manifest;
 pub mod provider;
 pub mod reference;
 pub mod registry;
@@ -28,3 +31,9 @@ pub mod resource;
 pub mod schema;
 pub mod secret;
 pub mod transfer;
+
+/// Installs ring as the process's rustls crypto provider (the one backend compiled in);
+/// harmless when one is installed already.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

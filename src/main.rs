@@ -6,7 +6,7 @@ fn main() -> anyhow::Result<()> {
     std::env::set_var("RUST_LIB_BACKTRACE", "0");
     ecrmirror::logging::init();
     // One rustls crypto backend for the gRPC server and the AWS SDK alike.
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    ecrmirror::install_crypto_provider();
     tokio::runtime::Runtime::new()?.block_on(async {
         ecrmirror::provider::ignore_interrupts();
         tf_provider::serve(

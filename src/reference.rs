@@ -56,6 +56,11 @@ impl SourceRef {
         }
     }
 
+    /// The reference as the distribution client takes it.
+    pub fn as_oci(&self) -> &Reference {
+        &self.inner
+    }
+
     /// `registry/repository`, the name a Docker engine stores the image under.
     pub fn name(&self) -> String {
         format!("{}/{}", self.registry(), self.repository())
@@ -152,6 +157,22 @@ impl Platform {
         })
     }
 
+    /// The platform a Docker engine on this machine pulls by default: `linux/<this CPU>`.
+    pub fn engine_default() -> Platform {
+        let architecture = match std::env::consts::ARCH {
+            "x86_64" => "amd64",
+            "aarch64" => "arm64",
+            "x86" => "386",
+            "powerpc64" => "ppc64le",
+            other => other,
+        };
+        Platform {
+            os: "linux".into(),
+            architecture: architecture.into(),
+            variant: None,
+        }
+    }
+
     /// Whether an image of `os`/`architecture`/`variant` is this platform. An image without a
     /// variant matches the architecture's default (`arm64` is `v8`).
     pub fn matches(&self, os: &str, architecture: &str, variant: Option<&str>) -> bool {
@@ -174,6 +195,55 @@ impl fmt::Display for Platform {
         }
         Ok(())
     }
+}
+
+/// A `terraform import` ID: `REPOSITORY:TAG` or `<registry host>/<repository>:<tag>`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImportId {
+    pub host: Option<String>,
+    pub repository: String,
+    pub tag: String,
+}
+
+impl ImportId {
+    /// Parses an import ID. A first path part with a `.` or `:`, or `localhost`, is a
+    /// registry host, as in image references.
+    pub fn parse(id: &str) -> Result<ImportId, String> {
+        let id = id.trim();
+        if id.contains('@') {
+            return Err(format!(
+                "`{id}` names a digest; import a tag: `REPOSITORY:TAG` or `<registry host>/<repository>:<tag>`."
+            ));
+        }
+        let slash = id.rfind('/').map_or(0, |i| i + 1);
+        let Some(colon) = id[slash..].rfind(':').map(|i| i + slash) else {
+            return Err(format!(
+                "`{id}` has no tag: write `REPOSITORY:TAG` or `<registry host>/<repository>:<tag>`."
+            ));
+        };
+        let (name, tag) = (&id[..colon], &id[colon + 1..]);
+        let (host, repository) = match name.split_once('/') {
+            Some((first, rest))
+                if first.contains('.') || first.contains(':') || first == "localhost" =>
+            {
+                (Some(first.to_string()), rest)
+            }
+            _ => (None, name),
+        };
+        check_repository(repository)?;
+        check_tag(tag)?;
+        Ok(ImportId {
+            host,
+            repository: repository.to_string(),
+            tag: tag.to_string(),
+        })
+    }
+}
+
+/// The account id in an ECR registry host (`<account>.dkr.ecr.<region>.amazonaws.com`).
+pub fn registry_of_host(host: &str) -> Option<&str> {
+    let (account, rest) = host.split_once('.')?;
+    (check_registry_id(account).is_ok() && rest.starts_with("dkr.ecr.")).then_some(account)
 }
 
 /// Checks an AWS account id: twelve digits.
@@ -265,6 +335,43 @@ mod tests {
         assert!(Platform::parse("linux").is_err());
         assert!(Platform::parse("Linux/amd64").is_err());
         assert!(Platform::parse("linux/amd64/v1/x").is_err());
+    }
+
+    #[test]
+    fn import_ids() {
+        assert_eq!(
+            ImportId::parse("team/app:1.0").unwrap(),
+            ImportId {
+                host: None,
+                repository: "team/app".into(),
+                tag: "1.0".into()
+            }
+        );
+        let full =
+            ImportId::parse("123456789012.dkr.ecr.eu-west-1.amazonaws.com/app:base").unwrap();
+        assert_eq!(
+            full.host.as_deref(),
+            Some("123456789012.dkr.ecr.eu-west-1.amazonaws.com")
+        );
+        assert_eq!(full.repository, "app");
+        let local = ImportId::parse("127.0.0.1:5000/team/app:v2").unwrap();
+        assert_eq!(local.host.as_deref(), Some("127.0.0.1:5000"));
+        assert_eq!(local.repository, "team/app");
+        for bad in [
+            "app",
+            "",
+            "App:1",
+            "app:",
+            "app@sha256:abc",
+            "127.0.0.1:5000/app",
+        ] {
+            assert!(ImportId::parse(bad).is_err(), "{bad:?} accepted");
+        }
+        assert_eq!(
+            registry_of_host("123456789012.dkr.ecr.eu-west-1.amazonaws.com"),
+            Some("123456789012")
+        );
+        assert_eq!(registry_of_host("127.0.0.1:5000"), None);
     }
 
     #[test]

@@ -1,20 +1,67 @@
-//! Talking to a registry's distribution API directly, not through the Docker engine.
+//! Talking to registries' distribution API directly, not through the Docker engine.
 //!
-//! Before a push the provider checks ECR's credentials with one `GET /v2/`, as `docker login`
-//! does: a Docker engine retries a refused upload for about a minute before it gives up,
-//! while this answers at once.
+//! - Before a push the provider checks ECR's credentials with one `GET /v2/`, as `docker
+//!   login` does: a Docker engine retries a refused upload for about a minute before it gives
+//!   up, while this answers at once.
+//! - Source registries are asked, with manifest requests only (never a pull), which digest a
+//!   tag names (`HEAD`, which Docker Hub does not count against its pull limit) and which
+//!   image config a reference holds for a platform. `oci-client` does the protocol, Docker
+//!   Hub's bearer-token flow included. Loopback registries are spoken to over plain HTTP, as
+//!   a Docker engine does.
 
 use std::time::Duration;
 
+use oci_client::client::{ClientConfig, ClientProtocol};
+use oci_client::secrets::RegistryAuth;
+
+use crate::credentials::Credentials;
 use crate::ecr::RegistryLogin;
 use crate::error::{Error, Result};
+use crate::manifest::{self, Selected};
+use crate::reference::{Platform, SourceRef};
+
+/// A distribution client speaking `protocol`.
+fn distribution_client(protocol: ClientProtocol) -> oci_client::Client {
+    oci_client::Client::new(ClientConfig {
+        protocol,
+        connect_timeout: Some(Duration::from_secs(30)),
+        read_timeout: Some(Duration::from_secs(60)),
+        ..Default::default()
+    })
+}
+
+/// Whether `registry` (`host[:port]`) is on this machine, where Docker uses plain HTTP.
+fn is_loopback(registry: &str) -> bool {
+    let host = match registry.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or_default(),
+        None => registry.split(':').next().unwrap_or_default(),
+    };
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Source credentials as the distribution client takes them. Identity tokens (an OAuth
+/// refresh token in the Docker config file) are not exchanged here; such sources are asked
+/// anonymously.
+fn oci_auth(credentials: Option<&Credentials>) -> RegistryAuth {
+    match credentials {
+        Some(Credentials::Basic {
+            username, password, ..
+        }) => RegistryAuth::Basic(username.clone(), password.expose().to_string()),
+        _ => RegistryAuth::Anonymous,
+    }
+}
 
 /// How long the credential check may take before it is skipped (the push then reports).
 const CHECK_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// An HTTP client for registries.
+/// HTTP clients for registries.
 pub struct Registry {
     http: reqwest::Client,
+    tls: oci_client::Client,
+    plain: oci_client::Client,
 }
 
 impl Default for Registry {
@@ -24,8 +71,9 @@ impl Default for Registry {
 }
 
 impl Registry {
-    /// A client with the system's trusted roots.
+    /// Clients with the system's trusted roots.
     pub fn new() -> Registry {
+        crate::install_crypto_provider();
         Registry {
             http: reqwest::Client::builder()
                 .timeout(CHECK_TIMEOUT)
@@ -35,7 +83,63 @@ impl Registry {
                 ))
                 .build()
                 .unwrap_or_default(),
+            tls: distribution_client(ClientProtocol::Https),
+            plain: distribution_client(ClientProtocol::Http),
         }
+    }
+
+    fn client_for(&self, registry: &str) -> &oci_client::Client {
+        if is_loopback(registry) {
+            &self.plain
+        } else {
+            &self.tls
+        }
+    }
+
+    /// The digest `source` names now (one `HEAD` request).
+    pub async fn source_digest(
+        &self,
+        source: &SourceRef,
+        credentials: Option<&Credentials>,
+    ) -> Result<String> {
+        self.client_for(source.registry())
+            .fetch_manifest_digest(source.as_oci(), &oci_auth(credentials))
+            .await
+            .map_err(|err| Error::from_source(source.to_string(), err.to_string()))
+    }
+
+    /// The digest `source` names and the image config digest it holds for `platform`.
+    pub async fn source_config(
+        &self,
+        source: &SourceRef,
+        platform: &Platform,
+        credentials: Option<&Credentials>,
+    ) -> Result<(String, Option<String>)> {
+        let client = self.client_for(source.registry());
+        let auth = oci_auth(credentials);
+        let fail = |err: oci_client::errors::OciDistributionError| {
+            Error::from_source(source.to_string(), err.to_string())
+        };
+        let (body, digest) = client
+            .pull_manifest_raw(source.as_oci(), &auth, &manifest::ACCEPTED)
+            .await
+            .map_err(fail)?;
+        let config = match manifest::select(&body, platform) {
+            Selected::Config(config) => Some(config),
+            Selected::Manifest(platform_digest) => {
+                let reference = source.as_oci().clone_with_digest(platform_digest);
+                let (body, _) = client
+                    .pull_manifest_raw(&reference, &auth, &manifest::ACCEPTED)
+                    .await
+                    .map_err(fail)?;
+                match manifest::select(&body, platform) {
+                    Selected::Config(config) => Some(config),
+                    _ => None,
+                }
+            }
+            Selected::Missing => None,
+        };
+        Ok((digest, config))
     }
 
     /// Fails with [`Error::TargetDenied`] when the registry refuses `login`. Other failures
@@ -64,5 +168,19 @@ impl Registry {
                 Ok(())
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_registries_are_told_apart() {
+        assert!(is_loopback("127.0.0.1:5000"));
+        assert!(is_loopback("localhost:5000"));
+        assert!(is_loopback("[::1]:5000"));
+        assert!(!is_loopback("docker.io"));
+        assert!(!is_loopback("127.example.com"));
     }
 }

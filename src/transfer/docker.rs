@@ -112,29 +112,19 @@ impl DockerTransfer {
             Ok(answer) => answer,
             Err(unreachable) => return unreachable,
         };
-        if text.contains("toomanyrequests") || text.contains("rate limit") {
-            Error::RateLimited { reference, cause }
-        } else if text.contains("no matching manifest") {
+        if text.contains("no matching manifest") {
             Error::PlatformMismatch {
                 reference,
                 wanted: job.platform.map(ToString::to_string).unwrap_or_default(),
                 got: cause,
             }
-        } else if text.contains("manifest unknown")
-            || text.contains("not found")
-            || text.contains("does not exist")
-        {
-            Error::SourceNotFound { reference, cause }
-        } else if text.contains("unauthorized")
-            || text.contains("authentication required")
-            || text.contains("no basic auth credentials")
-            || text.contains("denied")
-        {
-            Error::SourceDenied { reference, cause }
         } else {
-            Error::Docker {
-                action: format!("pull {reference}"),
-                cause,
+            match Error::from_source(reference.clone(), cause) {
+                Error::Source { cause, .. } => Error::Docker {
+                    action: format!("pull {reference}"),
+                    cause,
+                },
+                classified => classified,
             }
         }
     }

@@ -1,8 +1,9 @@
-//! Apply orchestration for `ecrmirror_image`: mirror, read back, untag.
+//! Apply orchestration for `ecrmirror_image`: mirror (or adopt), import, read back, untag.
 //!
 //! Order of a mirror: ECR login (cached) → repository check (nothing is pulled for a missing
-//! repository) → credential check → transfer → the digest confirmed by ECR itself. The whole of it runs under
-//! the `timeouts` limit.
+//! repository) → adoption check (when ECR already holds the source's image, nothing is
+//! transferred) → credential check → transfer → the digest confirmed by ECR itself. The
+//! whole of it runs under the `timeouts` limit.
 
 use std::future::Future;
 
@@ -13,8 +14,11 @@ use super::state::{ImageState, PrivateData};
 use crate::credentials::Credentials;
 use crate::ecr::TagLookup;
 use crate::error::{display_duration, Error, Result};
+use crate::manifest::{select, Selected};
 use crate::provider::Clients;
-use crate::reference::{check_repository, check_tag, Platform, SourceRef};
+use crate::reference::{
+    check_repository, check_tag, registry_of_host, ImportId, Platform, SourceRef,
+};
 use crate::transfer::{Job, Target};
 
 /// A known string argument, or an error naming it.
@@ -47,16 +51,31 @@ async fn limited<T>(
     })
 }
 
+/// Whether a mirror may adopt what ECR already holds instead of copying.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Adopt {
+    /// When ECR's tag already holds the source's image (same image config for the
+    /// platform), record it without transferring anything.
+    IfSame,
+    /// Copy in any case (triggers, a tag re-pointed in ECR, a new source).
+    Never,
+}
+
 /// Mirrors `planned.docker_source` into ECR; returns the new state and private data.
 pub async fn mirror(
     clients: &Clients,
     planned: &ImageState,
     operation: Operation,
+    adopt: Adopt,
 ) -> Result<(ImageState, PrivateData)> {
-    limited(planned, operation, mirror_now(clients, planned)).await
+    limited(planned, operation, mirror_now(clients, planned, adopt)).await
 }
 
-async fn mirror_now(clients: &Clients, planned: &ImageState) -> Result<(ImageState, PrivateData)> {
+async fn mirror_now(
+    clients: &Clients,
+    planned: &ImageState,
+    adopt: Adopt,
+) -> Result<(ImageState, PrivateData)> {
     let source = SourceRef::parse(known(&planned.docker_source, "docker_source")?)
         .map_err(invalid("docker_source"))?;
     let repository = known(&planned.repository, "repository")?;
@@ -83,67 +102,257 @@ async fn mirror_now(clients: &Clients, planned: &ImageState) -> Result<(ImageSta
         .ecr
         .repository_registry(registry_id, repository)
         .await?;
-    clients.registry.check_login(&login).await?;
     let target = Target {
         host: login.host.clone(),
         repository: repository.to_string(),
         tag: tag.clone(),
     };
-    let job = Job {
-        source: &source,
-        platform: platform.as_ref(),
-        source_credentials: clients.source_auth.for_registry(source.registry()),
-        target: target.clone(),
-        target_credentials: Credentials::Basic {
-            server: login.host.clone(),
-            username: login.username.clone(),
-            password: login.password.clone(),
-        },
-    };
-    let copied = clients.transfer.copy(&job).await?;
+    let source_credentials = clients.source_auth.for_registry(source.registry());
 
-    let digest = match clients
-        .ecr
-        .lookup_tag(Some(&registry), repository, &tag)
-        .await?
-    {
-        TagLookup::Found { digest } => digest,
-        TagLookup::Missing => {
-            return Err(Error::Push {
-                target: target.to_string(),
-                cause: "The push finished, but ECR does not list the tag.".into(),
-            })
+    let adopted = match adopt {
+        Adopt::IfSame => {
+            let platform = platform.clone().unwrap_or_else(Platform::engine_default);
+            adoptable(
+                clients,
+                &registry,
+                &target,
+                &source,
+                &platform,
+                source_credentials.as_ref(),
+            )
+            .await
+        }
+        Adopt::Never => None,
+    };
+    let (digest, source_digest) = match adopted {
+        Some(found) => {
+            tracing::info!(%target, "ECR already holds the source image; nothing transferred");
+            found
+        }
+        None => {
+            clients.registry.check_login(&login).await?;
+            let job = Job {
+                source: &source,
+                platform: platform.as_ref(),
+                source_credentials,
+                target: target.clone(),
+                target_credentials: Credentials::Basic {
+                    server: login.host.clone(),
+                    username: login.username.clone(),
+                    password: login.password.clone(),
+                },
+            };
+            let copied = clients.transfer.copy(&job).await?;
+            let digest = confirmed_digest(clients, &registry, &target).await?;
+            if let Some(pushed) = &copied.pushed_digest {
+                if pushed != &digest {
+                    tracing::warn!(%target, pushed, confirmed = %digest, "ECR serves another digest than the push reported");
+                }
+            }
+            let source_digest = copied
+                .source_digest
+                .or_else(|| source.digest().map(str::to_string));
+            (digest, source_digest)
         }
     };
-    if let Some(pushed) = &copied.pushed_digest {
-        if pushed != &digest {
-            tracing::warn!(%target, pushed, confirmed = %digest, "ECR serves another digest than the push reported");
-        }
-    }
     let state = ImageState {
         tag: Value::Value(tag),
         registry_id: Value::Value(registry),
-        id: Value::Value(target.to_string()),
-        image_uri: Value::Value(target.to_string()),
-        image_uri_digest: Value::Value(format!("{}@{digest}", target.name())),
-        image_digest: Value::Value(digest.clone()),
-        source_digest: copied
-            .source_digest
-            .or_else(|| source.digest().map(str::to_string))
-            .map_or(Value::Null, Value::Value),
-        ..planned.clone()
+        ..mirrored_state(planned.clone(), &target, &digest, source_digest.clone())
     };
     Ok((
         state,
         PrivateData {
             pushed_digest: Some(digest),
+            source_digest,
         },
     ))
 }
 
-/// Reads the tag back from ECR: `None` when ECR confirms it is gone, else the state with
-/// the digest ECR serves now.
-pub async fn read(clients: &Clients, state: &ImageState) -> Result<Option<ImageState>> {
+/// `state` with the computed attributes of a mirror at `target` with `digest`.
+fn mirrored_state(
+    state: ImageState,
+    target: &Target,
+    digest: &str,
+    source_digest: Option<String>,
+) -> ImageState {
+    ImageState {
+        id: Value::Value(target.to_string()),
+        image_uri: Value::Value(target.to_string()),
+        image_uri_digest: Value::Value(format!("{}@{digest}", target.name())),
+        image_digest: Value::Value(digest.to_string()),
+        source_digest: source_digest.map_or(Value::Null, Value::Value),
+        ..state
+    }
+}
+
+/// The digest ECR serves for `target` now that it was pushed.
+async fn confirmed_digest(clients: &Clients, registry: &str, target: &Target) -> Result<String> {
+    match clients
+        .ecr
+        .lookup_tag(Some(registry), &target.repository, &target.tag)
+        .await?
+    {
+        TagLookup::Found { digest } => Ok(digest),
+        TagLookup::Missing => Err(Error::Push {
+            target: target.to_string(),
+            cause: "The push finished, but ECR does not list the tag.".into(),
+        }),
+    }
+}
+
+/// When ECR's `target` already holds the image `source` holds for `platform` (the same image
+/// config), its digest and the source's digest. Found with manifest requests only; any
+/// failure to tell means a normal copy.
+async fn adoptable(
+    clients: &Clients,
+    registry: &str,
+    target: &Target,
+    source: &SourceRef,
+    platform: &Platform,
+    credentials: Option<&Credentials>,
+) -> Option<(String, Option<String>)> {
+    let ecr = &clients.ecr;
+    let (digest, body) = ecr
+        .manifest(Some(registry), &target.repository, Some(&target.tag), None)
+        .await
+        .ok()??;
+    let target_config = match select(body.as_bytes(), platform) {
+        Selected::Config(config) => config,
+        Selected::Manifest(platform_digest) => {
+            let (_, body) = ecr
+                .manifest(
+                    Some(registry),
+                    &target.repository,
+                    None,
+                    Some(&platform_digest),
+                )
+                .await
+                .ok()??;
+            match select(body.as_bytes(), platform) {
+                Selected::Config(config) => config,
+                _ => return None,
+            }
+        }
+        Selected::Missing => return None,
+    };
+    match clients
+        .registry
+        .source_config(source, platform, credentials)
+        .await
+    {
+        Ok((source_digest, Some(source_config))) if source_config == target_config => {
+            Some((digest, Some(source_digest)))
+        }
+        Ok(_) => None,
+        Err(err) => {
+            tracing::debug!(%source, "no adoption check: {err}");
+            None
+        }
+    }
+}
+
+/// Imports `id` (`REPOSITORY:TAG` or `<registry host>/<repository>:<tag>`): the state of the
+/// tag as ECR holds it, with no `docker_source` (nothing says where it came from).
+pub async fn import(clients: &Clients, id: &str) -> Result<(ImageState, PrivateData)> {
+    let failed = |cause: String| Error::Import {
+        id: id.to_string(),
+        cause,
+    };
+    let parsed = ImportId::parse(id).map_err(failed)?;
+    let login = clients.ecr.login(None).await?;
+    let registry_id = match &parsed.host {
+        None => None,
+        Some(host) if *host == login.host => None,
+        Some(host) => Some(registry_of_host(host).ok_or_else(|| {
+            failed(format!(
+                "`{host}` is not an ECR registry this provider reaches (its own is `{}`).",
+                login.host
+            ))
+        })?),
+    };
+    let login = clients.ecr.login(registry_id).await?;
+    let registry = clients
+        .ecr
+        .repository_registry(registry_id, &parsed.repository)
+        .await?;
+    let digest = match clients
+        .ecr
+        .lookup_tag(Some(&registry), &parsed.repository, &parsed.tag)
+        .await?
+    {
+        TagLookup::Found { digest } => digest,
+        TagLookup::Missing => {
+            return Err(failed(format!(
+                "ECR has no tag `{}` in repository `{}`.",
+                parsed.tag, parsed.repository
+            )))
+        }
+    };
+    let target = Target {
+        host: login.host.clone(),
+        repository: parsed.repository.clone(),
+        tag: parsed.tag.clone(),
+    };
+    let state = ImageState {
+        repository: Value::Value(parsed.repository),
+        tag: Value::Value(parsed.tag),
+        registry_id: Value::Value(registry),
+        keep_remotely: Value::Value(false),
+        track_source: Value::Value(false),
+        ..mirrored_state(ImageState::default(), &target, &digest, None)
+    };
+    Ok((
+        state,
+        PrivateData {
+            pushed_digest: Some(digest),
+            source_digest: None,
+        },
+    ))
+}
+
+/// What a read found, and what it could not check.
+pub struct Read {
+    /// `None` when ECR confirms the tag (or its repository) is gone.
+    pub state: Option<ImageState>,
+    /// Problems that do not stop the plan (an unreachable source with `track_source`).
+    pub warnings: Vec<Error>,
+}
+
+/// Reads the tag back from ECR, and with `track_source` the source tag's digest (one
+/// `HEAD`). Without `track_source` the source registry is never contacted.
+pub async fn read(clients: &Clients, state: &ImageState) -> Result<Read> {
+    let mut warnings = Vec::new();
+    let mut found = read_ecr(clients, state).await?;
+    if let Some(state) = found.as_mut() {
+        if state.track_source == Value::Value(true) {
+            if let Err(err) = track(clients, state).await {
+                warnings.push(err);
+            }
+        }
+    }
+    Ok(Read {
+        state: found,
+        warnings,
+    })
+}
+
+/// Records in `state.source_digest` what the source tag names now.
+async fn track(clients: &Clients, state: &mut ImageState) -> Result<()> {
+    let Value::Value(text) = &state.docker_source else {
+        return Ok(());
+    };
+    let source = SourceRef::parse(text).map_err(invalid("docker_source"))?;
+    let credentials = clients.source_auth.for_registry(source.registry());
+    let digest = clients
+        .registry
+        .source_digest(&source, credentials.as_ref())
+        .await?;
+    state.source_digest = Value::Value(digest);
+    Ok(())
+}
+
+async fn read_ecr(clients: &Clients, state: &ImageState) -> Result<Option<ImageState>> {
     let (Value::Value(repository), Value::Value(tag)) = (&state.repository, &state.tag) else {
         return Ok(Some(state.clone()));
     };

@@ -13,6 +13,7 @@ use tf_provider::{AttributePath, Diagnostics, Resource};
 
 use crate::error::Error;
 use crate::provider::{Clients, SharedClients};
+use apply::Adopt;
 use plan::Operation;
 use state::{ImageState, Private};
 
@@ -64,8 +65,12 @@ impl Resource for ImageResource {
             return Some((state, private));
         };
         match apply::read(&clients, &state).await {
-            Ok(Some(state)) => Some((state, private)),
-            Ok(None) => None,
+            Ok(read) => {
+                for warning in &read.warnings {
+                    warning.warn(diags);
+                }
+                read.state.map(|state| (state, private))
+            }
             Err(err) => {
                 // Only confirmed absence removes a resource; anything else keeps the state.
                 err.report(diags);
@@ -117,7 +122,7 @@ impl Resource for ImageResource {
         _meta: ValueEmpty,
     ) -> Option<(ImageState, Private)> {
         let clients = self.clients(diags)?;
-        match apply::mirror(&clients, &planned, Operation::Create).await {
+        match apply::mirror(&clients, &planned, Operation::Create, Adopt::IfSame).await {
             Ok((state, private)) => Some((state, Some(private))),
             Err(err) => {
                 err.report(diags);
@@ -142,11 +147,34 @@ impl Resource for ImageResource {
         let Some(clients) = self.clients(diags) else {
             return Some((prior, private));
         };
-        match apply::mirror(&clients, &planned, Operation::Update).await {
+        // New triggers ask for a copy whatever ECR holds; otherwise (an import getting its
+        // docker_source, a new source, a tag re-pointed in ECR) what ECR already holds is
+        // adopted when it is the source's image.
+        let adopt = if planned.triggers != prior.triggers {
+            Adopt::Never
+        } else {
+            Adopt::IfSame
+        };
+        match apply::mirror(&clients, &planned, Operation::Update, adopt).await {
             Ok((state, private)) => Some((state, Some(private))),
             Err(err) => {
                 err.report(diags);
                 Some((prior, private))
+            }
+        }
+    }
+
+    async fn import<'a>(
+        &self,
+        diags: &mut Diagnostics,
+        id: String,
+    ) -> Option<(ImageState, Private)> {
+        let clients = self.clients(diags)?;
+        match apply::import(&clients, &id).await {
+            Ok((state, private)) => Some((state, Some(private))),
+            Err(err) => {
+                err.report(diags);
+                None
             }
         }
     }

@@ -158,9 +158,9 @@ pub fn planned_tag(config: &ImageState) -> Value<String> {
     }
 }
 
-/// `keep_remotely` with its default.
-fn planned_keep(config: &ImageState) -> Value<bool> {
-    match &config.keep_remotely {
+/// A boolean argument with its default, `false`.
+fn or_false(value: &Value<bool>) -> Value<bool> {
+    match value {
         Value::Null => Value::Value(false),
         other => *other,
     }
@@ -170,7 +170,8 @@ fn planned_keep(config: &ImageState) -> Value<bool> {
 pub fn plan_create(proposed: ImageState, config: &ImageState) -> ImageState {
     ImageState {
         tag: planned_tag(config),
-        keep_remotely: planned_keep(config),
+        keep_remotely: or_false(&config.keep_remotely),
+        track_source: or_false(&config.track_source),
         registry_id: match &config.registry_id {
             Value::Value(id) => Value::Value(id.clone()),
             _ => Value::Unknown,
@@ -184,16 +185,19 @@ pub fn plan_create(proposed: ImageState, config: &ImageState) -> ImageState {
     }
 }
 
-/// Whether the image in ECR is no longer the one the provider pushed (re-pointed outside
-/// Terraform, as seen by the last read).
+/// Whether the last read saw the mirror out of date: the tag in ECR re-pointed outside
+/// Terraform, or (with `track_source`) the source tag moved upstream.
 pub fn drifted(prior: &ImageState, private: &Private) -> bool {
-    match (
-        private.as_ref().and_then(|p| p.pushed_digest.as_ref()),
-        &prior.image_digest,
-    ) {
-        (Some(pushed), Value::Value(now)) => pushed != now,
+    let Some(private) = private else {
+        return false;
+    };
+    let moved = |remembered: &Option<String>, now: &Value<String>| match (remembered, now) {
+        (Some(remembered), Value::Value(now)) => remembered != now,
         _ => false,
-    }
+    };
+    moved(&private.pushed_digest, &prior.image_digest)
+        || (prior.track_source == Value::Value(true)
+            && moved(&private.source_digest, &prior.source_digest))
 }
 
 /// Plans a change to an existing mirror; returns the planned state and the attributes
@@ -206,7 +210,8 @@ pub fn plan_update(
 ) -> (ImageState, Vec<&'static str>) {
     let mut planned = ImageState {
         tag: planned_tag(config),
-        keep_remotely: planned_keep(config),
+        keep_remotely: or_false(&config.keep_remotely),
+        track_source: or_false(&config.track_source),
         registry_id: match &config.registry_id {
             Value::Null => prior.registry_id.clone(),
             other => other.clone(),
@@ -260,6 +265,7 @@ mod tests {
             tag: v("1.0"),
             registry_id: v("123456789012"),
             keep_remotely: Value::Value(false),
+            track_source: Value::Value(false),
             id: v("host/mirror/app:1.0"),
             image_uri: v("host/mirror/app:1.0"),
             image_digest: v("sha256:aaa"),
@@ -272,6 +278,7 @@ mod tests {
     fn pushed(digest: &str) -> Private {
         Some(PrivateData {
             pushed_digest: Some(digest.to_string()),
+            source_digest: Some("sha256:src".to_string()),
         })
     }
 
@@ -354,6 +361,40 @@ mod tests {
             &pushed("sha256:aaa"),
         );
         assert!(replace.is_empty());
+        assert!(planned.image_digest.is_unknown());
+    }
+
+    #[test]
+    fn a_moved_source_plans_a_remirror_only_when_tracked() {
+        let mut prior = applied("app:1.0");
+        prior.source_digest = v("sha256:moved");
+        let (planned, _) = plan_update(
+            &prior,
+            prior.clone(),
+            &config("app:1.0"),
+            &pushed("sha256:aaa"),
+        );
+        assert_eq!(planned.image_digest, prior.image_digest, "untracked");
+        let mut cfg = config("app:1.0");
+        cfg.track_source = Value::Value(true);
+        prior.track_source = Value::Value(true);
+        let (planned, replace) = plan_update(&prior, prior.clone(), &cfg, &pushed("sha256:aaa"));
+        assert!(replace.is_empty());
+        assert!(planned.image_digest.is_unknown());
+        assert!(planned.source_digest.is_unknown());
+    }
+
+    #[test]
+    fn an_import_plans_an_in_place_update_that_sets_docker_source() {
+        let mut prior = applied("app:1.0");
+        prior.docker_source = Value::Null;
+        let proposed = ImageState {
+            docker_source: v("app:1.0"),
+            ..prior.clone()
+        };
+        let (planned, replace) = plan_update(&prior, proposed, &config("app:1.0"), &None);
+        assert!(replace.is_empty());
+        assert_eq!(planned.docker_source, v("app:1.0"));
         assert!(planned.image_digest.is_unknown());
     }
 

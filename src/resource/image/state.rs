@@ -29,6 +29,7 @@ pub struct ImageState {
     pub platform: Value<String>,
     pub registry_id: Value<String>,
     pub keep_remotely: Value<bool>,
+    pub track_source: Value<bool>,
     pub triggers: Value<BTreeMap<String, Value<String>>>,
     #[serde(with = "serde_as_vec")]
     pub timeouts: Value<Timeouts>,
@@ -47,12 +48,15 @@ pub struct Timeouts {
     pub delete: Value<String>,
 }
 
-/// What the provider remembers beside the state: the digest it pushed, so that a tag
-/// re-pointed in ECR outside Terraform is told apart from the mirror.
+/// What the provider remembers beside the state: what it mirrored, so that a read can tell
+/// a tag re-pointed in ECR, or a source tag moved upstream, apart from the mirror.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct PrivateData {
+    /// The manifest digest ECR served for the tag right after the mirror was made.
     pub pushed_digest: Option<String>,
+    /// The source digest the mirror was made from.
+    pub source_digest: Option<String>,
 }
 
 /// Private state as tf-provider hands it over (empty before the first apply).
@@ -63,6 +67,12 @@ fn attributes(
 ) -> HashMap<String, tf_provider::schema::Attribute> {
     list.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
 }
+
+/// The schema version. Changes so far are additive (`track_source` came later): Terraform
+/// reads an older state with the new attribute null, and the plan sets its default.
+/// tf-provider 0.2.2 cannot run an upgrade function (its `RawValue` is not exported), so
+/// the version stays 0 until it can.
+pub const SCHEMA_VERSION: i64 = 0;
 
 /// The resource schema.
 pub fn schema() -> Schema {
@@ -79,9 +89,9 @@ pub fn schema() -> Schema {
         deprecated: false,
     };
     Schema {
-        version: 0,
+        version: SCHEMA_VERSION,
         block: Block {
-            version: 0,
+            version: SCHEMA_VERSION,
             attributes: attributes(vec![
                 ("docker_source", string(Required, "Image to mirror, as Docker reads it: `nginx`, `nginx:1.27`, `ghcr.io/org/app:v1`, `nginx@sha256:…`, `nginx:1.27@sha256:…`. Changing it mirrors again to the same tag (an in-place update).")),
                 ("repository", string(Required, "Name of the ECR repository to mirror into (it must exist); may contain `/`. Changing it replaces the mirror.")),
@@ -89,6 +99,7 @@ pub fn schema() -> Schema {
                 ("platform", string(Optional, "Platform to mirror from a multi-platform source, as `os/arch[/variant]`, e.g. `linux/arm64/v8`. Default: the Docker engine's own platform.")),
                 ("registry_id", string(OptionalComputed, "AWS account id of the target registry. Default: the caller's own. Changing it replaces the mirror.")),
                 ("keep_remotely", attribute(AttributeType::Bool, OptionalComputed, "When `true`, destroying the resource leaves the image in ECR instead of deleting the tag. Default `false`.")),
+                ("track_source", attribute(AttributeType::Bool, OptionalComputed, "When `true`, every plan asks the source registry (one `HEAD` request, which Docker Hub does not count against its pull limit) whether the source tag now names another image, and plans a re-mirror when it does. An unreachable source is a warning, not an error. Default `false`: plans never contact the source registry.")),
                 ("triggers", attribute(AttributeType::Map(Box::new(AttributeType::String)), Optional, "Arbitrary values; any change mirrors the image again.")),
                 ("id", string(Computed, "`<registry host>/<repository>:<tag>`.")),
                 ("image_uri", string(Computed, "`<registry host>/<repository>:<tag>`: the mirror by tag.")),
@@ -116,6 +127,20 @@ mod tests {
             assert!(attr.description.content.len() > 10, "{name}");
             assert_ne!(attr.attr_type, AttributeType::Any, "{name} is untyped");
         }
+    }
+
+    #[test]
+    fn a_state_written_before_track_source_still_loads() {
+        let older = serde_json::json!({
+            "id": "host/app:1", "docker_source": "nginx:1", "repository": "app", "tag": "1",
+            "platform": null, "registry_id": "123456789012", "keep_remotely": false,
+            "triggers": null, "timeouts": [], "image_uri": "host/app:1",
+            "image_digest": "sha256:a", "image_uri_digest": "host/app@sha256:a",
+            "source_digest": "sha256:s"
+        });
+        let state: ImageState = serde_json::from_value(older).unwrap();
+        assert!(state.track_source.is_null());
+        assert_eq!(state.image_digest, Value::Value("sha256:a".to_string()));
     }
 
     #[test]
