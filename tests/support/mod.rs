@@ -300,3 +300,50 @@ impl Harness {
             .expect("reading the ECR registry")
     }
 }
+
+/// Request logs of the world's registries, to prove what was (not) transferred.
+impl Harness {
+    /// Forgets the requests both registries have seen so far.
+    pub fn clear_logs(&self) {
+        self.world.source.log.lock().unwrap().clear();
+        self.world.ecr.state.front().log.lock().unwrap().clear();
+    }
+
+    /// `METHOD path` of every request the source registry saw since the last clear.
+    pub fn source_requests(&self) -> Vec<String> {
+        logged(&self.world.source.log.lock().unwrap())
+    }
+
+    /// `METHOD path` of every request the ECR registry saw since the last clear.
+    pub fn ecr_requests(&self) -> Vec<String> {
+        logged(&self.world.ecr.state.front().log.lock().unwrap())
+    }
+}
+
+fn logged(log: &[standin::front::Logged]) -> Vec<String> {
+    log.iter()
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect()
+}
+
+impl Harness {
+    /// Starts `terraform <args>` in a process group of its own (so a test can interrupt the
+    /// whole group, as a terminal's Ctrl-C does) and returns it running.
+    pub fn spawn_terraform(&self, args: &[&str]) -> tokio::process::Child {
+        let mut command = tokio::process::Command::new("terraform");
+        command
+            .args(args)
+            .current_dir(self.work())
+            .env_remove("TF_LOG")
+            .env_remove("DOCKER_HOST")
+            .env_remove("AWS_PROFILE")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0);
+        for (key, value) in &self.env {
+            command.env(key, value);
+        }
+        command.spawn().expect("terraform starts")
+    }
+}

@@ -30,6 +30,11 @@ variable "keep_remotely" {
   default = null
 }
 
+variable "track_source" {
+  type    = bool
+  default = null
+}
+
 variable "docker_host" {
   type    = string
   default = null
@@ -61,6 +66,7 @@ resource "ecrmirror_image" "test" {
   tag           = var.tag
   platform      = var.platform
   keep_remotely = var.keep_remotely
+  track_source  = var.track_source
   triggers      = var.triggers
 
   timeouts {

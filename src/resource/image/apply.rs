@@ -323,7 +323,9 @@ pub struct Read {
 /// `HEAD`). Without `track_source` the source registry is never contacted.
 pub async fn read(clients: &Clients, state: &ImageState) -> Result<Read> {
     let mut warnings = Vec::new();
-    let mut found = read_ecr(clients, state).await?;
+    let mut found = read_ecr(clients, state)
+        .await?
+        .map(ImageState::with_defaults);
     if let Some(state) = found.as_mut() {
         if state.track_source == Value::Value(true) {
             if let Err(err) = track(clients, state).await {

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use tf_provider::value::Value;
 
-use super::state::{ImageState, Private, Timeouts, CREATE_TIMEOUT, DELETE_TIMEOUT, UPDATE_TIMEOUT};
+use super::state::{
+    or_false, ImageState, Private, Timeouts, CREATE_TIMEOUT, DELETE_TIMEOUT, UPDATE_TIMEOUT,
+};
 use crate::error::Error;
 use crate::reference::{check_registry_id, check_repository, check_tag, Platform, SourceRef};
 
@@ -25,9 +27,14 @@ pub fn validate(config: &ImageState) -> Vec<Error> {
         ("repository", &config.repository),
     ] {
         if value.is_null() {
+            let after_import = if attribute == "docker_source" {
+                " After `terraform import` (or a configuration generated for an import block), set it to the image the mirror was made from."
+            } else {
+                ""
+            };
             errors.push(invalid(
                 attribute,
-                format!("`{attribute}` is required and cannot be null."),
+                format!("`{attribute}` is required and cannot be null.{after_import}"),
             ));
         }
     }
@@ -155,14 +162,6 @@ pub fn planned_tag(config: &ImageState) -> Value<String> {
             },
             _ => Value::Unknown,
         },
-    }
-}
-
-/// A boolean argument with its default, `false`.
-fn or_false(value: &Value<bool>) -> Value<bool> {
-    match value {
-        Value::Null => Value::Value(false),
-        other => *other,
     }
 }
 

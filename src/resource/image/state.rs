@@ -68,6 +68,26 @@ fn attributes(
     list.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
 }
 
+/// A boolean argument with its default, `false`.
+pub fn or_false(value: &Value<bool>) -> Value<bool> {
+    match value {
+        Value::Null => Value::Value(false),
+        other => *other,
+    }
+}
+
+impl ImageState {
+    /// The state with the defaults of attributes added after it was written (a state from
+    /// an older provider has them null).
+    pub fn with_defaults(self) -> ImageState {
+        ImageState {
+            keep_remotely: or_false(&self.keep_remotely),
+            track_source: or_false(&self.track_source),
+            ..self
+        }
+    }
+}
+
 /// The schema version. Changes so far are additive (`track_source` came later): Terraform
 /// reads an older state with the new attribute null, and the plan sets its default.
 /// tf-provider 0.2.2 cannot run an upgrade function (its `RawValue` is not exported), so

@@ -1,0 +1,307 @@
+//! Adoption and change detection: import, import blocks, adoption without transfer,
+//! upstream tracking, out-of-band changes in ECR, interrupted applies.
+
+mod support;
+
+use standin::faults::Rule;
+use support::Harness;
+
+const REPO: &str = "mirror/app";
+
+fn rule(target: &str) -> Rule {
+    Rule {
+        target: target.into(),
+        count: 0,
+        status: None,
+        error_type: None,
+        message: None,
+        delay_ms: 0,
+        retry_after: None,
+    }
+}
+
+/// Asserts that nothing was pushed to ECR nor pulled from the source.
+fn assert_no_transfer(h: &Harness) {
+    let pushed: Vec<String> = h
+        .ecr_requests()
+        .into_iter()
+        .filter(|r| !r.starts_with("GET ") && !r.starts_with("HEAD "))
+        .collect();
+    assert!(pushed.is_empty(), "ECR received: {pushed:?}");
+    let pulled: Vec<String> = h
+        .source_requests()
+        .into_iter()
+        .filter(|r| r.contains("/blobs/"))
+        .collect();
+    assert!(pulled.is_empty(), "the source served blobs: {pulled:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_then_apply_transfers_nothing() {
+    let mut h = Harness::start().await;
+    h.seed_index("upstream/app", "1.0", 71).await;
+    h.use_config("basic");
+    h.var("source_image", Some(&h.source_ref("upstream/app:1.0")));
+    h.apply().await;
+    let digest = h.attr("test", "image_digest").await;
+    let run = h
+        .terraform(&["state", "rm", "-no-color", "ecrmirror_image.test"])
+        .await;
+    assert!(run.success, "{}", run.output());
+
+    // Malformed IDs and missing tags are clear errors.
+    let run = h
+        .terraform(&["import", "-no-color", "ecrmirror_image.test", "mirror-app"])
+        .await;
+    assert!(!run.success);
+    run.stderr_has("Cannot import mirror-app")
+        .stderr_has("has no tag");
+    let run = h
+        .terraform(&[
+            "import",
+            "-no-color",
+            "ecrmirror_image.test",
+            "mirror/app:9.9",
+        ])
+        .await;
+    assert!(!run.success);
+    run.stderr_has("ECR has no tag `9.9` in repository `mirror/app`");
+
+    // The full form, as `id` and `image_uri` show it.
+    let full = format!("{}/{REPO}:1.0", h.world.ecr_host());
+    let run = h
+        .terraform(&["import", "-no-color", "ecrmirror_image.test", &full])
+        .await;
+    assert!(run.success, "{}", run.output());
+    assert_eq!(h.attr("test", "image_digest").await, digest);
+    assert_eq!(h.attr("test", "docker_source").await, "");
+
+    // The first plan sets docker_source in place; applying it transfers nothing.
+    let (run, changes) = h.plan().await;
+    assert!(changes);
+    run.stdout_has("updated in-place")
+        .stdout_has("0 to add, 1 to change, 0 to destroy")
+        .stdout_has("+ docker_source");
+    h.clear_logs();
+    h.apply().await;
+    assert_no_transfer(&h);
+    assert_eq!(h.attr("test", "image_digest").await, digest);
+    let (_, changes) = h.plan().await;
+    assert!(!changes);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_block_generates_configuration() {
+    let mut h = Harness::start().await;
+    h.seed_image("upstream/app", "1.0", 72).await;
+    h.use_config("basic");
+    h.var("source_image", Some(&h.source_ref("upstream/app:1.0")));
+    h.apply().await;
+    std::fs::remove_file(h.work().join("terraform.tfstate")).unwrap();
+
+    h.use_config("import_block");
+    let run = h
+        .terraform(&[
+            "plan",
+            "-no-color",
+            "-input=false",
+            "-generate-config-out=generated.tf",
+        ])
+        .await;
+    let generated = std::fs::read_to_string(h.work().join("generated.tf")).unwrap_or_default();
+    assert!(
+        generated.contains("resource \"ecrmirror_image\" \"adopted\""),
+        "{generated}\n{}",
+        run.output()
+    );
+    assert!(generated.contains("repository"), "{generated}");
+    // Nobody can know where the image came from: the plan says what to fill in.
+    assert!(generated.contains("docker_source = null"), "{generated}");
+    run.stderr_has("Invalid docker_source")
+        .stderr_has("After `terraform import`");
+
+    // Filled in, the import applies without transferring anything.
+    let filled = generated.replace(
+        "docker_source = null",
+        &format!("docker_source = \"{}\"", h.source_ref("upstream/app:1.0")),
+    );
+    assert_ne!(filled, generated, "{generated}");
+    std::fs::write(h.work().join("generated.tf"), filled).unwrap();
+    let (run, _) = h.plan().await;
+    run.stdout_has("1 to import");
+    h.clear_logs();
+    h.apply().await;
+    assert_no_transfer(&h);
+    let (_, changes) = h.plan().await;
+    assert!(!changes);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_state_adopts_every_mirror_without_transfer() {
+    let mut h = Harness::start().await;
+    h.seed_index("upstream/app", "1.0", 73).await;
+    h.use_config("two_platforms");
+    h.var("source_image", Some(&h.source_ref("upstream/app:1.0")));
+    h.apply().await;
+    let digests = (
+        h.attr("amd64", "image_digest").await,
+        h.attr("arm64", "image_digest").await,
+    );
+    std::fs::remove_file(h.work().join("terraform.tfstate")).unwrap();
+    h.clear_logs();
+    let run = h.apply().await;
+    run.stdout_has("2 added");
+    assert_no_transfer(&h);
+    assert_eq!(h.attr("amd64", "image_digest").await, digests.0);
+    assert_eq!(h.attr("arm64", "image_digest").await, digests.1);
+    let (_, changes) = h.plan().await;
+    assert!(!changes);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn track_source_plans_one_update_when_the_tag_moves() {
+    let mut h = Harness::start().await;
+    h.seed_image("upstream/app", "1.0", 74).await;
+    h.use_config("basic");
+    h.var("source_image", Some(&h.source_ref("upstream/app:1.0")));
+
+    // Without track_source, plans never contact the source registry.
+    h.apply().await;
+    h.clear_logs();
+    let (_, changes) = h.plan().await;
+    assert!(!changes);
+    assert!(h.source_requests().is_empty(), "{:?}", h.source_requests());
+
+    // With it, each plan makes one HEAD request.
+    h.var("track_source", Some("true"));
+    h.apply().await;
+    h.clear_logs();
+    let (_, changes) = h.plan().await;
+    assert!(!changes);
+    let images: Vec<String> = h
+        .source_requests()
+        .into_iter()
+        .filter(|r| r.contains("/manifests/") || r.contains("/blobs/"))
+        .collect();
+    assert_eq!(
+        images,
+        vec!["HEAD /v2/upstream/app/manifests/1.0".to_string()]
+    );
+
+    // The tag moves upstream: exactly one update, which mirrors the new image.
+    let moved = h.seed_image("upstream/app", "1.0", 75).await;
+    let (run, changes) = h.plan().await;
+    assert!(changes);
+    run.stdout_has("0 to add, 1 to change, 0 to destroy")
+        .stdout_has(&moved.manifest_digest);
+    h.apply().await;
+    let served = h.ecr_manifest(REPO, "1.0").await.unwrap();
+    assert_eq!(served.config_digest(), Some(moved.config_digest.clone()));
+    assert_eq!(h.attr("test", "source_digest").await, moved.manifest_digest);
+    let (_, changes) = h.plan().await;
+    assert!(!changes);
+
+    // An unreachable source is a warning, not an error.
+    let mut down = rule("registry");
+    down.status = Some(503);
+    h.world.source.faults.add(down);
+    let (run, changes) = h.plan().await;
+    assert!(!changes);
+    run.stdout_has("Warning: Cannot query the source registry");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repository_deleted_outside_terraform_plans_a_create_and_apply_says_why() {
+    let mut h = Harness::start().await;
+    h.seed_image("upstream/app", "1.0", 76).await;
+    h.use_config("basic");
+    h.var("source_image", Some(&h.source_ref("upstream/app:1.0")));
+    h.apply().await;
+    let sdk = aws_sdk_ecr::Client::new(&h.world.sdk_config().await);
+    sdk.delete_repository()
+        .repository_name(REPO)
+        .force(true)
+        .send()
+        .await
+        .unwrap();
+    let (run, changes) = h.plan().await;
+    assert!(changes);
+    run.stdout_has("1 to add, 0 to change, 0 to destroy");
+    let run = h.apply_fails().await;
+    run.stderr_has("ECR repository mirror/app does not exist");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_apply_keeps_what_it_made() {
+    let mut h = Harness::start().await;
+    h.seed_image("upstream/app", "1.0", 77).await;
+    // The manifest push hangs for a while, long enough to interrupt the apply mid-push.
+    let mut slow = rule("registry:PUT");
+    slow.delay_ms = 4_000;
+    h.world.ecr.state.front().faults.add(slow);
+    h.use_config("basic");
+    h.var("source_image", Some(&h.source_ref("upstream/app:1.0")));
+
+    let child = h.spawn_terraform(&["apply", "-auto-approve", "-input=false", "-no-color"]);
+    // Wait until the push has started, then Ctrl-C the whole process group, as a terminal does.
+    for _ in 0..200 {
+        if h.ecr_requests().iter().any(|r| r.starts_with("PUT ")) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(
+        h.ecr_requests().iter().any(|r| r.starts_with("PUT ")),
+        "the push never started"
+    );
+    let pgid = child.id().expect("terraform runs");
+    let status = tokio::process::Command::new("kill")
+        .args(["-INT", "--", &format!("-{pgid}")])
+        .status()
+        .await
+        .unwrap();
+    assert!(status.success());
+    let output = child.wait_with_output().await.unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("Interrupt received"), "{stdout}");
+
+    // The provider survived the interrupt and finished: state and ECR agree.
+    h.world.ecr.state.front().faults.clear();
+    let in_ecr = h.world.ecr.state.tag_digest(REPO, "1.0");
+    let resources = h.resources().await;
+    assert_eq!(
+        resources.len(),
+        1,
+        "the mirror was lost from state:\n{stdout}"
+    );
+    assert_eq!(Some(h.attr("test", "image_digest").await), in_ecr);
+    h.apply().await;
+    let (_, changes) = h.plan().await;
+    assert!(!changes);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_state_written_before_track_source_plans_no_change() {
+    let mut h = Harness::start().await;
+    h.seed_image("upstream/app", "1.0", 78).await;
+    h.use_config("basic");
+    h.var("source_image", Some(&h.source_ref("upstream/app:1.0")));
+    h.apply().await;
+
+    // Rewrite the state as the first release wrote it: no track_source attribute.
+    let path = h.work().join("terraform.tfstate");
+    let mut state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let instance = &mut state["resources"][0]["instances"][0];
+    assert_eq!(instance["schema_version"], 0);
+    let attributes = instance["attributes"].as_object_mut().unwrap();
+    assert!(attributes.remove("track_source").is_some());
+    state["serial"] = serde_json::json!(state["serial"].as_i64().unwrap() + 1);
+    std::fs::write(&path, serde_json::to_string_pretty(&state).unwrap()).unwrap();
+
+    let (run, changes) = h.plan().await;
+    assert!(!changes, "{}", run.stdout);
+    h.apply().await;
+    let (_, changes) = h.plan().await;
+    assert!(!changes);
+}
