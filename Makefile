@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: all setup build demo test lint unit-and-e2e fmt clean
+.PHONY: all setup build demo test lint docs fmt clean
 
 all: build
 
@@ -20,6 +20,10 @@ lint: setup
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	terraform fmt -check -recursive examples tests/testdata
+	$(CARGO) run -q -p ecrmirror-docgen -- --check
+
+docs:
+	$(CARGO) run -q -p ecrmirror-docgen
 
 test: lint
 	$(CARGO) test --workspace

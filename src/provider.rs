@@ -83,7 +83,8 @@ pub fn ignore_interrupts() {
     }
 }
 
-fn provider_schema() -> Schema {
+/// The provider block's schema.
+pub fn provider_schema() -> Schema {
     let registry_auth = Block {
         version: 1,
         attributes: [

@@ -1,10 +1,8 @@
-resource "aws_ecr_repository" "nginx" {
-  name = "mirror/nginx"
-}
-
+# The repository must exist: create it with an `aws_ecr_repository` resource and use its
+# `name` here, so that Terraform creates it first.
 resource "ecrmirror_image" "nginx" {
   docker_source = "nginx:1.27"
-  repository    = aws_ecr_repository.nginx.name
+  repository    = "mirror/nginx"
   platform      = "linux/amd64"
 
   timeouts {
