@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: all setup build demo test lint docs fmt clean
+.PHONY: all setup build demo test lint docs release fmt clean
 
 all: build
 
@@ -28,10 +28,14 @@ docs:
 test: lint
 	$(CARGO) test --workspace
 
+# make release VERSION=x.y.z: the Registry's file set in dist/ (scripts/release.sh).
+release: setup
+	@VERSION=$(VERSION) scripts/release.sh
+
 fmt:
 	$(CARGO) fmt --all
 	terraform fmt -recursive examples tests/testdata
 
 clean:
-	rm -rf .demo
+	rm -rf .demo dist
 	$(CARGO) clean

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs and starts what building, testing and the demo need on a Debian machine:
 # protoc (tf-provider's build), a Docker engine, the distribution registry
-# (docker-registry) for the stand-in world. Stops with one sentence when something
+# (docker-registry) for the stand-in world, gpg and python3 for release archives. Stops with one sentence when something
 # cannot be provided.
 set -euo pipefail
 
@@ -18,9 +18,11 @@ declare -A packages=(
   [protoc]=protobuf-compiler
   [dockerd]=docker.io
   [docker-registry]=docker-registry
+  [gpg]=gpg
+  [python3]=python3
 )
 missing=()
-for cmd in protoc dockerd docker-registry; do
+for cmd in protoc dockerd docker-registry gpg python3; do
   command -v "$cmd" >/dev/null || missing+=("${packages[$cmd]}")
 done
 if [ ${#missing[@]} -gt 0 ]; then

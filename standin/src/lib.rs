@@ -14,6 +14,8 @@
 //! - [`images`] builds synthetic images whose layers it gzips itself, including a two-platform
 //!   index, and pushes them through the distribution API; [`client`] reads registries back.
 //! - [`world`] starts a source registry and an ECR emulator together.
+//! - [`provider_registry`] serves a release over the Terraform provider registry protocol
+//!   (HTTPS, throwaway CA), for `terraform init` to install it.
 //!
 //! Data flows: test → world → front → backend registry process.
 
@@ -23,6 +25,7 @@ pub mod ecr;
 pub mod faults;
 pub mod front;
 pub mod images;
+pub mod provider_registry;
 pub mod world;
 
 pub use world::World;

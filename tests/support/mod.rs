@@ -155,10 +155,15 @@ impl Harness {
 
     /// Runs `terraform <args>` in the working directory.
     pub async fn terraform(&self, args: &[&str]) -> Run {
+        self.terraform_in(&self.work(), args).await
+    }
+
+    /// Runs `terraform <args>` in `dir`, with this harness's environment.
+    pub async fn terraform_in(&self, dir: &Path, args: &[&str]) -> Run {
         let mut command = tokio::process::Command::new("terraform");
         command
             .args(args)
-            .current_dir(self.work())
+            .current_dir(dir)
             .env_remove("TF_LOG")
             .env_remove("DOCKER_HOST")
             .env_remove("AWS_PROFILE")
