@@ -350,13 +350,12 @@ mod tests {
     }
 
     #[test]
-    fn every_attribute_has_a_description() {
+    fn every_attribute_and_block_is_documented() {
         let schema = provider_schema();
-        for (name, attr) in &schema.block.attributes {
-            assert!(
-                attr.description.content.len() > 10,
-                "{name} has no description"
-            );
-        }
+        assert!(schema.block.description.content.len() > 10);
+        assert_eq!(
+            crate::schema::undocumented(&schema.block),
+            Vec::<String>::new()
+        );
     }
 }

@@ -1,7 +1,9 @@
 //! Small constructors for schema attributes, so that every attribute states its type,
 //! constraint and Markdown description explicitly.
 
-use tf_provider::schema::{Attribute, AttributeConstraint, AttributeType, Description};
+use tf_provider::schema::{
+    Attribute, AttributeConstraint, AttributeType, Block, Description, NestedBlock,
+};
 
 /// An attribute of `attr_type` with a Markdown description.
 pub fn attribute(
@@ -29,4 +31,39 @@ pub fn secret(constraint: AttributeConstraint, description: &str) -> Attribute {
         sensitive: true,
         ..string(constraint, description)
     }
+}
+
+/// Names (dotted paths) of the attributes and blocks under `block` whose description is
+/// missing or a placeholder, and of untyped attributes. Empty for a documented schema.
+pub fn undocumented(block: &Block) -> Vec<String> {
+    let placeholder = |text: &str| {
+        let text = text.trim();
+        text.len() < 10 || text.eq_ignore_ascii_case("empty") || text.contains("TODO")
+    };
+    let mut found = Vec::new();
+    for (name, attr) in &block.attributes {
+        if placeholder(&attr.description.content) || attr.attr_type == AttributeType::Any {
+            found.push(name.clone());
+        }
+    }
+    for (name, nested) in &block.blocks {
+        let inner = match nested {
+            NestedBlock::Single(b)
+            | NestedBlock::List(b)
+            | NestedBlock::Set(b)
+            | NestedBlock::Map(b)
+            | NestedBlock::Group(b)
+            | NestedBlock::Optional(b) => b,
+        };
+        if placeholder(&inner.description.content) {
+            found.push(name.clone());
+        }
+        found.extend(
+            undocumented(inner)
+                .into_iter()
+                .map(|n| format!("{name}.{n}")),
+        );
+    }
+    found.sort();
+    found
 }

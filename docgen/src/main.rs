@@ -90,6 +90,13 @@ fn read(root: &Path, file: &str) -> Result<String, String> {
 }
 
 fn render(root: &Path, page: &Page) -> Result<String, String> {
+    let undocumented = ecrmirror::schema::undocumented(&page.schema.block);
+    if !undocumented.is_empty() {
+        return Err(format!(
+            "no real description for: {}",
+            undocumented.join(", ")
+        ));
+    }
     let template = read(root, page.template)?;
     let example = read(root, page.example)?;
     let mut text = template

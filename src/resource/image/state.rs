@@ -141,12 +141,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_attribute_has_a_real_description() {
+    fn every_attribute_and_block_is_documented() {
         let schema = schema();
-        for (name, attr) in &schema.block.attributes {
-            assert!(attr.description.content.len() > 10, "{name}");
-            assert_ne!(attr.attr_type, AttributeType::Any, "{name} is untyped");
-        }
+        assert!(schema.block.description.content.len() > 10);
+        assert_eq!(
+            crate::schema::undocumented(&schema.block),
+            Vec::<String>::new()
+        );
+        // The check itself catches what tf-provider's defaults would leave.
+        let mut bare = schema.block.clone();
+        bare.attributes.insert("x".into(), Default::default());
+        assert_eq!(crate::schema::undocumented(&bare), vec!["x".to_string()]);
     }
 
     #[test]
