@@ -47,14 +47,7 @@ pub fn undocumented(block: &Block) -> Vec<String> {
         }
     }
     for (name, nested) in &block.blocks {
-        let inner = match nested {
-            NestedBlock::Single(b)
-            | NestedBlock::List(b)
-            | NestedBlock::Set(b)
-            | NestedBlock::Map(b)
-            | NestedBlock::Group(b)
-            | NestedBlock::Optional(b) => b,
-        };
+        let inner = nested_block(nested);
         if placeholder(&inner.description.content) {
             found.push(name.clone());
         }
@@ -66,4 +59,16 @@ pub fn undocumented(block: &Block) -> Vec<String> {
     }
     found.sort();
     found
+}
+
+/// The block inside a nested block, whatever its nesting.
+pub fn nested_block(nested: &NestedBlock) -> &Block {
+    match nested {
+        NestedBlock::Single(b)
+        | NestedBlock::List(b)
+        | NestedBlock::Set(b)
+        | NestedBlock::Map(b)
+        | NestedBlock::Group(b)
+        | NestedBlock::Optional(b) => b,
+    }
 }

@@ -8,18 +8,6 @@ use support::Harness;
 
 const REPO: &str = "mirror/app";
 
-fn rule(target: &str) -> Rule {
-    Rule {
-        target: target.into(),
-        count: 0,
-        status: None,
-        error_type: None,
-        message: None,
-        delay_ms: 0,
-        retry_after: None,
-    }
-}
-
 /// Asserts that nothing was pushed to ECR nor pulled from the source.
 fn assert_no_transfer(h: &Harness) {
     let pushed: Vec<String> = h
@@ -202,7 +190,7 @@ async fn track_source_plans_one_update_when_the_tag_moves() {
     assert!(!changes);
 
     // An unreachable source is a warning, not an error.
-    let mut down = rule("registry");
+    let mut down = Rule::on("registry");
     down.status = Some(503);
     h.world.source.faults.add(down);
     let (run, changes) = h.plan().await;
@@ -236,7 +224,7 @@ async fn an_interrupted_apply_keeps_what_it_made() {
     let mut h = Harness::start().await;
     h.seed_image("upstream/app", "1.0", 77).await;
     // The manifest push hangs for a while, long enough to interrupt the apply mid-push.
-    let mut slow = rule("registry:PUT");
+    let mut slow = Rule::on("registry:PUT");
     slow.delay_ms = 4_000;
     h.world.ecr.state.front().faults.add(slow);
     h.use_config("basic");

@@ -8,18 +8,6 @@ use support::Harness;
 
 const REPO: &str = "mirror/app";
 
-fn rule(target: &str, count: u32) -> Rule {
-    Rule {
-        target: target.into(),
-        count,
-        status: None,
-        error_type: None,
-        message: None,
-        delay_ms: 0,
-        retry_after: None,
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_arguments_fail_at_plan_on_the_attribute() {
     let h = Harness::start().await;
@@ -154,7 +142,7 @@ async fn a_failing_read_keeps_the_resource() {
     h.apply().await;
 
     // A network blip (ECR failing every call) must never drop the resource from state.
-    let mut blip = rule("DescribeImages", 0);
+    let mut blip = Rule::on("DescribeImages");
     blip.status = Some(500);
     blip.error_type = Some("ServerException".into());
     h.world.ecr.state.front().faults.add(blip);
@@ -178,7 +166,7 @@ async fn a_failing_destroy_keeps_the_resource() {
     h.var("source_image", Some(&h.source_ref("upstream/app:1.0")));
     h.apply().await;
 
-    let mut denied = rule("BatchDeleteImage", 0);
+    let mut denied = Rule::on("BatchDeleteImage");
     denied.status = Some(400);
     denied.error_type = Some("AccessDeniedException".into());
     denied.message = Some("not allowed to ecr:BatchDeleteImage".into());
@@ -201,7 +189,7 @@ async fn create_timeout_fires_and_names_the_limit() {
     let mut h = Harness::start().await;
     h.seed_image("upstream/app", "1.0", 47).await;
     // Every upload to ECR hangs far longer than the limit.
-    let mut slow = rule("registry:POST", 0);
+    let mut slow = Rule::on("registry:POST");
     slow.delay_ms = 60_000;
     h.world.ecr.state.front().faults.add(slow);
     h.use_config("basic");
@@ -242,7 +230,7 @@ async fn a_platform_the_source_lacks_is_refused() {
 async fn a_rate_limited_source_says_so() {
     let mut h = Harness::start().await;
     h.seed_image("upstream/app", "1.0", 50).await;
-    let mut limited = rule("registry:GET", 0);
+    let mut limited = Rule::on("registry:GET");
     limited.status = Some(429);
     limited.message = Some("You have reached your pull rate limit.".into());
     limited.retry_after = Some(3600);

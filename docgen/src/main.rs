@@ -11,6 +11,7 @@ use std::fmt::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use ecrmirror::schema::nested_block;
 use tf_provider::schema::{
     Attribute, AttributeConstraint, AttributeType, Block, NestedBlock, Schema,
 };
@@ -192,17 +193,6 @@ fn schema_markdown(block: &Block) -> String {
         );
     }
     out
-}
-
-fn nested_block(nested: &NestedBlock) -> &Block {
-    match nested {
-        NestedBlock::Single(b)
-        | NestedBlock::List(b)
-        | NestedBlock::Set(b)
-        | NestedBlock::Map(b)
-        | NestedBlock::Group(b)
-        | NestedBlock::Optional(b) => b,
-    }
 }
 
 fn block_kind(nested: &NestedBlock) -> &'static str {

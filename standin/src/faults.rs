@@ -35,6 +35,21 @@ pub struct Rule {
     pub retry_after: Option<u32>,
 }
 
+impl Rule {
+    /// A rule for every call of `target` that, until more is set, neither fails nor delays.
+    pub fn on(target: &str) -> Rule {
+        Rule {
+            target: target.to_string(),
+            count: 0,
+            status: None,
+            error_type: None,
+            message: None,
+            delay_ms: 0,
+            retry_after: None,
+        }
+    }
+}
+
 /// What a matching rule asks for.
 #[derive(Clone, Debug)]
 pub struct Fault {
@@ -94,13 +109,9 @@ mod tests {
 
     fn rule(target: &str, count: u32) -> Rule {
         Rule {
-            target: target.into(),
             count,
             status: Some(500),
-            error_type: None,
-            message: None,
-            delay_ms: 0,
-            retry_after: None,
+            ..Rule::on(target)
         }
     }
 

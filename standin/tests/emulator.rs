@@ -154,13 +154,11 @@ async fn faults_fire_for_the_api_and_the_registry() {
     let (world, _dir) = world().await;
     let ecr = sdk(&world).await;
     world.ecr.state.front().faults.add(Rule {
-        target: "DescribeRepositories".into(),
         count: 1,
         status: Some(500),
         error_type: Some("ServerException".into()),
         message: Some("injected".into()),
-        delay_ms: 0,
-        retry_after: None,
+        ..Rule::on("DescribeRepositories")
     });
     let failed = ecr.describe_repositories().send().await.unwrap_err();
     assert_eq!(failed.code(), Some("ServerException"));
@@ -170,13 +168,10 @@ async fn faults_fire_for_the_api_and_the_registry() {
         .expect("a counted fault fires only its count");
 
     world.source.faults.add(Rule {
-        target: "registry".into(),
         count: 1,
         status: Some(429),
-        error_type: None,
-        message: None,
-        delay_ms: 0,
         retry_after: Some(7),
+        ..Rule::on("registry")
     });
     let response = reqwest::get(format!("http://{}/v2/", world.source_host()))
         .await
