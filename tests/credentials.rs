@@ -5,16 +5,21 @@ mod support;
 
 use base64::Engine;
 use standin::front::BasicAuth;
+use standin::SourceAuth;
 use support::Harness;
 
 const USER: &str = "mirror-bot";
 const PASSWORD: &str = "s3cr3t-source-pass";
 
-fn source_auth() -> Option<BasicAuth> {
-    Some(BasicAuth {
+fn user() -> BasicAuth {
+    BasicAuth {
         username: USER.into(),
         password: PASSWORD.into(),
-    })
+    }
+}
+
+fn source_auth() -> SourceAuth {
+    SourceAuth::Basic(user())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -181,4 +186,45 @@ async fn docker_config_credential_helpers_are_used() {
     h.var("source_image", Some(&h.source_ref("private/app:1.0")));
     h.apply().await;
     assert!(h.ecr_manifest("mirror/app", "1.0").await.is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bearer_token_source_is_pulled_tracked_and_adopted() {
+    // Docker Hub's flow: 401 with a Bearer challenge, a token from the realm for the
+    // registry_auth credentials, then the request again with the token.
+    let mut h = Harness::start_with(SourceAuth::Token(user())).await;
+    h.seed_image("private/app", "1.0", 56).await;
+    h.use_config("registry_auth");
+    h.var("source_image", Some(&h.source_ref("private/app:1.0")));
+    h.var("source_host", Some(&h.world.source_host()));
+    h.var("source_password", Some(PASSWORD));
+    h.var("track_source", Some("true"));
+    h.apply().await;
+    assert!(h.ecr_manifest("mirror/app", "1.0").await.is_some());
+
+    // track_source's HEAD goes through the same flow: no warning, no change.
+    let (run, changes) = h.plan().await;
+    assert!(!changes);
+    assert!(!run.stdout.contains("Warning: Cannot query"), "{}", run.stdout);
+    let moved = h.seed_image("private/app", "1.0", 57).await;
+    let (run, changes) = h.plan().await;
+    assert!(changes);
+    run.stdout_has(&moved.manifest_digest);
+    h.apply().await;
+
+    // And so do the adoption checks: a lost state is adopted without pulling a blob.
+    std::fs::remove_file(h.work().join("terraform.tfstate")).unwrap();
+    h.world.source.log.lock().unwrap().clear();
+    h.apply().await;
+    let blobs: Vec<_> = h
+        .world
+        .source
+        .log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|r| r.path.contains("/blobs/"))
+        .map(|r| r.path.clone())
+        .collect();
+    assert!(blobs.is_empty(), "pulled {blobs:?}");
 }

@@ -31,11 +31,13 @@ impl Manifest {
     }
 }
 
-/// A client for one registry, e.g. `http://127.0.0.1:5000`.
+/// A client for one registry, e.g. `http://127.0.0.1:5000`: basic auth, or Docker Hub's
+/// bearer-token flow when the registry challenges for it.
 #[derive(Clone)]
 pub struct Client {
     base: String,
     auth: Option<(String, String)>,
+    token: std::sync::Arc<std::sync::Mutex<Option<String>>>,
     http: reqwest::Client,
 }
 
@@ -45,6 +47,7 @@ impl Client {
         Client {
             base: base.trim_end_matches('/').to_string(),
             auth,
+            token: Default::default(),
             http: reqwest::Client::new(),
         }
     }
@@ -56,31 +59,68 @@ impl Client {
             url.to_string()
         };
         let builder = self.http.request(method, url);
+        if let Some(token) = self.token.lock().unwrap().clone() {
+            return builder.bearer_auth(token);
+        }
         match &self.auth {
             Some((user, pass)) => builder.basic_auth(user, Some(pass)),
             None => builder,
         }
     }
 
+    /// Sends a request; on a bearer challenge, gets a token from its realm and sends the
+    /// request again.
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        prepare: impl Fn(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response> {
+        let response = prepare(self.request(method.clone(), url)).send().await?;
+        if response.status() != reqwest::StatusCode::UNAUTHORIZED {
+            return Ok(response);
+        }
+        let Some(realm) = bearer_realm(&response) else {
+            return Ok(response);
+        };
+        let mut token_request = self.http.get(realm);
+        if let Some((user, pass)) = &self.auth {
+            token_request = token_request.basic_auth(user, Some(pass));
+        }
+        let issued: Value = token_request
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        let token = issued["token"]
+            .as_str()
+            .context("the token endpoint gave no token")?;
+        *self.token.lock().unwrap() = Some(token.to_string());
+        Ok(prepare(self.request(method, url)).send().await?)
+    }
+
     /// Uploads a blob (monolithic upload) unless the registry has it; returns its digest.
     pub async fn put_blob(&self, repository: &str, bytes: Vec<u8>) -> Result<String> {
         let digest = digest_of(&bytes);
+        // Cheap to clone when a token challenge makes the request go twice.
+        let bytes = bytes::Bytes::from(bytes);
         let head = self
-            .request(
+            .send(
                 reqwest::Method::HEAD,
                 &format!("/v2/{repository}/blobs/{digest}"),
+                |b| b,
             )
-            .send()
             .await?;
         if head.status().is_success() {
             return Ok(digest);
         }
         let start = self
-            .request(
+            .send(
                 reqwest::Method::POST,
                 &format!("/v2/{repository}/blobs/uploads/"),
+                |b| b,
             )
-            .send()
             .await?;
         if !start.status().is_success() {
             bail!(
@@ -97,13 +137,14 @@ impl Client {
             .to_string();
         let separator = if location.contains('?') { '&' } else { '?' };
         let finish = self
-            .request(
+            .send(
                 reqwest::Method::PUT,
                 &format!("{location}{separator}digest={digest}"),
+                |b| {
+                    b.header("content-type", "application/octet-stream")
+                        .body(bytes.clone())
+                },
             )
-            .header("content-type", "application/octet-stream")
-            .body(bytes)
-            .send()
             .await?;
         if !finish.status().is_success() {
             bail!(
@@ -124,14 +165,13 @@ impl Client {
         body: Vec<u8>,
     ) -> Result<String> {
         let digest = digest_of(&body);
+        let body = bytes::Bytes::from(body);
         let response = self
-            .request(
+            .send(
                 reqwest::Method::PUT,
                 &format!("/v2/{repository}/manifests/{reference}"),
+                |b| b.header("content-type", media_type).body(body.clone()),
             )
-            .header("content-type", media_type)
-            .body(body)
-            .send()
             .await?;
         if !response.status().is_success() {
             bail!(
@@ -146,12 +186,11 @@ impl Client {
     /// Reads a manifest; `None` when the registry says it is not there.
     pub async fn manifest(&self, repository: &str, reference: &str) -> Result<Option<Manifest>> {
         let response = self
-            .request(
+            .send(
                 reqwest::Method::GET,
                 &format!("/v2/{repository}/manifests/{reference}"),
+                |b| b.header("accept", MANIFEST_TYPES),
             )
-            .header("accept", MANIFEST_TYPES)
-            .send()
             .await?;
         if response.status() == reqwest::StatusCode::NOT_FOUND {
             return Ok(None);
@@ -185,4 +224,13 @@ impl Client {
             .await?
             .with_context(|| format!("{repository}:{reference} is not in {}", self.base))
     }
+}
+
+/// The realm of a `WWW-Authenticate: Bearer realm="…",…` challenge.
+fn bearer_realm(response: &reqwest::Response) -> Option<String> {
+    let challenge = response.headers().get("www-authenticate")?.to_str().ok()?;
+    let rest = challenge.strip_prefix("Bearer ")?;
+    let start = rest.find("realm=\"")? + "realm=\"".len();
+    let end = rest[start..].find('"')? + start;
+    Some(rest[start..end].to_string())
 }

@@ -11,6 +11,7 @@
 //!   types) on the same port as the registry it fronts, whose password is the token that
 //!   `GetAuthorizationToken` hands out (user `AWS`), as on ECR. Pushing to a repository that was
 //!   never created fails as it does on ECR.
+//! - [`token`] is Docker Hub's bearer-token flow, for a source registry that demands it.
 //! - [`images`] builds synthetic images whose layers it gzips itself, including a two-platform
 //!   index, and pushes them through the distribution API; [`client`] reads registries back.
 //! - [`world`] starts a source registry and an ECR emulator together.
@@ -26,6 +27,7 @@ pub mod faults;
 pub mod front;
 pub mod images;
 pub mod provider_registry;
+pub mod token;
 pub mod world;
 
-pub use world::World;
+pub use world::{SourceAuth, World};

@@ -11,6 +11,17 @@ use crate::backend::Backend;
 use crate::client::Client;
 use crate::ecr::{EcrEmulator, ACCOUNT, REGION};
 use crate::front::{self, BasicAuth, Front, Gate};
+use crate::token::{BearerGate, TokenIssuer};
+
+/// How the source registry authenticates pulls.
+pub enum SourceAuth {
+    /// Anonymous pulls.
+    Anonymous,
+    /// Basic auth with this user.
+    Basic(BasicAuth),
+    /// Docker Hub's bearer-token flow; tokens are issued to this user.
+    Token(BasicAuth),
+}
 
 /// A running world; everything stops when it is dropped.
 pub struct World {
@@ -23,15 +34,32 @@ pub struct World {
 impl World {
     /// Starts a world under `dir` whose source registry is anonymous.
     pub async fn start(dir: &Path) -> Result<World> {
-        World::start_with(dir, None).await
+        World::start_with(dir, SourceAuth::Anonymous).await
     }
 
-    /// Starts a world whose source registry demands `source_auth` when given.
-    pub async fn start_with(dir: &Path, source_auth: Option<BasicAuth>) -> Result<World> {
+    /// Starts a world whose source registry authenticates as `source_auth` says.
+    pub async fn start_with(dir: &Path, source_auth: SourceAuth) -> Result<World> {
         let source_backend = Backend::start(&dir.join("source")).await?;
-        let gate = source_auth.map(|auth| Box::new(auth) as Box<dyn Gate>);
-        let source = Front::new(source_backend, gate);
-        let source_addr = front::serve(front::router(source.clone())).await?;
+        let (source, source_addr) = match source_auth {
+            SourceAuth::Anonymous | SourceAuth::Basic(_) => {
+                let gate = match source_auth {
+                    SourceAuth::Basic(auth) => Some(Box::new(auth) as Box<dyn Gate>),
+                    _ => None,
+                };
+                let source = Front::new(source_backend, gate);
+                let addr = front::serve(front::router(source.clone())).await?;
+                (source, addr)
+            }
+            SourceAuth::Token(user) => {
+                let issuer = TokenIssuer::new(user);
+                let gate = Box::new(BearerGate(issuer.clone())) as Box<dyn Gate>;
+                let source = Front::new(source_backend, Some(gate));
+                let router = issuer.router().merge(front::router(source.clone()));
+                let addr = front::serve(router).await?;
+                issuer.set_realm(format!("http://{addr}/token"));
+                (source, addr)
+            }
+        };
         let ecr_backend = Backend::start(&dir.join("ecr")).await?;
         let ecr = EcrEmulator::start(ecr_backend).await?;
         Ok(World {

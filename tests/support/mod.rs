@@ -7,8 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use serde_json::Value;
-use standin::front::BasicAuth;
-use standin::World;
+use standin::{SourceAuth, World};
 use tempfile::TempDir;
 
 /// The output of one `terraform` run.
@@ -64,18 +63,21 @@ fn provider_dir() -> PathBuf {
 impl Harness {
     /// A world with an anonymous source registry.
     pub async fn start() -> Harness {
-        Harness::start_with(None).await
+        Harness::start_with(SourceAuth::Anonymous).await
     }
 
-    /// A world whose source registry demands `source_auth`.
-    pub async fn start_with(source_auth: Option<BasicAuth>) -> Harness {
+    /// A world whose source registry authenticates as `source_auth` says.
+    pub async fn start_with(source_auth: SourceAuth) -> Harness {
         let dir = tempfile::Builder::new()
             .prefix("ecrmirror-e2e-")
             .tempdir()
             .expect("temp dir");
-        let source_login = source_auth
-            .as_ref()
-            .map(|a| (a.username.clone(), a.password.clone()));
+        let source_login = match &source_auth {
+            SourceAuth::Basic(a) | SourceAuth::Token(a) => {
+                Some((a.username.clone(), a.password.clone()))
+            }
+            SourceAuth::Anonymous => None,
+        };
         let world = World::start_with(&dir.path().join("world"), source_auth)
             .await
             .expect("the stand-in world starts");

@@ -19,6 +19,11 @@ variable "source_host" {
   type = string
 }
 
+variable "track_source" {
+  type    = bool
+  default = null
+}
+
 variable "source_password" {
   type      = string
   sensitive = true
@@ -35,4 +40,5 @@ provider "ecrmirror" {
 resource "ecrmirror_image" "test" {
   docker_source = var.source_image
   repository    = var.repository
+  track_source  = var.track_source
 }
