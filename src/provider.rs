@@ -22,14 +22,29 @@ use crate::resource::image::ImageResource;
 use crate::schema::{secret, string};
 use crate::secret::Secret;
 use crate::transfer::docker::DockerTransfer;
-use crate::transfer::Transfer;
+use crate::transfer::registry::RegistryTransfer;
+use crate::transfer::{Transfer, DEFAULT_METHOD};
 
 /// What `configure` builds; shared by every resource instance of the process.
 pub struct Clients {
     pub ecr: Ecr,
-    pub registry: Registry,
-    pub transfer: Box<dyn Transfer>,
+    pub registry: Arc<Registry>,
+    pub docker: DockerTransfer,
+    pub registry_copy: RegistryTransfer,
+    /// The provider's `copy_method`, else `docker`.
+    pub default_method: String,
     pub source_auth: SourceAuth,
+}
+
+impl Clients {
+    /// The transfer for a `copy_method` value.
+    pub fn transfer(&self, method: &str) -> &dyn Transfer {
+        if method == "registry" {
+            &self.registry_copy
+        } else {
+            &self.docker
+        }
+    }
 }
 
 /// Clients set once `configure` has run.
@@ -42,6 +57,7 @@ pub struct ProviderConfig {
     pub region: Value<String>,
     pub profile: Value<String>,
     pub docker_host: Value<String>,
+    pub copy_method: Value<String>,
     pub registry_auth: Value<Vec<RegistryAuthBlock>>,
 }
 
@@ -136,6 +152,13 @@ pub fn provider_schema() -> Schema {
                     ),
                 ),
                 (
+                    "copy_method",
+                    string(
+                        AttributeConstraint::Optional,
+                        "Default `copy_method` of every `ecrmirror_image`: `\"docker\"` (pull and push through a Docker engine) or `\"registry\"` (copy registry to registry, no engine, digests preserved). Default `\"docker\"`.",
+                    ),
+                ),
+                (
                     "docker_host",
                     string(
                         AttributeConstraint::Optional,
@@ -172,6 +195,15 @@ fn check_config(config: &ProviderConfig) -> Vec<Error> {
                 detail: format!(
                     "`{host}` is not a Docker Engine address: use `unix:///path/to/docker.sock` or `tcp://host:port`."
                 ),
+            });
+        }
+    }
+    if let Value::Value(method) = &config.copy_method {
+        if let Err(detail) = crate::transfer::check_method(method) {
+            errors.push(Error::Config {
+                attribute: "copy_method",
+                summary: "Invalid copy_method".into(),
+                detail,
             });
         }
     }
@@ -253,10 +285,16 @@ async fn build_clients(config: ProviderConfig) -> Result<Clients, Error> {
             password: Secret::new(b.password.unwrap_or_default()),
         })
         .collect();
+    let registry = Arc::new(Registry::new());
     Ok(Clients {
         ecr: Ecr::new(aws_sdk_ecr::Client::new(&sdk)),
-        registry: Registry::new(),
-        transfer: Box::new(DockerTransfer::new(config.docker_host.as_option())),
+        registry_copy: RegistryTransfer::new(registry.clone()),
+        registry,
+        docker: DockerTransfer::new(config.docker_host.as_option()),
+        default_method: config
+            .copy_method
+            .as_option()
+            .unwrap_or_else(|| DEFAULT_METHOD.to_string()),
         source_auth: SourceAuth::new(blocks),
     })
 }

@@ -45,7 +45,7 @@ fn is_loopback(registry: &str) -> bool {
 /// Source credentials as the distribution client takes them. Identity tokens (an OAuth
 /// refresh token in the Docker config file) are not exchanged here; such sources are asked
 /// anonymously.
-fn oci_auth(credentials: Option<&Credentials>) -> RegistryAuth {
+pub fn oci_auth(credentials: Option<&Credentials>) -> RegistryAuth {
     match credentials {
         Some(Credentials::Basic {
             username, password, ..
@@ -88,7 +88,8 @@ impl Registry {
         }
     }
 
-    fn client_for(&self, registry: &str) -> &oci_client::Client {
+    /// The distribution client for `registry` (plain HTTP for loopback registries).
+    pub fn client_for(&self, registry: &str) -> &oci_client::Client {
         if is_loopback(registry) {
             &self.plain
         } else {
@@ -106,6 +107,31 @@ impl Registry {
             .fetch_manifest_digest(source.as_oci(), &oci_auth(credentials))
             .await
             .map_err(|err| Error::from_source(source.to_string(), err.to_string()))
+    }
+
+    /// The digest `source` names, and the digest of the manifest a registry-to-registry copy
+    /// pushes: the same, or the platform's manifest in an index when `platform` is given.
+    pub async fn source_copy_digest(
+        &self,
+        source: &SourceRef,
+        platform: Option<&Platform>,
+        credentials: Option<&Credentials>,
+    ) -> Result<(String, Option<String>)> {
+        let Some(platform) = platform else {
+            let digest = self.source_digest(source, credentials).await?;
+            return Ok((digest.clone(), Some(digest)));
+        };
+        let (body, digest) = self
+            .client_for(source.registry())
+            .pull_manifest_raw(source.as_oci(), &oci_auth(credentials), &manifest::ACCEPTED)
+            .await
+            .map_err(|err| Error::from_source(source.to_string(), err.to_string()))?;
+        let copied = match manifest::select(&body, platform) {
+            Selected::Manifest(child) => Some(child),
+            Selected::Config(_) => Some(digest.clone()),
+            Selected::Missing => None,
+        };
+        Ok((digest, copied))
     }
 
     /// The digest `source` names and the image config digest it holds for `platform`.

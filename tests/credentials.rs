@@ -205,7 +205,11 @@ async fn a_bearer_token_source_is_pulled_tracked_and_adopted() {
     // track_source's HEAD goes through the same flow: no warning, no change.
     let (run, changes) = h.plan().await;
     assert!(!changes);
-    assert!(!run.stdout.contains("Warning: Cannot query"), "{}", run.stdout);
+    assert!(
+        !run.stdout.contains("Warning: Cannot query"),
+        "{}",
+        run.stdout
+    );
     let moved = h.seed_image("private/app", "1.0", 57).await;
     let (run, changes) = h.plan().await;
     assert!(changes);

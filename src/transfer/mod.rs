@@ -1,9 +1,10 @@
 //! The seam between the resource and the ways an image can be copied.
 //!
 //! A [`Transfer`] copies one source image to one ECR tag. `docker` pulls and pushes through a
-//! Docker engine; a registry-to-registry method slots in beside it as another module.
+//! Docker engine; `registry` copies registry to registry over the distribution API.
 
 pub mod docker;
+pub mod registry;
 
 use async_trait::async_trait;
 
@@ -50,6 +51,23 @@ pub struct Copied {
     pub source_digest: Option<String>,
     /// The manifest digest the method saw pushed, when it reports one.
     pub pushed_digest: Option<String>,
+}
+
+/// The `copy_method` values.
+pub const METHODS: [&str; 2] = ["docker", "registry"];
+
+/// The method used when neither the resource nor the provider names one.
+pub const DEFAULT_METHOD: &str = "docker";
+
+/// Checks a `copy_method` value.
+pub fn check_method(method: &str) -> std::result::Result<(), String> {
+    if METHODS.contains(&method) {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{method}` is not a copy method: use \"docker\" (through a Docker engine) or \"registry\" (registry to registry, no engine)."
+        ))
+    }
 }
 
 /// A way to copy an image into ECR.

@@ -19,6 +19,7 @@ use crate::provider::Clients;
 use crate::reference::{
     check_repository, check_tag, registry_of_host, ImportId, Platform, SourceRef,
 };
+use crate::transfer::check_method;
 use crate::transfer::{Job, Target};
 
 /// A known string argument, or an error naming it.
@@ -108,19 +109,26 @@ async fn mirror_now(
         tag: tag.clone(),
     };
     let source_credentials = clients.source_auth.for_registry(source.registry());
+    let method = match &planned.copy_method {
+        Value::Value(method) => method.clone(),
+        _ => clients.default_method.clone(),
+    };
+    check_method(&method).map_err(invalid("copy_method"))?;
 
     let adopted = match adopt {
         Adopt::IfSame => {
-            let platform = platform.clone().unwrap_or_else(Platform::engine_default);
-            adoptable(
-                clients,
-                &registry,
-                &target,
-                &source,
-                &platform,
-                source_credentials.as_ref(),
-            )
-            .await
+            let wanted = Wanted {
+                registry: &registry,
+                target: &target,
+                source: &source,
+                platform: platform.as_ref(),
+                credentials: source_credentials.as_ref(),
+            };
+            if method == "registry" {
+                adoptable_as_copy(clients, &wanted).await
+            } else {
+                adoptable(clients, &wanted).await
+            }
         }
         Adopt::Never => None,
     };
@@ -142,7 +150,7 @@ async fn mirror_now(
                     password: login.password.clone(),
                 },
             };
-            let copied = clients.transfer.copy(&job).await?;
+            let copied = clients.transfer(&method).copy(&job).await?;
             let digest = confirmed_digest(clients, &registry, &target).await?;
             if let Some(pushed) = &copied.pushed_digest {
                 if pushed != &digest {
@@ -158,6 +166,7 @@ async fn mirror_now(
     let state = ImageState {
         tag: Value::Value(tag),
         registry_id: Value::Value(registry),
+        copy_method: Value::Value(method),
         ..mirrored_state(planned.clone(), &target, &digest, source_digest.clone())
     };
     Ok((
@@ -201,52 +210,87 @@ async fn confirmed_digest(clients: &Clients, registry: &str, target: &Target) ->
     }
 }
 
-/// When ECR's `target` already holds the image `source` holds for `platform` (the same image
-/// config), its digest and the source's digest. Found with manifest requests only; any
-/// failure to tell means a normal copy.
-async fn adoptable(
-    clients: &Clients,
-    registry: &str,
-    target: &Target,
-    source: &SourceRef,
-    platform: &Platform,
-    credentials: Option<&Credentials>,
-) -> Option<(String, Option<String>)> {
+/// What an adoption check compares.
+struct Wanted<'a> {
+    registry: &'a str,
+    target: &'a Target,
+    source: &'a SourceRef,
+    platform: Option<&'a Platform>,
+    credentials: Option<&'a Credentials>,
+}
+
+/// For a copy through Docker: when ECR's tag already holds the image the source holds for
+/// the platform (the same image config; Docker re-compresses layers, so manifests differ),
+/// its digest and the source's digest. Manifest requests only; any failure to tell means a
+/// normal copy.
+async fn adoptable(clients: &Clients, wanted: &Wanted<'_>) -> Option<(String, Option<String>)> {
+    let platform = wanted
+        .platform
+        .cloned()
+        .unwrap_or_else(Platform::engine_default);
     let ecr = &clients.ecr;
+    let (registry, repository) = (Some(wanted.registry), &wanted.target.repository);
     let (digest, body) = ecr
-        .manifest(Some(registry), &target.repository, Some(&target.tag), None)
+        .manifest(registry, repository, Some(&wanted.target.tag), None)
         .await
         .ok()??;
-    let target_config = match select(body.as_bytes(), platform) {
+    let target_config = match select(body.as_bytes(), &platform) {
         Selected::Config(config) => config,
         Selected::Manifest(platform_digest) => {
             let (_, body) = ecr
-                .manifest(
-                    Some(registry),
-                    &target.repository,
-                    None,
-                    Some(&platform_digest),
-                )
+                .manifest(registry, repository, None, Some(&platform_digest))
                 .await
                 .ok()??;
-            match select(body.as_bytes(), platform) {
+            match select(body.as_bytes(), &platform) {
                 Selected::Config(config) => config,
                 _ => return None,
             }
         }
         Selected::Missing => return None,
     };
-    match clients
+    let found = clients
         .registry
-        .source_config(source, platform, credentials)
-        .await
-    {
+        .source_config(wanted.source, &platform, wanted.credentials)
+        .await;
+    match found {
         Ok((source_digest, Some(source_config))) if source_config == target_config => {
             Some((digest, Some(source_digest)))
         }
         Ok(_) => None,
         Err(err) => {
-            tracing::debug!(%source, "no adoption check: {err}");
+            tracing::debug!(source = %wanted.source, "no adoption check: {err}");
+            None
+        }
+    }
+}
+
+/// For a registry-to-registry copy, which preserves digests: when ECR's tag already names
+/// the manifest the copy would push, its digest and the source's digest.
+async fn adoptable_as_copy(
+    clients: &Clients,
+    wanted: &Wanted<'_>,
+) -> Option<(String, Option<String>)> {
+    let (digest, _) = clients
+        .ecr
+        .manifest(
+            Some(wanted.registry),
+            &wanted.target.repository,
+            Some(&wanted.target.tag),
+            None,
+        )
+        .await
+        .ok()??;
+    let found = clients
+        .registry
+        .source_copy_digest(wanted.source, wanted.platform, wanted.credentials)
+        .await;
+    match found {
+        Ok((source_digest, Some(copied))) if copied == digest => {
+            Some((digest, Some(source_digest)))
+        }
+        Ok(_) => None,
+        Err(err) => {
+            tracing::debug!(source = %wanted.source, "no adoption check: {err}");
             None
         }
     }

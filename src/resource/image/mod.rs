@@ -28,6 +28,15 @@ impl ImageResource {
         ImageResource { clients }
     }
 
+    /// The provider's `copy_method` (the plan may run before apply configures, e.g. with
+    /// validation only; then the default).
+    fn default_method(&self) -> String {
+        self.clients
+            .get()
+            .map(|c| c.default_method.clone())
+            .unwrap_or_else(|| crate::transfer::DEFAULT_METHOD.to_string())
+    }
+
     fn clients(&self, diags: &mut Diagnostics) -> Option<Arc<Clients>> {
         let clients = self.clients.get().cloned();
         if clients.is_none() {
@@ -86,7 +95,8 @@ impl Resource for ImageResource {
         config: ImageState,
         _meta: ValueEmpty,
     ) -> Option<(ImageState, Private)> {
-        Some((plan::plan_create(proposed, &config), None))
+        let default_method = self.default_method();
+        Some((plan::plan_create(proposed, &config, &default_method), None))
     }
 
     async fn plan_update<'a>(
@@ -98,7 +108,9 @@ impl Resource for ImageResource {
         private: Private,
         _meta: ValueEmpty,
     ) -> Option<(ImageState, Private, Vec<AttributePath>)> {
-        let (planned, replace) = plan::plan_update(&prior, proposed, &config, &private);
+        let default_method = self.default_method();
+        let (planned, replace) =
+            plan::plan_update(&prior, proposed, &config, &private, &default_method);
         let replace = replace.into_iter().map(AttributePath::new).collect();
         Some((planned, private, replace))
     }

@@ -11,6 +11,7 @@ use super::state::{
 };
 use crate::error::Error;
 use crate::reference::{check_registry_id, check_repository, check_tag, Platform, SourceRef};
+use crate::transfer::check_method;
 
 /// Attributes whose change replaces the mirror (another tag is another object).
 pub const REPLACE_ON_CHANGE: [&str; 3] = ["repository", "tag", "registry_id"];
@@ -72,6 +73,11 @@ pub fn validate(config: &ImageState) -> Vec<Error> {
     if let Value::Value(platform) = &config.platform {
         if let Err(detail) = Platform::parse(platform) {
             errors.push(invalid("platform", detail));
+        }
+    }
+    if let Value::Value(method) = &config.copy_method {
+        if let Err(detail) = check_method(method) {
+            errors.push(invalid("copy_method", detail));
         }
     }
     if let Value::Value(id) = &config.registry_id {
@@ -165,9 +171,18 @@ pub fn planned_tag(config: &ImageState) -> Value<String> {
     }
 }
 
-/// Plans a new mirror.
-pub fn plan_create(proposed: ImageState, config: &ImageState) -> ImageState {
+/// `copy_method`: the configured one, else the provider's default.
+fn planned_method(config: &ImageState, default_method: &str) -> Value<String> {
+    match &config.copy_method {
+        Value::Null => Value::Value(default_method.to_string()),
+        other => other.clone(),
+    }
+}
+
+/// Plans a new mirror; `default_method` is the provider's `copy_method`.
+pub fn plan_create(proposed: ImageState, config: &ImageState, default_method: &str) -> ImageState {
     ImageState {
+        copy_method: planned_method(config, default_method),
         tag: planned_tag(config),
         keep_remotely: or_false(&config.keep_remotely),
         track_source: or_false(&config.track_source),
@@ -206,8 +221,10 @@ pub fn plan_update(
     proposed: ImageState,
     config: &ImageState,
     private: &Private,
+    default_method: &str,
 ) -> (ImageState, Vec<&'static str>) {
     let mut planned = ImageState {
+        copy_method: planned_method(config, default_method),
         tag: planned_tag(config),
         keep_remotely: or_false(&config.keep_remotely),
         track_source: or_false(&config.track_source),
@@ -228,6 +245,7 @@ pub fn plan_update(
     let remirror = !replace.is_empty()
         || planned.docker_source != prior.docker_source
         || planned.platform != prior.platform
+        || planned.copy_method != prior.copy_method
         || planned.triggers != prior.triggers
         || drifted(prior, private);
     if !replace.is_empty() {
@@ -265,6 +283,7 @@ mod tests {
             registry_id: v("123456789012"),
             keep_remotely: Value::Value(false),
             track_source: Value::Value(false),
+            copy_method: v("docker"),
             id: v("host/mirror/app:1.0"),
             image_uri: v("host/mirror/app:1.0"),
             image_digest: v("sha256:aaa"),
@@ -292,7 +311,7 @@ mod tests {
 
     #[test]
     fn create_plans_computed_values_unknown_and_defaults_known() {
-        let planned = plan_create(config("app:1.0"), &config("app:1.0"));
+        let planned = plan_create(config("app:1.0"), &config("app:1.0"), "docker");
         assert_eq!(planned.tag, v("1.0"));
         assert_eq!(planned.keep_remotely, Value::Value(false));
         assert!(planned.image_digest.is_unknown());
@@ -307,6 +326,7 @@ mod tests {
             prior.clone(),
             &config("app:1.0"),
             &pushed("sha256:aaa"),
+            "docker",
         );
         assert!(replace.is_empty());
         assert_eq!(planned, prior);
@@ -321,7 +341,8 @@ mod tests {
             docker_source: v("other:1.0"),
             ..prior.clone()
         };
-        let (planned, replace) = plan_update(&prior, proposed, &cfg, &pushed("sha256:aaa"));
+        let (planned, replace) =
+            plan_update(&prior, proposed, &cfg, &pushed("sha256:aaa"), "docker");
         assert!(replace.is_empty());
         assert!(planned.image_digest.is_unknown());
         assert_eq!(planned.image_uri, prior.image_uri);
@@ -335,6 +356,7 @@ mod tests {
             prior.clone(),
             &config("app:2.0"),
             &pushed("sha256:aaa"),
+            "docker",
         );
         assert_eq!(replace, vec!["tag"]);
         let mut moved = config("app:1.0");
@@ -344,7 +366,8 @@ mod tests {
             repository: v("elsewhere"),
             ..prior.clone()
         };
-        let (planned, replace) = plan_update(&prior, proposed, &moved, &pushed("sha256:aaa"));
+        let (planned, replace) =
+            plan_update(&prior, proposed, &moved, &pushed("sha256:aaa"), "docker");
         assert_eq!(replace, vec!["repository", "registry_id"]);
         assert!(planned.id.is_unknown());
     }
@@ -358,6 +381,7 @@ mod tests {
             prior.clone(),
             &config("app:1.0"),
             &pushed("sha256:aaa"),
+            "docker",
         );
         assert!(replace.is_empty());
         assert!(planned.image_digest.is_unknown());
@@ -372,12 +396,14 @@ mod tests {
             prior.clone(),
             &config("app:1.0"),
             &pushed("sha256:aaa"),
+            "docker",
         );
         assert_eq!(planned.image_digest, prior.image_digest, "untracked");
         let mut cfg = config("app:1.0");
         cfg.track_source = Value::Value(true);
         prior.track_source = Value::Value(true);
-        let (planned, replace) = plan_update(&prior, prior.clone(), &cfg, &pushed("sha256:aaa"));
+        let (planned, replace) =
+            plan_update(&prior, prior.clone(), &cfg, &pushed("sha256:aaa"), "docker");
         assert!(replace.is_empty());
         assert!(planned.image_digest.is_unknown());
         assert!(planned.source_digest.is_unknown());
@@ -391,7 +417,7 @@ mod tests {
             docker_source: v("app:1.0"),
             ..prior.clone()
         };
-        let (planned, replace) = plan_update(&prior, proposed, &config("app:1.0"), &None);
+        let (planned, replace) = plan_update(&prior, proposed, &config("app:1.0"), &None, "docker");
         assert!(replace.is_empty());
         assert_eq!(planned.docker_source, v("app:1.0"));
         assert!(planned.image_digest.is_unknown());
@@ -406,7 +432,8 @@ mod tests {
             keep_remotely: Value::Value(true),
             ..prior.clone()
         };
-        let (planned, replace) = plan_update(&prior, proposed, &cfg, &pushed("sha256:aaa"));
+        let (planned, replace) =
+            plan_update(&prior, proposed, &cfg, &pushed("sha256:aaa"), "docker");
         assert!(replace.is_empty());
         assert_eq!(planned.image_digest, prior.image_digest);
         assert_eq!(planned.keep_remotely, Value::Value(true));

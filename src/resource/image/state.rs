@@ -30,6 +30,7 @@ pub struct ImageState {
     pub registry_id: Value<String>,
     pub keep_remotely: Value<bool>,
     pub track_source: Value<bool>,
+    pub copy_method: Value<String>,
     pub triggers: Value<BTreeMap<String, Value<String>>>,
     #[serde(with = "serde_as_vec")]
     pub timeouts: Value<Timeouts>,
@@ -83,6 +84,11 @@ impl ImageState {
         ImageState {
             keep_remotely: or_false(&self.keep_remotely),
             track_source: or_false(&self.track_source),
+            // Mirrors made before copy_method existed were made through Docker.
+            copy_method: match self.copy_method {
+                Value::Null => Value::Value(crate::transfer::DEFAULT_METHOD.to_string()),
+                other => other,
+            },
             ..self
         }
     }
@@ -120,6 +126,7 @@ pub fn schema() -> Schema {
                 ("registry_id", string(OptionalComputed, "AWS account id of the target registry. Default: the caller's own. Changing it replaces the mirror.")),
                 ("keep_remotely", attribute(AttributeType::Bool, OptionalComputed, "When `true`, destroying the resource leaves the image in ECR instead of deleting the tag. Default `false`.")),
                 ("track_source", attribute(AttributeType::Bool, OptionalComputed, "When `true`, every plan asks the source registry (one `HEAD` request, which Docker Hub does not count against its pull limit) whether the source tag now names another image, and plans a re-mirror when it does. An unreachable source is a warning, not an error. Default `false`: plans never contact the source registry.")),
+                ("copy_method", string(OptionalComputed, "`\"docker\"`: pull and push through the Docker Engine API. `\"registry\"`: copy straight from the source registry to ECR, no Docker engine needed; without `platform` the whole multi-platform index is copied; digests are preserved, so `image_digest` equals `source_digest` and signatures stay valid. Default: the provider's `copy_method`, else `\"docker\"`. Changing it mirrors again in place.")),
                 ("triggers", attribute(AttributeType::Map(Box::new(AttributeType::String)), Optional, "Arbitrary values; any change mirrors the image again.")),
                 ("id", string(Computed, "`<registry host>/<repository>:<tag>`.")),
                 ("image_uri", string(Computed, "`<registry host>/<repository>:<tag>`: the mirror by tag.")),
