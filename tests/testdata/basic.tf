@@ -35,6 +35,16 @@ variable "track_source" {
   default = null
 }
 
+variable "copy_method" {
+  type    = string
+  default = null
+}
+
+variable "provider_copy_method" {
+  type    = string
+  default = null
+}
+
 variable "docker_host" {
   type    = string
   default = null
@@ -58,6 +68,7 @@ variable "triggers" {
 provider "ecrmirror" {
   profile     = var.profile
   docker_host = var.docker_host
+  copy_method = var.provider_copy_method
 }
 
 resource "ecrmirror_image" "test" {
@@ -67,6 +78,7 @@ resource "ecrmirror_image" "test" {
   platform      = var.platform
   keep_remotely = var.keep_remotely
   track_source  = var.track_source
+  copy_method   = var.copy_method
   triggers      = var.triggers
 
   timeouts {

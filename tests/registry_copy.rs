@@ -1,0 +1,131 @@
+//! `copy_method = "registry"`: registry to registry, no Docker engine, digests preserved.
+
+mod support;
+
+use standin::faults::Rule;
+use support::Harness;
+
+const REPO: &str = "mirror/app";
+
+/// A harness whose provider cannot reach any Docker engine.
+async fn without_docker() -> Harness {
+    let mut h = Harness::start().await;
+    let socket = h.work().join("no-docker.sock");
+    drop(std::os::unix::net::UnixListener::bind(&socket).unwrap());
+    h.var("docker_host", Some(&format!("unix://{}", socket.display())));
+    h.use_config("basic");
+    h
+}
+
+fn uploads(h: &Harness) -> Vec<String> {
+    h.ecr_requests()
+        .into_iter()
+        .filter(|r| r.starts_with("POST ") || r.starts_with("PATCH ") || r.starts_with("PUT "))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_whole_index_is_copied_with_its_digest_and_no_engine() {
+    let mut h = without_docker().await;
+    let (index, platforms) = h.seed_index("upstream/app", "1.0", 91).await;
+    h.var("source_image", Some(&h.source_ref("upstream/app:1.0")));
+    h.var("copy_method", Some("registry"));
+    h.apply().await;
+
+    let served = h.ecr_manifest(REPO, "1.0").await.expect("mirrored");
+    assert_eq!(served.digest, index);
+    assert_eq!(h.attr("test", "image_digest").await, index);
+    assert_eq!(h.attr("test", "source_digest").await, index);
+    for platform in &platforms {
+        let child = h.ecr_manifest(REPO, &platform.manifest_digest).await;
+        assert!(
+            child.is_some(),
+            "{} missing in ECR",
+            platform.manifest_digest
+        );
+    }
+    let (_, changes) = h.plan().await;
+    assert!(!changes);
+
+    // Drift is restored, a lost state is adopted without transfer, destroy untags.
+    h.world.ecr.state.delete_tag(REPO, "1.0").await.unwrap();
+    h.apply().await;
+    assert_eq!(h.ecr_manifest(REPO, "1.0").await.unwrap().digest, index);
+    std::fs::remove_file(h.work().join("terraform.tfstate")).unwrap();
+    h.clear_logs();
+    h.apply().await;
+    assert!(uploads(&h).is_empty(), "{:?}", uploads(&h));
+    let (_, changes) = h.plan().await;
+    assert!(!changes);
+    h.destroy().await;
+    assert!(h.world.ecr.state.tag_digest(REPO, "1.0").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_platform_copies_that_manifest_and_the_provider_default_applies() {
+    let mut h = without_docker().await;
+    let (_, platforms) = h.seed_index("upstream/app", "2.0", 92).await;
+    h.var("source_image", Some(&h.source_ref("upstream/app:2.0")));
+    h.var("platform", Some("linux/arm64/v8"));
+    h.var("provider_copy_method", Some("registry"));
+    h.apply().await;
+    assert_eq!(h.attr("test", "copy_method").await, "registry");
+    let served = h.ecr_manifest(REPO, "2.0").await.unwrap();
+    assert_eq!(served.digest, platforms[1].manifest_digest);
+    assert_eq!(
+        h.attr("test", "image_digest").await,
+        platforms[1].manifest_digest
+    );
+    let (_, changes) = h.plan().await;
+    assert!(!changes);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blobs_ecr_has_are_skipped_and_transient_failures_retried() {
+    let mut h = without_docker().await;
+    h.seed_image("upstream/app", "1.0", 93).await;
+    h.var("source_image", Some(&h.source_ref("upstream/app:1.0")));
+    h.var("copy_method", Some("registry"));
+    // The first blob upload fails with a 503; the copy retries that blob and goes on.
+    h.world.ecr.state.front().faults.add(Rule {
+        count: 1,
+        status: Some(503),
+        ..Rule::on("registry:POST")
+    });
+    h.apply().await;
+    assert!(h.ecr_manifest(REPO, "1.0").await.is_some());
+
+    // Another tag of the same image: only the manifest is pushed.
+    h.var("tag", Some("again"));
+    h.clear_logs();
+    h.apply().await;
+    let pushed = uploads(&h);
+    assert_eq!(
+        pushed,
+        vec![format!("PUT /v2/{REPO}/manifests/again")],
+        "{pushed:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn switching_method_is_an_in_place_update_and_bad_values_fail_at_plan() {
+    let mut h = Harness::start().await;
+    h.use_config("basic");
+    let (index, _) = h.seed_index("upstream/app", "1.0", 94).await;
+    h.var("source_image", Some(&h.source_ref("upstream/app:1.0")));
+    h.apply().await;
+    assert_eq!(h.attr("test", "copy_method").await, "docker");
+    assert_ne!(h.attr("test", "image_digest").await, index);
+
+    h.var("copy_method", Some("registry"));
+    let (run, changes) = h.plan().await;
+    assert!(changes);
+    run.stdout_has("0 to add, 1 to change, 0 to destroy");
+    h.apply().await;
+    assert_eq!(h.attr("test", "image_digest").await, index);
+
+    h.var("copy_method", Some("skopeo"));
+    let run = h.terraform(&["plan", "-no-color", "-input=false"]).await;
+    assert!(!run.success);
+    run.stderr_has("Invalid copy_method");
+}
