@@ -8,7 +8,18 @@ use support::Harness;
 const REPO: &str = "mirror/app";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn mirror_lifecycle() {
+async fn mirror_lifecycle_through_docker() {
+    mirror_lifecycle("docker").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mirror_lifecycle_registry_to_registry() {
+    mirror_lifecycle("registry").await;
+}
+
+/// Create, empty re-plan, in-place update, drift both ways, replacements, destroy: the
+/// same with either copy method.
+async fn mirror_lifecycle(method: &str) {
     let mut h = Harness::start().await;
     let (index_digest, platforms) = h.seed_index("upstream/app", "1.0", 11).await;
     let arm64 = &platforms[1];
@@ -16,6 +27,7 @@ async fn mirror_lifecycle() {
     h.var("source_image", Some(&h.source_ref("upstream/app:1.0")));
     h.var("tag", Some("stable"));
     h.var("platform", Some("linux/arm64/v8"));
+    h.var("copy_method", Some(method));
 
     // Create: the digest in state is the one ECR serves, and the image is the source's
     // arm64 image (same image config).
@@ -31,6 +43,10 @@ async fn mirror_lifecycle() {
         Some(arm64.config_digest.as_str())
     );
     assert_eq!(h.attr("test", "source_digest").await, index_digest);
+    if method == "registry" {
+        // Digests are preserved: ECR serves the source's arm64 manifest itself.
+        assert_eq!(served.digest, arm64.manifest_digest);
+    }
     let ecr = h.world.ecr_host();
     assert_eq!(
         h.attr("test", "image_uri").await,

@@ -129,3 +129,42 @@ async fn switching_method_is_an_in_place_update_and_bad_values_fail_at_plan() {
     assert!(!run.success);
     run.stderr_has("Invalid copy_method");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oci_indexes_are_copied_as_they_are() {
+    let mut h = without_docker().await;
+    let specs = [
+        standin::images::Spec::small(95).oci(),
+        standin::images::Spec::small(95)
+            .for_platform("arm64", Some("v8"))
+            .oci(),
+    ];
+    let (index, _) = standin::images::push_index(&h.source_client(), "upstream/oci", "1.0", &specs)
+        .await
+        .unwrap();
+    h.var("source_image", Some(&h.source_ref("upstream/oci:1.0")));
+    h.var("copy_method", Some("registry"));
+    h.apply().await;
+    let served = h.ecr_manifest(REPO, "1.0").await.unwrap();
+    assert_eq!(served.digest, index);
+    assert_eq!(served.media_type, standin::images::OCI_INDEX);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bearer_token_source_is_copied_registry_to_registry() {
+    let user = standin::front::BasicAuth {
+        username: "mirror-bot".into(),
+        password: "s3cr3t-token-pass".into(),
+    };
+    let mut h = Harness::start_with(standin::SourceAuth::Token(user)).await;
+    let (index, _) = h.seed_index("private/app", "1.0", 96).await;
+    h.use_config("registry_auth");
+    h.var("source_image", Some(&h.source_ref("private/app:1.0")));
+    h.var("source_host", Some(&h.world.source_host()));
+    h.var("source_password", Some("s3cr3t-token-pass"));
+    h.var("copy_method", Some("registry"));
+    h.apply().await;
+    assert_eq!(h.ecr_manifest(REPO, "1.0").await.unwrap().digest, index);
+    let (_, changes) = h.plan().await;
+    assert!(!changes);
+}

@@ -15,6 +15,10 @@ pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.
 pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
 const DOCKER_LAYER: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
+pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+const OCI_LAYER: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 
 /// What to build.
 #[derive(Clone, Debug)]
@@ -26,9 +30,25 @@ pub struct Spec {
     pub os: String,
     pub architecture: String,
     pub variant: Option<String>,
+    /// OCI media types instead of Docker's.
+    pub oci: bool,
 }
 
 impl Spec {
+    fn types(&self) -> (&'static str, &'static str, &'static str, &'static str) {
+        if self.oci {
+            (OCI_MANIFEST, OCI_CONFIG, OCI_LAYER, OCI_INDEX)
+        } else {
+            (DOCKER_MANIFEST, DOCKER_CONFIG, DOCKER_LAYER, DOCKER_LIST)
+        }
+    }
+
+    /// The same image with OCI media types.
+    pub fn oci(mut self) -> Spec {
+        self.oci = true;
+        self
+    }
+
     /// A small linux/amd64 image: two layers of 64 KiB.
     pub fn small(seed: u64) -> Spec {
         Spec {
@@ -38,6 +58,7 @@ impl Spec {
             os: "linux".into(),
             architecture: "amd64".into(),
             variant: None,
+            oci: false,
         }
     }
 
@@ -103,6 +124,7 @@ pub async fn push_image(
     reference: Option<&str>,
     spec: &Spec,
 ) -> Result<Pushed> {
+    let (manifest_type, config_type, layer_type, _) = spec.types();
     let mut diff_ids = Vec::new();
     let mut layers = Vec::new();
     let mut layer_digests = Vec::new();
@@ -111,7 +133,7 @@ pub async fn push_image(
         diff_ids.push(digest_of(&tar));
         let size = gz.len();
         let digest = client.put_blob(repository, gz).await?;
-        layers.push(json!({"mediaType": DOCKER_LAYER, "size": size, "digest": digest}));
+        layers.push(json!({"mediaType": layer_type, "size": size, "digest": digest}));
         layer_digests.push(digest);
     }
     let mut config = json!({
@@ -131,8 +153,8 @@ pub async fn push_image(
     let config_digest = client.put_blob(repository, config).await?;
     let manifest = serde_json::to_vec(&json!({
         "schemaVersion": 2,
-        "mediaType": DOCKER_MANIFEST,
-        "config": {"mediaType": DOCKER_CONFIG, "size": config_size, "digest": config_digest},
+        "mediaType": manifest_type,
+        "config": {"mediaType": config_type, "size": config_size, "digest": config_digest},
         "layers": layers,
     }))?;
     let digest = digest_of(&manifest);
@@ -141,7 +163,7 @@ pub async fn push_image(
         .put_manifest(
             repository,
             reference.unwrap_or(&digest),
-            DOCKER_MANIFEST,
+            manifest_type,
             manifest,
         )
         .await?;
@@ -171,20 +193,21 @@ pub async fn push_index(
             platform["variant"] = json!(variant);
         }
         entries.push(json!({
-            "mediaType": DOCKER_MANIFEST,
+            "mediaType": spec.types().0,
             "size": size,
             "digest": image.manifest_digest,
             "platform": platform,
         }));
         pushed.push(image);
     }
+    let index_type = specs.first().map_or(DOCKER_LIST, |s| s.types().3);
     let list = serde_json::to_vec(&json!({
         "schemaVersion": 2,
-        "mediaType": DOCKER_LIST,
+        "mediaType": index_type,
         "manifests": entries,
     }))?;
     let digest = client
-        .put_manifest(repository, tag, DOCKER_LIST, list)
+        .put_manifest(repository, tag, index_type, list)
         .await?;
     Ok((digest, pushed))
 }

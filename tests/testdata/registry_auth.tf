@@ -24,6 +24,11 @@ variable "track_source" {
   default = null
 }
 
+variable "copy_method" {
+  type    = string
+  default = null
+}
+
 variable "source_password" {
   type      = string
   sensitive = true
@@ -41,4 +46,5 @@ resource "ecrmirror_image" "test" {
   docker_source = var.source_image
   repository    = var.repository
   track_source  = var.track_source
+  copy_method   = var.copy_method
 }
