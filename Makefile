@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: all setup build demo test lint docs release fmt clean
+.PHONY: all setup build demo test lint docs release bench fmt clean
 
 all: build
 
@@ -31,6 +31,10 @@ test: lint
 # make release VERSION=x.y.z: the Registry's file set in dist/ (scripts/release.sh).
 release: setup
 	@VERSION=$(VERSION) scripts/release.sh
+
+# make bench: times the seed module's loop, both copy methods and skopeo (BENCHMARKS.md).
+bench: setup
+	@scripts/bench.sh $(BENCH_ARGS)
 
 fmt:
 	$(CARGO) fmt --all

@@ -1,0 +1,422 @@
+//! `ecrmirror-bench --provider-dir DIR [--rounds N] [--quick]`: the mirror benchmark behind
+//! `make bench`. In one invocation and one stand-in world it times, in alternating rounds
+//! with a fresh ECR repository and no local image before each: the seed module's shell loop
+//! (docker pull, `aws ecr get-login-password | docker login`, docker tag, docker push),
+//! `terraform apply` with `copy_method = "docker"` and with `"registry"`, and `skopeo copy`
+//! as the outside reference; on a 5-layer image of about 40 MiB and a 1 GiB single-layer
+//! image. It writes medians, ratios and the provider's peak RSS to BENCHMARKS.md, the
+//! medians to bench/results.json (for bench/chart.py), and checks that re-applying with
+//! nothing to do uploads nothing. Times are compared only within this run.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use standin::images::{push_image, Spec};
+use standin::World;
+
+const METHODS: [&str; 4] = [
+    "seed loop",
+    "terraform docker",
+    "terraform registry",
+    "skopeo",
+];
+
+struct Options {
+    provider_dir: PathBuf,
+    rounds: usize,
+    quick: bool,
+}
+
+fn options() -> Result<Options> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut options = Options {
+        provider_dir: PathBuf::new(),
+        rounds: 3,
+        quick: false,
+    };
+    let mut i = 0;
+    while i < args.len() {
+        match args[i].as_str() {
+            "--provider-dir" => {
+                options.provider_dir =
+                    PathBuf::from(args.get(i + 1).context("--provider-dir DIR")?);
+                i += 1;
+            }
+            "--rounds" => {
+                options.rounds = args.get(i + 1).context("--rounds N")?.parse()?;
+                i += 1;
+            }
+            "--quick" => options.quick = true,
+            other => bail!("unknown argument {other}"),
+        }
+        i += 1;
+    }
+    if !options
+        .provider_dir
+        .join("terraform-provider-ecrmirror")
+        .exists()
+    {
+        bail!("--provider-dir must hold the release build of terraform-provider-ecrmirror");
+    }
+    options.provider_dir = options.provider_dir.canonicalize()?;
+    Ok(options)
+}
+
+/// Runs a command to its end; fails with its output when it fails.
+async fn run(mut command: tokio::process::Command) -> Result<()> {
+    let output = command
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .with_context(|| format!("starting {command:?}"))?;
+    if !output.status.success() {
+        bail!(
+            "{command:?} failed:\n{}\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(())
+}
+
+/// The highest peak RSS (VmHWM, KiB) of any running provider process.
+fn provider_peak_kib() -> u64 {
+    let mut peak = 0;
+    if let Ok(entries) = std::fs::read_dir("/proc") {
+        for entry in entries.flatten() {
+            let status = entry.path().join("status");
+            let Ok(text) = std::fs::read_to_string(status) else {
+                continue;
+            };
+            if !text.starts_with("Name:\tterraform-provi") {
+                continue;
+            }
+            if let Some(kib) = text
+                .lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<u64>().ok())
+            {
+                peak = peak.max(kib);
+            }
+        }
+    }
+    peak
+}
+
+struct Bench {
+    world: World,
+    dir: PathBuf,
+    env: Vec<(String, String)>,
+}
+
+impl Bench {
+    fn command(&self, program: &str) -> tokio::process::Command {
+        let mut command = tokio::process::Command::new(program);
+        command
+            .envs(self.env.iter().cloned())
+            .current_dir(&self.dir);
+        command
+    }
+
+    /// No local copy of `references` (the next round starts cold).
+    async fn forget(&self, references: &[&str]) {
+        for reference in references {
+            let _ = self
+                .command("docker")
+                .args(["rmi", "-f", reference])
+                .output()
+                .await;
+        }
+    }
+
+    async fn terraform(&self, work: &Path, args: &[&str]) -> Result<()> {
+        let mut command = self.command("terraform");
+        command.current_dir(work).args(args);
+        run(command).await
+    }
+
+    /// One copy of `source` into a new repository by `method`; returns its wall time and,
+    /// for the provider, its peak RSS in KiB.
+    async fn once(&self, method: &str, source: &str, repository: &str) -> Result<(Duration, u64)> {
+        self.world.ecr.state.create_repository(repository);
+        let host = self.world.ecr_host();
+        let target = format!("{host}/{repository}:bench");
+        self.forget(&[source, &target]).await;
+        let work = self.dir.join(repository.replace('/', "-"));
+        std::fs::create_dir_all(&work)?;
+        let peak = Arc::new(AtomicU64::new(0));
+        let started = Instant::now();
+        match method {
+            "seed loop" => {
+                let script = format!(
+                    "set -e; docker pull -q {source} >/dev/null; \
+                     aws ecr get-login-password --region eu-west-1 --endpoint-url {endpoint} \
+                       | docker login --username AWS --password-stdin {host} >/dev/null 2>&1; \
+                     docker tag {source} {target}; docker push -q {target} >/dev/null",
+                    endpoint = self.world.ecr.endpoint()
+                );
+                let mut command = self.command("bash");
+                command.args(["-c", &script]);
+                run(command).await?;
+            }
+            "skopeo" => {
+                let token = self.world.ecr.state.issue_token();
+                let mut command = self.command("skopeo");
+                command.args([
+                    "copy",
+                    "-q",
+                    "--src-tls-verify=false",
+                    "--dest-tls-verify=false",
+                    "--dest-creds",
+                    &format!("AWS:{token}"),
+                    &format!("docker://{source}"),
+                    &format!("docker://{target}"),
+                ]);
+                run(command).await?;
+            }
+            terraform => {
+                let copy_method = terraform.trim_start_matches("terraform ");
+                std::fs::copy(
+                    Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/main.tf"),
+                    work.join("main.tf"),
+                )?;
+                let watching = Arc::new(AtomicBool::new(true));
+                let watcher = {
+                    let (peak, watching) = (peak.clone(), watching.clone());
+                    tokio::spawn(async move {
+                        while watching.load(Ordering::SeqCst) {
+                            peak.fetch_max(provider_peak_kib(), Ordering::SeqCst);
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                        }
+                    })
+                };
+                let result = self
+                    .terraform(
+                        &work,
+                        &[
+                            "apply",
+                            "-auto-approve",
+                            "-input=false",
+                            "-no-color",
+                            &format!("-var=source_image={source}"),
+                            &format!("-var=repository={repository}"),
+                            &format!("-var=copy_method={copy_method}"),
+                        ],
+                    )
+                    .await;
+                watching.store(false, Ordering::SeqCst);
+                let _ = watcher.await;
+                result?;
+            }
+        }
+        let elapsed = started.elapsed();
+        self.forget(&[source, &target]).await;
+        Ok((elapsed, peak.load(Ordering::SeqCst)))
+    }
+
+    /// Re-applies the last terraform mirror of `copy_method` and counts the uploads it made.
+    async fn noop_uploads(
+        &self,
+        repository: &str,
+        source: &str,
+        copy_method: &str,
+    ) -> Result<usize> {
+        let work = self.dir.join(repository.replace('/', "-"));
+        self.world.ecr.state.front().log.lock().unwrap().clear();
+        self.terraform(
+            &work,
+            &[
+                "apply",
+                "-auto-approve",
+                "-input=false",
+                "-no-color",
+                &format!("-var=source_image={source}"),
+                &format!("-var=repository={repository}"),
+                &format!("-var=copy_method={copy_method}"),
+            ],
+        )
+        .await?;
+        let log = self.world.ecr.state.front().log.lock().unwrap();
+        Ok(log
+            .iter()
+            .filter(|r| matches!(r.method.as_str(), "POST" | "PATCH" | "PUT"))
+            .count())
+    }
+}
+
+fn median(values: &mut [Duration]) -> Duration {
+    values.sort();
+    values[values.len() / 2]
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let options = options()?;
+    let scratch = tempfile_dir()?;
+    let world = World::start(&scratch.join("world")).await?;
+    let dir = scratch.join("work");
+    std::fs::create_dir_all(&dir)?;
+    let cli_config = scratch.join("terraformrc");
+    std::fs::write(
+        &cli_config,
+        format!(
+            "provider_installation {{\n  dev_overrides {{\n    \"techtospeech/ecrmirror\" = \"{}\"\n  }}\n  direct {{}}\n}}\n",
+            options.provider_dir.display()
+        ),
+    )?;
+    let mut env = world.aws_env();
+    env.push((
+        "TF_CLI_CONFIG_FILE".into(),
+        cli_config.display().to_string(),
+    ));
+    env.push(("TF_IN_AUTOMATION".into(), "1".into()));
+    env.push(("CHECKPOINT_DISABLE".into(), "1".into()));
+    env.push((
+        "DOCKER_CONFIG".into(),
+        scratch.join("docker").display().to_string(),
+    ));
+    let bench = Bench { world, dir, env };
+
+    let mut images = vec![(
+        "5 layers, 40 MiB",
+        Spec {
+            layers: 5,
+            layer_size: 8 << 20,
+            ..Spec::small(1)
+        },
+    )];
+    if !options.quick {
+        images.push((
+            "1 layer, 1 GiB",
+            Spec {
+                layers: 1,
+                layer_size: 1 << 30,
+                ..Spec::small(2)
+            },
+        ));
+    }
+
+    let client = bench.world.source_client(None);
+    let mut medians: BTreeMap<String, BTreeMap<String, f64>> = BTreeMap::new();
+    let mut table = String::new();
+    let mut peaks: BTreeMap<String, u64> = BTreeMap::new();
+    let mut noops = Vec::new();
+    for (label, spec) in &images {
+        eprintln!("bench: seeding {label}");
+        push_image(&client, "bench/source", Some(label_tag(label)), spec).await?;
+        let source = format!(
+            "{}/bench/source:{}",
+            bench.world.source_host(),
+            label_tag(label)
+        );
+        let mut times: BTreeMap<&str, Vec<Duration>> = BTreeMap::new();
+        for round in 0..options.rounds {
+            // Alternate the order, so no method always runs first (or last).
+            let mut order: Vec<&str> = METHODS.to_vec();
+            order.rotate_left(round % METHODS.len());
+            for method in order {
+                let repository = format!(
+                    "bench/{}-{}-{round}",
+                    label_tag(label),
+                    method.replace(' ', "-")
+                );
+                let (elapsed, peak) = bench.once(method, &source, &repository).await?;
+                eprintln!(
+                    "bench: {label} round {round} {method}: {:.2}s",
+                    elapsed.as_secs_f64()
+                );
+                times.entry(method).or_default().push(elapsed);
+                if peak > 0 {
+                    let key = format!("{method}, {label}");
+                    let entry = peaks.entry(key).or_default();
+                    *entry = (*entry).max(peak);
+                }
+            }
+        }
+        for copy_method in ["docker", "registry"] {
+            let repository = format!(
+                "bench/{}-terraform-{copy_method}-{}",
+                label_tag(label),
+                options.rounds - 1
+            );
+            let uploads = bench
+                .noop_uploads(&repository, &source, copy_method)
+                .await?;
+            noops.push(format!("| {label} | `{copy_method}` | {uploads} |"));
+        }
+        let seed = median(times.get_mut("seed loop").context("seed loop times")?);
+        let skopeo = median(times.get_mut("skopeo").context("skopeo times")?);
+        for method in METHODS {
+            let m = median(times.get_mut(method).context("times")?);
+            medians
+                .entry(label.to_string())
+                .or_default()
+                .insert(method.to_string(), m.as_secs_f64());
+            table.push_str(&format!(
+                "| {label} | {method} | {:.2} s | {:.2} | {:.2} |\n",
+                m.as_secs_f64(),
+                m.as_secs_f64() / seed.as_secs_f64(),
+                m.as_secs_f64() / skopeo.as_secs_f64()
+            ));
+        }
+    }
+
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let results = root.join("bench/results.json");
+    std::fs::write(&results, serde_json::to_string_pretty(&medians)?)?;
+    let chart = root.join("benchmarks.png");
+    let drawn = std::process::Command::new("python3")
+        .arg(root.join("bench/chart.py"))
+        .arg(&results)
+        .arg(&chart)
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    let peak_rows: String = peaks
+        .iter()
+        .map(|(k, v)| format!("| {k} | {:.1} MiB |\n", *v as f64 / 1024.0))
+        .collect();
+    let report = format!(
+        "# Benchmarks\n\n\
+         Made by `make bench` ({rounds} alternating rounds per image, a fresh ECR repository and no \
+         local image before each, all in one run against the local stand-in world on this \
+         machine: 2 cores). Medians; ratios are to the seed module's loop and to `skopeo copy` \
+         measured in the same run.\n\n\
+         | image | method | median | ÷ seed loop | ÷ skopeo |\n|---|---|---|---|---|\n{table}\n\
+         {chart}\n\n\
+         ## Provider peak RSS (VmHWM)\n\n| run | peak |\n|---|---|\n{peak_rows}\n\
+         ## Re-applying with nothing to do\n\nUploads (POST/PATCH/PUT to ECR's registry) made by a second `terraform apply`:\n\n\
+         | image | copy_method | uploads |\n|---|---|---|\n{noops}\n",
+        rounds = options.rounds,
+        chart = if drawn {
+            "![median time relative to the seed loop](benchmarks.png)"
+        } else {
+            "(no chart: bench/chart.py needs matplotlib)"
+        },
+        noops = noops.join("\n"),
+    );
+    std::fs::write(root.join("BENCHMARKS.md"), report)?;
+    eprintln!("bench: wrote BENCHMARKS.md");
+    let _ = std::fs::remove_dir_all(&scratch);
+    Ok(())
+}
+
+fn label_tag(label: &str) -> &'static str {
+    if label.contains("GiB") {
+        "large"
+    } else {
+        "small"
+    }
+}
+
+fn tempfile_dir() -> Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("ecrmirror-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
