@@ -9,6 +9,7 @@
 //!   Hub's bearer-token flow included. Loopback registries are spoken to over plain HTTP, as
 //!   a Docker engine does.
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use oci_client::client::{ClientConfig, ClientProtocol};
@@ -59,9 +60,11 @@ const CHECK_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// HTTP clients for registries.
 pub struct Registry {
-    http: reqwest::Client,
-    tls: oci_client::Client,
-    plain: oci_client::Client,
+    // Built on first use: loading the system's trusted roots takes tens of milliseconds,
+    // and most plans never talk to a registry.
+    http: OnceLock<reqwest::Client>,
+    tls: OnceLock<oci_client::Client>,
+    plain: OnceLock<oci_client::Client>,
 }
 
 impl Default for Registry {
@@ -71,29 +74,37 @@ impl Default for Registry {
 }
 
 impl Registry {
-    /// Clients with the system's trusted roots.
+    /// Clients with the system's trusted roots, made when first needed.
     pub fn new() -> Registry {
         crate::install_crypto_provider();
         Registry {
-            http: reqwest::Client::builder()
+            http: OnceLock::new(),
+            tls: OnceLock::new(),
+            plain: OnceLock::new(),
+        }
+    }
+
+    fn http(&self) -> &reqwest::Client {
+        self.http.get_or_init(|| {
+            reqwest::Client::builder()
                 .timeout(CHECK_TIMEOUT)
                 .user_agent(concat!(
                     "terraform-provider-ecrmirror/",
                     env!("CARGO_PKG_VERSION")
                 ))
                 .build()
-                .unwrap_or_default(),
-            tls: distribution_client(ClientProtocol::Https),
-            plain: distribution_client(ClientProtocol::Http),
-        }
+                .unwrap_or_default()
+        })
     }
 
     /// The distribution client for `registry` (plain HTTP for loopback registries).
     pub fn client_for(&self, registry: &str) -> &oci_client::Client {
         if is_loopback(registry) {
-            &self.plain
+            self.plain
+                .get_or_init(|| distribution_client(ClientProtocol::Http))
         } else {
-            &self.tls
+            self.tls
+                .get_or_init(|| distribution_client(ClientProtocol::Https))
         }
     }
 
@@ -173,7 +184,7 @@ impl Registry {
     pub async fn check_login(&self, login: &RegistryLogin) -> Result<()> {
         let url = format!("{}/v2/", login.endpoint);
         let response = self
-            .http
+            .http()
             .get(&url)
             .basic_auth(&login.username, Some(login.password.expose()))
             .send()

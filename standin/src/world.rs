@@ -29,6 +29,7 @@ pub struct World {
     pub source_addr: SocketAddr,
     pub ecr: EcrEmulator,
     dir: PathBuf,
+    ecr_generation: u32,
 }
 
 impl World {
@@ -67,7 +68,18 @@ impl World {
             source_addr,
             ecr,
             dir: dir.to_path_buf(),
+            ecr_generation: 0,
         })
+    }
+
+    /// Replaces the ECR emulator and its registry with new, empty ones (a fresh target for
+    /// benchmarks: no blob to mount from another repository). Its address changes.
+    pub async fn fresh_ecr(&mut self) -> Result<()> {
+        self.ecr_generation += 1;
+        let backend =
+            Backend::start(&self.dir.join(format!("ecr-{}", self.ecr_generation))).await?;
+        self.ecr = EcrEmulator::start(backend).await?;
+        Ok(())
     }
 
     /// `127.0.0.1:<port>` of the source registry, as image references name it.

@@ -1,6 +1,6 @@
 //! `ecrmirror-bench --provider-dir DIR [--rounds N] [--quick]`: the mirror benchmark behind
 //! `make bench`. In one invocation and one stand-in world it times, in alternating rounds
-//! with a fresh ECR repository and no local image before each: the seed module's shell loop
+//! with a fresh, empty ECR registry and no local image before each: the seed module's shell loop
 //! (docker pull, `aws ecr get-login-password | docker login`, docker tag, docker push),
 //! `terraform apply` with `copy_method = "docker"` and with `"registry"`, and `skopeo copy`
 //! as the outside reference; on a 5-layer image of about 40 MiB and a 1 GiB single-layer
@@ -141,9 +141,15 @@ impl Bench {
         run(command).await
     }
 
-    /// One copy of `source` into a new repository by `method`; returns its wall time and,
-    /// for the provider, its peak RSS in KiB.
-    async fn once(&self, method: &str, source: &str, repository: &str) -> Result<(Duration, u64)> {
+    /// One copy of `source` into a new repository of a new, empty ECR registry by `method`;
+    /// returns its wall time and, for the provider, its peak RSS in KiB.
+    async fn once(
+        &mut self,
+        method: &str,
+        source: &str,
+        repository: &str,
+    ) -> Result<(Duration, u64)> {
+        self.world.fresh_ecr().await?;
         self.world.ecr.state.create_repository(repository);
         let host = self.world.ecr_host();
         let target = format!("{host}/{repository}:bench");
@@ -250,6 +256,52 @@ impl Bench {
     }
 }
 
+/// Times no-op `terraform plan`s with 1 and 100 resources: mirrors, and the same shape made
+/// of `terraform_data` (no provider to start). Returns the report's rows.
+async fn plan_overhead(bench: &Bench, source: &str, runs: usize) -> Result<String> {
+    let repository = "bench/plan";
+    bench.world.ecr.state.create_repository(repository);
+    let mut rows = String::new();
+    for n in [1, 100] {
+        let mut medians = Vec::new();
+        for file in ["baseline.tf", "mirrors.tf"] {
+            let work = bench.dir.join(format!("plan-{n}-{file}"));
+            std::fs::create_dir_all(&work)?;
+            std::fs::copy(
+                Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("../bench/plan")
+                    .join(file),
+                work.join("main.tf"),
+            )?;
+            let vars = [
+                format!("-var=source_image={source}"),
+                format!("-var=repository={repository}"),
+                format!("-var=n={n}"),
+            ];
+            let mut apply = vec!["apply", "-auto-approve", "-input=false", "-no-color"];
+            apply.extend(vars.iter().map(String::as_str));
+            bench.terraform(&work, &apply).await?;
+            let mut plan = vec!["plan", "-input=false", "-no-color", "-detailed-exitcode"];
+            plan.extend(vars.iter().map(String::as_str));
+            let mut times = Vec::new();
+            for _ in 0..runs {
+                let started = Instant::now();
+                bench.terraform(&work, &plan).await?;
+                times.push(started.elapsed());
+            }
+            medians.push(median(&mut times).as_secs_f64());
+        }
+        let (baseline, mirrors) = (medians[0], medians[1]);
+        let target = 1.5 * baseline + 0.1;
+        rows.push_str(&format!(
+            "| {n} | {baseline:.3} s | {mirrors:.3} s | {:.2} | {target:.3} s | {} |\n",
+            mirrors / baseline,
+            if mirrors <= target { "met" } else { "missed" }
+        ));
+    }
+    Ok(rows)
+}
+
 fn median(values: &mut [Duration]) -> Duration {
     values.sort();
     values[values.len() / 2]
@@ -281,7 +333,7 @@ async fn main() -> Result<()> {
         "DOCKER_CONFIG".into(),
         scratch.join("docker").display().to_string(),
     ));
-    let bench = Bench { world, dir, env };
+    let mut bench = Bench { world, dir, env };
 
     let mut images = vec![(
         "5 layers, 40 MiB",
@@ -331,6 +383,14 @@ async fn main() -> Result<()> {
                     "bench: {label} round {round} {method}: {:.2}s",
                     elapsed.as_secs_f64()
                 );
+                if round + 1 == options.rounds {
+                    if let Some(copy_method) = method.strip_prefix("terraform ") {
+                        let uploads = bench
+                            .noop_uploads(&repository, &source, copy_method)
+                            .await?;
+                        noops.push(format!("| {label} | `{copy_method}` | {uploads} |"));
+                    }
+                }
                 times.entry(method).or_default().push(elapsed);
                 if peak > 0 {
                     let key = format!("{method}, {label}");
@@ -338,17 +398,6 @@ async fn main() -> Result<()> {
                     *entry = (*entry).max(peak);
                 }
             }
-        }
-        for copy_method in ["docker", "registry"] {
-            let repository = format!(
-                "bench/{}-terraform-{copy_method}-{}",
-                label_tag(label),
-                options.rounds - 1
-            );
-            let uploads = bench
-                .noop_uploads(&repository, &source, copy_method)
-                .await?;
-            noops.push(format!("| {label} | `{copy_method}` | {uploads} |"));
         }
         let seed = median(times.get_mut("seed loop").context("seed loop times")?);
         let skopeo = median(times.get_mut("skopeo").context("skopeo times")?);
@@ -367,6 +416,10 @@ async fn main() -> Result<()> {
         }
     }
 
+    eprintln!("bench: plan overhead");
+    let small_source = format!("{}/bench/source:small", bench.world.source_host());
+    let plan_rows = plan_overhead(&bench, &small_source, 5).await?;
+
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let results = root.join("bench/results.json");
     std::fs::write(&results, serde_json::to_string_pretty(&medians)?)?;
@@ -384,15 +437,20 @@ async fn main() -> Result<()> {
         .collect();
     let report = format!(
         "# Benchmarks\n\n\
-         Made by `make bench` ({rounds} alternating rounds per image, a fresh ECR repository and no \
-         local image before each, all in one run against the local stand-in world on this \
+         Made by `make bench` ({rounds} alternating rounds per image, a fresh, empty ECR registry \
+         and no local image before each, all in one run against the local stand-in world on this \
          machine: 2 cores). Medians; ratios are to the seed module's loop and to `skopeo copy` \
          measured in the same run.\n\n\
          | image | method | median | ÷ seed loop | ÷ skopeo |\n|---|---|---|---|---|\n{table}\n\
          {chart}\n\n\
          ## Provider peak RSS (VmHWM)\n\n| run | peak |\n|---|---|\n{peak_rows}\n\
          ## Re-applying with nothing to do\n\nUploads (POST/PATCH/PUT to ECR's registry) made by a second `terraform apply`:\n\n\
-         | image | copy_method | uploads |\n|---|---|---|\n{noops}\n",
+         | image | copy_method | uploads |\n|---|---|---|\n{noops}\n\n\
+         ## Plan overhead\n\nMedian of 5 no-op `terraform plan`s (refresh included) with N \
+         resources: `terraform_data` (Terraform alone) against `ecrmirror_image` (Terraform \
+         starts the provider, which reads each tag from ECR). Target: under 1.5× the baseline \
+         plus 100 ms.\n\n\
+         | N | terraform_data | ecrmirror_image | ratio | target | |\n|---|---|---|---|---|---|\n{plan_rows}",
         rounds = options.rounds,
         chart = if drawn {
             "![median time relative to the seed loop](benchmarks.png)"

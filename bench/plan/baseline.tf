@@ -1,0 +1,17 @@
+# Plan overhead baseline: the same shape made of terraform_data resources (make bench).
+variable "source_image" {
+  type = string
+}
+
+variable "repository" {
+  type = string
+}
+
+variable "n" {
+  type = number
+}
+
+resource "terraform_data" "m" {
+  count = var.n
+  input = "${var.repository}:t${count.index} from ${var.source_image}"
+}

@@ -1,0 +1,28 @@
+# Plan overhead: N mirrors of one small image (make bench).
+terraform {
+  required_providers {
+    ecrmirror = {
+      source = "techtospeech/ecrmirror"
+    }
+  }
+}
+
+variable "source_image" {
+  type = string
+}
+
+variable "repository" {
+  type = string
+}
+
+variable "n" {
+  type = number
+}
+
+resource "ecrmirror_image" "m" {
+  count         = var.n
+  docker_source = var.source_image
+  repository    = var.repository
+  tag           = "t${count.index}"
+  copy_method   = "registry"
+}
