@@ -168,3 +168,29 @@ async fn a_bearer_token_source_is_copied_registry_to_registry() {
     let (_, changes) = h.plan().await;
     assert!(!changes);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blobs_in_another_repository_are_mounted_not_uploaded() {
+    let mut h = Harness::start().await;
+    h.world.ecr.state.create_repository("mirror/app-copy");
+    h.seed_image("upstream/app", "1.0", 97).await;
+    h.use_config("two_repositories");
+    h.var("source_image", Some(&h.source_ref("upstream/app:1.0")));
+    h.clear_logs();
+    h.apply().await;
+    let requests = h.ecr_requests();
+    let mounts = requests
+        .iter()
+        .filter(|r| r.starts_with("POST /v2/mirror/app-copy/blobs/uploads"))
+        .count();
+    let copy_uploads: Vec<_> = requests
+        .iter()
+        .filter(|r| r.starts_with("PATCH /v2/mirror/app-copy/"))
+        .collect();
+    assert_eq!(mounts, 3, "config and two layers mounted: {requests:?}");
+    assert!(copy_uploads.is_empty(), "uploaded again: {copy_uploads:?}");
+    assert_eq!(
+        h.attr("first", "image_digest").await,
+        h.attr("second", "image_digest").await
+    );
+}

@@ -3,7 +3,8 @@
 //! are preserved (`image_digest` equals `source_digest`, signatures stay valid). Without a
 //! platform the whole index is copied; with one, that platform's manifest.
 //!
-//! Blobs the target has are skipped (`HEAD`); the others stream from source to target a few
+//! Blobs the target has are skipped (`HEAD`); blobs this process saw in another repository of
+//! the same registry are mounted from there; the others stream from source to target a few
 //! at a time, each verified against its digest as it streams (a mismatch fails the copy and
 //! no manifest is pushed), each retried on its own after a transient failure.
 
@@ -30,12 +31,40 @@ const ATTEMPTS: u32 = 3;
 /// The registry-to-registry transfer.
 pub struct RegistryTransfer {
     registry: Arc<Registry>,
+    /// Where each blob was last seen in a target registry: `(host, digest)` → repository,
+    /// to mount it into another repository of that registry instead of uploading it again.
+    seen: std::sync::Mutex<std::collections::HashMap<(String, String), String>>,
 }
 
 impl RegistryTransfer {
     /// A transfer through `registry`'s distribution clients.
     pub fn new(registry: Arc<Registry>) -> RegistryTransfer {
-        RegistryTransfer { registry }
+        RegistryTransfer {
+            registry,
+            seen: Default::default(),
+        }
+    }
+
+    fn remember(&self, target: &Reference, digest: &str) {
+        if let Ok(mut seen) = self.seen.lock() {
+            seen.insert(
+                (target.registry().to_string(), digest.to_string()),
+                target.repository().to_string(),
+            );
+        }
+    }
+
+    /// Another repository of the target registry known to hold `digest`.
+    fn mount_source(&self, target: &Reference, digest: &str) -> Option<Reference> {
+        let seen = self.seen.lock().ok()?;
+        let repository = seen.get(&(target.registry().to_string(), digest.to_string()))?;
+        (repository != target.repository()).then(|| {
+            Reference::with_digest(
+                target.registry().to_string(),
+                repository.clone(),
+                digest.to_string(),
+            )
+        })
     }
 }
 
@@ -221,13 +250,28 @@ impl RegistryTransfer {
             target: target.reference.to_string(),
             cause: err.to_string(),
         };
-        if target
-            .client
-            .blob_exists(&target.reference, &blob.digest)
-            .await
-            .map_err(target_failure)?
-        {
+        let exists = |client: &oci_client::Client| {
+            let reference = target.reference.clone();
+            let digest = blob.digest.clone();
+            let client = client.clone();
+            async move { client.blob_exists(&reference, &digest).await }
+        };
+        if exists(target.client).await.map_err(target_failure)? {
+            self.remember(&target.reference, &blob.digest);
             return Ok(());
+        }
+        if let Some(from) = self.mount_source(&target.reference, &blob.digest) {
+            // A registry that cannot mount answers with an upload session instead; the
+            // blob is then uploaded below.
+            let mounted = target
+                .client
+                .mount_blob(&target.reference, &from, &blob.digest)
+                .await
+                .is_ok();
+            if mounted && exists(target.client).await.map_err(target_failure)? {
+                self.remember(&target.reference, &blob.digest);
+                return Ok(());
+            }
         }
         let pulled = source
             .client
@@ -240,6 +284,7 @@ impl RegistryTransfer {
             .push_blob_stream(&target.reference, verified, &blob.digest, blob.size)
             .await
             .map_err(target_failure)?;
+        self.remember(&target.reference, &blob.digest);
         Ok(())
     }
 
