@@ -119,6 +119,7 @@ impl Bench {
     fn command(&self, program: &str) -> tokio::process::Command {
         let mut command = tokio::process::Command::new(program);
         command
+            .envs(self.world.aws_env())
             .envs(self.env.iter().cloned())
             .current_dir(&self.dir);
         command
@@ -322,7 +323,7 @@ async fn main() -> Result<()> {
             options.provider_dir.display()
         ),
     )?;
-    let mut env = world.aws_env();
+    let mut env: Vec<(String, String)> = Vec::new();
     env.push((
         "TF_CLI_CONFIG_FILE".into(),
         cli_config.display().to_string(),
