@@ -323,17 +323,18 @@ async fn main() -> Result<()> {
             options.provider_dir.display()
         ),
     )?;
-    let mut env: Vec<(String, String)> = Vec::new();
-    env.push((
-        "TF_CLI_CONFIG_FILE".into(),
-        cli_config.display().to_string(),
-    ));
-    env.push(("TF_IN_AUTOMATION".into(), "1".into()));
-    env.push(("CHECKPOINT_DISABLE".into(), "1".into()));
-    env.push((
-        "DOCKER_CONFIG".into(),
-        scratch.join("docker").display().to_string(),
-    ));
+    let env: Vec<(String, String)> = vec![
+        (
+            "TF_CLI_CONFIG_FILE".into(),
+            cli_config.display().to_string(),
+        ),
+        ("TF_IN_AUTOMATION".into(), "1".into()),
+        ("CHECKPOINT_DISABLE".into(), "1".into()),
+        (
+            "DOCKER_CONFIG".into(),
+            scratch.join("docker").display().to_string(),
+        ),
+    ];
     let mut bench = Bench { world, dir, env };
 
     let mut images = vec![(
