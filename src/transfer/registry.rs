@@ -5,8 +5,9 @@
 //!
 //! Blobs the target has are skipped (`HEAD`); blobs this process saw in another repository of
 //! the same registry are mounted from there; the others stream from source to target a few
-//! at a time, each verified against its digest as it streams (a mismatch fails the copy and
-//! no manifest is pushed), each retried on its own after a transient failure.
+//! at a time, each verified against its digest as it streams (oci-client's verifying stream;
+//! a mismatch fails the copy and no manifest is pushed), each retried on its own after a
+//! transient failure.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,7 +17,6 @@ use futures_util::{stream, StreamExt, TryStreamExt};
 use oci_client::errors::OciDistributionError;
 use oci_client::{Reference, RegistryOperation};
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 
 use super::{Copied, Job, Transfer};
 use crate::error::{Error, Result};
@@ -278,7 +278,7 @@ impl RegistryTransfer {
             .pull_blob_stream(&source.reference, blob.digest.as_str())
             .await
             .map_err(|err| Error::from_source(source.reference.to_string(), err.to_string()))?;
-        let verified = verified(pulled.stream, blob.digest.clone());
+        let verified = regrouped(pulled.stream);
         target
             .client
             .push_blob_stream(&target.reference, verified, &blob.digest, blob.size)
@@ -319,66 +319,37 @@ impl RegistryTransfer {
 /// thousands of requests. A few MiB keeps memory flat and requests few.
 const UPLOAD_CHUNK: usize = 4 << 20;
 
-/// The bytes of `inner` regrouped into chunks of [`UPLOAD_CHUNK`], failing at the end when
-/// they do not hash to `digest`, so a corrupted blob is never committed.
-fn verified(
+/// The bytes of `inner` regrouped into chunks of [`UPLOAD_CHUNK`]. `inner` is oci-client's
+/// verifying stream: it hashes the blob as it arrives and ends in an error when the bytes do
+/// not match the digest. That error is passed on before the last chunk, so the upload is
+/// never completed and a corrupted blob is never committed.
+fn regrouped(
     inner: futures_util::stream::BoxStream<'static, std::io::Result<bytes::Bytes>>,
-    digest: String,
 ) -> impl futures_util::Stream<Item = oci_client::errors::Result<bytes::Bytes>> + Send + 'static {
-    struct State {
-        inner: futures_util::stream::BoxStream<'static, std::io::Result<bytes::Bytes>>,
-        hasher: Sha256,
-        digest: String,
-        buffer: bytes::BytesMut,
-        done: bool,
-    }
-    let state = State {
-        inner,
-        hasher: Sha256::new(),
-        digest,
-        buffer: bytes::BytesMut::new(),
-        done: false,
-    };
-    stream::unfold(state, |mut state| async move {
-        if state.done {
+    let state = (inner, bytes::BytesMut::new(), false);
+    stream::unfold(state, |(mut inner, mut buffer, done)| async move {
+        if done {
             return None;
         }
         loop {
-            match state.inner.next().await {
+            match inner.next().await {
                 Some(Ok(chunk)) => {
-                    state.hasher.update(&chunk);
-                    state.buffer.extend_from_slice(&chunk);
-                    if state.buffer.len() >= UPLOAD_CHUNK {
-                        let full = state.buffer.split().freeze();
-                        return Some((Ok(full), state));
+                    buffer.extend_from_slice(&chunk);
+                    if buffer.len() >= UPLOAD_CHUNK {
+                        let full = buffer.split().freeze();
+                        return Some((Ok(full), (inner, buffer, false)));
                     }
                 }
                 Some(Err(err)) => {
-                    state.done = true;
-                    return Some((Err(OciDistributionError::IoError(err)), state));
+                    return Some((
+                        Err(OciDistributionError::IoError(err)),
+                        (inner, buffer, true),
+                    ))
                 }
+                None if buffer.is_empty() => return None,
                 None => {
-                    let hex: String = state
-                        .hasher
-                        .finalize_reset()
-                        .iter()
-                        .map(|b| format!("{b:02x}"))
-                        .collect();
-                    let actual = format!("sha256:{hex}");
-                    if actual != state.digest {
-                        state.done = true;
-                        let err = OciDistributionError::GenericError(Some(format!(
-                            "blob {} arrived as {actual}: corrupted in transit",
-                            state.digest
-                        )));
-                        return Some((Err(err), state));
-                    }
-                    state.done = true;
-                    if state.buffer.is_empty() {
-                        return None;
-                    }
-                    let rest = state.buffer.split().freeze();
-                    return Some((Ok(rest), state));
+                    let rest = buffer.split().freeze();
+                    return Some((Ok(rest), (inner, buffer, true)));
                 }
             }
         }
@@ -400,7 +371,7 @@ fn transient(err: &Error) -> bool {
         "connection",
         "timed out",
         "error sending request",
-        "corrupted in transit",
+        "invalid digest. expected",
     ]
     .iter()
     .any(|needle| text.contains(needle))
@@ -418,38 +389,34 @@ mod tests {
     use super::*;
 
     async fn collect(
-        chunks: Vec<&'static [u8]>,
-        digest: String,
+        chunks: Vec<std::io::Result<bytes::Bytes>>,
     ) -> Vec<oci_client::errors::Result<bytes::Bytes>> {
-        let inner =
-            stream::iter(chunks.into_iter().map(|c| Ok(bytes::Bytes::from_static(c)))).boxed();
-        verified(inner, digest).collect().await
-    }
-
-    fn digest(bytes: &[u8]) -> String {
-        let hex: String = Sha256::digest(bytes)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        format!("sha256:{hex}")
+        regrouped(stream::iter(chunks).boxed()).collect().await
     }
 
     #[tokio::test]
-    async fn a_blob_that_matches_its_digest_streams_through() {
-        let items = collect(vec![b"hello ", b"world"], digest(b"hello world")).await;
-        // Small reads are regrouped into one upload.
+    async fn small_reads_are_regrouped_into_one_upload() {
+        let items = collect(vec![
+            Ok(bytes::Bytes::from_static(b"hello ")),
+            Ok(bytes::Bytes::from_static(b"world")),
+        ])
+        .await;
         assert_eq!(items.len(), 1);
         assert_eq!(items[0].as_ref().unwrap().as_ref(), b"hello world");
     }
 
     #[tokio::test]
-    async fn a_corrupted_blob_fails_at_its_end() {
-        let items = collect(vec![b"hello ", b"w0rld"], digest(b"hello world")).await;
-        // Nothing reaches the target: the only item is the failure.
-        assert_eq!(items.len(), 1);
+    async fn a_verification_failure_ends_the_upload_before_its_last_chunk() {
+        // oci-client's verifying stream ends in an error when the digest does not match.
+        let items = collect(vec![
+            Ok(bytes::Bytes::from_static(b"hello ")),
+            Err(std::io::Error::other("digest mismatch")),
+        ])
+        .await;
+        assert_eq!(items.len(), 1, "the buffered bytes are never sent");
         assert!(items[0]
             .as_ref()
-            .is_err_and(|e| e.to_string().contains("corrupted in transit")));
+            .is_err_and(|e| e.to_string().contains("digest mismatch")));
     }
 
     #[test]
