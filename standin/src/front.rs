@@ -1,6 +1,5 @@
 //! The HTTP front of a registry: forwarding, basic auth, request log, faults, control routes.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
@@ -196,24 +195,4 @@ pub async fn serve(router: Router) -> Result<SocketAddr> {
         let _ = axum::serve(listener, router).await;
     });
     Ok(addr)
-}
-
-/// Counts requests by `METHOD kind`, where kind is `manifests`, `blobs`, `uploads` or `other`.
-pub fn summarize(log: &[Logged]) -> BTreeMap<String, usize> {
-    let mut counts = BTreeMap::new();
-    for entry in log {
-        let kind = if entry.path.contains("/blobs/uploads") {
-            "uploads"
-        } else if entry.path.contains("/blobs/") {
-            "blobs"
-        } else if entry.path.contains("/manifests/") {
-            "manifests"
-        } else {
-            "other"
-        };
-        *counts
-            .entry(format!("{} {kind}", entry.method))
-            .or_default() += 1;
-    }
-    counts
 }

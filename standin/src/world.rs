@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use base64::Engine;
 
 use crate::backend::Backend;
 use crate::client::Client;
@@ -177,10 +176,4 @@ impl World {
             ("AWS_EC2_METADATA_DISABLED".into(), "true".into()),
         ]
     }
-}
-
-/// `Basic` header value for `user:password`, for tests that talk HTTP themselves.
-pub fn basic(user: &str, password: &str) -> String {
-    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
-    format!("Basic {encoded}")
 }
