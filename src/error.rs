@@ -65,6 +65,14 @@ pub enum Error {
         got: String,
     },
 
+    /// A blob the source sent does not match its digest; nothing of it was stored.
+    #[error("A blob of {reference} does not match its digest")]
+    Corrupt {
+        reference: String,
+        digest: String,
+        cause: String,
+    },
+
     /// The target ECR repository does not exist.
     #[error("ECR repository {repository} does not exist")]
     RepositoryNotFound {
@@ -111,7 +119,8 @@ impl Error {
             Error::PlatformMismatch { .. } => "Pick a `platform` the source image offers, or leave `platform` unset to mirror the engine's default.".into(),
             Error::RepositoryNotFound { .. } => "Create the repository first, for example with an `aws_ecr_repository` resource, and reference it in `repository` so Terraform orders the two.".into(),
             Error::TargetDenied { .. } => "Check that the AWS identity the provider uses may push to this repository (ecr:GetAuthorizationToken, ecr:InitiateLayerUpload, ecr:PutImage, …).".into(),
-            Error::Push { .. } => "Apply again; if it keeps failing, check the Docker engine's log.".into(),
+            Error::Corrupt { .. } => "Nothing of this blob was stored in ECR and no manifest was pushed. Apply again; if it keeps failing, the source registry (or a proxy on the way) serves damaged data.".into(),
+            Error::Push { .. } => "Apply again; if it keeps failing, check the network to ECR (and, with copy_method \"docker\", the Docker engine's log).".into(),
             Error::Aws { .. } => "Check the provider's AWS credentials, profile and region, and that the identity may call this ECR operation.".into(),
             Error::Timeout { .. } => "Raise the limit in the resource's `timeouts` block, or check the network between the Docker engine and the registries.".into(),
         }
@@ -131,6 +140,7 @@ impl Error {
             | Error::Source { cause, .. }
             | Error::Import { cause, .. }
             | Error::Aws { cause, .. } => cause.clone(),
+            Error::Corrupt { digest, cause, .. } => format!("{digest}: {cause}"),
             Error::PlatformMismatch { got, .. } => format!("The image pulled is {got}."),
             Error::RepositoryNotFound {
                 repository,
@@ -146,9 +156,10 @@ impl Error {
     pub fn attribute(&self) -> Option<&'static str> {
         match self {
             Error::Invalid { attribute, .. } | Error::Config { attribute, .. } => Some(attribute),
-            Error::SourceNotFound { .. } | Error::SourceDenied { .. } | Error::Source { .. } => {
-                Some("docker_source")
-            }
+            Error::SourceNotFound { .. }
+            | Error::SourceDenied { .. }
+            | Error::Source { .. }
+            | Error::Corrupt { .. } => Some("docker_source"),
             Error::PlatformMismatch { .. } => Some("platform"),
             Error::RepositoryNotFound { .. } => Some("repository"),
             Error::Timeout { .. } => Some("timeouts"),
@@ -158,7 +169,7 @@ impl Error {
 
     /// The diagnostic's detail: the cause, then the advice.
     pub fn detail(&self) -> String {
-        let cause = self.cause();
+        let cause = without_queries(&self.cause());
         let hint = self.hint();
         match (cause.is_empty(), hint.is_empty()) {
             (false, false) => format!("{cause}\n\n{hint}"),
@@ -213,6 +224,30 @@ impl Error {
     }
 }
 
+/// `text` with the query strings of the URLs in it left out. Registries put upload state and
+/// signed storage addresses (credentials, for a while) in them, and they are noise to a user.
+pub fn without_queries(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    let next_url = |s: &str| {
+        [s.find("http://"), s.find("https://")]
+            .into_iter()
+            .flatten()
+            .min()
+    };
+    while let Some(start) = next_url(rest) {
+        let end = rest[start..]
+            .find(|c: char| c.is_whitespace() || matches!(c, ',' | '"' | '\'' | ')' | '>'))
+            .map_or(rest.len(), |n| start + n);
+        let url = &rest[start..end];
+        out.push_str(&rest[..start]);
+        out.push_str(url.split_once('?').map_or(url, |(bare, _)| bare));
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// A duration as users write it in `timeouts`, e.g. `20m`.
 pub fn display_duration(duration: Duration) -> String {
     humantime::format_duration(duration).to_string()
@@ -221,6 +256,18 @@ pub fn display_duration(duration: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn urls_lose_their_query_strings() {
+        assert_eq!(
+            without_queries(
+                "url http://h:1/v2/a/blobs/uploads/u?_state=xyz&digest=sha256%3A1, code: 400 \
+                 (see https://s3.example/b?X-Amz-Signature=secret) and https://plain/x"
+            ),
+            "url http://h:1/v2/a/blobs/uploads/u, code: 400 (see https://s3.example/b) and https://plain/x"
+        );
+        assert_eq!(without_queries("no url here"), "no url here");
+    }
 
     #[test]
     fn diagnostic_carries_summary_cause_hint_and_attribute() {

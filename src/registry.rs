@@ -21,10 +21,15 @@ use crate::error::{Error, Result};
 use crate::manifest::{self, Selected};
 use crate::reference::{Platform, SourceRef};
 
-/// A distribution client speaking `protocol`.
+/// A distribution client speaking `protocol`. Blobs are pushed in one streamed request each
+/// (`POST`, then `PUT ?digest=` with the whole blob as its body): ECR answers the chunked
+/// upload's `PATCH`es otherwise than the distribution spec says (`201` and a `Range` that
+/// stops advancing; aws/containers-roadmap#2831), and one request per blob is also what
+/// costs least.
 fn distribution_client(protocol: ClientProtocol) -> oci_client::Client {
     oci_client::Client::new(ClientConfig {
         protocol,
+        use_monolithic_push: true,
         connect_timeout: Some(Duration::from_secs(30)),
         read_timeout: Some(Duration::from_secs(60)),
         ..Default::default()

@@ -94,10 +94,20 @@ async fn stopped_docker_engine_is_a_clear_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_ecr_password_is_a_clear_error_and_keeps_state() {
+    wrong_ecr_password("docker", 43).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_ecr_password_is_a_clear_error_and_keeps_state_registry_method() {
+    wrong_ecr_password("registry", 45).await;
+}
+
+async fn wrong_ecr_password(method: &str, seed: u64) {
     let mut h = Harness::start().await;
-    h.seed_image("upstream/app", "1.0", 43).await;
-    h.seed_image("upstream/app", "2.0", 44).await;
+    h.seed_image("upstream/app", "1.0", seed).await;
+    h.seed_image("upstream/app", "2.0", seed + 100).await;
     h.use_config("basic");
+    h.var("copy_method", Some(method));
     h.var("tag", Some("stable"));
     h.var("source_image", Some(&h.source_ref("upstream/app:1.0")));
     h.apply().await;

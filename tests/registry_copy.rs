@@ -194,3 +194,38 @@ async fn blobs_in_another_repository_are_mounted_not_uploaded() {
         h.attr("second", "image_digest").await
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blob_that_does_not_match_its_digest_is_never_committed() {
+    let mut h = without_docker().await;
+    let seeded = h.seed_image("upstream/app", "1.0", 96).await;
+    h.var("source_image", Some(&h.source_ref("upstream/app:1.0")));
+    h.var("copy_method", Some("registry"));
+    // Every blob the source sends has its first byte changed.
+    h.world.source.faults.add(Rule {
+        corrupt: true,
+        ..Rule::on("registry:GET:/blobs/")
+    });
+    h.clear_logs();
+    let run = h.apply_fails().await;
+    run.stderr_has("does not match its digest")
+        .stderr_has("Nothing of this blob was stored in ECR");
+    let requests = h.ecr_requests();
+    assert!(
+        !requests.iter().any(|r| r.contains("/manifests/")),
+        "a manifest was pushed: {requests:?}"
+    );
+    let blobs = std::iter::once(&seeded.config_digest).chain(&seeded.layer_digests);
+    for blob in blobs {
+        assert!(
+            !h.world.ecr.state.has_blob(REPO, blob).await,
+            "{blob} was committed"
+        );
+    }
+    assert!(h.resources().await.is_empty(), "nothing enters the state");
+
+    // Once the source serves the right bytes, the same apply goes through.
+    h.world.source.faults.clear();
+    h.apply().await;
+    assert!(h.ecr_manifest(REPO, "1.0").await.is_some());
+}

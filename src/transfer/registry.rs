@@ -3,11 +3,15 @@
 //! are preserved (`image_digest` equals `source_digest`, signatures stay valid). Without a
 //! platform the whole index is copied; with one, that platform's manifest.
 //!
-//! Blobs the target has are skipped (`HEAD`); blobs this process saw in another repository of
-//! the same registry are mounted from there; the others stream from source to target a few
-//! at a time, each verified against its digest as it streams (oci-client's verifying stream;
-//! a mismatch fails the copy and no manifest is pushed), each retried on its own after a
-//! transient failure.
+//! The platforms' manifests are fetched at once and every blob they name is copied once, a
+//! few at a time; then the platforms' manifests are pushed, and the tag's last. Blobs the
+//! target has are skipped (`HEAD`); blobs this process saw in another repository of the same
+//! registry are mounted from there; the others stream from source to target, each in one
+//! request (`POST`, then `PUT ?digest=` with the blob as its body, which ECR handles; its
+//! answers to chunked `PATCH`es break spec-following clients). Each blob is checked against
+//! its digest twice: by oci-client's verifying stream as it passes, and by the target, which
+//! commits nothing whose bytes do not match `?digest=`. No manifest is pushed after a failed
+//! blob. Each blob is retried on its own after a transient failure.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,7 +28,7 @@ use crate::manifest::{self, Selected};
 use crate::registry::{oci_auth, Registry};
 
 /// How many blobs are copied at once.
-const CONCURRENT_BLOBS: usize = 4;
+const CONCURRENT_BLOBS: usize = 6;
 /// How often a blob is tried before the copy fails.
 const ATTEMPTS: u32 = 3;
 
@@ -108,50 +112,80 @@ struct Side<'a> {
     reference: Reference,
 }
 
+/// A manifest to copy: its bytes, and the reference to push it under.
+struct Manifest {
+    body: bytes::Bytes,
+    push_as: Reference,
+}
+
+/// The error for a failed request to the target: a refusal of the credentials is told
+/// apart, as it needs another fix than a network failure.
+fn target_error(target: &Reference, err: OciDistributionError) -> Error {
+    let status = match &err {
+        OciDistributionError::UnauthorizedError { .. }
+        | OciDistributionError::AuthenticationFailure(_) => Some(401),
+        OciDistributionError::ServerError { code, .. } => Some(*code),
+        OciDistributionError::RequestError(err) => err.status().map(|s| s.as_u16()),
+        _ => None,
+    };
+    if matches!(status, Some(401 | 403)) {
+        return Error::TargetDenied {
+            registry: target.registry().to_string(),
+            cause: format!(
+                "The registry answered {} to the push credentials: {err}",
+                status.unwrap_or_default()
+            ),
+        };
+    }
+    Error::Push {
+        target: target.to_string(),
+        cause: err.to_string(),
+    }
+}
+
 impl RegistryTransfer {
     async fn copy_now(&self, job: &Job<'_>) -> Result<Copied> {
         let source_name = job.source.to_string();
-        let source_failure =
-            |err: OciDistributionError| Error::from_source(source_name.clone(), err.to_string());
-        let target_failure = |err: OciDistributionError| Error::Push {
-            target: job.target.to_string(),
-            cause: err.to_string(),
-        };
         let source = Side {
             client: self.registry.client_for(job.source.registry()),
             reference: job.source.as_oci().clone(),
         };
-        let target_reference = Reference::with_tag(
-            job.target.host.clone(),
-            job.target.repository.clone(),
-            job.target.tag.clone(),
-        );
         let target = Side {
             client: self.registry.client_for(&job.target.host),
-            reference: target_reference,
+            reference: Reference::with_tag(
+                job.target.host.clone(),
+                job.target.repository.clone(),
+                job.target.tag.clone(),
+            ),
         };
         let source_auth = oci_auth(job.source_credentials.as_ref());
-        target
-            .client
-            .auth(
-                &target.reference,
-                &oci_auth(Some(&job.target_credentials)),
-                RegistryOperation::Push,
-            )
-            .await
-            .map_err(target_failure)?;
+        let target_auth = oci_auth(Some(&job.target_credentials));
 
-        let (body, source_digest) = source
-            .client
-            .pull_manifest_raw(&source.reference, &source_auth, &manifest::ACCEPTED)
-            .await
-            .map_err(source_failure)?;
+        // The target's challenges (for pushing, and for the HEADs that look for blobs) and the
+        // source's manifest, at once: each is a round trip to a registry.
+        let (pushing, looking, pulled) = tokio::join!(
+            target
+                .client
+                .auth(&target.reference, &target_auth, RegistryOperation::Push),
+            target
+                .client
+                .auth(&target.reference, &target_auth, RegistryOperation::Pull),
+            source
+                .client
+                .pull_manifest_raw(&source.reference, &source_auth, &manifest::ACCEPTED),
+        );
+        pushing
+            .and(looking)
+            .map_err(|err| target_error(&target.reference, err))?;
+        let (body, source_digest) =
+            pulled.map_err(|err| Error::from_source(source_name.clone(), err.to_string()))?;
         let document = Document::parse(&body).map_err(|cause| Error::Source {
             reference: source_name.clone(),
             cause,
         })?;
 
-        let pushed = match (&document.manifests, job.platform) {
+        // The image manifests whose blobs are copied, and the manifest pushed under the tag.
+        let (images, tagged, pushed) = match (&document.manifests, job.platform) {
             (Some(_), Some(platform)) => {
                 let Selected::Manifest(child) = manifest::select(&body, platform) else {
                     return Err(Error::PlatformMismatch {
@@ -160,64 +194,82 @@ impl RegistryTransfer {
                         got: "an index without that platform".into(),
                     });
                 };
-                let (child_body, child_digest) = self.fetch(&source, &child, &source_auth).await?;
-                self.copy_image(&source, &target, &child_body).await?;
-                self.push_manifest(&target, &target.reference, &child_body)
-                    .await?;
-                child_digest
+                let child_body = self.fetch(&source, &child, &source_auth).await?;
+                (Vec::new(), child_body, child)
             }
             (Some(children), None) => {
-                for child in children {
-                    let (child_body, _) = self.fetch(&source, &child.digest, &source_auth).await?;
-                    self.copy_image(&source, &target, &child_body).await?;
-                    let by_digest = target.reference.clone_with_digest(child.digest.clone());
-                    self.push_manifest(&target, &by_digest, &child_body).await?;
-                }
-                self.push_manifest(&target, &target.reference, &body)
+                let digests: Vec<String> = children.iter().map(|c| c.digest.clone()).collect();
+                let images = stream::iter(digests)
+                    .map(|digest| {
+                        let (source, target, auth) = (&source, &target, &source_auth);
+                        async move {
+                            let body = self.fetch(source, &digest, auth).await?;
+                            Ok::<_, Error>(Manifest {
+                                body,
+                                push_as: target.reference.clone_with_digest(digest),
+                            })
+                        }
+                    })
+                    .buffered(CONCURRENT_BLOBS)
+                    .try_collect::<Vec<_>>()
                     .await?;
-                source_digest.clone()
+                (images, body, source_digest.clone())
             }
-            (None, _) => {
-                self.copy_image(&source, &target, &body).await?;
-                self.push_manifest(&target, &target.reference, &body)
-                    .await?;
-                source_digest.clone()
-            }
+            (None, _) => (Vec::new(), body, source_digest.clone()),
         };
+
+        // Every blob once, then the platforms' manifests, then the tag's: a registry takes a
+        // manifest only when what it names is there.
+        let mut blobs = Vec::new();
+        for manifest in images.iter().map(|m| &m.body).chain([&tagged]) {
+            let document = Document::parse(manifest).map_err(|cause| Error::Source {
+                reference: source_name.clone(),
+                cause,
+            })?;
+            for blob in document.config.into_iter().chain(document.layers) {
+                if !blobs.iter().any(|b: &Descriptor| b.digest == blob.digest) {
+                    blobs.push(blob);
+                }
+            }
+        }
+        stream::iter(blobs)
+            .map(|blob| self.copy_blob_with_retries(&source, &target, blob))
+            .buffer_unordered(CONCURRENT_BLOBS)
+            .try_collect::<Vec<()>>()
+            .await?;
+        stream::iter(images)
+            .map(|image| {
+                let target = &target;
+                async move {
+                    self.push_manifest(target, &image.push_as, &image.body)
+                        .await
+                }
+            })
+            .buffer_unordered(CONCURRENT_BLOBS)
+            .try_collect::<Vec<()>>()
+            .await?;
+        self.push_manifest(&target, &target.reference, &tagged)
+            .await?;
         Ok(Copied {
             source_digest: Some(source_digest),
             pushed_digest: Some(pushed),
         })
     }
 
-    /// One manifest of the source, by digest: its bytes and digest.
+    /// One manifest of the source, by digest.
     async fn fetch(
         &self,
         source: &Side<'_>,
         digest: &str,
         auth: &oci_client::secrets::RegistryAuth,
-    ) -> Result<(bytes::Bytes, String)> {
+    ) -> Result<bytes::Bytes> {
         let reference = source.reference.clone_with_digest(digest.to_string());
-        source
+        let (body, _) = source
             .client
             .pull_manifest_raw(&reference, auth, &manifest::ACCEPTED)
             .await
-            .map_err(|err| Error::from_source(reference.to_string(), err.to_string()))
-    }
-
-    /// Copies the config and layers an image manifest names.
-    async fn copy_image(&self, source: &Side<'_>, target: &Side<'_>, body: &[u8]) -> Result<()> {
-        let document = Document::parse(body).map_err(|cause| Error::Source {
-            reference: source.reference.to_string(),
-            cause,
-        })?;
-        let blobs: Vec<Descriptor> = document.config.into_iter().chain(document.layers).collect();
-        stream::iter(blobs)
-            .map(|blob| self.copy_blob_with_retries(source, target, blob))
-            .buffer_unordered(CONCURRENT_BLOBS)
-            .try_collect::<Vec<()>>()
-            .await?;
-        Ok(())
+            .map_err(|err| Error::from_source(reference.to_string(), err.to_string()))?;
+        Ok(body)
     }
 
     async fn copy_blob_with_retries(
@@ -246,10 +298,7 @@ impl RegistryTransfer {
         target: &Side<'_>,
         blob: &Descriptor,
     ) -> Result<()> {
-        let target_failure = |err: OciDistributionError| Error::Push {
-            target: target.reference.to_string(),
-            cause: err.to_string(),
-        };
+        let target_failure = |err: OciDistributionError| target_error(&target.reference, err);
         let exists = |client: &oci_client::Client| {
             let reference = target.reference.clone();
             let digest = blob.digest.clone();
@@ -278,12 +327,53 @@ impl RegistryTransfer {
             .pull_blob_stream(&source.reference, blob.digest.as_str())
             .await
             .map_err(|err| Error::from_source(source.reference.to_string(), err.to_string()))?;
-        let verified = regrouped(pulled.stream);
-        target
+        // The length the body is sent with: the manifest's, else the source's answer.
+        let size = blob
+            .size
+            .or(pulled.content_length)
+            .ok_or_else(|| Error::Source {
+                reference: source.reference.to_string(),
+                cause: format!(
+                    "neither the manifest nor the registry gives the size of {}",
+                    blob.digest
+                ),
+            })?;
+        // The verifying stream's verdict, kept: the upload's own error only says the body
+        // ended badly (or, when the body was whole, that the target refused the digest).
+        let mismatch = Arc::new(std::sync::Mutex::new(None::<String>));
+        let seen = mismatch.clone();
+        let verified = pulled.stream.map_err(move |err| {
+            let digest_error = err
+                .get_ref()
+                .is_some_and(|inner| inner.is::<oci_client::errors::DigestError>());
+            if digest_error {
+                if let Ok(mut seen) = seen.lock() {
+                    *seen = Some(err.to_string());
+                }
+            }
+            OciDistributionError::IoError(err)
+        });
+        let pushed = target
             .client
-            .push_blob_stream(&target.reference, verified, &blob.digest, blob.size)
-            .await
-            .map_err(target_failure)?;
+            .push_blob_stream(&target.reference, verified, &blob.digest, Some(size))
+            .await;
+        if let Err(err) = pushed {
+            let verdict = mismatch.lock().ok().and_then(|mut m| m.take());
+            let refused = err.to_string().contains("DIGEST_INVALID");
+            return Err(match verdict {
+                Some(cause) => Error::Corrupt {
+                    reference: source.reference.to_string(),
+                    digest: blob.digest.clone(),
+                    cause,
+                },
+                None if refused => Error::Corrupt {
+                    reference: source.reference.to_string(),
+                    digest: blob.digest.clone(),
+                    cause: "ECR computed another digest for the bytes it received.".into(),
+                },
+                None => target_failure(err),
+            });
+        }
         self.remember(&target.reference, &blob.digest);
         Ok(())
     }
@@ -292,7 +382,7 @@ impl RegistryTransfer {
         &self,
         target: &Side<'_>,
         reference: &Reference,
-        body: &[u8],
+        body: &bytes::Bytes,
     ) -> Result<()> {
         let document = Document::parse(body).map_err(|cause| Error::Push {
             target: reference.to_string(),
@@ -304,61 +394,18 @@ impl RegistryTransfer {
         })?;
         target
             .client
-            .push_manifest_raw(reference, bytes::Bytes::copy_from_slice(body), content_type)
+            .push_manifest_raw(reference, body.clone(), content_type)
             .await
-            .map_err(|err| Error::Push {
-                target: reference.to_string(),
-                cause: err.to_string(),
-            })?;
+            .map_err(|err| target_error(reference, err))?;
         Ok(())
     }
-}
-
-/// Bytes per upload request. The distribution client sends one request per stream item,
-/// and a network read is a few KiB: without regrouping, a 1 GiB layer would take tens of
-/// thousands of requests. A few MiB keeps memory flat and requests few.
-const UPLOAD_CHUNK: usize = 4 << 20;
-
-/// The bytes of `inner` regrouped into chunks of [`UPLOAD_CHUNK`]. `inner` is oci-client's
-/// verifying stream: it hashes the blob as it arrives and ends in an error when the bytes do
-/// not match the digest. That error is passed on before the last chunk, so the upload is
-/// never completed and a corrupted blob is never committed.
-fn regrouped(
-    inner: futures_util::stream::BoxStream<'static, std::io::Result<bytes::Bytes>>,
-) -> impl futures_util::Stream<Item = oci_client::errors::Result<bytes::Bytes>> + Send + 'static {
-    let state = (inner, bytes::BytesMut::new(), false);
-    stream::unfold(state, |(mut inner, mut buffer, done)| async move {
-        if done {
-            return None;
-        }
-        loop {
-            match inner.next().await {
-                Some(Ok(chunk)) => {
-                    buffer.extend_from_slice(&chunk);
-                    if buffer.len() >= UPLOAD_CHUNK {
-                        let full = buffer.split().freeze();
-                        return Some((Ok(full), (inner, buffer, false)));
-                    }
-                }
-                Some(Err(err)) => {
-                    return Some((
-                        Err(OciDistributionError::IoError(err)),
-                        (inner, buffer, true),
-                    ))
-                }
-                None if buffer.is_empty() => return None,
-                None => {
-                    let rest = buffer.split().freeze();
-                    return Some((Ok(rest), (inner, buffer, true)));
-                }
-            }
-        }
-    })
 }
 
 /// Whether another try may succeed: throttling, server errors, broken connections.
 fn transient(err: &Error) -> bool {
     let text = match err {
+        // Damaged in transit, perhaps: another try costs one blob.
+        Error::Corrupt { .. } => return true,
         Error::Push { cause, .. }
         | Error::Source { cause, .. }
         | Error::RateLimited { cause, .. } => cause.to_ascii_lowercase(),
@@ -387,37 +434,6 @@ impl Transfer for RegistryTransfer {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    async fn collect(
-        chunks: Vec<std::io::Result<bytes::Bytes>>,
-    ) -> Vec<oci_client::errors::Result<bytes::Bytes>> {
-        regrouped(stream::iter(chunks).boxed()).collect().await
-    }
-
-    #[tokio::test]
-    async fn small_reads_are_regrouped_into_one_upload() {
-        let items = collect(vec![
-            Ok(bytes::Bytes::from_static(b"hello ")),
-            Ok(bytes::Bytes::from_static(b"world")),
-        ])
-        .await;
-        assert_eq!(items.len(), 1);
-        assert_eq!(items[0].as_ref().unwrap().as_ref(), b"hello world");
-    }
-
-    #[tokio::test]
-    async fn a_verification_failure_ends_the_upload_before_its_last_chunk() {
-        // oci-client's verifying stream ends in an error when the digest does not match.
-        let items = collect(vec![
-            Ok(bytes::Bytes::from_static(b"hello ")),
-            Err(std::io::Error::other("digest mismatch")),
-        ])
-        .await;
-        assert_eq!(items.len(), 1, "the buffered bytes are never sent");
-        assert!(items[0]
-            .as_ref()
-            .is_err_and(|e| e.to_string().contains("digest mismatch")));
-    }
 
     #[test]
     fn media_types_come_from_the_manifest_or_its_shape() {

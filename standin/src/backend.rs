@@ -115,6 +115,15 @@ impl Backend {
         Ok(sender.send_request(request).await?)
     }
 
+    /// Whether the registry holds the blob `digest` in `repository` (a committed upload).
+    pub async fn has_blob(&self, repository: &str, digest: &str) -> Result<bool> {
+        let request = hyper::Request::head(format!("/v2/{repository}/blobs/{digest}"))
+            .header("host", "registry")
+            .body(Empty::<Bytes>::new())?;
+        let response = self.send(request).await?;
+        Ok(response.status().is_success())
+    }
+
     /// Where the registry keeps the tags of `repository`.
     pub fn tags_dir(&self, repository: &str) -> PathBuf {
         self.repository_dir(repository).join("_manifests/tags")

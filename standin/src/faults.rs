@@ -1,7 +1,8 @@
 //! Fault injection: fail or delay the next calls of an operation.
 //!
 //! A rule names a target: an ECR operation (`DescribeImages`), `registry` for every registry
-//! request through a front, or `registry:<METHOD>` for one method (`registry:PUT`). Rules are
+//! request through a front, `registry:<METHOD>` for one method (`registry:PUT`), or
+//! `registry:<METHOD>:<part of the path>` (`registry:GET:/blobs/`). Rules are
 //! set over HTTP with `POST /_standin/faults` (a JSON [`Rule`]) and cleared with
 //! `DELETE /_standin/faults`.
 
@@ -13,7 +14,8 @@ use serde::{Deserialize, Serialize};
 /// One fault rule.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Rule {
-    /// `registry`, `registry:<METHOD>`, or an ECR operation name.
+    /// `registry`, `registry:<METHOD>`, `registry:<METHOD>:<part of the path>`, or an ECR
+    /// operation name.
     pub target: String,
     /// How many matching calls it applies to; 0 means every call from now on.
     #[serde(default)]
@@ -33,6 +35,10 @@ pub struct Rule {
     /// `Retry-After` seconds to send with the failure.
     #[serde(default)]
     pub retry_after: Option<u32>,
+    /// Registry rules: answer as the backend does, but with the body's first byte changed
+    /// (a blob whose bytes do not match its digest).
+    #[serde(default)]
+    pub corrupt: bool,
 }
 
 impl Rule {
@@ -46,6 +52,7 @@ impl Rule {
             message: None,
             delay_ms: 0,
             retry_after: None,
+            corrupt: false,
         }
     }
 }
@@ -58,6 +65,7 @@ pub struct Fault {
     pub error_type: Option<String>,
     pub message: Option<String>,
     pub retry_after: Option<u32>,
+    pub corrupt: bool,
 }
 
 /// The rules in force.
@@ -91,6 +99,7 @@ impl Faults {
             error_type: rule.error_type.clone(),
             message: rule.message.clone(),
             retry_after: rule.retry_after,
+            corrupt: rule.corrupt,
         };
         if rule.count != 0 && *used >= rule.count {
             rules.remove(index);
@@ -99,8 +108,23 @@ impl Faults {
     }
 }
 
+/// Whether `pattern` covers `target`: an ECR operation's name, or `registry:<METHOD>:<path>`
+/// for a registry request, covered by `registry`, `registry:<METHOD>` and
+/// `registry:<METHOD>:<part of the path>`.
 fn matches(pattern: &str, target: &str) -> bool {
-    pattern == target || (pattern == "registry" && target.starts_with("registry:"))
+    let Some(request) = target.strip_prefix("registry:") else {
+        return pattern == target;
+    };
+    let (method, path) = request.split_once(':').unwrap_or((request, ""));
+    match pattern.strip_prefix("registry") {
+        Some("") => true,
+        Some(rest) => match rest.strip_prefix(':').map(|r| r.split_once(':')) {
+            Some(Some((m, part))) => m == method && path.contains(part),
+            Some(None) => rest[1..] == *method,
+            None => false,
+        },
+        None => false,
+    }
 }
 
 #[cfg(test)]
@@ -129,9 +153,21 @@ mod tests {
     fn registry_rule_matches_every_method() {
         let faults = Faults::default();
         faults.add(rule("registry", 0));
-        assert!(faults.take("registry:GET").is_some());
-        assert!(faults.take("registry:PUT").is_some());
+        assert!(faults.take("registry:GET:/v2/").is_some());
+        assert!(faults.take("registry:PUT:/v2/a/manifests/1").is_some());
         faults.clear();
-        assert!(faults.take("registry:GET").is_none());
+        assert!(faults.take("registry:GET:/v2/").is_none());
+    }
+
+    #[test]
+    fn registry_rules_narrow_to_a_method_and_a_path() {
+        let faults = Faults::default();
+        faults.add(rule("registry:GET:/blobs/", 0));
+        faults.add(rule("registry:PUT", 1));
+        assert!(faults.take("registry:GET:/v2/a/manifests/1").is_none());
+        assert!(faults.take("registry:HEAD:/v2/a/blobs/sha256:1").is_none());
+        assert!(faults.take("registry:GET:/v2/a/blobs/sha256:1").is_some());
+        assert!(faults.take("registry:PUT:/v2/a/blobs/uploads/x").is_some());
+        assert!(faults.take("registry:PUT:/v2/a/blobs/uploads/x").is_none());
     }
 }

@@ -20,6 +20,12 @@ use crate::faults::{Faults, Rule};
 pub trait Gate: Send + Sync {
     /// `None` lets the request through; `Some` is the response to send instead.
     fn check(&self, authorization: Option<&str>, path: &str) -> Option<Response>;
+
+    /// The answer the client gets for `method path`, made from the backend's: a registry
+    /// with its own ways changes it here. Unchanged by default.
+    fn answer(&self, _method: &str, _path: &str, response: Response) -> Response {
+        response
+    }
 }
 
 /// A fixed basic-auth user, as a source registry that needs `registry_auth` has.
@@ -112,7 +118,9 @@ impl Front {
     }
 
     async fn forward_inner(&self, request: Request, method: &str, path: &str) -> Response {
-        if let Some(fault) = self.faults.take(&format!("registry:{method}")) {
+        let mut corrupt = false;
+        if let Some(fault) = self.faults.take(&format!("registry:{method}:{path}")) {
+            corrupt = fault.corrupt;
             tokio::time::sleep(fault.delay).await;
             if let Some(status) = fault.status {
                 let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
@@ -145,7 +153,14 @@ impl Front {
         let (mut parts, body) = request.into_parts();
         parts.headers.remove("authorization");
         match self.backend.send(Request::from_parts(parts, body)).await {
-            Ok(response) => response.map(Body::new),
+            Ok(response) if corrupt => corrupted(response.map(Body::new)).await,
+            Ok(response) => {
+                let response = response.map(Body::new);
+                match &self.gate {
+                    Some(gate) => gate.answer(method, path, response),
+                    None => response,
+                }
+            }
             Err(err) => registry_error(
                 StatusCode::BAD_GATEWAY,
                 "UNAVAILABLE",
@@ -153,6 +168,21 @@ impl Front {
             ),
         }
     }
+}
+
+/// `response` with the first byte of its body changed (the length stays).
+async fn corrupted(response: Response) -> Response {
+    let (parts, body) = response.into_parts();
+    let mut bytes = match axum::body::to_bytes(body, usize::MAX).await {
+        Ok(bytes) => bytes.to_vec(),
+        Err(err) => {
+            return registry_error(StatusCode::BAD_GATEWAY, "UNAVAILABLE", &err.to_string())
+        }
+    };
+    if let Some(first) = bytes.first_mut() {
+        *first ^= 0xff;
+    }
+    Response::from_parts(parts, Body::from(bytes))
 }
 
 /// Routes every front has: `/v2/...` forwarded, `/_standin/...` for control.

@@ -2,8 +2,9 @@
 //!
 //! Order of a mirror: ECR login (cached) → repository check (nothing is pulled for a missing
 //! repository) → adoption check (when ECR already holds the source's image, nothing is
-//! transferred) → credential check → transfer → the digest confirmed by ECR itself. The
-//! whole of it runs under the `timeouts` limit.
+//! transferred) → credential check (Docker method; the registry method's first request to
+//! ECR is the check) → transfer → the digest confirmed by ECR itself. The whole of it runs
+//! under the `timeouts` limit.
 
 use std::future::Future;
 
@@ -138,7 +139,11 @@ async fn mirror_now(
             found
         }
         None => {
-            clients.registry.check_login(&login).await?;
+            // A Docker engine retries a refused push for about a minute: ask first. The
+            // registry method's own first request to ECR tells a refusal apart (TargetDenied).
+            if method == "docker" {
+                clients.registry.check_login(&login).await?;
+            }
             let job = Job {
                 source: &source,
                 platform: platform.as_ref(),

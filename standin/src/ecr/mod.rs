@@ -5,6 +5,12 @@
 //! only repositories made with `CreateRepository`. Control routes:
 //! `POST /_standin/ecr/bad-tokens` (`true`/`false`): hand out tokens the registry refuses;
 //! `GET /_standin/ecr/calls`: how often each operation was called.
+//!
+//! Blob uploads answer as ECR's do (aws/containers-roadmap#2831): a `PATCH` is answered
+//! `201 Created` where the distribution spec says `202 Accepted`, and its `Range` header
+//! stays at the end of the upload's first `PATCH`. Clients that send a blob in one request
+//! (Docker, skopeo, a monolithic `PUT`) do not notice; a client that uploads in chunks and
+//! checks the spec's answers fails, as it would against ECR.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -50,6 +56,8 @@ pub struct Ecr {
     pub(crate) bad_tokens: AtomicBool,
     pub(crate) counter: AtomicU64,
     pub(crate) calls: Mutex<BTreeMap<String, u64>>,
+    /// The `Range` each upload's first `PATCH` was answered with, by upload path.
+    pub(crate) first_ranges: Mutex<BTreeMap<String, axum::http::HeaderValue>>,
 }
 
 /// A running emulator.
@@ -73,6 +81,7 @@ impl EcrEmulator {
             bad_tokens: AtomicBool::new(false),
             counter: AtomicU64::new(0),
             calls: Mutex::new(BTreeMap::new()),
+            first_ranges: Mutex::new(BTreeMap::new()),
         });
         let router = Router::new()
             .route("/", post(api::api))
@@ -149,6 +158,15 @@ impl Ecr {
         api::tags(self, repository).get(tag).cloned()
     }
 
+    /// Whether ECR's registry holds the blob `digest` in `repository`.
+    pub async fn has_blob(&self, repository: &str, digest: &str) -> bool {
+        self.front
+            .backend
+            .has_blob(repository, digest)
+            .await
+            .unwrap_or(false)
+    }
+
     pub(crate) fn has_repository(&self, name: &str) -> bool {
         self.repositories.lock().unwrap().contains_key(name)
     }
@@ -190,6 +208,24 @@ impl Gate for TokenGate {
                 "The repository with name '{repository}' does not exist in the registry with id '{ACCOUNT}'"
             ),
         ))
+    }
+
+    fn answer(&self, method: &str, path: &str, mut response: Response) -> Response {
+        if method != "PATCH" || response.status() != StatusCode::ACCEPTED {
+            return response;
+        }
+        *response.status_mut() = StatusCode::CREATED;
+        if let (Some(ecr), Some(range)) = (self.ecr.upgrade(), response.headers().get("range")) {
+            let first = ecr
+                .first_ranges
+                .lock()
+                .unwrap()
+                .entry(path.to_string())
+                .or_insert_with(|| range.clone())
+                .clone();
+            response.headers_mut().insert("range", first);
+        }
+        response
     }
 }
 
