@@ -322,51 +322,43 @@ impl RegistryTransfer {
                 return Ok(());
             }
         }
-        let pulled = source
-            .client
-            .pull_blob_stream(&source.reference, blob.digest.as_str())
-            .await
-            .map_err(|err| Error::from_source(source.reference.to_string(), err.to_string()))?;
-        // The length the body is sent with: the manifest's, else the source's answer.
-        let size = blob
-            .size
-            .or(pulled.content_length)
-            .ok_or_else(|| Error::Source {
-                reference: source.reference.to_string(),
-                cause: format!(
-                    "neither the manifest nor the registry gives the size of {}",
-                    blob.digest
-                ),
-            })?;
-        // The verifying stream's verdict, kept: the upload's own error only says the body
-        // ended badly (or, when the body was whole, that the target refused the digest).
-        let mismatch = Arc::new(std::sync::Mutex::new(None::<String>));
-        let seen = mismatch.clone();
-        let verified = pulled.stream.map_err(move |err| {
-            let digest_error = err
-                .get_ref()
-                .is_some_and(|inner| inner.is::<oci_client::errors::DigestError>());
-            if digest_error {
-                if let Ok(mut seen) = seen.lock() {
-                    *seen = Some(err.to_string());
-                }
-            }
-            OciDistributionError::IoError(err)
-        });
-        let pushed = target
-            .client
-            .push_blob_stream(&target.reference, verified, &blob.digest, Some(size))
-            .await;
+        // The size goes in the upload's headers before any byte is read: the manifest gives
+        // it (OCI and Docker manifests always do).
+        let size = blob.size.ok_or_else(|| Error::Source {
+            reference: source.reference.to_string(),
+            cause: format!("the manifest gives no size for {}", blob.digest),
+        })?;
+        // The source's blob and the target's upload session are asked for at once; the
+        // upload's body waits for the source's bytes. What went wrong on the source's side
+        // (no blob, or bytes that do not match the digest) is kept here: the upload itself
+        // only sees its body end badly, or the target refuse the digest.
+        let source_failure = Arc::new(std::sync::Mutex::new(None::<Error>));
+        let (send, receive) = tokio::sync::oneshot::channel();
+        let pull = async {
+            let _ = send.send(
+                source
+                    .client
+                    .pull_blob_stream(&source.reference, blob.digest.as_str())
+                    .await,
+            );
+        };
+        let body = {
+            let failure = source_failure.clone();
+            let (reference, digest) = (source.reference.to_string(), blob.digest.clone());
+            stream::once(receive)
+                .map(move |pulled| body_of(pulled, &failure, &reference, &digest))
+                .flatten()
+        };
+        let push =
+            target
+                .client
+                .push_blob_stream(&target.reference, body, &blob.digest, Some(size));
+        let ((), pushed) = tokio::join!(pull, push);
         if let Err(err) = pushed {
-            let verdict = mismatch.lock().ok().and_then(|mut m| m.take());
-            let refused = err.to_string().contains("DIGEST_INVALID");
-            return Err(match verdict {
-                Some(cause) => Error::Corrupt {
-                    reference: source.reference.to_string(),
-                    digest: blob.digest.clone(),
-                    cause,
-                },
-                None if refused => Error::Corrupt {
+            let failure = source_failure.lock().ok().and_then(|mut f| f.take());
+            return Err(match failure {
+                Some(failure) => failure,
+                None if err.to_string().contains("DIGEST_INVALID") => Error::Corrupt {
                     reference: source.reference.to_string(),
                     digest: blob.digest.clone(),
                     cause: "ECR computed another digest for the bytes it received.".into(),
@@ -399,6 +391,52 @@ impl RegistryTransfer {
             .map_err(|err| target_error(reference, err))?;
         Ok(())
     }
+}
+
+/// The upload body for a blob the source answered `pulled` for: its bytes, through
+/// oci-client's verifying stream. A failed request or a digest mismatch is noted in
+/// `failure` and ends the body with an error.
+fn body_of(
+    pulled: std::result::Result<
+        oci_client::errors::Result<oci_client::client::SizedStream>,
+        tokio::sync::oneshot::error::RecvError,
+    >,
+    failure: &Arc<std::sync::Mutex<Option<Error>>>,
+    reference: &str,
+    digest: &str,
+) -> futures_util::stream::BoxStream<'static, oci_client::errors::Result<bytes::Bytes>> {
+    let note = |error: Error| {
+        if let Ok(mut failure) = failure.lock() {
+            failure.get_or_insert(error);
+        }
+    };
+    let pulled = match pulled {
+        Ok(Ok(pulled)) => pulled,
+        Ok(Err(err)) => {
+            note(Error::from_source(reference.to_string(), err.to_string()));
+            return stream::iter([Err(err)]).boxed();
+        }
+        Err(_) => return stream::empty().boxed(),
+    };
+    let (failure, reference, digest) = (failure.clone(), reference.to_string(), digest.to_string());
+    pulled
+        .stream
+        .map_err(move |err| {
+            let mismatch = err
+                .get_ref()
+                .is_some_and(|inner| inner.is::<oci_client::errors::DigestError>());
+            if mismatch {
+                if let Ok(mut failure) = failure.lock() {
+                    failure.get_or_insert(Error::Corrupt {
+                        reference: reference.clone(),
+                        digest: digest.clone(),
+                        cause: err.to_string(),
+                    });
+                }
+            }
+            OciDistributionError::IoError(err)
+        })
+        .boxed()
 }
 
 /// Whether another try may succeed: throttling, server errors, broken connections.
