@@ -3,8 +3,8 @@
 //! with a fresh, empty ECR registry and no local image before each: the seed module's shell loop
 //! (docker pull, `aws ecr get-login-password | docker login`, docker tag, docker push),
 //! `terraform apply` with `copy_method = "docker"` and with `"registry"`, and `skopeo copy`
-//! as the outside reference; on a 5-layer image of about 40 MiB and a 1 GiB single-layer
-//! image. It writes medians, ratios and the provider's peak RSS to BENCHMARKS.md, the
+//! as the outside reference; on a 4 KiB image (each method's fixed cost), a 5-layer image of
+//! about 40 MiB and a 1 GiB single-layer image. It writes medians, ratios and the provider's peak RSS to BENCHMARKS.md, the
 //! medians to bench/results.json (for bench/chart.py), and checks that re-applying with
 //! nothing to do uploads nothing. Times are compared only within this run.
 
@@ -84,29 +84,38 @@ async fn run(mut command: tokio::process::Command) -> Result<()> {
     Ok(())
 }
 
-/// The highest peak RSS (VmHWM, KiB) of any running provider process.
-fn provider_peak_kib() -> u64 {
-    let mut peak = 0;
-    if let Ok(entries) = std::fs::read_dir("/proc") {
-        for entry in entries.flatten() {
-            let status = entry.path().join("status");
-            let Ok(text) = std::fs::read_to_string(status) else {
-                continue;
-            };
-            if !text.starts_with("Name:\tterraform-provi") {
-                continue;
-            }
-            if let Some(kib) = text
+/// The processes `pid` started (Linux's `/proc/<pid>/task/<tid>/children`).
+fn children(pid: u32) -> Vec<u32> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .filter_map(|task| std::fs::read_to_string(task.path().join("children")).ok())
+        .flat_map(|text| {
+            text.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect::<Vec<u32>>()
+        })
+        .collect()
+}
+
+/// The highest peak RSS (VmHWM, KiB) of the provider processes `terraform` runs now. Only
+/// Terraform's children are read, so the watching costs next to nothing.
+fn provider_peak_kib(terraform: u32) -> u64 {
+    children(terraform)
+        .into_iter()
+        .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/status")).ok())
+        .filter(|status| status.starts_with("Name:\tterraform-provi"))
+        .filter_map(|status| {
+            status
                 .lines()
                 .find(|l| l.starts_with("VmHWM:"))
                 .and_then(|l| l.split_whitespace().nth(1))
                 .and_then(|v| v.parse::<u64>().ok())
-            {
-                peak = peak.max(kib);
-            }
-        }
-    }
-    peak
+        })
+        .max()
+        .unwrap_or(0)
 }
 
 struct Bench {
@@ -193,33 +202,44 @@ impl Bench {
                     Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/main.tf"),
                     work.join("main.tf"),
                 )?;
+                let mut command = self.command("terraform");
+                command
+                    .current_dir(&work)
+                    .args([
+                        "apply",
+                        "-auto-approve",
+                        "-input=false",
+                        "-no-color",
+                        &format!("-var=source_image={source}"),
+                        &format!("-var=repository={repository}"),
+                        &format!("-var=copy_method={copy_method}"),
+                    ])
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped());
+                let child = command.spawn().context("starting terraform")?;
+                let pid = child.id().unwrap_or_default();
                 let watching = Arc::new(AtomicBool::new(true));
                 let watcher = {
                     let (peak, watching) = (peak.clone(), watching.clone());
                     tokio::spawn(async move {
                         while watching.load(Ordering::SeqCst) {
-                            peak.fetch_max(provider_peak_kib(), Ordering::SeqCst);
+                            peak.fetch_max(provider_peak_kib(pid), Ordering::SeqCst);
                             tokio::time::sleep(Duration::from_millis(20)).await;
                         }
                     })
                 };
-                let result = self
-                    .terraform(
-                        &work,
-                        &[
-                            "apply",
-                            "-auto-approve",
-                            "-input=false",
-                            "-no-color",
-                            &format!("-var=source_image={source}"),
-                            &format!("-var=repository={repository}"),
-                            &format!("-var=copy_method={copy_method}"),
-                        ],
-                    )
-                    .await;
+                let output = child.wait_with_output().await;
                 watching.store(false, Ordering::SeqCst);
                 let _ = watcher.await;
-                result?;
+                let output = output?;
+                if !output.status.success() {
+                    bail!(
+                        "terraform apply failed:\n{}\n{}",
+                        String::from_utf8_lossy(&output.stdout),
+                        String::from_utf8_lossy(&output.stderr)
+                    );
+                }
             }
         }
         let elapsed = started.elapsed();
@@ -337,14 +357,26 @@ async fn main() -> Result<()> {
     ];
     let mut bench = Bench { world, dir, env };
 
-    let mut images = vec![(
-        "5 layers, 40 MiB",
-        Spec {
-            layers: 5,
-            layer_size: 8 << 20,
-            ..Spec::small(1)
-        },
-    )];
+    // The tiny image shows each tool's fixed cost (start, plan, login, manifests); what the
+    // others take beyond it is the copying.
+    let mut images = vec![
+        (
+            TINY,
+            Spec {
+                layers: 1,
+                layer_size: 4 << 10,
+                ..Spec::small(3)
+            },
+        ),
+        (
+            "5 layers, 40 MiB",
+            Spec {
+                layers: 5,
+                layer_size: 8 << 20,
+                ..Spec::small(1)
+            },
+        ),
+    ];
     if !options.quick {
         images.push((
             "1 layer, 1 GiB",
@@ -445,6 +477,10 @@ async fn main() -> Result<()> {
          measured in the same run.\n\n\
          | image | method | median | ÷ seed loop | ÷ skopeo |\n|---|---|---|---|---|\n{table}\n\
          {chart}\n\n\
+         ## Fixed cost and copying\n\n\
+         Each method's median for the {TINY} image is its fixed cost: {fixed}. The time a method \
+         takes beyond it grows with the image, and is what the copying itself costs:\n\n\
+         | image | method | beyond the tiny image | ÷ skopeo |\n|---|---|---|---|\n{copies}\n\
          ## Provider peak RSS (VmHWM)\n\n| run | peak |\n|---|---|\n{peak_rows}\n\
          ## Re-applying with nothing to do\n\nUploads (POST/PATCH/PUT to ECR's registry) made by a second `terraform apply`:\n\n\
          | image | copy_method | uploads |\n|---|---|---|\n{noops}\n\n\
@@ -460,6 +496,17 @@ async fn main() -> Result<()> {
             "(no chart: bench/chart.py needs matplotlib)"
         },
         noops = noops.join("\n"),
+        copies = copy_rows(&medians),
+        fixed = medians
+            .get(TINY)
+            .map(|times| {
+                METHODS
+                    .iter()
+                    .map(|m| format!("{m} {:.2} s", times.get(*m).unwrap_or(&0.0)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default(),
     );
     std::fs::write(root.join("BENCHMARKS.md"), report)?;
     eprintln!("bench: wrote BENCHMARKS.md");
@@ -467,12 +514,39 @@ async fn main() -> Result<()> {
     Ok(())
 }
 
+/// The image that shows fixed costs.
+const TINY: &str = "1 layer, 4 KiB";
+
 fn label_tag(label: &str) -> &'static str {
-    if label.contains("GiB") {
+    if label == TINY {
+        "tiny"
+    } else if label.contains("GiB") {
         "large"
     } else {
         "small"
     }
+}
+
+/// Rows of the copy-time table: each method's median beyond its own median for the tiny
+/// image, and that as a ratio to skopeo's.
+fn copy_rows(medians: &BTreeMap<String, BTreeMap<String, f64>>) -> String {
+    let Some(fixed) = medians.get(TINY) else {
+        return String::new();
+    };
+    let mut rows = String::new();
+    for (label, times) in medians.iter().filter(|(label, _)| *label != TINY) {
+        let beyond =
+            |method: &str| times.get(method).unwrap_or(&0.0) - fixed.get(method).unwrap_or(&0.0);
+        let skopeo = beyond("skopeo");
+        for method in METHODS {
+            rows.push_str(&format!(
+                "| {label} | {method} | {:.2} s | {:.2} |\n",
+                beyond(method),
+                beyond(method) / skopeo
+            ));
+        }
+    }
+    rows
 }
 
 fn tempfile_dir() -> Result<PathBuf> {
