@@ -229,3 +229,50 @@ async fn a_blob_that_does_not_match_its_digest_is_never_committed() {
     h.apply().await;
     assert!(h.ecr_manifest(REPO, "1.0").await.is_some());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_tags_of_one_image_at_once_upload_each_blob_once() {
+    let mut h = without_docker().await;
+    let seeded = h.seed_image("upstream/app", "1.0", 97).await;
+    h.use_config("many_tags");
+    h.var("source_image", Some(&h.source_ref("upstream/app:1.0")));
+    h.var("copy_method", Some("registry"));
+    h.apply().await;
+    for n in 0..12 {
+        let served = h.ecr_manifest(REPO, &format!("t{n}")).await;
+        assert_eq!(
+            served.map(|m| m.digest),
+            Some(seeded.manifest_digest.clone())
+        );
+    }
+    let commits: Vec<String> = uploads(&h)
+        .into_iter()
+        .filter(|r| r.starts_with("PUT ") && r.contains("/blobs/uploads/"))
+        .collect();
+    assert_eq!(commits.len(), 1 + seeded.layer_digests.len(), "{commits:?}");
+    let (_, changes) = h.plan().await;
+    assert!(!changes);
+}
+
+/// The same with the Docker engine, which has its own way with one image pushed to many
+/// tags at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_tags_of_one_image_at_once_through_docker() {
+    let mut h = Harness::start().await;
+    h.seed_image("upstream/app", "1.0", 98).await;
+    h.use_config("many_tags");
+    h.var("source_image", Some(&h.source_ref("upstream/app:1.0")));
+    h.var("copy_method", Some("docker"));
+    h.apply().await;
+    let first = h
+        .ecr_manifest(REPO, "t0")
+        .await
+        .expect("t0 mirrored")
+        .digest;
+    for n in 1..12 {
+        let served = h.ecr_manifest(REPO, &format!("t{n}")).await;
+        assert_eq!(served.map(|m| m.digest), Some(first.clone()), "t{n}");
+    }
+    let (_, changes) = h.plan().await;
+    assert!(!changes);
+}

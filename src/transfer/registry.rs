@@ -32,12 +32,20 @@ const CONCURRENT_BLOBS: usize = 6;
 /// How often a blob is tried before the copy fails.
 const ATTEMPTS: u32 = 3;
 
+/// A blob in a repository: `(host, repository, digest)`.
+type BlobAt = (String, String, String);
+
 /// The registry-to-registry transfer.
 pub struct RegistryTransfer {
     registry: Arc<Registry>,
     /// Where each blob was last seen in a target registry: `(host, digest)` → repository,
     /// to mount it into another repository of that registry instead of uploading it again.
     seen: std::sync::Mutex<std::collections::HashMap<(String, String), String>>,
+    /// One lock per `(host, repository, digest)`: mirrors of one image to several tags run
+    /// at once, and each blob is then uploaded once, the other copies finding it there.
+    /// (Registries also mishandle the same blob uploaded twice at once: docker-registry
+    /// answers 500 and loses the blob.)
+    uploading: std::sync::Mutex<std::collections::HashMap<BlobAt, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl RegistryTransfer {
@@ -46,6 +54,20 @@ impl RegistryTransfer {
         RegistryTransfer {
             registry,
             seen: Default::default(),
+            uploading: Default::default(),
+        }
+    }
+
+    /// The lock for copying `digest` into `target`'s repository.
+    fn upload_lock(&self, target: &Reference, digest: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let key = (
+            target.registry().to_string(),
+            target.repository().to_string(),
+            digest.to_string(),
+        );
+        match self.uploading.lock() {
+            Ok(mut locks) => locks.entry(key).or_default().clone(),
+            Err(_) => Arc::default(),
         }
     }
 
@@ -299,6 +321,8 @@ impl RegistryTransfer {
         blob: &Descriptor,
     ) -> Result<()> {
         let target_failure = |err: OciDistributionError| target_error(&target.reference, err);
+        let lock = self.upload_lock(&target.reference, &blob.digest);
+        let _one_at_a_time = lock.lock().await;
         let exists = |client: &oci_client::Client| {
             let reference = target.reference.clone();
             let digest = blob.digest.clone();
