@@ -27,6 +27,10 @@ pub struct DockerTransfer {
     host: Option<String>,
     engine: OnceCell<Docker>,
     source_locks: std::sync::Mutex<HashMap<String, Arc<Mutex<()>>>>,
+    /// One lock per target repository: the engine pushing the same layers into one
+    /// repository several times at once makes registries fail (docker-registry answers 500);
+    /// one at a time, the later pushes find the layers there.
+    push_locks: std::sync::Mutex<HashMap<String, Arc<Mutex<()>>>>,
 }
 
 impl DockerTransfer {
@@ -37,6 +41,7 @@ impl DockerTransfer {
             host,
             engine: OnceCell::new(),
             source_locks: std::sync::Mutex::new(HashMap::new()),
+            push_locks: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -255,10 +260,16 @@ impl DockerTransfer {
     /// The lock for one local source reference. Mirrors of the same source (other tags,
     /// other platforms) run in parallel in one apply; pulling one platform re-points the
     /// local reference another mirror is about to inspect, so each pull, check and tag, and
-    /// each clean-up, holds the reference's lock. Pushes run unlocked.
+    /// each clean-up, holds the reference's lock. Pushes hold the target repository's.
     fn source_lock(&self, reference: &str) -> Arc<Mutex<()>> {
         let mut locks = self.source_locks.lock().unwrap_or_else(|e| e.into_inner());
         locks.entry(reference.to_string()).or_default().clone()
+    }
+
+    /// The lock for pushing into the repository `name` (`host/repository`).
+    fn push_lock(&self, name: &str) -> Arc<Mutex<()>> {
+        let mut locks = self.push_locks.lock().unwrap_or_else(|e| e.into_inner());
+        locks.entry(name.to_string()).or_default().clone()
     }
 }
 
@@ -332,6 +343,8 @@ impl Transfer for DockerTransfer {
         };
         let result = match staged {
             Ok(source_digest) => {
+                let repository = self.push_lock(&job.target.name());
+                let _pushing = repository.lock().await;
                 tracing::debug!(target = %job.target, "pushing");
                 self.push(docker, job).await.map(|pushed_digest| Copied {
                     source_digest,
