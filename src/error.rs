@@ -8,7 +8,7 @@ use std::time::Duration;
 use tf_provider::{AttributePath, Diagnostics};
 
 /// Everything that can go wrong on the way from Terraform to ECR.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum Error {
     /// An argument is invalid (found at apply time when it was unknown at plan time).
     #[error("Invalid {attribute}")]

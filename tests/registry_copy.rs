@@ -250,8 +250,24 @@ async fn many_tags_of_one_image_at_once_upload_each_blob_once() {
         .filter(|r| r.starts_with("PUT ") && r.contains("/blobs/uploads/"))
         .collect();
     assert_eq!(commits.len(), 1 + seeded.layer_digests.len(), "{commits:?}");
+
+    // Refreshing the twelve shares DescribeImages calls (Terraform refreshes ten at a time).
+    let describes = |h: &Harness| h.world.ecr.state.calls().get("DescribeImages").copied();
+    let before = describes(&h).unwrap_or(0);
     let (_, changes) = h.plan().await;
     assert!(!changes);
+    let calls = describes(&h).unwrap_or(0) - before;
+    assert!(
+        (1..12).contains(&calls),
+        "{calls} DescribeImages calls for 12 tags"
+    );
+
+    // A tag deleted outside: ECR fails a shared call for it, and each tag is asked alone.
+    h.world.ecr.state.delete_tag(REPO, "t3").await.unwrap();
+    let (run, changes) = h.plan().await;
+    assert!(changes);
+    run.stdout_has("ecrmirror_image.tags[3] will be created")
+        .stdout_has("1 to add, 0 to change, 0 to destroy");
 }
 
 /// The same with the Docker engine, which has its own way with one image pushed to many
