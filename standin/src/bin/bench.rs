@@ -496,7 +496,7 @@ async fn main() -> Result<()> {
             "(no chart: bench/chart.py needs matplotlib)"
         },
         noops = noops.join("\n"),
-        copies = copy_rows(&medians),
+        copies = copy_rows(&images.iter().map(|(label, _)| *label).collect::<Vec<_>>(), &medians),
         fixed = medians
             .get(TINY)
             .map(|times| {
@@ -529,12 +529,15 @@ fn label_tag(label: &str) -> &'static str {
 
 /// Rows of the copy-time table: each method's median beyond its own median for the tiny
 /// image, and that as a ratio to skopeo's.
-fn copy_rows(medians: &BTreeMap<String, BTreeMap<String, f64>>) -> String {
+fn copy_rows(labels: &[&str], medians: &BTreeMap<String, BTreeMap<String, f64>>) -> String {
     let Some(fixed) = medians.get(TINY) else {
         return String::new();
     };
     let mut rows = String::new();
-    for (label, times) in medians.iter().filter(|(label, _)| *label != TINY) {
+    for label in labels.iter().filter(|label| **label != TINY) {
+        let Some(times) = medians.get(*label) else {
+            continue;
+        };
         let beyond =
             |method: &str| times.get(method).unwrap_or(&0.0) - fixed.get(method).unwrap_or(&0.0);
         let skopeo = beyond("skopeo");

@@ -178,6 +178,7 @@ fn delete_repository(ecr: &Ecr, input: &Value) -> Response {
 }
 
 /// A manifest as the backend serves it.
+#[derive(Clone)]
 struct Manifest {
     digest: String,
     media_type: String,
@@ -294,6 +295,8 @@ async fn describe_images(ecr: &Ecr, input: &Value) -> Result<Response> {
         }
     };
     let mut details = Vec::new();
+    // Each distinct image is read from the backend once per call (many tags often name one).
+    let mut read: BTreeMap<String, Option<Manifest>> = BTreeMap::new();
     for id in &ids {
         let digest = match resolve(&all_tags, id) {
             Ok(digest) => digest,
@@ -306,7 +309,11 @@ async fn describe_images(ecr: &Ecr, input: &Value) -> Result<Response> {
                 ))
             }
         };
-        let Some(manifest) = fetch_manifest(ecr, &name, &digest).await? else {
+        if !read.contains_key(&digest) {
+            let manifest = fetch_manifest(ecr, &name, &digest).await?;
+            read.insert(digest.clone(), manifest);
+        }
+        let Some(manifest) = read.get(&digest).cloned().flatten() else {
             return Ok(api_error(
                 "ImageNotFoundException",
                 &format!("The image with imageId {id} does not exist within the repository with name '{name}'"),
