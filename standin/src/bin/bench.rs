@@ -491,7 +491,7 @@ async fn main() -> Result<()> {
          | N | terraform_data | ecrmirror_image | ratio | target | |\n|---|---|---|---|---|---|\n{plan_rows}",
         rounds = options.rounds,
         chart = if drawn {
-            "![median time relative to the seed loop](benchmarks.png)"
+            "![median time relative to the seed loop and to skopeo](benchmarks.png)"
         } else {
             "(no chart: bench/chart.py needs matplotlib)"
         },
