@@ -118,6 +118,19 @@ fn provider_peak_kib(terraform: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// `terraform apply` of bench/main.tf mirroring `source` into `repository` by `copy_method`.
+fn apply_args(source: &str, repository: &str, copy_method: &str) -> Vec<String> {
+    vec![
+        "apply".into(),
+        "-auto-approve".into(),
+        "-input=false".into(),
+        "-no-color".into(),
+        format!("-var=source_image={source}"),
+        format!("-var=repository={repository}"),
+        format!("-var=copy_method={copy_method}"),
+    ]
+}
+
 struct Bench {
     world: World,
     dir: PathBuf,
@@ -205,15 +218,7 @@ impl Bench {
                 let mut command = self.command("terraform");
                 command
                     .current_dir(&work)
-                    .args([
-                        "apply",
-                        "-auto-approve",
-                        "-input=false",
-                        "-no-color",
-                        &format!("-var=source_image={source}"),
-                        &format!("-var=repository={repository}"),
-                        &format!("-var=copy_method={copy_method}"),
-                    ])
+                    .args(apply_args(source, repository, copy_method))
                     .stdin(Stdio::null())
                     .stdout(Stdio::piped())
                     .stderr(Stdio::piped());
@@ -256,19 +261,9 @@ impl Bench {
     ) -> Result<usize> {
         let work = self.dir.join(repository.replace('/', "-"));
         self.world.ecr.state.front().log.lock().unwrap().clear();
-        self.terraform(
-            &work,
-            &[
-                "apply",
-                "-auto-approve",
-                "-input=false",
-                "-no-color",
-                &format!("-var=source_image={source}"),
-                &format!("-var=repository={repository}"),
-                &format!("-var=copy_method={copy_method}"),
-            ],
-        )
-        .await?;
+        let args = apply_args(source, repository, copy_method);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.terraform(&work, &args).await?;
         let log = self.world.ecr.state.front().log.lock().unwrap();
         Ok(log
             .iter()
