@@ -1,7 +1,7 @@
 //! Apply orchestration for `ecrmirror_image`: mirror (or adopt), import, read back, untag.
 //!
-//! Order of a mirror: ECR login (cached) → repository check (nothing is pulled for a missing
-//! repository) → adoption check (when ECR already holds the source's image, nothing is
+//! Order of a mirror: ECR login (cached) and repository check at once (nothing is pulled for
+//! a missing repository) → adoption check (when ECR already holds the source's image, nothing is
 //! transferred) → credential check (Docker method; the registry method's first request to
 //! ECR is the check) → transfer → the digest confirmed by ECR itself. The whole of it runs
 //! under the `timeouts` limit.
@@ -99,11 +99,13 @@ async fn mirror_now(
     };
     let registry_id = planned.registry_id.as_ref_option().map(String::as_str);
 
-    let login = clients.ecr.login(registry_id).await?;
-    let registry = clients
-        .ecr
-        .repository_registry(registry_id, repository)
-        .await?;
+    // Two independent ECR calls, one round trip: the token (cached after the first) and the
+    // repository check (nothing is asked of the source for a missing repository).
+    let (login, registry) = tokio::join!(
+        clients.ecr.login(registry_id),
+        clients.ecr.repository_registry(registry_id, repository)
+    );
+    let (login, registry) = (login?, registry?);
     let target = Target {
         host: login.host.clone(),
         repository: repository.to_string(),
@@ -320,11 +322,13 @@ pub async fn import(clients: &Clients, id: &str) -> Result<(ImageState, PrivateD
             ))
         })?),
     };
-    let login = clients.ecr.login(registry_id).await?;
-    let registry = clients
-        .ecr
-        .repository_registry(registry_id, &parsed.repository)
-        .await?;
+    let (login, registry) = tokio::join!(
+        clients.ecr.login(registry_id),
+        clients
+            .ecr
+            .repository_registry(registry_id, &parsed.repository)
+    );
+    let (login, registry) = (login?, registry?);
     let digest = match clients
         .ecr
         .lookup_tag(Some(&registry), &parsed.repository, &parsed.tag)
