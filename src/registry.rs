@@ -21,17 +21,26 @@ use crate::error::{Error, Result};
 use crate::manifest::{self, Selected};
 use crate::reference::{Platform, SourceRef};
 
+/// How long a registry may stay silent: before it answers, and between two reads of an
+/// answer's body.
+const READ_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// A distribution client speaking `protocol`. Blobs are pushed in one streamed request each
 /// (`POST`, then `PUT ?digest=` with the whole blob as its body): ECR answers the chunked
 /// upload's `PATCH`es otherwise than the distribution spec says (`201` and a `Range` that
 /// stops advancing; aws/containers-roadmap#2831), and one request per blob is also what
-/// costs least.
-fn distribution_client(protocol: ClientProtocol) -> oci_client::Client {
+/// costs least. reqwest counts the time a request's body takes to send against the read
+/// timeout, so the client that uploads blobs has none (`read_timeout` `None`): a large layer
+/// on a slow link takes minutes. The resource's `timeouts` still bound the whole mirror.
+fn distribution_client(
+    protocol: ClientProtocol,
+    read_timeout: Option<Duration>,
+) -> oci_client::Client {
     oci_client::Client::new(ClientConfig {
         protocol,
         use_monolithic_push: true,
         connect_timeout: Some(Duration::from_secs(30)),
-        read_timeout: Some(Duration::from_secs(60)),
+        read_timeout,
         ..Default::default()
     })
 }
@@ -70,6 +79,8 @@ pub struct Registry {
     http: OnceLock<reqwest::Client>,
     tls: OnceLock<oci_client::Client>,
     plain: OnceLock<oci_client::Client>,
+    tls_uploads: OnceLock<oci_client::Client>,
+    plain_uploads: OnceLock<oci_client::Client>,
 }
 
 impl Default for Registry {
@@ -86,6 +97,8 @@ impl Registry {
             http: OnceLock::new(),
             tls: OnceLock::new(),
             plain: OnceLock::new(),
+            tls_uploads: OnceLock::new(),
+            plain_uploads: OnceLock::new(),
         }
     }
 
@@ -106,10 +119,22 @@ impl Registry {
     pub fn client_for(&self, registry: &str) -> &oci_client::Client {
         if is_loopback(registry) {
             self.plain
-                .get_or_init(|| distribution_client(ClientProtocol::Http))
+                .get_or_init(|| distribution_client(ClientProtocol::Http, Some(READ_TIMEOUT)))
         } else {
             self.tls
-                .get_or_init(|| distribution_client(ClientProtocol::Https))
+                .get_or_init(|| distribution_client(ClientProtocol::Https, Some(READ_TIMEOUT)))
+        }
+    }
+
+    /// The distribution client that uploads blobs to `registry`: no read timeout, as the
+    /// upload's own sending counts against it.
+    pub fn upload_client_for(&self, registry: &str) -> &oci_client::Client {
+        if is_loopback(registry) {
+            self.plain_uploads
+                .get_or_init(|| distribution_client(ClientProtocol::Http, None))
+        } else {
+            self.tls_uploads
+                .get_or_init(|| distribution_client(ClientProtocol::Https, None))
         }
     }
 

@@ -310,3 +310,31 @@ async fn many_tags_of_one_image_at_once_through_docker() {
     let (_, changes) = h.plan().await;
     assert!(!changes);
 }
+
+/// ECR may take longer to answer a blob's upload than the distribution client's read timeout
+/// (60 s) when the blob is large and the link slow: the request's own sending counts against
+/// that timeout, so the uploads go through a client without one. Here ECR holds the answer
+/// to the first upload for 62 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_slower_than_the_read_timeout_completes() {
+    let mut h = without_docker().await;
+    let seeded = h.seed_image("upstream/app", "1.0", 99).await;
+    h.var("source_image", Some(&h.source_ref("upstream/app:1.0")));
+    h.var("copy_method", Some("registry"));
+    h.world.ecr.state.front().faults.add(Rule {
+        count: 1,
+        delay_ms: 62_000,
+        ..Rule::on("registry:PUT:/blobs/uploads/")
+    });
+    h.clear_logs();
+    h.apply().await;
+    assert!(h.ecr_manifest(REPO, "1.0").await.is_some());
+    // Each blob was uploaded once: the slow upload was waited for, not abandoned and retried.
+    let sessions = uploads(&h)
+        .into_iter()
+        .filter(|r| r.starts_with("POST ") && r.contains("/blobs/uploads/"))
+        .count();
+    assert_eq!(sessions, 1 + seeded.layer_digests.len());
+    let (_, changes) = h.plan().await;
+    assert!(!changes);
+}

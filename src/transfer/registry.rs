@@ -131,6 +131,8 @@ impl Document {
 /// One side of the copy: where, with which client.
 struct Side<'a> {
     client: &'a oci_client::Client,
+    /// The client that sends blobs (the target's; the same as `client` for the source).
+    uploader: &'a oci_client::Client,
     reference: Reference,
 }
 
@@ -170,10 +172,12 @@ impl RegistryTransfer {
         let source_name = job.source.to_string();
         let source = Side {
             client: self.registry.client_for(job.source.registry()),
+            uploader: self.registry.client_for(job.source.registry()),
             reference: job.source.as_oci().clone(),
         };
         let target = Side {
             client: self.registry.client_for(&job.target.host),
+            uploader: self.registry.upload_client_for(&job.target.host),
             reference: Reference::with_tag(
                 job.target.host.clone(),
                 job.target.repository.clone(),
@@ -185,9 +189,12 @@ impl RegistryTransfer {
 
         // The target's challenges (for pushing, and for the HEADs that look for blobs) and the
         // source's manifest, at once: each is a round trip to a registry.
-        let (pushing, looking, pulled) = tokio::join!(
+        let (pushing, uploading, looking, pulled) = tokio::join!(
             target
                 .client
+                .auth(&target.reference, &target_auth, RegistryOperation::Push),
+            target
+                .uploader
                 .auth(&target.reference, &target_auth, RegistryOperation::Push),
             target
                 .client
@@ -197,6 +204,7 @@ impl RegistryTransfer {
                 .pull_manifest_raw(&source.reference, &source_auth, &manifest::ACCEPTED),
         );
         pushing
+            .and(uploading)
             .and(looking)
             .map_err(|err| target_error(&target.reference, err))?;
         let (body, source_digest) =
@@ -375,7 +383,7 @@ impl RegistryTransfer {
         };
         let push =
             target
-                .client
+                .uploader
                 .push_blob_stream(&target.reference, body, &blob.digest, Some(size));
         let ((), pushed) = tokio::join!(pull, push);
         if let Err(err) = pushed {
