@@ -4,9 +4,6 @@
 //! method creates are removed afterwards; images and tags the user had before are left as
 //! they were.
 
-use std::collections::HashMap;
-use std::sync::Arc;
-
 use async_trait::async_trait;
 use bollard::auth::DockerCredentials;
 use bollard::query_parameters::{
@@ -14,9 +11,9 @@ use bollard::query_parameters::{
 };
 use bollard::Docker;
 use futures_util::{Stream, StreamExt};
-use tokio::sync::{Mutex, OnceCell};
+use tokio::sync::OnceCell;
 
-use super::{Copied, Job, Target, Transfer};
+use super::{Copied, Job, Locks, Target, Transfer};
 use crate::credentials::Credentials;
 use crate::error::{Error, Result};
 use crate::reference::SourceRef;
@@ -26,11 +23,15 @@ use crate::reference::SourceRef;
 pub struct DockerTransfer {
     host: Option<String>,
     engine: OnceCell<Docker>,
-    source_locks: std::sync::Mutex<HashMap<String, Arc<Mutex<()>>>>,
-    /// One lock per target repository: the engine pushing the same layers into one
-    /// repository several times at once makes registries fail (docker-registry answers 500);
-    /// one at a time, the later pushes find the layers there.
-    push_locks: std::sync::Mutex<HashMap<String, Arc<Mutex<()>>>>,
+    /// One lock per local source reference. Mirrors of the same source (other tags, other
+    /// platforms) run in parallel in one apply; pulling one platform re-points the local
+    /// reference another mirror is about to inspect, so each pull, check and tag, and each
+    /// clean-up, holds the reference's lock.
+    source_locks: Locks<String>,
+    /// One lock per target repository (`host/repository`): the engine pushing the same layers
+    /// into one repository several times at once makes registries fail (docker-registry
+    /// answers 500); one at a time, the later pushes find the layers there.
+    push_locks: Locks<String>,
 }
 
 impl DockerTransfer {
@@ -40,8 +41,8 @@ impl DockerTransfer {
         DockerTransfer {
             host,
             engine: OnceCell::new(),
-            source_locks: std::sync::Mutex::new(HashMap::new()),
-            push_locks: std::sync::Mutex::new(HashMap::new()),
+            source_locks: Locks::default(),
+            push_locks: Locks::default(),
         }
     }
 
@@ -256,21 +257,6 @@ impl DockerTransfer {
         cleanup.tagged = Some(image_id);
         Ok(source_digest)
     }
-
-    /// The lock for one local source reference. Mirrors of the same source (other tags,
-    /// other platforms) run in parallel in one apply; pulling one platform re-points the
-    /// local reference another mirror is about to inspect, so each pull, check and tag, and
-    /// each clean-up, holds the reference's lock. Pushes hold the target repository's.
-    fn source_lock(&self, reference: &str) -> Arc<Mutex<()>> {
-        let mut locks = self.source_locks.lock().unwrap_or_else(|e| e.into_inner());
-        locks.entry(reference.to_string()).or_default().clone()
-    }
-
-    /// The lock for pushing into the repository `name` (`host/repository`).
-    fn push_lock(&self, name: &str) -> Arc<Mutex<()>> {
-        let mut locks = self.push_locks.lock().unwrap_or_else(|e| e.into_inner());
-        locks.entry(name.to_string()).or_default().clone()
-    }
 }
 
 /// Local changes to undo after a copy, whether it worked or not.
@@ -334,7 +320,7 @@ async fn remove(
 impl Transfer for DockerTransfer {
     async fn copy(&self, job: &Job<'_>) -> Result<Copied> {
         let docker = self.engine().await?;
-        let lock = self.source_lock(&job.source.pull_reference());
+        let lock = self.source_locks.of(job.source.pull_reference());
         let mut cleanup = Cleanup::default();
         let staged = {
             let _held = lock.lock().await;
@@ -343,7 +329,7 @@ impl Transfer for DockerTransfer {
         };
         let result = match staged {
             Ok(source_digest) => {
-                let repository = self.push_lock(&job.target.name());
+                let repository = self.push_locks.of(job.target.name());
                 let _pushing = repository.lock().await;
                 tracing::debug!(target = %job.target, "pushing");
                 self.push(docker, job).await.map(|pushed_digest| Copied {

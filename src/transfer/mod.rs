@@ -6,6 +6,10 @@
 pub mod docker;
 pub mod registry;
 
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::Arc;
+
 use async_trait::async_trait;
 
 use crate::credentials::Credentials;
@@ -53,6 +57,29 @@ pub struct Copied {
     pub pushed_digest: Option<String>,
 }
 
+/// Async locks by key, each made on first use and kept for the life of the process: copies
+/// that must not overlap (one source reference in the engine, one target repository or blob)
+/// take the lock of their key.
+pub struct Locks<K> {
+    locks: std::sync::Mutex<HashMap<K, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl<K> Default for Locks<K> {
+    fn default() -> Self {
+        Locks {
+            locks: std::sync::Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl<K: Eq + Hash> Locks<K> {
+    /// The lock for `key`.
+    pub fn of(&self, key: K) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.locks.lock().unwrap_or_else(|e| e.into_inner());
+        locks.entry(key).or_default().clone()
+    }
+}
+
 /// The `copy_method` values.
 pub const METHODS: [&str; 2] = ["docker", "registry"];
 
@@ -75,4 +102,16 @@ pub fn check_method(method: &str) -> std::result::Result<(), String> {
 pub trait Transfer: Send + Sync {
     /// Copies `job.source` to `job.target`.
     async fn copy(&self, job: &Job<'_>) -> Result<Copied>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_key_one_lock() {
+        let locks = Locks::default();
+        assert!(Arc::ptr_eq(&locks.of("a"), &locks.of("a")));
+        assert!(!Arc::ptr_eq(&locks.of("a"), &locks.of("b")));
+    }
 }

@@ -22,7 +22,7 @@ use oci_client::errors::OciDistributionError;
 use oci_client::{Reference, RegistryOperation};
 use serde::Deserialize;
 
-use super::{Copied, Job, Transfer};
+use super::{Copied, Job, Locks, Transfer};
 use crate::error::{Error, Result};
 use crate::manifest::{self, Selected};
 use crate::registry::{oci_auth, Registry};
@@ -31,9 +31,6 @@ use crate::registry::{oci_auth, Registry};
 const CONCURRENT_BLOBS: usize = 6;
 /// How often a blob is tried before the copy fails.
 const ATTEMPTS: u32 = 3;
-
-/// A blob in a repository: `(host, repository, digest)`.
-type BlobAt = (String, String, String);
 
 /// The registry-to-registry transfer.
 pub struct RegistryTransfer {
@@ -45,7 +42,8 @@ pub struct RegistryTransfer {
     /// at once, and each blob is then uploaded once, the other copies finding it there.
     /// (Registries also mishandle the same blob uploaded twice at once: docker-registry
     /// answers 500 and loses the blob.)
-    uploading: std::sync::Mutex<std::collections::HashMap<BlobAt, Arc<tokio::sync::Mutex<()>>>>,
+    /// Keyed by `(host, repository, digest)`.
+    uploading: Locks<(String, String, String)>,
 }
 
 impl RegistryTransfer {
@@ -55,19 +53,6 @@ impl RegistryTransfer {
             registry,
             seen: Default::default(),
             uploading: Default::default(),
-        }
-    }
-
-    /// The lock for copying `digest` into `target`'s repository.
-    fn upload_lock(&self, target: &Reference, digest: &str) -> Arc<tokio::sync::Mutex<()>> {
-        let key = (
-            target.registry().to_string(),
-            target.repository().to_string(),
-            digest.to_string(),
-        );
-        match self.uploading.lock() {
-            Ok(mut locks) => locks.entry(key).or_default().clone(),
-            Err(_) => Arc::default(),
         }
     }
 
@@ -329,7 +314,11 @@ impl RegistryTransfer {
         blob: &Descriptor,
     ) -> Result<()> {
         let target_failure = |err: OciDistributionError| target_error(&target.reference, err);
-        let lock = self.upload_lock(&target.reference, &blob.digest);
+        let lock = self.uploading.of((
+            target.reference.registry().to_string(),
+            target.reference.repository().to_string(),
+            blob.digest.clone(),
+        ));
         let _one_at_a_time = lock.lock().await;
         let exists = |client: &oci_client::Client| {
             let reference = target.reference.clone();
