@@ -13,6 +13,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use oci_client::client::{ClientConfig, ClientProtocol};
+use oci_client::errors::{OciDistributionError, OciErrorCode};
 use oci_client::secrets::RegistryAuth;
 
 use crate::credentials::Credentials;
@@ -66,6 +67,29 @@ pub fn oci_auth(credentials: Option<&Credentials>) -> RegistryAuth {
             username, password, ..
         }) => RegistryAuth::Basic(username.clone(), password.expose().to_string()),
         _ => RegistryAuth::Anonymous,
+    }
+}
+
+/// A failure to get `reference` from its source registry, classified by what the registry
+/// answered: throttling by its error code or status (oci-client's message does not say
+/// 429), the rest by [`Error::from_source`].
+pub fn source_error(reference: String, err: &OciDistributionError) -> Error {
+    let throttled = match err {
+        OciDistributionError::RegistryError { envelope, .. } => envelope
+            .errors
+            .iter()
+            .any(|e| e.code == OciErrorCode::Toomanyrequests),
+        OciDistributionError::ServerError { code, .. } => *code == 429,
+        OciDistributionError::RequestError(err) => err.status().is_some_and(|s| s.as_u16() == 429),
+        _ => false,
+    };
+    if throttled {
+        Error::RateLimited {
+            reference,
+            cause: err.to_string(),
+        }
+    } else {
+        Error::from_source(reference, err.to_string())
     }
 }
 
@@ -147,7 +171,7 @@ impl Registry {
         self.client_for(source.registry())
             .fetch_manifest_digest(source.as_oci(), &oci_auth(credentials))
             .await
-            .map_err(|err| Error::from_source(source.to_string(), err.to_string()))
+            .map_err(|err| source_error(source.to_string(), &err))
     }
 
     /// The digest `source` names, and the digest of the manifest a registry-to-registry copy
@@ -166,7 +190,7 @@ impl Registry {
             .client_for(source.registry())
             .pull_manifest_raw(source.as_oci(), &oci_auth(credentials), &manifest::ACCEPTED)
             .await
-            .map_err(|err| Error::from_source(source.to_string(), err.to_string()))?;
+            .map_err(|err| source_error(source.to_string(), &err))?;
         let copied = match manifest::select(&body, platform) {
             Selected::Manifest(child) => Some(child),
             Selected::Config(_) => Some(digest.clone()),
@@ -184,9 +208,7 @@ impl Registry {
     ) -> Result<(String, Option<String>)> {
         let client = self.client_for(source.registry());
         let auth = oci_auth(credentials);
-        let fail = |err: oci_client::errors::OciDistributionError| {
-            Error::from_source(source.to_string(), err.to_string())
-        };
+        let fail = |err: OciDistributionError| source_error(source.to_string(), &err);
         let (body, digest) = client
             .pull_manifest_raw(source.as_oci(), &auth, &manifest::ACCEPTED)
             .await
@@ -241,6 +263,36 @@ impl Registry {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn throttling_is_told_by_code_or_status() {
+        let envelope = |code| oci_client::errors::OciEnvelope {
+            errors: vec![oci_client::errors::OciError {
+                code,
+                message: "slow down".into(),
+                detail: serde_json::Value::Null,
+            }],
+        };
+        let registry_error = |code| OciDistributionError::RegistryError {
+            envelope: envelope(code),
+            url: "http://r/v2/a/blobs/sha256:1".into(),
+        };
+        let server_error = |code| OciDistributionError::ServerError {
+            code,
+            url: "http://r/v2/".into(),
+            message: "no".into(),
+        };
+        let throttled = |err: OciDistributionError| {
+            matches!(
+                source_error("r/a:1".into(), &err),
+                Error::RateLimited { .. }
+            )
+        };
+        assert!(throttled(registry_error(OciErrorCode::Toomanyrequests)));
+        assert!(throttled(server_error(429)));
+        assert!(!throttled(registry_error(OciErrorCode::Denied)));
+        assert!(!throttled(server_error(500)));
+    }
 
     #[test]
     fn loopback_registries_are_told_apart() {

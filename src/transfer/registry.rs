@@ -25,7 +25,7 @@ use serde::Deserialize;
 use super::{Copied, Job, Locks, Transfer};
 use crate::error::{Error, Result};
 use crate::manifest::{self, Selected};
-use crate::registry::{oci_auth, Registry};
+use crate::registry::{oci_auth, source_error, Registry};
 
 /// How many blobs are copied at once.
 const CONCURRENT_BLOBS: usize = 6;
@@ -193,7 +193,7 @@ impl RegistryTransfer {
             .and(looking)
             .map_err(|err| target_error(&target.reference, err))?;
         let (body, source_digest) =
-            pulled.map_err(|err| Error::from_source(source_name.clone(), err.to_string()))?;
+            pulled.map_err(|err| source_error(source_name.clone(), &err))?;
         let document = Document::parse(&body).map_err(|cause| Error::Source {
             reference: source_name.clone(),
             cause,
@@ -283,7 +283,7 @@ impl RegistryTransfer {
             .client
             .pull_manifest_raw(&reference, auth, &manifest::ACCEPTED)
             .await
-            .map_err(|err| Error::from_source(reference.to_string(), err.to_string()))?;
+            .map_err(|err| source_error(reference.to_string(), &err))?;
         Ok(body)
     }
 
@@ -434,7 +434,7 @@ fn body_of(
     let pulled = match pulled {
         Ok(Ok(pulled)) => pulled,
         Ok(Err(err)) => {
-            note(Error::from_source(reference.to_string(), err.to_string()));
+            note(source_error(reference.to_string(), &err));
             return stream::iter([Err(err)]).boxed();
         }
         Err(_) => return stream::empty().boxed(),
@@ -463,11 +463,9 @@ fn body_of(
 /// Whether another try may succeed: throttling, server errors, broken connections.
 fn transient(err: &Error) -> bool {
     let text = match err {
-        // Damaged in transit, perhaps: another try costs one blob.
-        Error::Corrupt { .. } => return true,
-        Error::Push { cause, .. }
-        | Error::Source { cause, .. }
-        | Error::RateLimited { cause, .. } => cause.to_ascii_lowercase(),
+        // Damaged in transit, perhaps, or throttled: another try costs one blob.
+        Error::Corrupt { .. } | Error::RateLimited { .. } => return true,
+        Error::Push { cause, .. } | Error::Source { cause, .. } => cause.to_ascii_lowercase(),
         _ => return false,
     };
     [
