@@ -116,8 +116,6 @@ impl Document {
 /// One side of the copy: where, with which client.
 struct Side<'a> {
     client: &'a oci_client::Client,
-    /// The client that sends blobs (the target's; the same as `client` for the source).
-    uploader: &'a oci_client::Client,
     reference: Reference,
 }
 
@@ -157,12 +155,10 @@ impl RegistryTransfer {
         let source_name = job.source.to_string();
         let source = Side {
             client: self.registry.client_for(job.source.registry()),
-            uploader: self.registry.client_for(job.source.registry()),
             reference: job.source.as_oci().clone(),
         };
         let target = Side {
             client: self.registry.client_for(&job.target.host),
-            uploader: self.registry.upload_client_for(&job.target.host),
             reference: Reference::with_tag(
                 job.target.host.clone(),
                 job.target.repository.clone(),
@@ -178,9 +174,11 @@ impl RegistryTransfer {
             target
                 .client
                 .auth(&target.reference, &target_auth, RegistryOperation::Push),
-            target
-                .uploader
-                .auth(&target.reference, &target_auth, RegistryOperation::Push),
+            self.registry.upload_client_for(&job.target.host).auth(
+                &target.reference,
+                &target_auth,
+                RegistryOperation::Push
+            ),
             target
                 .client
                 .auth(&target.reference, &target_auth, RegistryOperation::Pull),
@@ -320,13 +318,8 @@ impl RegistryTransfer {
             blob.digest.clone(),
         ));
         let _one_at_a_time = lock.lock().await;
-        let exists = |client: &oci_client::Client| {
-            let reference = target.reference.clone();
-            let digest = blob.digest.clone();
-            let client = client.clone();
-            async move { client.blob_exists(&reference, &digest).await }
-        };
-        if exists(target.client).await.map_err(target_failure)? {
+        let exists = || target.client.blob_exists(&target.reference, &blob.digest);
+        if exists().await.map_err(target_failure)? {
             self.remember(&target.reference, &blob.digest);
             return Ok(());
         }
@@ -338,7 +331,7 @@ impl RegistryTransfer {
                 .mount_blob(&target.reference, &from, &blob.digest)
                 .await
                 .is_ok();
-            if mounted && exists(target.client).await.map_err(target_failure)? {
+            if mounted && exists().await.map_err(target_failure)? {
                 self.remember(&target.reference, &blob.digest);
                 return Ok(());
             }
@@ -370,10 +363,10 @@ impl RegistryTransfer {
                 .map(move |pulled| body_of(pulled, &failure, &reference, &digest))
                 .flatten()
         };
-        let push =
-            target
-                .uploader
-                .push_blob_stream(&target.reference, body, &blob.digest, Some(size));
+        let push = self
+            .registry
+            .upload_client_for(target.reference.registry())
+            .push_blob_stream(&target.reference, body, &blob.digest, Some(size));
         let ((), pushed) = tokio::join!(pull, push);
         if let Err(err) = pushed {
             let failure = source_failure.lock().ok().and_then(|mut f| f.take());
@@ -426,15 +419,10 @@ fn body_of(
     reference: &str,
     digest: &str,
 ) -> futures_util::stream::BoxStream<'static, oci_client::errors::Result<bytes::Bytes>> {
-    let note = |error: Error| {
-        if let Ok(mut failure) = failure.lock() {
-            failure.get_or_insert(error);
-        }
-    };
     let pulled = match pulled {
         Ok(Ok(pulled)) => pulled,
         Ok(Err(err)) => {
-            note(source_error(reference.to_string(), &err));
+            note(failure, source_error(reference.to_string(), &err));
             return stream::iter([Err(err)]).boxed();
         }
         Err(_) => return stream::empty().boxed(),
@@ -447,17 +435,23 @@ fn body_of(
                 .get_ref()
                 .is_some_and(|inner| inner.is::<oci_client::errors::DigestError>());
             if mismatch {
-                if let Ok(mut failure) = failure.lock() {
-                    failure.get_or_insert(Error::Corrupt {
-                        reference: reference.clone(),
-                        digest: digest.clone(),
-                        cause: err.to_string(),
-                    });
-                }
+                let corrupt = Error::Corrupt {
+                    reference: reference.clone(),
+                    digest: digest.clone(),
+                    cause: err.to_string(),
+                };
+                note(&failure, corrupt);
             }
             OciDistributionError::IoError(err)
         })
         .boxed()
+}
+
+/// Keeps `error` as the source's failure, unless one is kept already.
+fn note(failure: &std::sync::Mutex<Option<Error>>, error: Error) {
+    if let Ok(mut failure) = failure.lock() {
+        failure.get_or_insert(error);
+    }
 }
 
 /// Whether another try may succeed: throttling, server errors, broken connections.
