@@ -259,16 +259,7 @@ async fn adoptable(clients: &Clients, wanted: &Wanted<'_>) -> Option<(String, Op
         .registry
         .source_config(wanted.source, &platform, wanted.credentials)
         .await;
-    match found {
-        Ok((source_digest, Some(source_config))) if source_config == target_config => {
-            Some((digest, Some(source_digest)))
-        }
-        Ok(_) => None,
-        Err(err) => {
-            tracing::debug!(source = %wanted.source, "no adoption check: {err}");
-            None
-        }
-    }
+    source_holds(wanted, found, &target_config).map(|source| (digest, Some(source)))
 }
 
 /// For a registry-to-registry copy, which preserves digests: when ECR's tag already names
@@ -291,10 +282,18 @@ async fn adoptable_as_copy(
         .registry
         .source_copy_digest(wanted.source, wanted.platform, wanted.credentials)
         .await;
+    source_holds(wanted, found, &digest).map(|source| (digest, Some(source)))
+}
+
+/// The source's digest when the source answered `found` = `(its digest, what it holds)` and
+/// holds `held`, what ECR holds; `None` (a normal copy) otherwise, a failed question included.
+fn source_holds(
+    wanted: &Wanted<'_>,
+    found: Result<(String, Option<String>)>,
+    held: &str,
+) -> Option<String> {
     match found {
-        Ok((source_digest, Some(copied))) if copied == digest => {
-            Some((digest, Some(source_digest)))
-        }
+        Ok((source_digest, Some(holds))) if holds == held => Some(source_digest),
         Ok(_) => None,
         Err(err) => {
             tracing::debug!(source = %wanted.source, "no adoption check: {err}");
