@@ -270,6 +270,11 @@ fn resolve(
     }
 }
 
+/// The request's `imageIds`, when it names any.
+fn image_ids(input: &Value) -> Option<Vec<Value>> {
+    input.get("imageIds").and_then(Value::as_array).cloned()
+}
+
 fn tags_of(all_tags: &BTreeMap<String, String>, digest: &str) -> Vec<String> {
     all_tags
         .iter()
@@ -284,8 +289,8 @@ async fn describe_images(ecr: &Ecr, input: &Value) -> Result<Response> {
         return Ok(not_found(&name));
     }
     let all_tags = tags(ecr, &name);
-    let ids: Vec<Value> = match input.get("imageIds").and_then(Value::as_array) {
-        Some(ids) => ids.clone(),
+    let ids: Vec<Value> = match image_ids(input) {
+        Some(ids) => ids,
         None => {
             let digests: std::collections::BTreeSet<&String> = all_tags.values().collect();
             digests
@@ -340,12 +345,7 @@ async fn batch_get_image(ecr: &Ecr, input: &Value) -> Result<Response> {
     let all_tags = tags(ecr, &name);
     let mut images = Vec::new();
     let mut failures = Vec::new();
-    for id in input
-        .get("imageIds")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default()
-    {
+    for id in image_ids(input).unwrap_or_default() {
         match resolve(&all_tags, &id) {
             Ok(digest) => match fetch_manifest(ecr, &name, &digest).await? {
                 Some(manifest) => images.push(json!({
@@ -372,12 +372,7 @@ pub(super) async fn batch_delete_image(ecr: &Ecr, input: &Value) -> Result<Respo
     }
     let mut deleted = Vec::new();
     let mut failures = Vec::new();
-    for id in input
-        .get("imageIds")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default()
-    {
+    for id in image_ids(input).unwrap_or_default() {
         let all_tags = tags(ecr, &name);
         let digest = match resolve(&all_tags, &id) {
             Ok(digest) => digest,
