@@ -350,12 +350,9 @@ async fn send_lookups(client: aws_sdk_ecr::Client, lookups: Arc<Lookups>, key: R
         let mut tags: Vec<String> = batch.iter().map(|(tag, _)| tag.clone()).collect();
         tags.sort();
         tags.dedup();
-        let mut found = describe_tags(&client, key.0.as_deref(), &key.1, &tags).await;
+        let found = describe_tags(&client, key.0.as_deref(), &key.1, &tags).await;
         for (tag, answer) in batch {
-            let result = found.remove(&tag).unwrap_or(Ok(TagLookup::Missing));
-            // The same tag asked twice gets the same answer.
-            found.insert(tag, result.clone());
-            let _ = answer.send(result);
+            let _ = answer.send(found.get(&tag).cloned().unwrap_or(Ok(TagLookup::Missing)));
         }
     }
 }
