@@ -141,25 +141,23 @@ impl Registry {
 
     /// The distribution client for `registry` (plain HTTP for loopback registries).
     pub fn client_for(&self, registry: &str) -> &oci_client::Client {
-        if is_loopback(registry) {
-            self.plain
-                .get_or_init(|| distribution_client(ClientProtocol::Http, Some(READ_TIMEOUT)))
-        } else {
-            self.tls
-                .get_or_init(|| distribution_client(ClientProtocol::Https, Some(READ_TIMEOUT)))
-        }
+        self.distribution(registry, false)
     }
 
     /// The distribution client that uploads blobs to `registry`: no read timeout, as the
     /// upload's own sending counts against it.
     pub fn upload_client_for(&self, registry: &str) -> &oci_client::Client {
-        if is_loopback(registry) {
-            self.plain_uploads
-                .get_or_init(|| distribution_client(ClientProtocol::Http, None))
-        } else {
-            self.tls_uploads
-                .get_or_init(|| distribution_client(ClientProtocol::Https, None))
-        }
+        self.distribution(registry, true)
+    }
+
+    fn distribution(&self, registry: &str, uploads: bool) -> &oci_client::Client {
+        let (cell, protocol) = match (is_loopback(registry), uploads) {
+            (true, false) => (&self.plain, ClientProtocol::Http),
+            (false, false) => (&self.tls, ClientProtocol::Https),
+            (true, true) => (&self.plain_uploads, ClientProtocol::Http),
+            (false, true) => (&self.tls_uploads, ClientProtocol::Https),
+        };
+        cell.get_or_init(|| distribution_client(protocol, (!uploads).then_some(READ_TIMEOUT)))
     }
 
     /// The digest `source` names now (one `HEAD` request).
