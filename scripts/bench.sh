@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `make bench`: installs what the benchmark compares against (awscli and matplotlib from
-# PyPI, skopeo from Debian), builds the provider and the bench in release mode, and runs it.
+# PyPI, skopeo from Debian), builds the provider as released and the bench, and runs it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
@@ -10,7 +10,9 @@ if ! command -v skopeo >/dev/null; then
 fi
 command -v aws >/dev/null || python3 -m pip install -q awscli || die "cannot install awscli from PyPI."
 python3 -c 'import matplotlib' 2>/dev/null || python3 -m pip install -q matplotlib || die "cannot install matplotlib from PyPI."
-host=$(rustc -vV | sed -n 's/^host: //p')
-cargo build --release --locked -p terraform-provider-ecrmirror --target "$host"
+# The provider as released (scripts/release.sh: for Linux, linked by Zig against glibc 2.17).
+provider=$(scripts/release.sh build)
 cargo build --release --locked -p ecrmirror-standin --bin ecrmirror-bench
-target/release/ecrmirror-bench --provider-dir "target/$host/release" "$@"
+target_dir=$(cargo metadata --format-version 1 --no-deps |
+  python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+"$target_dir/release/ecrmirror-bench" --provider-dir "$(dirname "$provider")" "$@"

@@ -6,10 +6,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 demo="$root/.demo"
+# Where Cargo put the debug build (CARGO_TARGET_DIR, .cargo/config.toml, or target/).
+bin=$(cargo metadata --format-version 1 --no-deps |
+  python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')/debug
 rm -rf "$demo"
 mkdir -p "$demo/work"
 
-"$root/target/debug/ecrmirror-standin" up "$demo/world" 2>"$demo/world.log" &
+"$bin/ecrmirror-standin" up "$demo/world" 2>"$demo/world.log" &
 world=$!
 trap 'kill -INT $world 2>/dev/null || true; wait $world 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do
@@ -24,7 +27,7 @@ done
 cat >"$demo/terraformrc" <<RC
 provider_installation {
   dev_overrides {
-    "techtospeech/ecrmirror" = "$root/target/debug"
+    "techtospeech/ecrmirror" = "$bin"
   }
   direct {}
 }

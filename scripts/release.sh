@@ -11,6 +11,12 @@
 #   release.sh package [RUST_TARGET]   build and zip one target (default: this machine)
 #   release.sh sign                    manifest, SHA256SUMS over every zip in DIST, signature
 #   release.sh                         both, for this machine
+#   release.sh build [RUST_TARGET]     only build and check the binary; prints its path
+# Linux binaries are linked with Zig (cargo-zigbuild) against glibc 2.17, so they start on
+# every Linux Terraform runs on (Amazon Linux 2, RHEL 7+, Ubuntu 14.04+); musl targets
+# (x86_64-unknown-linux-musl, aarch64-unknown-linux-musl) are built static the same way.
+# Each Linux binary is checked: static or no GLIBC_ symbol version above 2.17, and, when it
+# runs here, it starts and prints the go-plugin handshake line.
 # Signing key: GPG_PRIVATE_KEY (ASCII-armored, imported into a throwaway keyring; with
 # GPG_PASSPHRASE when it has one), or GPG_FINGERPRINT of a key already in the keyring.
 set -euo pipefail
@@ -20,11 +26,17 @@ die() { printf 'release: %s\n' "$*" >&2; exit 1; }
 name=terraform-provider-ecrmirror
 crate_version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -1)
 version=${VERSION:-}
-[ -n "$version" ] || die "set VERSION (Cargo.toml says $crate_version): make release VERSION=$crate_version"
-[ "$version" = "$crate_version" ] || die "VERSION=$version but Cargo.toml says $crate_version: bump Cargo.toml (and CHANGELOG.md) first."
-dist=${DIST:-dist}
-mkdir -p "$dist"
-dist=$(cd "$dist" && pwd)
+need_version() {
+  [ -n "$version" ] || die "set VERSION (Cargo.toml says $crate_version): make release VERSION=$crate_version"
+  [ "$version" = "$crate_version" ] || die "VERSION=$version but Cargo.toml says $crate_version: bump Cargo.toml (and CHANGELOG.md) first."
+  dist=${DIST:-dist}
+  mkdir -p "$dist"
+  dist=$(cd "$dist" && pwd)
+}
+# Where Cargo puts build outputs (CARGO_TARGET_DIR, .cargo/config.toml, or target/).
+target_dir=$(cargo metadata --format-version 1 --no-deps |
+  python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+GLIBC_FLOOR=2.17
 
 # Rust target triple -> Terraform's OS_ARCH.
 platform_of() {
@@ -38,15 +50,35 @@ platform_of() {
   esac
 }
 
+# Builds the release binary for `target` as shipped, checks it, and prints its path.
+build() {
+  local target=$1 exe=""
+  case "$target" in *windows*) exe=.exe ;; esac
+  case "$target" in
+    *-linux-gnu | *-linux-musl)
+      local tools
+      tools=$(scripts/setup.sh release-tools)
+      local zig_target=$target
+      [ "${target%-gnu}" != "$target" ] && zig_target=$target.$GLIBC_FLOOR
+      PATH="$tools:$PATH" cargo zigbuild --release --locked -p "$name" --target "$zig_target" >&2
+      ;;
+    *) cargo build --release --locked -p "$name" --target "$target" >&2 ;;
+  esac
+  local binary="$target_dir/$target/release/$name$exe"
+  case "$target" in *-linux-*) check_linux_binary "$binary" "$target" >&2 ;; esac
+  printf '%s\n' "$binary"
+}
+
 package() {
   local target=${1:-$(rustc -vV | sed -n 's/^host: //p')}
   local platform exe=""
   platform=$(platform_of "$target")
   case "$target" in *windows*) exe=.exe ;; esac
-  cargo build --release --locked -p "$name" --target "$target"
+  local binary
+  binary=$(build "$target")
   local stage
   stage=$(mktemp -d)
-  cp "target/$target/release/$name$exe" "$stage/${name}_v$version$exe"
+  cp "$binary" "$stage/${name}_v$version$exe"
   python3 - "$dist/${name}_${version}_${platform}.zip" "$stage/${name}_v$version$exe" <<'PY'
 import os, sys, zipfile
 out, binary = sys.argv[1], sys.argv[2]
@@ -58,6 +90,32 @@ with zipfile.ZipFile(out, "w") as z, open(binary, "rb") as f:
 PY
   rm -rf "$stage"
   echo "release: $dist/${name}_${version}_${platform}.zip"
+}
+
+# Fails unless `binary` is static or needs no glibc newer than GLIBC_FLOOR, and (when it can
+# run here) unless it starts and prints the go-plugin handshake line.
+check_linux_binary() {
+  local binary=$1 target=$2
+  command -v objdump >/dev/null || die "objdump is missing (Debian package binutils): it checks the binary's glibc floor."
+  local newest
+  newest=$(objdump -T "$binary" | grep -o 'GLIBC_[0-9][0-9.]*' | sed 's/GLIBC_//' | sort -V | tail -1 || true)
+  if [ -z "$newest" ]; then
+    objdump -p "$binary" | grep -q 'NEEDED' && die "$binary links shared libraries but names no glibc version."
+    echo "release: $target binary is static"
+  else
+    [ "$(printf '%s\n%s\n' "$newest" "$GLIBC_FLOOR" | sort -V | tail -1)" = "$GLIBC_FLOOR" ] ||
+      die "$binary needs GLIBC_$newest, above the floor of $GLIBC_FLOOR: it would not start on older Linux."
+    echo "release: $target binary needs glibc $newest at most (floor $GLIBC_FLOOR)"
+  fi
+  if [ "$(uname -s)" = Linux ] && [ "$(uname -m)" = "${target%%-*}" ]; then
+    local line
+    line=$(TF_PLUGIN_MAGIC_COOKIE=d602bf8f470bc67ca7faa0386276bbdd4330efaf76d1a219cb4d6991ca9872b2 \
+      timeout 10 "$binary" </dev/null 2>/dev/null | head -1 || true)
+    case "$line" in
+      1\|6\|tcp\|*\|grpc\|*) echo "release: $target binary starts: $line" ;;
+      *) die "$binary did not print the plugin handshake (got: ${line:-nothing})." ;;
+    esac
+  fi
 }
 
 sign() {
@@ -81,9 +139,11 @@ sign() {
   echo "release: signed $dist/${name}_${version}_SHA256SUMS with $fingerprint"
 }
 
+host=$(rustc -vV | sed -n 's/^host: //p')
 case "${1:-all}" in
-  package) package "${2:-}" ;;
-  sign) sign ;;
-  all) package "" && sign ;;
-  *) die "usage: release.sh [package [RUST_TARGET] | sign]" ;;
+  build) build "${2:-$host}" ;;
+  package) need_version && package "${2:-}" ;;
+  sign) need_version && sign ;;
+  all) need_version && package "" && sign ;;
+  *) die "usage: release.sh [build [RUST_TARGET] | package [RUST_TARGET] | sign]" ;;
 esac

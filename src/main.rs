@@ -7,6 +7,7 @@ fn main() -> anyhow::Result<()> {
     ecrmirror::logging::init();
     // One rustls crypto backend for the gRPC server and the AWS SDK alike.
     ecrmirror::install_crypto_provider();
+    #[cfg(target_os = "linux")]
     ecrmirror::nodelay::start();
     tokio::runtime::Runtime::new()?.block_on(async {
         ecrmirror::provider::ignore_interrupts();

@@ -5,8 +5,7 @@
 //! delayed ACK, about 40 ms, several times per plan. tf-provider offers no way to set socket
 //! options, so for the first seconds of the process a thread finds the process's own TCP
 //! sockets in `/proc/self/fd` and sets `TCP_NODELAY` on them: on the listener (Linux passes
-//! it on to accepted sockets) and on the accepted connection. Elsewhere than Linux this does
-//! nothing.
+//! it on to accepted sockets) and on the accepted connection. Compiled on Linux only.
 
 use std::collections::HashSet;
 use std::os::fd::BorrowedFd;

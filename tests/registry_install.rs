@@ -47,6 +47,63 @@ async fn throwaway_key(home: &Path) -> String {
     String::from_utf8(armored.stdout).unwrap()
 }
 
+/// The newest `GLIBC_x.y` version an ELF binary needs; `None` when it needs none (static).
+fn glibc_floor(data: &[u8]) -> Option<Vec<u32>> {
+    use object::read::elf::{ElfFile64, FileHeader, ProgramHeader};
+    let elf = ElfFile64::<object::Endianness>::parse(data).expect("an ELF binary");
+    let endian = elf.endian();
+    let interpreted = elf
+        .elf_program_headers()
+        .iter()
+        .any(|p| p.p_type(endian) == object::elf::PT_INTERP);
+    let sections = elf.elf_header().sections(endian, data).unwrap();
+    let mut newest: Option<Vec<u32>> = None;
+    if let Some((mut needs, link)) = sections.gnu_verneed(endian, data).unwrap() {
+        let strings = sections.strings(endian, data, link).unwrap();
+        while let Some((_, mut auxes)) = needs.next().unwrap() {
+            while let Some(aux) = auxes.next().unwrap() {
+                let name = String::from_utf8_lossy(aux.name(endian, strings).unwrap()).into_owned();
+                let Some(version) = name.strip_prefix("GLIBC_") else {
+                    continue;
+                };
+                let version: Vec<u32> = version.split('.').filter_map(|n| n.parse().ok()).collect();
+                if newest.as_ref().is_none_or(|n| version > *n) {
+                    newest = Some(version);
+                }
+            }
+        }
+    }
+    assert!(
+        newest.is_some() || !interpreted,
+        "the binary is dynamically linked but names no glibc version"
+    );
+    newest
+}
+
+/// The first line the provider binary prints when Terraform starts it.
+async fn handshake_line(binary: &Path) -> String {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new(binary)
+        .env(
+            "TF_PLUGIN_MAGIC_COOKIE",
+            "d602bf8f470bc67ca7faa0386276bbdd4330efaf76d1a219cb4d6991ca9872b2",
+        )
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the released binary starts");
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = tokio::time::timeout(std::time::Duration::from_secs(20), lines.next_line())
+        .await
+        .expect("the handshake within 20 s")
+        .unwrap()
+        .unwrap_or_default();
+    let _ = child.kill().await;
+    line
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn terraform_init_installs_the_signed_release_and_refuses_tampering() {
     let mut h = Harness::start().await;
@@ -82,6 +139,32 @@ async fn terraform_init_installs_the_signed_release_and_refuses_tampering() {
             format!("{prefix}_manifest.json"),
         ]
     );
+    // The binary users get starts wherever Terraform runs: no glibc newer than 2.17.
+    let unpacked = scratch.join("unpacked");
+    run(tokio::process::Command::new("python3").args([
+        "-c",
+        "import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extractall(sys.argv[2])",
+        &dist
+            .join(format!("{prefix}_linux_amd64.zip"))
+            .display()
+            .to_string(),
+        &unpacked.display().to_string(),
+    ]))
+    .await;
+    let binary = unpacked.join(format!("terraform-provider-ecrmirror_v{VERSION}"));
+    let floor = glibc_floor(&std::fs::read(&binary).unwrap());
+    assert!(
+        floor
+            .as_ref()
+            .is_none_or(|v| v.as_slice() <= [2, 17].as_slice()),
+        "the released binary needs glibc {floor:?}, above 2.17"
+    );
+    let handshake = handshake_line(&binary).await;
+    assert!(
+        handshake.starts_with("1|6|tcp|127.0.0.1:") && handshake.contains("|grpc|"),
+        "not a go-plugin handshake: {handshake:?}"
+    );
+
     let manifest = std::fs::read_to_string(dist.join(format!("{prefix}_manifest.json"))).unwrap();
     let manifest: serde_json::Value = serde_json::from_str(&manifest).unwrap();
     assert_eq!(manifest["metadata"]["protocol_versions"][0], "6.0");
