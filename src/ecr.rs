@@ -50,6 +50,8 @@ pub enum TagLookup {
 /// The ECR API with a per-registry token cache.
 pub struct Ecr {
     client: aws_sdk_ecr::Client,
+    /// The API's address, for diagnostics.
+    endpoint: Arc<str>,
     token: Mutex<Option<RegistryLogin>>,
     lookups: Arc<Lookups>,
 }
@@ -71,9 +73,10 @@ const TAGS_PER_CALL: usize = 100;
 
 impl Ecr {
     /// Wraps a configured SDK client.
-    pub fn new(client: aws_sdk_ecr::Client) -> Ecr {
+    pub fn new(client: aws_sdk_ecr::Client, endpoint: &str) -> Ecr {
         Ecr {
             client,
+            endpoint: endpoint.into(),
             token: Mutex::new(None),
             lookups: Arc::default(),
         }
@@ -106,7 +109,7 @@ impl Ecr {
             .get_authorization_token()
             .send()
             .await
-            .map_err(|err| aws_error("GetAuthorizationToken", &err))?;
+            .map_err(|err| aws_error(&self.endpoint, "GetAuthorizationToken", &err))?;
         let data = output
             .authorization_data()
             .first()
@@ -159,7 +162,7 @@ impl Ecr {
                     registry: registry_id.unwrap_or("of this AWS account").to_string(),
                 })
             }
-            Err(err) => Err(aws_error("DescribeRepositories", &err)),
+            Err(err) => Err(aws_error(&self.endpoint, "DescribeRepositories", &err)),
         }
     }
 
@@ -184,7 +187,12 @@ impl Ecr {
             !std::mem::replace(in_flight, true)
         };
         if start {
-            tokio::spawn(send_lookups(self.client.clone(), self.lookups.clone(), key));
+            tokio::spawn(send_lookups(
+                self.client.clone(),
+                self.endpoint.clone(),
+                self.lookups.clone(),
+                key,
+            ));
         }
         answered.await.unwrap_or_else(|_| {
             Err(Error::Aws {
@@ -234,7 +242,7 @@ impl Ecr {
             {
                 Ok(None)
             }
-            Err(err) => Err(aws_error("BatchGetImage", &err)),
+            Err(err) => Err(aws_error(&self.endpoint, "BatchGetImage", &err)),
         }
     }
 
@@ -282,7 +290,7 @@ impl Ecr {
             {
                 Ok(())
             }
-            Err(err) => Err(aws_error("BatchDeleteImage", &err)),
+            Err(err) => Err(aws_error(&self.endpoint, "BatchDeleteImage", &err)),
         }
     }
 }
@@ -330,9 +338,13 @@ fn host_for_registry(own_host: &str, registry_id: &str) -> String {
     }
 }
 
-/// An SDK error as [`Error::Aws`], with the whole cause chain and no credentials.
 /// Sends the lookups waiting for `key`'s repository, a call at a time, until none is left.
-async fn send_lookups(client: aws_sdk_ecr::Client, lookups: Arc<Lookups>, key: RepositoryKey) {
+async fn send_lookups(
+    client: aws_sdk_ecr::Client,
+    endpoint: Arc<str>,
+    lookups: Arc<Lookups>,
+    key: RepositoryKey,
+) {
     loop {
         let batch: Waiting = {
             let mut queues = lookups.queues.lock().unwrap_or_else(|e| e.into_inner());
@@ -350,7 +362,7 @@ async fn send_lookups(client: aws_sdk_ecr::Client, lookups: Arc<Lookups>, key: R
         let mut tags: Vec<String> = batch.iter().map(|(tag, _)| tag.clone()).collect();
         tags.sort();
         tags.dedup();
-        let found = describe_tags(&client, key.0.as_deref(), &key.1, &tags).await;
+        let found = describe_tags(&client, &endpoint, key.0.as_deref(), &key.1, &tags).await;
         for (tag, answer) in batch {
             let _ = answer.send(found.get(&tag).cloned().unwrap_or(Ok(TagLookup::Missing)));
         }
@@ -361,6 +373,7 @@ async fn send_lookups(client: aws_sdk_ecr::Client, lookups: Arc<Lookups>, key: R
 /// a tag is missing (ECR then fails the whole call).
 async fn describe_tags(
     client: &aws_sdk_ecr::Client,
+    endpoint: &str,
     registry_id: Option<&str>,
     repository: &str,
     tags: &[String],
@@ -422,8 +435,14 @@ async fn describe_tags(
             // Which one is missing, ECR does not say: ask for each.
             let each = tags.iter().map(|tag| async move {
                 let one = std::slice::from_ref(tag);
-                let mut answer =
-                    Box::pin(describe_tags(client, registry_id, repository, one)).await;
+                let mut answer = Box::pin(describe_tags(
+                    client,
+                    endpoint,
+                    registry_id,
+                    repository,
+                    one,
+                ))
+                .await;
                 (
                     tag.clone(),
                     answer.remove(tag).unwrap_or(Ok(TagLookup::Missing)),
@@ -434,19 +453,33 @@ async fn describe_tags(
                 .into_iter()
                 .collect()
         }
-        Err(err) => every(Err(aws_error("DescribeImages", &err))),
+        Err(err) => every(Err(aws_error(endpoint, "DescribeImages", &err))),
     }
 }
 
-fn aws_error<E, R>(operation: &'static str, err: &SdkError<E, R>) -> Error
+/// A failed API call: a network failure when no answer came, else what ECR answered (the
+/// whole cause chain, no credentials).
+fn aws_error<E, R>(endpoint: &str, operation: &'static str, err: &SdkError<E, R>) -> Error
 where
     E: std::error::Error + 'static,
     R: std::fmt::Debug,
 {
-    Error::Aws {
+    let network = match err {
+        SdkError::DispatchFailure(failure) => failure
+            .as_connector_error()
+            .and_then(|e| crate::network::network_error("the ECR API", endpoint, None, e))
+            .or_else(|| {
+                failure
+                    .is_timeout()
+                    .then(|| crate::network::timed_out("the ECR API", endpoint, None))
+            }),
+        SdkError::TimeoutError(_) => Some(crate::network::timed_out("the ECR API", endpoint, None)),
+        _ => None,
+    };
+    network.unwrap_or_else(|| Error::Aws {
         operation,
         cause: DisplayErrorContext(err).to_string(),
-    }
+    })
 }
 
 #[cfg(test)]

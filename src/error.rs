@@ -95,6 +95,20 @@ pub enum Error {
         cause: String,
     },
 
+    /// A connection failed before any answer (DNS, connect, TLS, proxy).
+    #[error("Cannot reach {service} at {endpoint}")]
+    Network {
+        service: &'static str,
+        endpoint: String,
+        attribute: Option<&'static str>,
+        /// What failed and what to do, from [`crate::network::explain`].
+        detail: String,
+    },
+
+    /// The environment the provider runs in is unusable (e.g. `AWS_CA_BUNDLE`).
+    #[error("{summary}")]
+    Environment { summary: String, detail: String },
+
     /// A whole operation ran past its `timeouts` limit.
     #[error("Mirroring did not finish within the {kind} timeout of {limit}")]
     Timeout { kind: &'static str, limit: String },
@@ -107,7 +121,10 @@ impl Error {
     /// What the user can do about it.
     pub fn hint(&self) -> String {
         match self {
-            Error::Invalid { .. } | Error::Config { .. } => String::new(),
+            Error::Invalid { .. }
+            | Error::Config { .. }
+            | Error::Network { .. }
+            | Error::Environment { .. } => String::new(),
             Error::NotConfigured => "This is a bug in the provider or in Terraform; please report it.".into(),
             Error::DockerUnreachable { .. } => "Start the Docker engine, or point the provider's `docker_host` (or DOCKER_HOST) at a running one. The machine that runs Terraform needs a Docker engine for copy_method \"docker\".".into(),
             Error::Docker { .. } => "Check the Docker engine's log and free disk space, then apply again.".into(),
@@ -121,7 +138,7 @@ impl Error {
             Error::TargetDenied { .. } => "Check that the AWS identity the provider uses may push to this repository (ecr:GetAuthorizationToken, ecr:InitiateLayerUpload, ecr:PutImage, …).".into(),
             Error::Corrupt { .. } => "Nothing of this blob was stored in ECR and no manifest was pushed. Apply again; if it keeps failing, the source registry (or a proxy on the way) serves damaged data.".into(),
             Error::Push { .. } => "Apply again; if it keeps failing, check the network to ECR (and, with copy_method \"docker\", the Docker engine's log).".into(),
-            Error::Aws { .. } => "Check the provider's AWS credentials, profile and region, and that the identity may call this ECR operation.".into(),
+            Error::Aws { cause, .. } => aws_hint(cause).into(),
             Error::Timeout { .. } => "Raise the limit in the resource's `timeouts` block, or check the network between the Docker engine and the registries.".into(),
         }
     }
@@ -129,7 +146,10 @@ impl Error {
     /// The cause, for the diagnostic's detail.
     fn cause(&self) -> String {
         match self {
-            Error::Invalid { detail, .. } | Error::Config { detail, .. } => detail.clone(),
+            Error::Invalid { detail, .. }
+            | Error::Config { detail, .. }
+            | Error::Network { detail, .. }
+            | Error::Environment { detail, .. } => detail.clone(),
             Error::DockerUnreachable { cause, .. }
             | Error::Docker { cause, .. }
             | Error::SourceNotFound { cause, .. }
@@ -163,6 +183,7 @@ impl Error {
             Error::PlatformMismatch { .. } => Some("platform"),
             Error::RepositoryNotFound { .. } => Some("repository"),
             Error::Timeout { .. } => Some("timeouts"),
+            Error::Network { attribute, .. } => *attribute,
             _ => None,
         }
     }
@@ -224,6 +245,28 @@ impl Error {
     }
 }
 
+/// What to do about a failed ECR API call that got an answer (network failures are
+/// [`Error::Network`]): credential advice only when the answer is about credentials.
+fn aws_hint(cause: &str) -> &'static str {
+    let text = cause.to_ascii_lowercase();
+    let about = |words: &[&str]| words.iter().any(|w| text.contains(w));
+    if about(&[
+        "credential",
+        "unrecognizedclient",
+        "invalidsignature",
+        "signaturedoesnotmatch",
+        "expiredtoken",
+        "security token",
+        "sso",
+    ]) {
+        "Check the provider's AWS credentials and `profile` (e.g. `aws sts get-caller-identity --profile <name>`), and sign in again if they expired."
+    } else if about(&["accessdenied", "not authorized", "unauthorized"]) {
+        "The AWS identity may not call this ECR operation: allow it in the identity's IAM policy (and the repository policy)."
+    } else {
+        "Check the provider's `region` and any ECR endpoint override; apply again if ECR was briefly unavailable."
+    }
+}
+
 /// `text` with the query strings of the URLs in it left out. Registries put upload state and
 /// signed storage addresses (credentials, for a while) in them, and they are noise to a user.
 pub fn without_queries(text: &str) -> String {
@@ -246,6 +289,18 @@ pub fn without_queries(text: &str) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// `err` and its sources, one after another, for logs.
+pub fn chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut next = err.source();
+    while let Some(source) = next {
+        text.push_str(": ");
+        text.push_str(&source.to_string());
+        next = source.source();
+    }
+    text
 }
 
 /// A duration as users write it in `timeouts`, e.g. `20m`.
@@ -282,6 +337,45 @@ mod tests {
         assert!(diag.detail.contains("no repository named `app`"));
         assert!(diag.detail.contains("aws_ecr_repository"));
         assert_eq!(diag.attribute, AttributePath::new("repository"));
+    }
+
+    #[test]
+    fn aws_hints_speak_of_credentials_only_for_credential_errors() {
+        let hint = |cause: &str| {
+            Error::Aws {
+                operation: "DescribeImages",
+                cause: cause.into(),
+            }
+            .hint()
+        };
+        assert!(hint(
+            "UnrecognizedClientException: The security token included in the request is invalid"
+        )
+        .contains("credentials"));
+        assert!(hint(
+            "AccessDeniedException: User is not authorized to perform ecr:DescribeImages"
+        )
+        .contains("IAM policy"));
+        assert!(!hint("ServerException: internal error").contains("credentials"));
+    }
+
+    #[test]
+    fn network_errors_carry_their_own_advice_and_attribute() {
+        let err = Error::Network {
+            service: "the source registry",
+            endpoint: "https://ghcr.io".into(),
+            attribute: Some("docker_source"),
+            detail: "The name ghcr.io does not resolve on this machine.".into(),
+        };
+        assert_eq!(
+            err.to_string(),
+            "Cannot reach the source registry at https://ghcr.io"
+        );
+        assert_eq!(err.attribute(), Some("docker_source"));
+        assert_eq!(
+            err.detail(),
+            "The name ghcr.io does not resolve on this machine."
+        );
     }
 
     #[test]

@@ -14,17 +14,21 @@
 //!   stop here.
 //! - [`registry`]: direct calls to registries' distribution API (ECR credential check,
 //!   source digests and image configs by manifest requests).
+//! - [`network`]: proxies and trusted CAs for every connection, and network failures told
+//!   apart (DNS, refused, TLS, proxy) for diagnostics.
 //! - [`error`]: the one error type, and the one place it becomes a diagnostic.
 //! - [`secret`]: a string whose `Debug`/`Display` never show it.
 //! - [`schema`]: constructors for explicit schema attributes.
 //! - [`logging`]: hclog-style JSON logs to stderr (stdout is the plugin protocol's).
-//! - [`nodelay`]: `TCP_NODELAY` on the gRPC sockets tf-provider opens (40 ms stalls).
+//! - [`nodelay`]: `TCP_NODELAY` on the gRPC sockets tf-provider opens (40 ms stalls; Linux only).
 
 pub mod credentials;
 pub mod ecr;
 pub mod error;
 pub mod logging;
 pub mod manifest;
+pub mod network;
+#[cfg(target_os = "linux")]
 pub mod nodelay;
 pub mod provider;
 pub mod reference;

@@ -7,7 +7,6 @@ use std::sync::{Arc, OnceLock};
 use async_trait::async_trait;
 use aws_config::{BehaviorVersion, Region};
 use aws_runtime::env_config::file::EnvConfigFiles;
-use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider as TlsProvider};
 use aws_types::os_shim_internal::{Env, Fs};
 use serde::{Deserialize, Serialize};
 use tf_provider::schema::{AttributeConstraint, Block, Description, NestedBlock, Schema};
@@ -89,14 +88,23 @@ pub struct EcrMirrorProvider {
 /// Keeps the provider alive through Ctrl-C: Terraform sends SIGINT to its whole process group
 /// and then asks the provider to stop over the protocol, after saving what exists.
 pub fn ignore_interrupts() {
-    use tokio::signal::unix::{signal, SignalKind};
-    if let Ok(mut interrupts) = signal(SignalKind::interrupt()) {
-        tokio::spawn(async move {
-            while interrupts.recv().await.is_some() {
-                tracing::info!("interrupt received; finishing the operation in flight");
-            }
-        });
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut interrupts) = signal(SignalKind::interrupt()) {
+            tokio::spawn(async move {
+                while interrupts.recv().await.is_some() {
+                    tracing::info!("interrupt received; finishing the operation in flight");
+                }
+            });
+        }
     }
+    #[cfg(windows)]
+    tokio::spawn(async move {
+        while tokio::signal::ctrl_c().await.is_ok() {
+            tracing::info!("interrupt received; finishing the operation in flight");
+        }
+    });
 }
 
 /// The provider block's schema.
@@ -257,9 +265,7 @@ async fn build_clients(config: ProviderConfig) -> Result<Clients, Error> {
     if let Some(profile) = &profile {
         check_profile(profile).await?;
     }
-    let http = aws_smithy_http_client::Builder::new()
-        .tls_provider(TlsProvider::Rustls(CryptoMode::Ring))
-        .build_https();
+    let http = crate::network::aws_http_client()?;
     let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(http);
     if let Some(profile) = profile {
         loader = loader.profile_name(profile);
@@ -287,7 +293,10 @@ async fn build_clients(config: ProviderConfig) -> Result<Clients, Error> {
         .collect();
     let registry = Arc::new(Registry::new());
     Ok(Clients {
-        ecr: Ecr::new(aws_sdk_ecr::Client::new(&sdk)),
+        ecr: Ecr::new(
+            aws_sdk_ecr::Client::new(&sdk),
+            &crate::network::ecr_endpoint(&sdk),
+        ),
         registry_copy: RegistryTransfer::new(registry.clone()),
         registry,
         docker: DockerTransfer::new(config.docker_host.as_option()),

@@ -74,6 +74,9 @@ pub fn oci_auth(credentials: Option<&Credentials>) -> RegistryAuth {
 /// answered: throttling by its error code or status (oci-client's message does not say
 /// 429), the rest by [`Error::from_source`].
 pub fn source_error(reference: String, err: &OciDistributionError) -> Error {
+    if let Some(network) = oci_network_error("the source registry", Some("docker_source"), err) {
+        return network;
+    }
     let throttled = match err {
         OciDistributionError::RegistryError { envelope, .. } => envelope
             .errors
@@ -91,6 +94,26 @@ pub fn source_error(reference: String, err: &OciDistributionError) -> Error {
     } else {
         Error::from_source(reference, err.to_string())
     }
+}
+
+/// An [`Error::Network`] when `err` is a request to `service` that got no answer.
+pub fn oci_network_error(
+    service: &'static str,
+    attribute: Option<&'static str>,
+    err: &OciDistributionError,
+) -> Option<Error> {
+    let OciDistributionError::RequestError(request) = err else {
+        return None;
+    };
+    if request.status().is_some() {
+        return None;
+    }
+    let url = request.url()?.to_string();
+    crate::network::network_error(service, &url, attribute, request).or_else(|| {
+        request
+            .is_timeout()
+            .then(|| crate::network::timed_out(service, &url, attribute))
+    })
 }
 
 /// How long the credential check may take before it is skipped (the push then reports).

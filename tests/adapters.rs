@@ -19,7 +19,10 @@ async fn world() -> (World, tempfile::TempDir) {
 }
 
 async fn ecr(world: &World) -> Ecr {
-    Ecr::new(aws_sdk_ecr::Client::new(&world.sdk_config().await))
+    Ecr::new(
+        aws_sdk_ecr::Client::new(&world.sdk_config().await),
+        &world.ecr.endpoint(),
+    )
 }
 
 async fn docker(args: &[&str]) -> String {

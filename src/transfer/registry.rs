@@ -128,6 +128,9 @@ struct Manifest {
 /// The error for a failed request to the target: a refusal of the credentials is told
 /// apart, as it needs another fix than a network failure.
 fn target_error(target: &Reference, err: OciDistributionError) -> Error {
+    if let Some(network) = crate::registry::oci_network_error("ECR's registry", None, &err) {
+        return network;
+    }
     let status = match &err {
         OciDistributionError::UnauthorizedError { .. }
         | OciDistributionError::AuthenticationFailure(_) => Some(401),

@@ -17,6 +17,9 @@
 //! - [`world`] starts a source registry and an ECR emulator together.
 //! - [`provider_registry`] serves a release over the Terraform provider registry protocol
 //!   (HTTPS, throwaway CA), for `terraform init` to install it.
+//! - [`tls`] makes a throwaway CA and serves any of these routers over HTTPS with it.
+//! - [`proxy`] is a forwarding HTTP proxy (`CONNECT` and absolute-form requests) that logs
+//!   what passed and alone resolves the names under `proxied.test`.
 //!
 //! Data flows: test → world → front → backend registry process.
 
@@ -27,6 +30,8 @@ pub mod faults;
 pub mod front;
 pub mod images;
 pub mod provider_registry;
+pub mod proxy;
+pub mod tls;
 pub mod token;
 pub mod world;
 

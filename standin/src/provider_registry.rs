@@ -13,10 +13,10 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::service::TowerToHyperService;
 use serde_json::json;
 use sha2::{Digest, Sha256};
+
+use crate::tls::{serve_tls_on, ThrowawayCa};
 
 const NAMESPACE: &str = "techtospeech";
 const TYPE: &str = "ecrmirror";
@@ -61,7 +61,8 @@ impl ProviderRegistry {
         key: SigningKey,
         tamper: Tamper,
     ) -> Result<ProviderRegistry> {
-        let (ca_pem, tls) = tls_config()?;
+        let ca = ThrowawayCa::new()?;
+        let tls = ca.server_config(&["localhost", "127.0.0.1"])?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let served = Arc::new(Served {
@@ -80,58 +81,17 @@ impl ProviderRegistry {
             )
             .route("/files/{name}", get(file))
             .with_state(served);
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
-        tokio::spawn(async move {
-            while let Ok((tcp, _)) = listener.accept().await {
-                let acceptor = acceptor.clone();
-                let service = TowerToHyperService::new(router.clone());
-                tokio::spawn(async move {
-                    if let Ok(stream) = acceptor.accept(tcp).await {
-                        let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                            .serve_connection(TokioIo::new(stream), service)
-                            .await;
-                    }
-                });
-            }
-        });
-        Ok(ProviderRegistry { addr, ca_pem })
+        serve_tls_on(listener, router, tls);
+        Ok(ProviderRegistry {
+            addr,
+            ca_pem: ca.pem(),
+        })
     }
 
     /// `localhost:<port>`, the host part of the provider's source address.
     pub fn host(&self) -> String {
         format!("localhost:{}", self.addr.port())
     }
-}
-
-/// A throwaway CA and a `localhost` certificate it signed.
-fn tls_config() -> Result<(String, rustls::ServerConfig)> {
-    let ca_key = rcgen::KeyPair::generate()?;
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new())?;
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "ecrmirror stand-in CA");
-    ca_params.key_usages = vec![
-        rcgen::KeyUsagePurpose::KeyCertSign,
-        rcgen::KeyUsagePurpose::DigitalSignature,
-    ];
-    let ca = ca_params.self_signed(&ca_key)?;
-    let leaf_key = rcgen::KeyPair::generate()?;
-    let mut leaf_params =
-        rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])?;
-    leaf_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "localhost");
-    let leaf = leaf_params.signed_by(&leaf_key, &ca, &ca_key)?;
-    let key = rustls::pki_types::PrivateKeyDer::try_from(leaf_key.serialize_der())
-        .map_err(|e| anyhow::anyhow!("server key: {e}"))?;
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()?
-    .with_no_client_auth()
-    .with_single_cert(vec![leaf.der().clone(), ca.der().clone()], key)?;
-    Ok((ca.pem(), config))
 }
 
 fn name(served: &Served, suffix: &str) -> String {

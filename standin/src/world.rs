@@ -26,6 +26,7 @@ pub enum SourceAuth {
 pub struct World {
     pub source: Arc<Front>,
     pub source_addr: SocketAddr,
+    source_router: axum::Router,
     pub ecr: EcrEmulator,
     dir: PathBuf,
     ecr_generation: u32,
@@ -40,24 +41,25 @@ impl World {
     /// Starts a world whose source registry authenticates as `source_auth` says.
     pub async fn start_with(dir: &Path, source_auth: SourceAuth) -> Result<World> {
         let source_backend = Backend::start(&dir.join("source")).await?;
-        let (source, source_addr) = match source_auth {
+        let (source, source_addr, source_router) = match source_auth {
             SourceAuth::Anonymous | SourceAuth::Basic(_) => {
                 let gate = match source_auth {
                     SourceAuth::Basic(auth) => Some(Box::new(auth) as Box<dyn Gate>),
                     _ => None,
                 };
                 let source = Front::new(source_backend, gate);
-                let addr = front::serve(front::router(source.clone())).await?;
-                (source, addr)
+                let router = front::router(source.clone());
+                let addr = front::serve(router.clone()).await?;
+                (source, addr, router)
             }
             SourceAuth::Token(user) => {
                 let issuer = TokenIssuer::new(user);
                 let gate = Box::new(BearerGate(issuer.clone())) as Box<dyn Gate>;
                 let source = Front::new(source_backend, Some(gate));
                 let router = issuer.router().merge(front::router(source.clone()));
-                let addr = front::serve(router).await?;
+                let addr = front::serve(router.clone()).await?;
                 issuer.set_realm(format!("http://{addr}/token"));
-                (source, addr)
+                (source, addr, router)
             }
         };
         let ecr_backend = Backend::start(&dir.join("ecr")).await?;
@@ -65,6 +67,7 @@ impl World {
         Ok(World {
             source,
             source_addr,
+            source_router,
             ecr,
             dir: dir.to_path_buf(),
             ecr_generation: 0,
@@ -79,6 +82,13 @@ impl World {
             Backend::start(&self.dir.join(format!("ecr-{}", self.ecr_generation))).await?;
         self.ecr = EcrEmulator::start(backend).await?;
         Ok(())
+    }
+
+    /// Serves the source registry over HTTPS too, on another port; returns it.
+    pub async fn serve_source_tls(&self, tls: Arc<rustls::ServerConfig>) -> Result<u16> {
+        Ok(crate::tls::serve_tls(self.source_router.clone(), tls)
+            .await?
+            .port())
     }
 
     /// `127.0.0.1:<port>` of the source registry, as image references name it.

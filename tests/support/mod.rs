@@ -10,6 +10,20 @@ use serde_json::Value;
 use standin::{SourceAuth, World};
 use tempfile::TempDir;
 
+/// Variables of this machine that would change where the provider's connections go or whom
+/// they trust: every run starts with them empty (tests that need one set it).
+const HERMETIC: &[&str] = &[
+    "HTTPS_PROXY",
+    "https_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+    "NO_PROXY",
+    "no_proxy",
+    "AWS_CA_BUNDLE",
+];
+
 /// The output of one `terraform` run.
 pub struct Run {
     pub success: bool,
@@ -170,6 +184,9 @@ impl Harness {
             .env_remove("DOCKER_HOST")
             .env_remove("AWS_PROFILE")
             .stdin(Stdio::null());
+        for name in HERMETIC {
+            command.env_remove(name);
+        }
         for (key, value) in &self.env {
             command.env(key, value);
         }
@@ -348,6 +365,9 @@ impl Harness {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0);
+        for name in HERMETIC {
+            command.env_remove(name);
+        }
         for (key, value) in &self.env {
             command.env(key, value);
         }

@@ -109,10 +109,15 @@ fn get_authorization_token(ecr: &Ecr) -> Response {
     let password = ecr.issue_token();
     let token = base64::engine::general_purpose::STANDARD.encode(format!("AWS:{password}"));
     let host = ecr.host.lock().unwrap().clone();
+    let scheme = if ecr.secure.load(std::sync::atomic::Ordering::SeqCst) {
+        "https"
+    } else {
+        "http"
+    };
     api_ok(json!({"authorizationData": [{
         "authorizationToken": token,
         "expiresAt": now() + 12.0 * 3600.0,
-        "proxyEndpoint": format!("http://{host}"),
+        "proxyEndpoint": format!("{scheme}://{host}"),
     }]}))
 }
 

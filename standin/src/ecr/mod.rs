@@ -49,7 +49,10 @@ pub(crate) struct Repository {
 /// The emulator's state.
 pub struct Ecr {
     pub(crate) front: Arc<Front>,
+    /// The registry's `host:port` as the API advertises it.
     pub(crate) host: Mutex<String>,
+    /// Whether the advertised registry speaks HTTPS.
+    pub(crate) secure: AtomicBool,
     pub(crate) repositories: Mutex<BTreeMap<String, Repository>>,
     pub(crate) tokens: Mutex<HashSet<String>>,
     pub(crate) issued: Mutex<Vec<String>>,
@@ -64,6 +67,7 @@ pub struct Ecr {
 pub struct EcrEmulator {
     pub state: Arc<Ecr>,
     pub addr: std::net::SocketAddr,
+    router: Router,
 }
 
 impl EcrEmulator {
@@ -75,6 +79,7 @@ impl EcrEmulator {
                 Some(Box::new(TokenGate { ecr: weak.clone() }) as Box<dyn Gate>),
             ),
             host: Mutex::new(String::new()),
+            secure: AtomicBool::new(false),
             repositories: Mutex::new(BTreeMap::new()),
             tokens: Mutex::new(HashSet::new()),
             issued: Mutex::new(Vec::new()),
@@ -89,9 +94,27 @@ impl EcrEmulator {
             .route("/_standin/ecr/calls", get(calls))
             .with_state(state.clone())
             .merge(front::router(state.front.clone()));
-        let addr = front::serve(router).await?;
+        let addr = front::serve(router.clone()).await?;
         *state.host.lock().unwrap() = addr.to_string();
-        Ok(EcrEmulator { state, addr })
+        Ok(EcrEmulator {
+            state,
+            addr,
+            router,
+        })
+    }
+
+    /// Serves the API and the registry over HTTPS too, on another port; returns it.
+    pub async fn serve_tls(&self, tls: Arc<rustls::ServerConfig>) -> Result<u16> {
+        Ok(crate::tls::serve_tls(self.router.clone(), tls)
+            .await?
+            .port())
+    }
+
+    /// Makes the API name `https://{host}` as the registry (repository URIs, the
+    /// authorization data's proxy endpoint) from now on.
+    pub fn advertise_https(&self, host: &str) {
+        *self.state.host.lock().unwrap() = host.to_string();
+        self.state.secure.store(true, Ordering::SeqCst);
     }
 
     /// `http://127.0.0.1:<port>`: both the API endpoint and the registry.

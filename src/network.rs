@@ -1,0 +1,502 @@
+//! How the provider's connections reach the network, and what it means when they do not.
+//!
+//! Three kinds of connection leave the provider: the ECR API (AWS SDK), ECR's registry and
+//! source registries (reqwest, directly or through oci-client). All of them:
+//! - go through the proxy that `HTTPS_PROXY`/`HTTP_PROXY`/`ALL_PROXY` name, except for hosts
+//!   `NO_PROXY` lists (either case, read as curl does);
+//! - trust the system's CA certificates, which `SSL_CERT_FILE`/`SSL_CERT_DIR` replace.
+//!
+//! The ECR API also trusts the certificates of `AWS_CA_BUNDLE`, as the AWS CLI does (added to
+//! the trusted roots here, not replacing them).
+//!
+//! A connection that fails before any answer is an [`Error::Network`]: [`classify`] tells DNS,
+//! refused, timed out, reset, TLS and proxy failures apart, and the diagnostic names the
+//! endpoint, the proxy in the way and the likely fix.
+
+use std::error::Error as StdError;
+
+use aws_smithy_http_client::proxy::ProxyConfig;
+use aws_smithy_http_client::tls::rustls_provider::CryptoMode;
+use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
+use aws_smithy_http_client::Connector;
+use aws_smithy_runtime_api::client::http::SharedHttpClient;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::CertificateDer;
+
+use crate::error::Error;
+
+/// What kind of network failure a connection met.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Failure {
+    /// The host name does not resolve.
+    Dns,
+    /// Nothing accepts connections at the address.
+    Refused,
+    /// No answer in time.
+    TimedOut,
+    /// The connection was cut before an answer.
+    Reset,
+    /// The server's certificate is signed by a CA this machine does not trust.
+    UnknownCa,
+    /// The server's certificate does not name the host.
+    WrongName,
+    /// The server's certificate is expired or not yet valid.
+    Expired,
+    /// Another TLS failure.
+    Tls,
+    /// The proxy refused to open a tunnel to the host (it answered other than 200).
+    ProxyRefused,
+    /// The proxy demands credentials.
+    ProxyAuth,
+}
+
+/// The failure behind `err`, when it is a network failure; walks the whole source chain
+/// (I/O errors' inner errors included).
+pub fn classify(err: &(dyn StdError + 'static)) -> Option<Failure> {
+    let mut found = None;
+    let mut text = String::new();
+    let mut next = Some(err);
+    while let Some(current) = next {
+        text.push_str(&current.to_string().to_ascii_lowercase());
+        text.push('\n');
+        if let Some(tls) = current.downcast_ref::<rustls::Error>() {
+            return Some(tls_failure(tls));
+        }
+        if let Some(io) = current.downcast_ref::<std::io::Error>() {
+            found = found.or(match io.kind() {
+                std::io::ErrorKind::ConnectionRefused => Some(Failure::Refused),
+                std::io::ErrorKind::TimedOut => Some(Failure::TimedOut),
+                std::io::ErrorKind::ConnectionReset
+                | std::io::ErrorKind::ConnectionAborted
+                | std::io::ErrorKind::BrokenPipe
+                | std::io::ErrorKind::UnexpectedEof => Some(Failure::Reset),
+                _ => None,
+            });
+            // An I/O error's `source` skips the error it wraps: look at that one too.
+            if let Some(inner) = io.get_ref() {
+                if let Some(tls) = inner.downcast_ref::<rustls::Error>() {
+                    return Some(tls_failure(tls));
+                }
+                next = Some(inner as &(dyn StdError + 'static));
+                continue;
+            }
+        }
+        next = current.source();
+    }
+    let has = |needle: &str| text.contains(needle);
+    if has("proxy authorization required") {
+        Some(Failure::ProxyAuth)
+    } else if has("tunnel error: unsuccessful")
+        || has("tunnel error: unexpected end of file")
+        || has("tunnel error: proxy response headers too long")
+    {
+        Some(Failure::ProxyRefused)
+    } else if has("dns error") || has("failed to lookup address") {
+        Some(Failure::Dns)
+    } else if found.is_some() {
+        found
+    } else if has("timed out") || has("timeout") {
+        Some(Failure::TimedOut)
+    } else if has("connection refused") {
+        Some(Failure::Refused)
+    } else if has("tcp connect error") || has("error trying to connect") {
+        Some(Failure::Reset)
+    } else {
+        None
+    }
+}
+
+fn tls_failure(err: &rustls::Error) -> Failure {
+    use rustls::CertificateError as Cert;
+    match err {
+        rustls::Error::InvalidCertificate(cert) => match cert {
+            Cert::UnknownIssuer | Cert::BadSignature => Failure::UnknownCa,
+            Cert::NotValidForName | Cert::NotValidForNameContext { .. } => Failure::WrongName,
+            Cert::Expired
+            | Cert::ExpiredContext { .. }
+            | Cert::NotValidYet
+            | Cert::NotValidYetContext { .. } => Failure::Expired,
+            Cert::Other(other) if other.to_string().to_ascii_lowercase().contains("issuer") => {
+                Failure::UnknownCa
+            }
+            _ => Failure::Tls,
+        },
+        _ => Failure::Tls,
+    }
+}
+
+/// The proxy a request to `endpoint` (`scheme://host[:port]`) goes through, as
+/// `scheme://host:port` without credentials; `None` when it goes direct.
+pub fn proxy_for(endpoint: &str) -> Option<String> {
+    let uri: http::Uri = endpoint.parse().ok()?;
+    let intercept = hyper_util::client::proxy::matcher::Matcher::from_env().intercept(&uri)?;
+    let proxy = intercept.uri();
+    let host = proxy.host()?;
+    Some(match proxy.port_u16() {
+        Some(port) => format!("{}://{host}:{port}", proxy.scheme_str().unwrap_or("http")),
+        None => format!("{}://{host}", proxy.scheme_str().unwrap_or("http")),
+    })
+}
+
+/// `scheme://host[:port]` of a URL, without path, query or credentials.
+pub fn origin(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("https", url));
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let authority = authority.rsplit('@').next().unwrap_or_default();
+    format!("{scheme}://{authority}")
+}
+
+/// The host part of `endpoint`.
+fn host_of(endpoint: &str) -> String {
+    let authority = endpoint.split_once("://").map_or(endpoint, |(_, a)| a);
+    match authority.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or_default().to_string(),
+        None => authority.split(':').next().unwrap_or_default().to_string(),
+    }
+}
+
+/// What happened, and what to do about it, in two sentences.
+pub fn explain(failure: Failure, endpoint: &str, proxy: Option<&str>) -> String {
+    let host = host_of(endpoint);
+    let ca_vars = "AWS_CA_BUNDLE (ECR API) or SSL_CERT_FILE / SSL_CERT_DIR (every connection)";
+    match (failure, proxy) {
+        (Failure::Dns, None) => format!(
+            "The name {host} does not resolve on this machine. Check the address (region, endpoint or registry name) and this machine's DNS; if this network reaches the internet only through a proxy, set HTTPS_PROXY."
+        ),
+        (Failure::Dns, Some(proxy)) => format!(
+            "The proxy {proxy} (from HTTPS_PROXY/HTTP_PROXY) does not resolve on this machine. Check the proxy variables, or list {host} in NO_PROXY to connect directly."
+        ),
+        (Failure::Refused, None) => format!(
+            "Nothing accepts connections at {endpoint}. Check the address and port, and any firewall in between."
+        ),
+        (Failure::Refused, Some(proxy)) => format!(
+            "The proxy {proxy} (from HTTPS_PROXY/HTTP_PROXY) refused the connection. Check that the proxy runs and the variables name it, or list {host} in NO_PROXY to connect directly."
+        ),
+        (Failure::TimedOut, None) => format!(
+            "No answer from {endpoint} in time. A firewall may drop the connection; if this network reaches the internet only through a proxy, set HTTPS_PROXY."
+        ),
+        (Failure::TimedOut, Some(proxy)) => format!(
+            "No answer in time through the proxy {proxy}. Check the proxy, or list {host} in NO_PROXY to connect directly."
+        ),
+        (Failure::Reset, _) => format!(
+            "The connection to {endpoint} was closed before an answer{}. Apply again; if it keeps failing, a firewall or proxy in between is cutting it.",
+            via(proxy)
+        ),
+        (Failure::UnknownCa, _) => format!(
+            "The certificate {host} presented{} is signed by a CA this machine does not trust. If a TLS-inspecting proxy or a private CA signs it, trust that CA with {ca_vars}.",
+            via(proxy)
+        ),
+        (Failure::WrongName, _) => format!(
+            "The certificate presented{} does not name {host}. Check the address; a proxy that inspects TLS may be presenting its own certificate.",
+            via(proxy)
+        ),
+        (Failure::Expired, _) => format!(
+            "The certificate {host} presented{} has expired or is not valid yet. Check this machine's clock.",
+            via(proxy)
+        ),
+        (Failure::Tls, _) => format!(
+            "The TLS handshake with {host}{} failed. If a proxy inspects TLS, trust its CA with {ca_vars}.",
+            via(proxy)
+        ),
+        (Failure::ProxyRefused, _) => format!(
+            "The proxy {} would not open a connection to {host}: it may block or not know the host. Ask for the host to be allowed, or list it in NO_PROXY to connect directly.",
+            proxy.unwrap_or("in the way")
+        ),
+        (Failure::ProxyAuth, _) => format!(
+            "The proxy {} demands credentials. Put them in the proxy URL (http://user:password@proxy:port) in HTTPS_PROXY/HTTP_PROXY.",
+            proxy.unwrap_or("in the way")
+        ),
+    }
+}
+
+fn via(proxy: Option<&str>) -> String {
+    proxy
+        .map(|p| format!(" (through the proxy {p})"))
+        .unwrap_or_default()
+}
+
+/// An [`Error::Network`] for `err` when it is a network failure of a request to `service`
+/// at `endpoint` (any URL on it).
+pub fn network_error(
+    service: &'static str,
+    endpoint: &str,
+    attribute: Option<&'static str>,
+    err: &(dyn StdError + 'static),
+) -> Option<Error> {
+    let failure = classify(err)?;
+    tracing::debug!(error = %crate::error::chain(err), "network failure");
+    let endpoint = origin(endpoint);
+    let proxy = proxy_for(&endpoint);
+    Some(Error::Network {
+        service,
+        detail: explain(failure, &endpoint, proxy.as_deref()),
+        endpoint,
+        attribute,
+    })
+}
+
+/// An [`Error::Network`] for a request to `service` that got no answer in time.
+pub fn timed_out(service: &'static str, endpoint: &str, attribute: Option<&'static str>) -> Error {
+    let endpoint = origin(endpoint);
+    let proxy = proxy_for(&endpoint);
+    Error::Network {
+        service,
+        detail: explain(Failure::TimedOut, &endpoint, proxy.as_deref()),
+        endpoint,
+        attribute,
+    }
+}
+
+/// The address of the ECR API the SDK calls for `sdk`: an endpoint override
+/// (`AWS_ENDPOINT_URL_ECR`, `AWS_ENDPOINT_URL`, the profile's `endpoint_url`), else the
+/// region's public endpoint.
+pub fn ecr_endpoint(sdk: &aws_types::SdkConfig) -> String {
+    let ignored = std::env::var("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS")
+        .is_ok_and(|v| v.eq_ignore_ascii_case("true"));
+    let from_env = std::env::var("AWS_ENDPOINT_URL_ECR")
+        .ok()
+        .filter(|v| !v.is_empty() && !ignored);
+    from_env
+        .or_else(|| sdk.endpoint_url().map(str::to_string))
+        .unwrap_or_else(|| {
+            let region = sdk.region().map(|r| r.to_string()).unwrap_or_default();
+            format!("https://api.ecr.{region}.amazonaws.com")
+        })
+}
+
+/// The certificates of `AWS_CA_BUNDLE`, checked, when it is set.
+fn aws_ca_bundle() -> Result<Option<Vec<u8>>, Error> {
+    match std::env::var_os("AWS_CA_BUNDLE").filter(|p| !p.is_empty()) {
+        Some(path) => read_ca_bundle(std::path::Path::new(&path)).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// The PEM certificates in `path`, each checked (the TLS layer would panic on a bad one).
+fn read_ca_bundle(path: &std::path::Path) -> Result<Vec<u8>, Error> {
+    let shown = path.to_string_lossy().into_owned();
+    let unusable = |why: String| {
+        Error::Environment {
+        summary: "AWS_CA_BUNDLE is unusable".into(),
+        detail: format!(
+            "{why} AWS_CA_BUNDLE must name a file of PEM certificates (-----BEGIN CERTIFICATE-----) to trust for the ECR API; fix the file or unset the variable."
+        ),
+    }
+    };
+    let pem = std::fs::read(path).map_err(|e| unusable(format!("Cannot read {shown}: {e}.")))?;
+    let mut roots = rustls::RootCertStore::empty();
+    let mut count = 0;
+    for cert in CertificateDer::pem_slice_iter(&pem) {
+        let cert = cert.map_err(|e| unusable(format!("{shown} is not valid PEM: {e}.")))?;
+        roots.add(cert).map_err(|e| {
+            unusable(format!(
+                "{shown} holds a certificate that cannot be used: {e}."
+            ))
+        })?;
+        count += 1;
+    }
+    if count == 0 {
+        return Err(unusable(format!("{shown} holds no certificate.")));
+    }
+    Ok(pem)
+}
+
+/// The HTTP client for the ECR API: ring for TLS (the one crypto backend compiled in), the
+/// proxy from the environment, the system's roots plus `AWS_CA_BUNDLE`'s.
+pub fn aws_http_client() -> Result<SharedHttpClient, Error> {
+    let mut trust = TrustStore::default();
+    if let Some(pem) = aws_ca_bundle()? {
+        trust = trust.with_pem_certificate(pem);
+    }
+    let context = TlsContext::builder()
+        .with_trust_store(trust)
+        .build()
+        .map_err(|e| Error::Environment {
+            summary: "Cannot set up TLS for the ECR API".into(),
+            detail: format!("{e}"),
+        })?;
+    Ok(
+        aws_smithy_http_client::Builder::new().build_with_connector_fn(
+            move |settings, components| {
+                let mut builder = Connector::builder()
+                    .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
+                    .tls_context(context.clone())
+                    .proxy_config(ProxyConfig::from_env());
+                builder.set_connector_settings(settings.cloned());
+                if let Some(components) = components {
+                    builder.set_sleep_impl(components.sleep_impl());
+                }
+                builder.build()
+            },
+        ),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn io(kind: std::io::ErrorKind, text: &str) -> std::io::Error {
+        std::io::Error::new(kind, text.to_string())
+    }
+
+    /// An error with a message and a source, as connectors nest them.
+    #[derive(Debug)]
+    struct Wrapped(&'static str, Box<dyn StdError + Send + Sync>);
+    impl std::fmt::Display for Wrapped {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+    impl StdError for Wrapped {
+        fn source(&self) -> Option<&(dyn StdError + 'static)> {
+            Some(&*self.1)
+        }
+    }
+
+    #[test]
+    fn failures_are_told_apart_through_the_source_chain() {
+        let dns = Wrapped(
+            "dns error",
+            Box::new(io(
+                std::io::ErrorKind::Other,
+                "failed to lookup address information: Name or service not known",
+            )),
+        );
+        assert_eq!(classify(&dns), Some(Failure::Dns));
+
+        let refused = Wrapped(
+            "client error (Connect)",
+            Box::new(Wrapped(
+                "tcp connect error",
+                Box::new(io(
+                    std::io::ErrorKind::ConnectionRefused,
+                    "Connection refused",
+                )),
+            )),
+        );
+        assert_eq!(classify(&refused), Some(Failure::Refused));
+
+        let timed_out = io(std::io::ErrorKind::TimedOut, "connection timed out");
+        assert_eq!(classify(&timed_out), Some(Failure::TimedOut));
+
+        let reset = io(std::io::ErrorKind::ConnectionReset, "reset by peer");
+        assert_eq!(classify(&reset), Some(Failure::Reset));
+
+        let tunnel = Wrapped(
+            "client error (Connect)",
+            Box::new(io(std::io::ErrorKind::Other, "tunnel error: unsuccessful")),
+        );
+        assert_eq!(classify(&tunnel), Some(Failure::ProxyRefused));
+
+        let auth = io(
+            std::io::ErrorKind::Other,
+            "tunnel error: proxy authorization required",
+        );
+        assert_eq!(classify(&auth), Some(Failure::ProxyAuth));
+
+        let not_network = io(std::io::ErrorKind::InvalidData, "bad manifest");
+        assert_eq!(classify(&not_network), None);
+    }
+
+    #[test]
+    fn certificate_problems_are_found_inside_io_errors() {
+        let unknown = std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer),
+        );
+        let wrapped = Wrapped("client error (Connect)", Box::new(unknown));
+        assert_eq!(classify(&wrapped), Some(Failure::UnknownCa));
+
+        let name = rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidForName);
+        assert_eq!(classify(&name), Some(Failure::WrongName));
+
+        let expired = rustls::Error::InvalidCertificate(rustls::CertificateError::Expired);
+        assert_eq!(classify(&expired), Some(Failure::Expired));
+
+        let other = rustls::Error::DecryptError;
+        assert_eq!(classify(&other), Some(Failure::Tls));
+    }
+
+    #[test]
+    fn explanations_name_the_endpoint_the_proxy_and_the_fix() {
+        let api = "https://api.ecr.eu-west-1.amazonaws.com";
+        let text = explain(Failure::Dns, api, None);
+        assert!(
+            text.contains("api.ecr.eu-west-1.amazonaws.com does not resolve"),
+            "{text}"
+        );
+        assert!(text.contains("HTTPS_PROXY"), "{text}");
+
+        let text = explain(Failure::Refused, api, Some("http://proxy.corp:3128"));
+        assert!(text.contains("proxy http://proxy.corp:3128"), "{text}");
+        assert!(text.contains("NO_PROXY"), "{text}");
+
+        let text = explain(Failure::UnknownCa, api, None);
+        assert!(
+            text.contains("AWS_CA_BUNDLE") && text.contains("SSL_CERT_FILE"),
+            "{text}"
+        );
+
+        for failure in [
+            Failure::Dns,
+            Failure::Refused,
+            Failure::TimedOut,
+            Failure::Reset,
+            Failure::UnknownCa,
+            Failure::WrongName,
+            Failure::Expired,
+            Failure::Tls,
+            Failure::ProxyRefused,
+            Failure::ProxyAuth,
+        ] {
+            let text = explain(failure, api, Some("http://proxy.corp:3128"));
+            assert!(
+                !text.to_ascii_lowercase().contains("credentials, profile"),
+                "{failure:?}: {text}"
+            );
+            assert!(text.matches(". ").count() <= 2, "{failure:?}: {text}");
+        }
+    }
+
+    #[test]
+    fn origins_drop_paths_queries_and_credentials() {
+        assert_eq!(
+            origin("https://user:pw@registry.example:5000/v2/app/manifests/1?x=y"),
+            "https://registry.example:5000"
+        );
+        assert_eq!(origin("http://127.0.0.1:80"), "http://127.0.0.1:80");
+        assert_eq!(host_of("https://[::1]:443"), "::1");
+    }
+
+    #[test]
+    fn a_bad_ca_bundle_is_a_clear_error_not_a_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let bad = dir.path().join("bad.pem");
+        std::fs::write(&bad, "not a certificate\n").unwrap();
+        let err = read_ca_bundle(&bad).unwrap_err();
+        let missing = read_ca_bundle(&dir.path().join("missing.pem")).unwrap_err();
+        let broken = dir.path().join("broken.pem");
+        std::fs::write(
+            &broken,
+            "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let unusable = read_ca_bundle(&broken).unwrap_err();
+        assert!(
+            unusable.detail().contains("cannot be used"),
+            "{}",
+            unusable.detail()
+        );
+        assert!(
+            err.detail().contains("holds no certificate"),
+            "{}",
+            err.detail()
+        );
+        assert!(
+            missing.detail().contains("Cannot read"),
+            "{}",
+            missing.detail()
+        );
+    }
+}
