@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: all setup build demo test lint docs release bench fmt clean
+.PHONY: all setup build demo test lint docs release bench fmt clean fresh-machine
 
 all: build
 
@@ -35,6 +35,10 @@ release: setup
 # make bench: times the seed module's loop, both copy methods and skopeo (BENCHMARKS.md).
 bench: setup
 	@scripts/bench.sh $(BENCH_ARGS)
+
+# make fresh-machine: the README's commands on a fresh Debian root (debootstrap; needs root).
+fresh-machine:
+	@scripts/fresh-machine.sh
 
 fmt:
 	$(CARGO) fmt --all
