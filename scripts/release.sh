@@ -33,9 +33,10 @@ need_version() {
   mkdir -p "$dist"
   dist=$(cd "$dist" && pwd)
 }
+python=$(command -v python3 || command -v python) || die "python3 is missing: it writes the zips."
 # Where Cargo puts build outputs (CARGO_TARGET_DIR, .cargo/config.toml, or target/).
 target_dir=$(cargo metadata --format-version 1 --no-deps |
-  python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+  "$python" -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
 GLIBC_FLOOR=2.17
 
 # Rust target triple -> Terraform's OS_ARCH.
@@ -79,7 +80,7 @@ package() {
   local stage
   stage=$(mktemp -d)
   cp "$binary" "$stage/${name}_v$version$exe"
-  python3 - "$dist/${name}_${version}_${platform}.zip" "$stage/${name}_v$version$exe" <<'PY'
+  "$python" - "$dist/${name}_${version}_${platform}.zip" "$stage/${name}_v$version$exe" <<'PY'
 import os, sys, zipfile
 out, binary = sys.argv[1], sys.argv[2]
 info = zipfile.ZipInfo(os.path.basename(binary), date_time=(2020, 1, 1, 0, 0, 0))

@@ -117,4 +117,4 @@ if ! engine_up; then
   engine_up || die "dockerd did not start; see $log."
 fi
 
-say "ready: $(protoc --version), $(cc --version | head -1), Docker engine $(docker version --format '{{.Server.Version}}'), $(terraform version | head -1)"
+say "ready: $(protoc --version), $(cc --version | head -1), Docker engine $(docker version --format '{{.Server.Version}}'), $(terraform version 2>/dev/null | head -1)"

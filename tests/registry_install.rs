@@ -143,7 +143,9 @@ async fn terraform_init_installs_the_signed_release_and_refuses_tampering() {
     let unpacked = scratch.join("unpacked");
     run(tokio::process::Command::new("python3").args([
         "-c",
-        "import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extractall(sys.argv[2])",
+        // Extracted as Terraform does, with the mode the zip records (so a zip that
+        // lost the executable bit fails here, as it would for users).
+        "import os, sys, zipfile\nz = zipfile.ZipFile(sys.argv[1])\nfor i in z.infolist():\n    os.chmod(z.extract(i, sys.argv[2]), (i.external_attr >> 16) & 0o777)",
         &dist
             .join(format!("{prefix}_linux_amd64.zip"))
             .display()
