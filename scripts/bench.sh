@@ -13,6 +13,5 @@ python3 -c 'import matplotlib' 2>/dev/null || python3 -m pip install -q matplotl
 # The provider as released (scripts/release.sh: for Linux, linked by Zig against glibc 2.17).
 provider=$(scripts/release.sh build)
 cargo build --release --locked -p ecrmirror-standin --bin ecrmirror-bench
-target_dir=$(cargo metadata --format-version 1 --no-deps |
-  python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+target_dir=$(scripts/target-dir.sh)
 "$target_dir/release/ecrmirror-bench" --provider-dir "$(dirname "$provider")" "$@"

@@ -7,8 +7,7 @@ cd "$(dirname "$0")/.."
 root=$(pwd)
 demo="$root/.demo"
 # Where Cargo put the debug build (CARGO_TARGET_DIR, .cargo/config.toml, or target/).
-bin=$(cargo metadata --format-version 1 --no-deps |
-  python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')/debug
+bin=$(scripts/target-dir.sh)/debug
 rm -rf "$demo"
 mkdir -p "$demo/work"
 

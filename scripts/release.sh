@@ -33,10 +33,9 @@ need_version() {
   mkdir -p "$dist"
   dist=$(cd "$dist" && pwd)
 }
-python=$(command -v python3 || command -v python) || die "python3 is missing: it writes the zips."
+command -v python3 >/dev/null || die "python3 is missing: it finds the build outputs and writes the zips."
 # Where Cargo puts build outputs (CARGO_TARGET_DIR, .cargo/config.toml, or target/).
-target_dir=$(cargo metadata --format-version 1 --no-deps |
-  "$python" -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+target_dir=$(scripts/target-dir.sh)
 GLIBC_FLOOR=2.17
 
 # Rust target triple -> Terraform's OS_ARCH.
@@ -80,7 +79,7 @@ package() {
   local stage
   stage=$(mktemp -d)
   cp "$binary" "$stage/${name}_v$version$exe"
-  "$python" - "$dist/${name}_${version}_${platform}.zip" "$stage/${name}_v$version$exe" <<'PY'
+  python3 - "$dist/${name}_${version}_${platform}.zip" "$stage/${name}_v$version$exe" <<'PY'
 import os, sys, zipfile
 out, binary = sys.argv[1], sys.argv[2]
 info = zipfile.ZipInfo(os.path.basename(binary), date_time=(2020, 1, 1, 0, 0, 0))
