@@ -2,13 +2,17 @@
 //!
 //! Module map, in the direction data flows (resource → transfer / ecr → bollard, AWS SDK):
 //!
-//! - [`provider`]: the provider schema; `configure` builds the shared [`provider::Clients`].
+//! - [`provider`]: the provider schema, its block checked into [`clients::Settings`], and
+//!   the resources it registers.
+//! - [`clients`]: what `configure` builds once and every resource shares (ECR API,
+//!   distribution clients, the transfers, source credentials, the default copy method).
 //! - [`resource`]: Terraform objects; `resource::image` is `ecrmirror_image` (state and
 //!   schema, plan rules, apply orchestration). tf-provider types stop here.
 //! - [`reference`]: image references, repository names, tags, platforms (pure).
 //! - [`manifest`]: which image config a manifest or index holds for a platform (pure).
 //! - [`credentials`]: source registry credentials (`registry_auth`, Docker config file).
-//! - [`transfer`]: the seam between the resource and the copy methods; `transfer::docker`
+//! - [`transfer`]: the seam between the resource and the copy methods ([`transfer::CopyMethod`]
+//!   names them); `transfer::docker`
 //!   pulls and pushes through the Docker Engine API. bollard types stop here.
 //! - [`ecr`]: the ECR API (token cache, repository and image queries, untag). AWS SDK types
 //!   stop here.
@@ -22,6 +26,7 @@
 //! - [`logging`]: hclog-style JSON logs to stderr (stdout is the plugin protocol's).
 //! - [`nodelay`]: `TCP_NODELAY` on the gRPC sockets tf-provider opens (40 ms stalls; Linux only).
 
+pub mod clients;
 pub mod credentials;
 pub mod ecr;
 pub mod error;

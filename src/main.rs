@@ -16,11 +16,33 @@ fn main() -> anyhow::Result<()> {
     #[cfg(target_os = "linux")]
     ecrmirror::nodelay::start();
     tokio::runtime::Runtime::new()?.block_on(async {
-        ecrmirror::provider::ignore_interrupts();
+        ignore_interrupts();
         tf_provider::serve(
             "ecrmirror",
             ecrmirror::provider::EcrMirrorProvider::default(),
         )
         .await
     })
+}
+
+/// Keeps the provider alive through Ctrl-C: Terraform sends SIGINT to its whole process group
+/// and then asks the provider to stop over the protocol, after saving what exists.
+fn ignore_interrupts() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut interrupts) = signal(SignalKind::interrupt()) {
+            tokio::spawn(async move {
+                while interrupts.recv().await.is_some() {
+                    tracing::info!("interrupt received; finishing the operation in flight");
+                }
+            });
+        }
+    }
+    #[cfg(windows)]
+    tokio::spawn(async move {
+        while tokio::signal::ctrl_c().await.is_ok() {
+            tracing::info!("interrupt received; finishing the operation in flight");
+        }
+    });
 }

@@ -1,53 +1,21 @@
-//! The provider: its schema, its configuration, and the clients `configure` builds and shares
-//! with the resources.
+//! The provider: its schema, its block checked into [`Settings`], and its registration of
+//! the resources. `configure` hands the settings to [`Clients::build`].
 
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use async_trait::async_trait;
-use aws_config::{BehaviorVersion, Region};
-use aws_runtime::env_config::file::EnvConfigFiles;
-use aws_types::os_shim_internal::{Env, Fs};
 use serde::{Deserialize, Serialize};
 use tf_provider::schema::{AttributeConstraint, Block, Description, NestedBlock, Schema};
 use tf_provider::value::{Value, ValueEmpty};
 use tf_provider::{AttributePath, Diagnostics, DynamicResource, Provider};
 
-use crate::credentials::{RegistryAuth, SourceAuth};
-use crate::ecr::Ecr;
+use crate::clients::{Clients, Settings, SharedClients};
+use crate::credentials::RegistryAuth;
 use crate::error::Error;
-use crate::registry::Registry;
 use crate::resource::image::ImageResource;
 use crate::schema::{secret, string};
 use crate::secret::Secret;
-use crate::transfer::docker::DockerTransfer;
-use crate::transfer::registry::RegistryTransfer;
-use crate::transfer::{Transfer, DEFAULT_METHOD};
-
-/// What `configure` builds; shared by every resource instance of the process.
-pub struct Clients {
-    pub ecr: Ecr,
-    pub registry: Arc<Registry>,
-    pub docker: DockerTransfer,
-    pub registry_copy: RegistryTransfer,
-    /// The provider's `copy_method`, else `docker`.
-    pub default_method: String,
-    pub source_auth: SourceAuth,
-}
-
-impl Clients {
-    /// The transfer for a `copy_method` value.
-    pub fn transfer(&self, method: &str) -> &dyn Transfer {
-        if method == "registry" {
-            &self.registry_copy
-        } else {
-            &self.docker
-        }
-    }
-}
-
-/// Clients set once `configure` has run.
-pub type SharedClients = Arc<OnceLock<Arc<Clients>>>;
 
 /// The provider block.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -83,28 +51,6 @@ impl std::fmt::Debug for RegistryAuthBlock {
 #[derive(Default)]
 pub struct EcrMirrorProvider {
     clients: SharedClients,
-}
-
-/// Keeps the provider alive through Ctrl-C: Terraform sends SIGINT to its whole process group
-/// and then asks the provider to stop over the protocol, after saving what exists.
-pub fn ignore_interrupts() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        if let Ok(mut interrupts) = signal(SignalKind::interrupt()) {
-            tokio::spawn(async move {
-                while interrupts.recv().await.is_some() {
-                    tracing::info!("interrupt received; finishing the operation in flight");
-                }
-            });
-        }
-    }
-    #[cfg(windows)]
-    tokio::spawn(async move {
-        while tokio::signal::ctrl_c().await.is_ok() {
-            tracing::info!("interrupt received; finishing the operation in flight");
-        }
-    });
 }
 
 /// The provider block's schema.
@@ -191,121 +137,61 @@ pub fn provider_schema() -> Schema {
     }
 }
 
-/// Checks the provider block; returns the errors found.
-fn check_config(config: &ProviderConfig) -> Vec<Error> {
+/// An error on the provider block's `attribute`.
+fn invalid(attribute: &'static str, detail: String) -> Error {
+    Error::Config {
+        attribute,
+        summary: format!("Invalid {attribute}"),
+        detail,
+    }
+}
+
+/// Checks the provider block and types it; every error found, each on its attribute.
+/// Validation and `configure` both read the block through here.
+pub fn settings(config: &ProviderConfig) -> Result<Settings, Vec<Error>> {
     let mut errors = Vec::new();
-    if let Value::Value(host) = &config.docker_host {
+    let mut settings = Settings {
+        docker_host: config.docker_host.as_ref_option().cloned(),
+        region: config.region.as_ref_option().cloned(),
+        profile: config.profile.as_ref_option().cloned(),
+        ..Default::default()
+    };
+    if let Some(host) = &settings.docker_host {
         let known = ["unix://", "tcp://", "http://", "https://", "ssh://"];
         if !known.iter().any(|scheme| host.starts_with(scheme)) {
-            errors.push(Error::Config {
-                attribute: "docker_host",
-                summary: "Invalid docker_host".into(),
-                detail: format!(
-                    "`{host}` is not a Docker Engine address: use `unix:///path/to/docker.sock` or `tcp://host:port`."
-                ),
-            });
+            errors.push(invalid("docker_host", format!(
+                "`{host}` is not a Docker Engine address: use `unix:///path/to/docker.sock` or `tcp://host:port`."
+            )));
         }
     }
     if let Value::Value(method) = &config.copy_method {
-        if let Err(detail) = crate::transfer::check_method(method) {
-            errors.push(Error::Config {
-                attribute: "copy_method",
-                summary: "Invalid copy_method".into(),
-                detail,
-            });
+        match method.parse() {
+            Ok(method) => settings.default_method = method,
+            Err(detail) => errors.push(invalid("copy_method", detail)),
         }
     }
-    for (attribute, value) in [("region", &config.region), ("profile", &config.profile)] {
-        if matches!(value, Value::Value(v) if v.trim().is_empty()) {
-            errors.push(Error::Config {
+    for (attribute, value) in [("region", &settings.region), ("profile", &settings.profile)] {
+        if value.as_ref().is_some_and(|v| v.trim().is_empty()) {
+            errors.push(invalid(
                 attribute,
-                summary: format!("Invalid {attribute}"),
-                detail: format!(
+                format!(
                     "`{attribute}` cannot be empty; leave it out to use the AWS default chain."
                 ),
-            });
+            ));
         }
     }
-    errors
-}
-
-/// Reports `errors`; registry_auth errors point into the block.
-fn report_all(errors: Vec<Error>, diags: &mut Diagnostics) {
-    for error in errors {
-        error.report(diags);
-    }
-}
-
-/// Checks that `profile` exists in the AWS config or credentials file.
-async fn check_profile(profile: &str) -> Result<(), Error> {
-    let profiles =
-        aws_config::profile::load(&Fs::real(), &Env::real(), &EnvConfigFiles::default(), None)
-            .await
-            .map_err(|err| Error::Config {
-                attribute: "profile",
-                summary: "Cannot read the AWS config files".into(),
-                detail: err.to_string(),
-            })?;
-    if profiles.get_profile(profile).is_some() {
-        return Ok(());
-    }
-    let known: Vec<&str> = profiles.profiles().collect();
-    Err(Error::Config {
-        attribute: "profile",
-        summary: format!("AWS profile `{profile}` not found"),
-        detail: format!(
-            "Neither the AWS config file (AWS_CONFIG_FILE, default ~/.aws/config) nor the credentials file (AWS_SHARED_CREDENTIALS_FILE, default ~/.aws/credentials) defines it. Profiles found: {}.",
-            if known.is_empty() { "none".to_string() } else { known.join(", ") }
-        ),
-    })
-}
-
-async fn build_clients(config: ProviderConfig) -> Result<Clients, Error> {
-    let profile = config.profile.as_option();
-    if let Some(profile) = &profile {
-        check_profile(profile).await?;
-    }
-    let http = crate::network::aws_http_client()?;
-    let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(http);
-    if let Some(profile) = profile {
-        loader = loader.profile_name(profile);
-    }
-    if let Some(region) = config.region.as_option() {
-        loader = loader.region(Region::new(region));
-    }
-    let sdk = loader.load().await;
-    if sdk.region().is_none() {
-        return Err(Error::Config {
-            attribute: "region",
-            summary: "No AWS region".into(),
-            detail: "Set `region` in the provider block, or AWS_REGION, or a `region` in the AWS profile.".into(),
+    for block in config.registry_auth.as_ref_option().into_iter().flatten() {
+        settings.registry_auth.push(RegistryAuth {
+            address: block.address.as_ref_option().cloned().unwrap_or_default(),
+            username: block.username.as_ref_option().cloned().unwrap_or_default(),
+            password: Secret::new(block.password.as_ref_option().cloned().unwrap_or_default()),
         });
     }
-    let blocks = config
-        .registry_auth
-        .unwrap_or_default()
-        .into_iter()
-        .map(|b| RegistryAuth {
-            address: b.address.unwrap_or_default(),
-            username: b.username.unwrap_or_default(),
-            password: Secret::new(b.password.unwrap_or_default()),
-        })
-        .collect();
-    let registry = Arc::new(Registry::new());
-    Ok(Clients {
-        ecr: Ecr::new(
-            aws_sdk_ecr::Client::new(&sdk),
-            &crate::network::ecr_endpoint(&sdk),
-        ),
-        registry_copy: RegistryTransfer::new(registry.clone()),
-        registry,
-        docker: DockerTransfer::new(config.docker_host.as_option()),
-        default_method: config
-            .copy_method
-            .as_option()
-            .unwrap_or_else(|| DEFAULT_METHOD.to_string()),
-        source_auth: SourceAuth::new(blocks),
-    })
+    if errors.is_empty() {
+        Ok(settings)
+    } else {
+        Err(errors)
+    }
 }
 
 #[async_trait]
@@ -318,7 +204,11 @@ impl Provider for EcrMirrorProvider {
     }
 
     async fn validate<'a>(&self, diags: &mut Diagnostics, config: Self::Config<'a>) -> Option<()> {
-        report_all(check_config(&config), diags);
+        if let Err(errors) = settings(&config) {
+            for error in errors {
+                error.report(diags);
+            }
+        }
         for (index, block) in config.registry_auth.unwrap_or_default().iter().enumerate() {
             if matches!(&block.address, Value::Value(a) if a.trim().is_empty()) {
                 diags.error(
@@ -339,18 +229,19 @@ impl Provider for EcrMirrorProvider {
         _terraform_version: String,
         config: Self::Config<'a>,
     ) -> Option<()> {
-        let errors = check_config(&config);
-        if !errors.is_empty() {
-            report_all(errors, diags);
-            return None;
-        }
-        match build_clients(config).await {
+        let built = match settings(&config) {
+            Ok(settings) => Clients::build(settings).await.map_err(|err| vec![err]),
+            Err(errors) => Err(errors),
+        };
+        match built {
             Ok(clients) => {
                 let _ = self.clients.set(Arc::new(clients));
                 Some(())
             }
-            Err(err) => {
-                err.report(diags);
+            Err(errors) => {
+                for error in errors {
+                    error.report(diags);
+                }
                 None
             }
         }
@@ -381,7 +272,7 @@ mod tests {
             docker_host: Value::Value("/var/run/docker.sock".into()),
             ..Default::default()
         };
-        let errors = check_config(&config);
+        let errors = settings(&config).unwrap_err();
         assert_eq!(errors.len(), 1);
         assert_eq!(errors[0].attribute(), Some("docker_host"));
     }

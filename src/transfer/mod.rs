@@ -80,20 +80,48 @@ impl<K: Eq + Hash> Locks<K> {
     }
 }
 
-/// The `copy_method` values.
-pub const METHODS: [&str; 2] = ["docker", "registry"];
+/// How an image is copied: the `copy_method` argument, parsed where it enters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum CopyMethod {
+    /// Pull and push through a Docker engine. The default: mirrors made before
+    /// `copy_method` existed were made this way.
+    #[default]
+    Docker,
+    /// Registry to registry over the distribution API, digests preserved.
+    Registry,
+}
 
-/// The method used when neither the resource nor the provider names one.
-pub const DEFAULT_METHOD: &str = "docker";
+impl CopyMethod {
+    /// Every method, in the order the docs list them.
+    pub const ALL: [CopyMethod; 2] = [CopyMethod::Docker, CopyMethod::Registry];
 
-/// Checks a `copy_method` value.
-pub fn check_method(method: &str) -> std::result::Result<(), String> {
-    if METHODS.contains(&method) {
-        Ok(())
-    } else {
-        Err(format!(
-            "`{method}` is not a copy method: use \"docker\" (through a Docker engine) or \"registry\" (registry to registry, no engine)."
-        ))
+    /// The method's `copy_method` value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CopyMethod::Docker => "docker",
+            CopyMethod::Registry => "registry",
+        }
+    }
+}
+
+impl std::str::FromStr for CopyMethod {
+    type Err = String;
+
+    fn from_str(text: &str) -> std::result::Result<CopyMethod, String> {
+        CopyMethod::ALL
+            .into_iter()
+            .find(|method| method.as_str() == text)
+            .ok_or_else(|| {
+                format!(
+                    "`{text}` is not a copy method: use \"docker\" (through a Docker engine) or \"registry\" (registry to registry, no engine)."
+                )
+            })
+    }
+}
+
+impl std::fmt::Display for CopyMethod {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -107,6 +135,15 @@ pub trait Transfer: Send + Sync {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn copy_methods_parse_and_display_alike() {
+        for method in CopyMethod::ALL {
+            assert_eq!(method.as_str().parse::<CopyMethod>(), Ok(method));
+        }
+        assert_eq!(CopyMethod::default(), CopyMethod::Docker);
+        assert!("Docker".parse::<CopyMethod>().is_err());
+    }
 
     #[test]
     fn one_key_one_lock() {

@@ -12,16 +12,15 @@ use tf_provider::value::Value;
 
 use super::plan::{timeout, Operation};
 use super::state::{ImageState, PrivateData};
+use crate::clients::Clients;
 use crate::credentials::Credentials;
 use crate::ecr::TagLookup;
 use crate::error::{display_duration, Error, Result};
 use crate::manifest::{select, Selected};
-use crate::provider::Clients;
 use crate::reference::{
     check_repository, check_tag, registry_of_host, ImportId, Platform, SourceRef,
 };
-use crate::transfer::check_method;
-use crate::transfer::{Job, Target};
+use crate::transfer::{CopyMethod, Job, Target};
 
 /// A known string argument, or an error naming it.
 fn known<'a>(value: &'a Value<String>, attribute: &'static str) -> Result<&'a str> {
@@ -113,10 +112,9 @@ async fn mirror_now(
     };
     let source_credentials = clients.source_auth.for_registry(source.registry());
     let method = match &planned.copy_method {
-        Value::Value(method) => method.clone(),
-        _ => clients.default_method.clone(),
+        Value::Value(method) => method.parse().map_err(invalid("copy_method"))?,
+        _ => clients.default_method,
     };
-    check_method(&method).map_err(invalid("copy_method"))?;
 
     let adopted = match adopt {
         Adopt::IfSame => {
@@ -127,7 +125,7 @@ async fn mirror_now(
                 platform: platform.as_ref(),
                 credentials: source_credentials.as_ref(),
             };
-            if method == "registry" {
+            if method == CopyMethod::Registry {
                 adoptable_as_copy(clients, &wanted).await
             } else {
                 adoptable(clients, &wanted).await
@@ -143,7 +141,7 @@ async fn mirror_now(
         None => {
             // A Docker engine retries a refused push for about a minute: ask first. The
             // registry method's own first request to ECR tells a refusal apart (TargetDenied).
-            if method == "docker" {
+            if method == CopyMethod::Docker {
                 clients.registry.check_login(&login).await?;
             }
             let job = Job {
@@ -157,7 +155,7 @@ async fn mirror_now(
                     password: login.password.clone(),
                 },
             };
-            let copied = clients.transfer(&method).copy(&job).await?;
+            let copied = clients.transfer(method).copy(&job).await?;
             let digest = confirmed_digest(clients, &registry, &target).await?;
             if let Some(pushed) = &copied.pushed_digest {
                 if pushed != &digest {
@@ -173,7 +171,7 @@ async fn mirror_now(
     let state = ImageState {
         tag: Value::Value(tag),
         registry_id: Value::Value(registry),
-        copy_method: Value::Value(method),
+        copy_method: Value::Value(method.to_string()),
         ..mirrored_state(planned.clone(), &target, &digest, source_digest.clone())
     };
     Ok((

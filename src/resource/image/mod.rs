@@ -11,8 +11,9 @@ use tf_provider::schema::Schema;
 use tf_provider::value::ValueEmpty;
 use tf_provider::{AttributePath, Diagnostics, Resource};
 
+use crate::clients::{Clients, SharedClients};
 use crate::error::Error;
-use crate::provider::{Clients, SharedClients};
+use crate::transfer::CopyMethod;
 use apply::Adopt;
 use plan::Operation;
 use state::{ImageState, Private};
@@ -30,11 +31,11 @@ impl ImageResource {
 
     /// The provider's `copy_method` (the plan may run before apply configures, e.g. with
     /// validation only; then the default).
-    fn default_method(&self) -> String {
+    fn default_method(&self) -> CopyMethod {
         self.clients
             .get()
-            .map(|c| c.default_method.clone())
-            .unwrap_or_else(|| crate::transfer::DEFAULT_METHOD.to_string())
+            .map(|c| c.default_method)
+            .unwrap_or_default()
     }
 
     fn clients(&self, diags: &mut Diagnostics) -> Option<Arc<Clients>> {
@@ -96,7 +97,7 @@ impl Resource for ImageResource {
         _meta: ValueEmpty,
     ) -> Option<(ImageState, Private)> {
         let default_method = self.default_method();
-        Some((plan::plan_create(proposed, &config, &default_method), None))
+        Some((plan::plan_create(proposed, &config, default_method), None))
     }
 
     async fn plan_update<'a>(
@@ -110,7 +111,7 @@ impl Resource for ImageResource {
     ) -> Option<(ImageState, Private, Vec<AttributePath>)> {
         let default_method = self.default_method();
         let (planned, replace) =
-            plan::plan_update(&prior, proposed, &config, &private, &default_method);
+            plan::plan_update(&prior, proposed, &config, &private, default_method);
         let replace = replace.into_iter().map(AttributePath::new).collect();
         Some((planned, private, replace))
     }

@@ -11,7 +11,7 @@ use super::state::{
 };
 use crate::error::Error;
 use crate::reference::{check_registry_id, check_repository, check_tag, Platform, SourceRef};
-use crate::transfer::check_method;
+use crate::transfer::CopyMethod;
 
 /// Attributes whose change replaces the mirror (another tag is another object).
 pub const REPLACE_ON_CHANGE: [&str; 3] = ["repository", "tag", "registry_id"];
@@ -76,7 +76,7 @@ pub fn validate(config: &ImageState) -> Vec<Error> {
         }
     }
     if let Value::Value(method) = &config.copy_method {
-        if let Err(detail) = check_method(method) {
+        if let Err(detail) = method.parse::<CopyMethod>() {
             errors.push(invalid("copy_method", detail));
         }
     }
@@ -172,7 +172,7 @@ pub fn planned_tag(config: &ImageState) -> Value<String> {
 }
 
 /// `copy_method`: the configured one, else the provider's default.
-fn planned_method(config: &ImageState, default_method: &str) -> Value<String> {
+fn planned_method(config: &ImageState, default_method: CopyMethod) -> Value<String> {
     match &config.copy_method {
         Value::Null => Value::Value(default_method.to_string()),
         other => other.clone(),
@@ -180,7 +180,11 @@ fn planned_method(config: &ImageState, default_method: &str) -> Value<String> {
 }
 
 /// Plans a new mirror; `default_method` is the provider's `copy_method`.
-pub fn plan_create(proposed: ImageState, config: &ImageState, default_method: &str) -> ImageState {
+pub fn plan_create(
+    proposed: ImageState,
+    config: &ImageState,
+    default_method: CopyMethod,
+) -> ImageState {
     ImageState {
         copy_method: planned_method(config, default_method),
         tag: planned_tag(config),
@@ -221,7 +225,7 @@ pub fn plan_update(
     proposed: ImageState,
     config: &ImageState,
     private: &Private,
-    default_method: &str,
+    default_method: CopyMethod,
 ) -> (ImageState, Vec<&'static str>) {
     let mut planned = ImageState {
         copy_method: planned_method(config, default_method),
@@ -311,7 +315,7 @@ mod tests {
 
     #[test]
     fn create_plans_computed_values_unknown_and_defaults_known() {
-        let planned = plan_create(config("app:1.0"), &config("app:1.0"), "docker");
+        let planned = plan_create(config("app:1.0"), &config("app:1.0"), CopyMethod::Docker);
         assert_eq!(planned.tag, v("1.0"));
         assert_eq!(planned.keep_remotely, Value::Value(false));
         assert!(planned.image_digest.is_unknown());
@@ -326,7 +330,7 @@ mod tests {
             prior.clone(),
             &config("app:1.0"),
             &pushed("sha256:aaa"),
-            "docker",
+            CopyMethod::Docker,
         );
         assert!(replace.is_empty());
         assert_eq!(planned, prior);
@@ -341,8 +345,13 @@ mod tests {
             docker_source: v("other:1.0"),
             ..prior.clone()
         };
-        let (planned, replace) =
-            plan_update(&prior, proposed, &cfg, &pushed("sha256:aaa"), "docker");
+        let (planned, replace) = plan_update(
+            &prior,
+            proposed,
+            &cfg,
+            &pushed("sha256:aaa"),
+            CopyMethod::Docker,
+        );
         assert!(replace.is_empty());
         assert!(planned.image_digest.is_unknown());
         assert_eq!(planned.image_uri, prior.image_uri);
@@ -356,7 +365,7 @@ mod tests {
             prior.clone(),
             &config("app:2.0"),
             &pushed("sha256:aaa"),
-            "docker",
+            CopyMethod::Docker,
         );
         assert_eq!(replace, vec!["tag"]);
         let mut moved = config("app:1.0");
@@ -366,8 +375,13 @@ mod tests {
             repository: v("elsewhere"),
             ..prior.clone()
         };
-        let (planned, replace) =
-            plan_update(&prior, proposed, &moved, &pushed("sha256:aaa"), "docker");
+        let (planned, replace) = plan_update(
+            &prior,
+            proposed,
+            &moved,
+            &pushed("sha256:aaa"),
+            CopyMethod::Docker,
+        );
         assert_eq!(replace, vec!["repository", "registry_id"]);
         assert!(planned.id.is_unknown());
     }
@@ -381,7 +395,7 @@ mod tests {
             prior.clone(),
             &config("app:1.0"),
             &pushed("sha256:aaa"),
-            "docker",
+            CopyMethod::Docker,
         );
         assert!(replace.is_empty());
         assert!(planned.image_digest.is_unknown());
@@ -396,14 +410,19 @@ mod tests {
             prior.clone(),
             &config("app:1.0"),
             &pushed("sha256:aaa"),
-            "docker",
+            CopyMethod::Docker,
         );
         assert_eq!(planned.image_digest, prior.image_digest, "untracked");
         let mut cfg = config("app:1.0");
         cfg.track_source = Value::Value(true);
         prior.track_source = Value::Value(true);
-        let (planned, replace) =
-            plan_update(&prior, prior.clone(), &cfg, &pushed("sha256:aaa"), "docker");
+        let (planned, replace) = plan_update(
+            &prior,
+            prior.clone(),
+            &cfg,
+            &pushed("sha256:aaa"),
+            CopyMethod::Docker,
+        );
         assert!(replace.is_empty());
         assert!(planned.image_digest.is_unknown());
         assert!(planned.source_digest.is_unknown());
@@ -417,7 +436,13 @@ mod tests {
             docker_source: v("app:1.0"),
             ..prior.clone()
         };
-        let (planned, replace) = plan_update(&prior, proposed, &config("app:1.0"), &None, "docker");
+        let (planned, replace) = plan_update(
+            &prior,
+            proposed,
+            &config("app:1.0"),
+            &None,
+            CopyMethod::Docker,
+        );
         assert!(replace.is_empty());
         assert_eq!(planned.docker_source, v("app:1.0"));
         assert!(planned.image_digest.is_unknown());
@@ -432,8 +457,13 @@ mod tests {
             keep_remotely: Value::Value(true),
             ..prior.clone()
         };
-        let (planned, replace) =
-            plan_update(&prior, proposed, &cfg, &pushed("sha256:aaa"), "docker");
+        let (planned, replace) = plan_update(
+            &prior,
+            proposed,
+            &cfg,
+            &pushed("sha256:aaa"),
+            CopyMethod::Docker,
+        );
         assert!(replace.is_empty());
         assert_eq!(planned.image_digest, prior.image_digest);
         assert_eq!(planned.keep_remotely, Value::Value(true));

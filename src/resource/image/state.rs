@@ -86,7 +86,7 @@ impl ImageState {
             track_source: or_false(&self.track_source),
             // Mirrors made before copy_method existed were made through Docker.
             copy_method: match self.copy_method {
-                Value::Null => Value::Value(crate::transfer::DEFAULT_METHOD.to_string()),
+                Value::Null => Value::Value(crate::transfer::CopyMethod::default().to_string()),
                 other => other,
             },
             ..self

@@ -1,0 +1,119 @@
+//! The clients `configure` builds once and every resource instance of the process shares:
+//! the ECR API, the distribution clients, the two transfers, source credentials and the
+//! provider's default copy method.
+
+use std::sync::{Arc, OnceLock};
+
+use aws_config::{BehaviorVersion, Region};
+use aws_runtime::env_config::file::EnvConfigFiles;
+use aws_types::os_shim_internal::{Env, Fs};
+
+use crate::credentials::{RegistryAuth, SourceAuth};
+use crate::ecr::Ecr;
+use crate::error::{Error, Result};
+use crate::registry::Registry;
+use crate::transfer::docker::DockerTransfer;
+use crate::transfer::registry::RegistryTransfer;
+use crate::transfer::{CopyMethod, Transfer};
+
+/// What `configure` builds; shared by every resource instance of the process.
+pub struct Clients {
+    pub ecr: Ecr,
+    pub registry: Arc<Registry>,
+    pub docker: DockerTransfer,
+    pub registry_copy: RegistryTransfer,
+    /// The provider's `copy_method`, else [`CopyMethod::default`].
+    pub default_method: CopyMethod,
+    pub source_auth: SourceAuth,
+}
+
+impl Clients {
+    /// The transfer that copies with `method`.
+    pub fn transfer(&self, method: CopyMethod) -> &dyn Transfer {
+        match method {
+            CopyMethod::Docker => &self.docker,
+            CopyMethod::Registry => &self.registry_copy,
+        }
+    }
+}
+
+/// Clients set once `configure` has run.
+pub type SharedClients = Arc<OnceLock<Arc<Clients>>>;
+
+/// The provider block's settings, checked and typed.
+#[derive(Debug, Default)]
+pub struct Settings {
+    pub region: Option<String>,
+    pub profile: Option<String>,
+    pub docker_host: Option<String>,
+    pub default_method: CopyMethod,
+    pub registry_auth: Vec<RegistryAuth>,
+}
+
+/// Checks that `profile` exists in the AWS config or credentials file.
+async fn check_profile(profile: &str) -> Result<()> {
+    let profiles =
+        aws_config::profile::load(&Fs::real(), &Env::real(), &EnvConfigFiles::default(), None)
+            .await
+            .map_err(|err| Error::Config {
+                attribute: "profile",
+                summary: "Cannot read the AWS config files".into(),
+                detail: err.to_string(),
+            })?;
+    if profiles.get_profile(profile).is_some() {
+        return Ok(());
+    }
+    let known: Vec<&str> = profiles.profiles().collect();
+    Err(Error::Config {
+        attribute: "profile",
+        summary: format!("AWS profile `{profile}` not found"),
+        detail: format!(
+            "Neither the AWS config file (AWS_CONFIG_FILE, default ~/.aws/config) nor the credentials file (AWS_SHARED_CREDENTIALS_FILE, default ~/.aws/credentials) defines it. Profiles found: {}.",
+            if known.is_empty() { "none".to_string() } else { known.join(", ") }
+        ),
+    })
+}
+
+/// The AWS SDK configuration: the named profile, the region, our HTTP client (proxies, CAs).
+async fn load_aws(settings: &Settings) -> Result<aws_config::SdkConfig> {
+    if let Some(profile) = &settings.profile {
+        check_profile(profile).await?;
+    }
+    let http = crate::network::aws_http_client()?;
+    let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(http);
+    if let Some(profile) = &settings.profile {
+        loader = loader.profile_name(profile);
+    }
+    if let Some(region) = &settings.region {
+        loader = loader.region(Region::new(region.clone()));
+    }
+    let sdk = loader.load().await;
+    if sdk.region().is_none() {
+        return Err(Error::Config {
+            attribute: "region",
+            summary: "No AWS region".into(),
+            detail: "Set `region` in the provider block, or AWS_REGION, or a `region` in the AWS profile.".into(),
+        });
+    }
+    Ok(sdk)
+}
+
+impl Clients {
+    /// Builds the clients for the provider block's `settings`. Nothing is contacted but the
+    /// AWS configuration files; engines and registries are reached on first use.
+    pub async fn build(settings: Settings) -> Result<Clients> {
+        let sdk = load_aws(&settings).await?;
+        let registry = Arc::new(Registry::new());
+        Ok(Clients {
+            ecr: Ecr::new(
+                aws_sdk_ecr::Client::new(&sdk),
+                &crate::network::ecr_endpoint(&sdk),
+            ),
+            registry_copy: RegistryTransfer::new(registry.clone()),
+            registry,
+            docker: DockerTransfer::new(settings.docker_host),
+            default_method: settings.default_method,
+            source_auth: SourceAuth::new(settings.registry_auth),
+        })
+    }
+}
