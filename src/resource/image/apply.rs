@@ -10,6 +10,7 @@ use std::future::Future;
 
 use tf_provider::value::Value;
 
+use super::config::{self, known, Arguments, Mirror};
 use super::plan::{timeout, Operation};
 use super::state::{ImageState, PrivateData};
 use crate::clients::Clients;
@@ -17,25 +18,8 @@ use crate::credentials::Credentials;
 use crate::ecr::TagLookup;
 use crate::error::{display_duration, Error, Result};
 use crate::manifest::{select, Selected};
-use crate::reference::{
-    check_repository, check_tag, registry_of_host, ImportId, Platform, SourceRef,
-};
+use crate::reference::{registry_of_host, ImportId, Platform, SourceRef};
 use crate::transfer::{CopyMethod, Job, Target};
-
-/// A known string argument, or an error naming it.
-fn known<'a>(value: &'a Value<String>, attribute: &'static str) -> Result<&'a str> {
-    match value {
-        Value::Value(text) => Ok(text),
-        _ => Err(Error::Invalid {
-            attribute,
-            detail: format!("`{attribute}` has no known value at apply time."),
-        }),
-    }
-}
-
-fn invalid(attribute: &'static str) -> impl Fn(String) -> Error {
-    move |detail| Error::Invalid { attribute, detail }
-}
 
 /// Runs `work` under the limit `timeouts` sets for `operation`.
 async fn limited<T>(
@@ -77,26 +61,15 @@ async fn mirror_now(
     planned: &ImageState,
     adopt: Adopt,
 ) -> Result<(ImageState, PrivateData)> {
-    let source = SourceRef::parse(known(&planned.docker_source, "docker_source")?)
-        .map_err(invalid("docker_source"))?;
-    let repository = known(&planned.repository, "repository")?;
-    check_repository(repository).map_err(invalid("repository"))?;
-    let tag = match &planned.tag {
-        Value::Value(tag) => tag.clone(),
-        _ => source
-            .default_tag()
-            .ok_or_else(|| Error::Invalid {
-                attribute: "tag",
-                detail: "`docker_source` is pinned by digest only, so there is no tag to copy: set `tag`.".into(),
-            })?
-            .to_string(),
-    };
-    check_tag(&tag).map_err(invalid("tag"))?;
-    let platform = match &planned.platform {
-        Value::Value(text) => Some(Platform::parse(text).map_err(invalid("platform"))?),
-        _ => None,
-    };
-    let registry_id = planned.registry_id.as_ref_option().map(String::as_str);
+    let Mirror {
+        source,
+        repository,
+        tag,
+        platform,
+        method,
+        registry_id,
+    } = Arguments::parse(planned, clients.default_method).mirror()?;
+    let (repository, registry_id) = (repository.as_str(), registry_id.as_deref());
 
     // Two independent ECR calls, one round trip: the token (cached after the first) and the
     // repository check (nothing is asked of the source for a missing repository).
@@ -111,10 +84,6 @@ async fn mirror_now(
         tag: tag.clone(),
     };
     let source_credentials = clients.source_auth.for_registry(source.registry());
-    let method = match &planned.copy_method {
-        Value::Value(method) => method.parse().map_err(invalid("copy_method"))?,
-        _ => clients.default_method,
-    };
 
     let adopted = match adopt {
         Adopt::IfSame => {
@@ -391,10 +360,9 @@ pub async fn read(clients: &Clients, state: &ImageState) -> Result<Read> {
 
 /// Records in `state.source_digest` what the source tag names now.
 async fn track(clients: &Clients, state: &mut ImageState) -> Result<()> {
-    let Value::Value(text) = &state.docker_source else {
+    let Value::Value(source) = config::source(&state.docker_source)? else {
         return Ok(());
     };
-    let source = SourceRef::parse(text).map_err(invalid("docker_source"))?;
     let credentials = clients.source_auth.for_registry(source.registry());
     let digest = clients
         .registry

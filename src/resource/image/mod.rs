@@ -1,6 +1,7 @@
 //! The `ecrmirror_image` resource: Terraform's calls mapped onto [`plan`] and [`apply`].
 
 pub mod apply;
+pub mod config;
 pub mod plan;
 pub mod state;
 

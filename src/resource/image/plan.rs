@@ -6,98 +6,23 @@ use std::time::Duration;
 
 use tf_provider::value::Value;
 
+use super::config::Arguments;
 use super::state::{
     or_false, ImageState, Private, Timeouts, CREATE_TIMEOUT, DELETE_TIMEOUT, UPDATE_TIMEOUT,
 };
 use crate::error::Error;
-use crate::reference::{check_registry_id, check_repository, check_tag, Platform, SourceRef};
 use crate::transfer::CopyMethod;
 
 /// Attributes whose change replaces the mirror (another tag is another object).
 pub const REPLACE_ON_CHANGE: [&str; 3] = ["repository", "tag", "registry_id"];
 
-fn invalid(attribute: &'static str, detail: String) -> Error {
-    Error::Invalid { attribute, detail }
-}
-
 /// Checks every known argument; unknown values are checked at apply.
 pub fn validate(config: &ImageState) -> Vec<Error> {
-    let mut errors = Vec::new();
-    for (attribute, value) in [
-        ("docker_source", &config.docker_source),
-        ("repository", &config.repository),
-    ] {
-        if value.is_null() {
-            let after_import = if attribute == "docker_source" {
-                " After `terraform import` (or a configuration generated for an import block), set it to the image the mirror was made from."
-            } else {
-                ""
-            };
-            errors.push(invalid(
-                attribute,
-                format!("`{attribute}` is required and cannot be null.{after_import}"),
-            ));
-        }
-    }
-    let source = match &config.docker_source {
-        Value::Value(text) => match SourceRef::parse(text) {
-            Ok(source) => Some(source),
-            Err(detail) => {
-                errors.push(invalid("docker_source", detail));
-                None
-            }
-        },
-        _ => None,
-    };
-    if let Value::Value(name) = &config.repository {
-        if let Err(detail) = check_repository(name) {
-            errors.push(invalid("repository", detail));
-        }
-    }
-    match &config.tag {
-        Value::Value(tag) => {
-            if let Err(detail) = check_tag(tag) {
-                errors.push(invalid("tag", detail));
-            }
-        }
-        Value::Null => {
-            if source.as_ref().is_some_and(|s| s.default_tag().is_none()) {
-                errors.push(invalid(
-                    "tag",
-                    "`docker_source` is pinned by digest only, so there is no tag to copy: set `tag`.".into(),
-                ));
-            }
-        }
-        Value::Unknown => {}
-    }
-    if let Value::Value(platform) = &config.platform {
-        if let Err(detail) = Platform::parse(platform) {
-            errors.push(invalid("platform", detail));
-        }
-    }
-    if let Value::Value(method) = &config.copy_method {
-        if let Err(detail) = method.parse::<CopyMethod>() {
-            errors.push(invalid("copy_method", detail));
-        }
-    }
-    if let Value::Value(id) = &config.registry_id {
-        if let Err(detail) = check_registry_id(id) {
-            errors.push(invalid("registry_id", detail));
-        }
-    }
-    if let Value::Value(timeouts) = &config.timeouts {
-        for (kind, value) in [
-            ("create", &timeouts.create),
-            ("update", &timeouts.update),
-            ("delete", &timeouts.delete),
-        ] {
-            if let Value::Value(text) = value {
-                if let Err(detail) = parse_duration(text) {
-                    errors.push(Error::Invalid {
-                        attribute: "timeouts",
-                        detail: format!("`{kind}`: {detail}"),
-                    });
-                }
+    let mut errors = Arguments::parse(config, CopyMethod::default()).errors;
+    if config.timeouts.is_value() {
+        for operation in Operation::ALL {
+            if let Err(error) = timeout(&config.timeouts, operation) {
+                errors.push(error);
             }
         }
     }
@@ -123,6 +48,9 @@ pub enum Operation {
 }
 
 impl Operation {
+    /// Every operation with a limit.
+    pub const ALL: [Operation; 3] = [Operation::Create, Operation::Update, Operation::Delete];
+
     /// The limit's name in the `timeouts` block.
     pub fn name(self) -> &'static str {
         match self {
@@ -152,42 +80,16 @@ pub fn timeout(timeouts: &Value<Timeouts>, operation: Operation) -> Result<Durat
     }
 }
 
-/// The tag to plan: the configured one, else the source's default (unknown while the
-/// source is unknown). An optional+computed value left out of the configuration arrives
-/// with its prior value, so it is always derived again from the configuration.
-pub fn planned_tag(config: &ImageState) -> Value<String> {
-    match &config.tag {
-        Value::Value(tag) => Value::Value(tag.clone()),
-        Value::Unknown => Value::Unknown,
-        Value::Null => match &config.docker_source {
-            Value::Value(text) => match SourceRef::parse(text) {
-                Ok(source) => source
-                    .default_tag()
-                    .map_or(Value::Unknown, |t| Value::Value(t.to_string())),
-                Err(_) => Value::Unknown,
-            },
-            _ => Value::Unknown,
-        },
-    }
-}
-
-/// `copy_method`: the configured one, else the provider's default.
-fn planned_method(config: &ImageState, default_method: CopyMethod) -> Value<String> {
-    match &config.copy_method {
-        Value::Null => Value::Value(default_method.to_string()),
-        other => other.clone(),
-    }
-}
-
 /// Plans a new mirror; `default_method` is the provider's `copy_method`.
 pub fn plan_create(
     proposed: ImageState,
     config: &ImageState,
     default_method: CopyMethod,
 ) -> ImageState {
+    let args = Arguments::parse(config, default_method);
     ImageState {
-        copy_method: planned_method(config, default_method),
-        tag: planned_tag(config),
+        copy_method: args.method.map(|m| m.to_string()),
+        tag: args.tag,
         keep_remotely: or_false(&config.keep_remotely),
         track_source: or_false(&config.track_source),
         registry_id: match &config.registry_id {
@@ -227,9 +129,10 @@ pub fn plan_update(
     private: &Private,
     default_method: CopyMethod,
 ) -> (ImageState, Vec<&'static str>) {
+    let args = Arguments::parse(config, default_method);
     let mut planned = ImageState {
-        copy_method: planned_method(config, default_method),
-        tag: planned_tag(config),
+        copy_method: args.method.map(|m| m.to_string()),
+        tag: args.tag,
         keep_remotely: or_false(&config.keep_remotely),
         track_source: or_false(&config.track_source),
         registry_id: match &config.registry_id {
@@ -306,11 +209,12 @@ mod tests {
 
     #[test]
     fn tag_defaults_to_the_source_tag_or_latest() {
-        assert_eq!(planned_tag(&config("nginx:1.27")), v("1.27"));
-        assert_eq!(planned_tag(&config("nginx")), v("latest"));
+        let tag = |cfg: ImageState| plan_create(cfg.clone(), &cfg, CopyMethod::Docker).tag;
+        assert_eq!(tag(config("nginx:1.27")), v("1.27"));
+        assert_eq!(tag(config("nginx")), v("latest"));
         let mut unknown = config("nginx");
         unknown.docker_source = Value::Unknown;
-        assert_eq!(planned_tag(&unknown), Value::Unknown);
+        assert_eq!(tag(unknown), Value::Unknown);
     }
 
     #[test]

@@ -1,0 +1,257 @@
+//! The resource's arguments, parsed once into the typed value that validation, plan and
+//! apply all read. Each argument is checked by one function here and each default is
+//! decided here; a value unknown at plan time stays unknown until apply.
+
+use tf_provider::value::Value;
+
+use super::state::ImageState;
+use crate::error::{Error, Result};
+use crate::reference::{check_registry_id, check_repository, check_tag, Platform, SourceRef};
+use crate::transfer::CopyMethod;
+
+/// The arguments as far as they are known, and every problem found in them.
+#[derive(Debug)]
+pub struct Arguments {
+    pub source: Value<SourceRef>,
+    pub repository: Value<String>,
+    /// The tag with its default: the source's tag, else `latest`.
+    pub tag: Value<String>,
+    /// `Null`: no platform asked for.
+    pub platform: Value<Platform>,
+    /// The copy method with its default: the provider's `copy_method`.
+    pub method: Value<CopyMethod>,
+    /// Unknown or null: the caller's own registry.
+    pub registry_id: Value<String>,
+    /// Every invalid argument, each on its attribute.
+    pub errors: Vec<Error>,
+}
+
+/// A mirror to make: every argument known and valid.
+#[derive(Clone, Debug)]
+pub struct Mirror {
+    pub source: SourceRef,
+    pub repository: String,
+    pub tag: String,
+    pub platform: Option<Platform>,
+    pub method: CopyMethod,
+    /// The target registry's account id; `None`: the caller's own.
+    pub registry_id: Option<String>,
+}
+
+fn invalid(attribute: &'static str) -> impl Fn(String) -> Error {
+    move |detail| Error::Invalid { attribute, detail }
+}
+
+/// A known value, or the error that says it is not known at apply time.
+pub fn known<'a, T>(value: &'a Value<T>, attribute: &'static str) -> Result<&'a T> {
+    value.as_ref_option().ok_or_else(|| Error::Invalid {
+        attribute,
+        detail: format!("`{attribute}` has no known value at apply time."),
+    })
+}
+
+/// Parses `text` with `parse`: unknown and null stay so, an invalid value is an error on
+/// `attribute`.
+fn parsed<T>(
+    text: &Value<String>,
+    attribute: &'static str,
+    parse: impl Fn(&str) -> std::result::Result<T, String>,
+) -> Result<Value<T>> {
+    match text {
+        Value::Value(text) => parse(text).map(Value::Value).map_err(invalid(attribute)),
+        Value::Null => Ok(Value::Null),
+        Value::Unknown => Ok(Value::Unknown),
+    }
+}
+
+/// `docker_source` as a reference (also read from state, with `track_source`).
+pub fn source(text: &Value<String>) -> Result<Value<SourceRef>> {
+    parsed(text, "docker_source", SourceRef::parse)
+}
+
+/// The tag to mirror to: the configured one, else the source's; unknown while the source
+/// is. A source pinned by digest alone has no tag to default to.
+fn tag(tag: &Value<String>, source: &Value<SourceRef>) -> Result<Value<String>> {
+    match (tag, source) {
+        (Value::Null, Value::Value(source)) => match source.default_tag() {
+            Some(tag) => Ok(Value::Value(tag.to_string())),
+            None => Err(Error::Invalid {
+                attribute: "tag",
+                detail: "`docker_source` is pinned by digest only, so there is no tag to copy: set `tag`.".into(),
+            }),
+        },
+        (Value::Null, _) => Ok(Value::Unknown),
+        (tag, _) => parsed(tag, "tag", |tag| check_tag(tag).map(|()| tag.to_string())),
+    }
+}
+
+/// The value of `result`, or unknown with its error kept in `errors`.
+fn keep<T>(errors: &mut Vec<Error>, result: Result<Value<T>>) -> Value<T> {
+    result.unwrap_or_else(|err| {
+        errors.push(err);
+        Value::Unknown
+    })
+}
+
+/// Where an argument that must be set is null: the error, with how to fill it after an
+/// import for `docker_source`.
+fn required<T>(value: &Value<T>, attribute: &'static str) -> Option<Error> {
+    let after_import = match attribute {
+        "docker_source" => " After `terraform import` (or a configuration generated for an import block), set it to the image the mirror was made from.",
+        _ => "",
+    };
+    value.is_null().then(|| Error::Invalid {
+        attribute,
+        detail: format!("`{attribute}` is required and cannot be null.{after_import}"),
+    })
+}
+
+impl Arguments {
+    /// Parses the arguments of `config` (a configuration, or a planned state);
+    /// `default_method` is the provider's `copy_method`.
+    pub fn parse(config: &ImageState, default_method: CopyMethod) -> Arguments {
+        let mut errors = Vec::new();
+        let source = keep(&mut errors, source(&config.docker_source));
+        let repository = keep(
+            &mut errors,
+            parsed(&config.repository, "repository", |name| {
+                check_repository(name).map(|()| name.to_string())
+            }),
+        );
+        let tag = keep(&mut errors, tag(&config.tag, &source));
+        let platform = keep(
+            &mut errors,
+            parsed(&config.platform, "platform", Platform::parse),
+        );
+        let method = match keep(
+            &mut errors,
+            parsed(&config.copy_method, "copy_method", str::parse),
+        ) {
+            Value::Null => Value::Value(default_method),
+            other => other,
+        };
+        let registry_id = keep(
+            &mut errors,
+            parsed(&config.registry_id, "registry_id", |id| {
+                check_registry_id(id).map(|()| id.to_string())
+            }),
+        );
+        let nulls = [
+            required(&config.docker_source, "docker_source"),
+            required(&config.repository, "repository"),
+        ];
+        errors.splice(0..0, nulls.into_iter().flatten());
+        Arguments {
+            source,
+            repository,
+            tag,
+            platform,
+            method,
+            registry_id,
+            errors,
+        }
+    }
+
+    /// The mirror to make, when every argument is known and valid; else the first problem.
+    pub fn mirror(self) -> Result<Mirror> {
+        if let Some(error) = self.errors.into_iter().next() {
+            return Err(error);
+        }
+        Ok(Mirror {
+            source: known(&self.source, "docker_source")?.clone(),
+            repository: known(&self.repository, "repository")?.clone(),
+            tag: known(&self.tag, "tag")?.clone(),
+            platform: match self.platform {
+                Value::Null => None,
+                platform => Some(known(&platform, "platform")?.clone()),
+            },
+            method: *known(&self.method, "copy_method")?,
+            // Computed when left out: unknown in a plan until ECR names the account.
+            registry_id: self.registry_id.as_option(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(text: &str) -> Value<String> {
+        Value::Value(text.to_string())
+    }
+
+    fn config(source: &str) -> ImageState {
+        ImageState {
+            docker_source: v(source),
+            repository: v("mirror/app"),
+            ..Default::default()
+        }
+    }
+
+    fn attributes(errors: &[Error]) -> Vec<&'static str> {
+        errors.iter().filter_map(Error::attribute).collect()
+    }
+
+    #[test]
+    fn defaults_are_decided_once() {
+        let args = Arguments::parse(&config("nginx"), CopyMethod::Registry);
+        assert_eq!(args.tag, v("latest"));
+        assert_eq!(args.method, Value::Value(CopyMethod::Registry));
+        let mirror = Arguments::parse(&config("nginx:1.27"), CopyMethod::Docker)
+            .mirror()
+            .unwrap();
+        assert_eq!(mirror.tag, "1.27");
+        assert_eq!(mirror.method, CopyMethod::Docker);
+        assert_eq!(mirror.platform, None);
+        assert_eq!(mirror.registry_id, None);
+    }
+
+    #[test]
+    fn every_bad_argument_is_named() {
+        let mut bad = config("Nginx");
+        bad.repository = v("Bad_Repo");
+        bad.tag = v(".x");
+        bad.platform = v("linux");
+        bad.copy_method = v("skopeo");
+        bad.registry_id = v("12");
+        let args = Arguments::parse(&bad, CopyMethod::Docker);
+        assert_eq!(
+            attributes(&args.errors),
+            vec![
+                "docker_source",
+                "repository",
+                "tag",
+                "platform",
+                "copy_method",
+                "registry_id"
+            ]
+        );
+        assert_eq!(
+            args.mirror().unwrap_err().attribute(),
+            Some("docker_source")
+        );
+    }
+
+    #[test]
+    fn a_digest_only_source_needs_a_tag() {
+        let cfg = config(&format!("nginx@sha256:{}", "a".repeat(64)));
+        let args = Arguments::parse(&cfg, CopyMethod::Docker);
+        assert_eq!(attributes(&args.errors), vec!["tag"]);
+    }
+
+    #[test]
+    fn unknowns_pass_validation_and_fail_apply_by_name() {
+        let mut cfg = config("nginx");
+        cfg.docker_source = Value::Unknown;
+        let args = Arguments::parse(&cfg, CopyMethod::Docker);
+        assert!(args.errors.is_empty());
+        assert!(args.tag.is_unknown());
+        assert_eq!(
+            args.mirror().unwrap_err().attribute(),
+            Some("docker_source")
+        );
+        cfg.docker_source = Value::Null;
+        let args = Arguments::parse(&cfg, CopyMethod::Docker);
+        assert_eq!(attributes(&args.errors), vec!["docker_source"]);
+    }
+}
