@@ -9,9 +9,9 @@ use aws_runtime::env_config::file::EnvConfigFiles;
 use aws_types::os_shim_internal::{Env, Fs};
 
 use crate::credentials::{RegistryAuth, SourceAuth};
+use crate::distribution::Distribution;
 use crate::ecr::Ecr;
 use crate::error::{Error, Result};
-use crate::registry::Registry;
 use crate::transfer::docker::DockerTransfer;
 use crate::transfer::registry::RegistryTransfer;
 use crate::transfer::{CopyMethod, Transfer};
@@ -19,9 +19,9 @@ use crate::transfer::{CopyMethod, Transfer};
 /// What `configure` builds; shared by every resource instance of the process.
 pub struct Clients {
     pub ecr: Ecr,
-    pub registry: Arc<Registry>,
+    pub distribution: Arc<Distribution>,
     pub docker: DockerTransfer,
-    pub registry_copy: RegistryTransfer,
+    pub registry: RegistryTransfer,
     /// The provider's `copy_method`, else [`CopyMethod::default`].
     pub default_method: CopyMethod,
     pub source_auth: SourceAuth,
@@ -32,7 +32,7 @@ impl Clients {
     pub fn transfer(&self, method: CopyMethod) -> &dyn Transfer {
         match method {
             CopyMethod::Docker => &self.docker,
-            CopyMethod::Registry => &self.registry_copy,
+            CopyMethod::Registry => &self.registry,
         }
     }
 }
@@ -103,15 +103,15 @@ impl Clients {
     /// AWS configuration files; engines and registries are reached on first use.
     pub async fn build(settings: Settings) -> Result<Clients> {
         let sdk = load_aws(&settings).await?;
-        let registry = Arc::new(Registry::new());
+        let distribution = Arc::new(Distribution::new());
         Ok(Clients {
             ecr: Ecr::new(
                 aws_sdk_ecr::Client::new(&sdk),
                 &crate::network::ecr_endpoint(&sdk),
             ),
-            registry_copy: RegistryTransfer::new(registry.clone()),
-            registry,
-            docker: DockerTransfer::new(settings.docker_host),
+            registry: RegistryTransfer::new(distribution.clone()),
+            docker: DockerTransfer::new(settings.docker_host, distribution.clone()),
+            distribution,
             default_method: settings.default_method,
             source_auth: SourceAuth::new(settings.registry_auth),
         })

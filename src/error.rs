@@ -57,12 +57,15 @@ pub enum Error {
     #[error("Cannot import {id}")]
     Import { id: String, cause: String },
 
-    /// The pulled image is not the requested platform.
+    /// The source holds no image for the platform a mirror asks for.
     #[error("{reference} has no image for platform {wanted}")]
-    PlatformMismatch {
+    PlatformMissing {
         reference: String,
         wanted: String,
-        got: String,
+        /// The platforms the source holds (empty when only the engine knows).
+        held: Vec<String>,
+        /// What to do, in the copy method's terms.
+        hint: String,
     },
 
     /// A blob the source sent does not match its digest; nothing of it was stored.
@@ -93,6 +96,7 @@ pub enum Error {
     Aws {
         operation: &'static str,
         cause: String,
+        refusal: AwsRefusal,
     },
 
     /// A connection failed before any answer (DNS, connect, TLS, proxy).
@@ -133,12 +137,12 @@ impl Error {
             Error::RateLimited { .. } => "Wait and apply again, or authenticate to the source registry (a `registry_auth` block) to get a higher pull limit.".into(),
             Error::Source { .. } => "Check that the source registry is reachable from the machine that runs Terraform, and its credentials (`registry_auth` or the Docker config file).".into(),
             Error::Import { .. } => "Import IDs are `REPOSITORY:TAG` or `<registry host>/<repository>:<tag>`, naming a tag that exists in ECR.".into(),
-            Error::PlatformMismatch { .. } => "Pick a `platform` the source image offers, or leave `platform` unset to mirror the engine's default.".into(),
+            Error::PlatformMissing { hint, .. } => hint.clone(),
             Error::RepositoryNotFound { .. } => "Create the repository first, for example with an `aws_ecr_repository` resource, and reference it in `repository` so Terraform orders the two.".into(),
             Error::TargetDenied { .. } => "Check that the AWS identity the provider uses may push to this repository (ecr:GetAuthorizationToken, ecr:InitiateLayerUpload, ecr:PutImage, …).".into(),
             Error::Corrupt { .. } => "Nothing of this blob was stored in ECR and no manifest was pushed. Apply again; if it keeps failing, the source registry (or a proxy on the way) serves damaged data.".into(),
             Error::Push { .. } => "Apply again; if it keeps failing, check the network to ECR (and, with copy_method \"docker\", the Docker engine's log).".into(),
-            Error::Aws { cause, .. } => aws_hint(cause).into(),
+            Error::Aws { refusal, .. } => refusal.hint().into(),
             Error::Timeout { .. } => "Raise the limit in the resource's `timeouts` block, or check the network between the Docker engine and the registries.".into(),
         }
     }
@@ -161,7 +165,11 @@ impl Error {
             | Error::Import { cause, .. }
             | Error::Aws { cause, .. } => cause.clone(),
             Error::Corrupt { digest, cause, .. } => format!("{digest}: {cause}"),
-            Error::PlatformMismatch { got, .. } => format!("The image pulled is {got}."),
+            Error::PlatformMissing { held, .. } => match held.as_slice() {
+                [] => "The Docker engine found no image for it.".into(),
+                [one] => format!("The source holds one platform: {one}."),
+                many => format!("The source holds these platforms: {}.", many.join(", ")),
+            },
             Error::RepositoryNotFound {
                 repository,
                 registry,
@@ -180,7 +188,7 @@ impl Error {
             | Error::SourceDenied { .. }
             | Error::Source { .. }
             | Error::Corrupt { .. } => Some("docker_source"),
-            Error::PlatformMismatch { .. } => Some("platform"),
+            Error::PlatformMissing { .. } => Some("platform"),
             Error::RepositoryNotFound { .. } => Some("repository"),
             Error::Timeout { .. } => Some("timeouts"),
             Error::Network { attribute, .. } => *attribute,
@@ -217,53 +225,45 @@ impl Error {
             None => diags.root_warning(summary, self.detail()),
         }
     }
-
-    /// Classifies a failure to get `reference` from its registry by what the registry said.
-    pub fn from_source(reference: String, cause: String) -> Error {
-        let text = cause.to_ascii_lowercase();
-        if text.contains("toomanyrequests")
-            || text.contains("rate limit")
-            || text.contains("code: 429")
-        {
-            Error::RateLimited { reference, cause }
-        } else if text.contains("manifest unknown")
-            || text.contains("not found")
-            || text.contains("does not exist")
-            || text.contains("name unknown")
-        {
-            Error::SourceNotFound { reference, cause }
-        } else if text.contains("unauthorized")
-            || text.contains("not authorized")
-            || text.contains("authentication required")
-            || text.contains("no basic auth credentials")
-            || text.contains("denied")
-        {
-            Error::SourceDenied { reference, cause }
-        } else {
-            Error::Source { reference, cause }
-        }
-    }
 }
 
-/// What to do about a failed ECR API call that got an answer (network failures are
-/// [`Error::Network`]): credential advice only when the answer is about credentials.
-fn aws_hint(cause: &str) -> &'static str {
-    let text = cause.to_ascii_lowercase();
-    let about = |words: &[&str]| words.iter().any(|w| text.contains(w));
-    if about(&[
-        "credential",
-        "unrecognizedclient",
-        "invalidsignature",
-        "signaturedoesnotmatch",
-        "expiredtoken",
-        "security token",
-        "sso",
-    ]) {
-        "Check the provider's AWS credentials and `profile` (e.g. `aws sts get-caller-identity --profile <name>`), and sign in again if they expired."
-    } else if about(&["accessdenied", "not authorized", "unauthorized"]) {
-        "The AWS identity may not call this ECR operation: allow it in the identity's IAM policy (and the repository policy)."
-    } else {
-        "Check the provider's `region` and any ECR endpoint override; apply again if ECR was briefly unavailable."
+/// What an ECR API call that got no result ran into, told from the error code ECR answered
+/// or the type of the SDK's error, never from message text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AwsRefusal {
+    /// The credentials: missing, invalid, expired (`UnrecognizedClientException`, …).
+    Credentials,
+    /// The identity may not call the operation (`AccessDeniedException`).
+    Access,
+    /// Anything else: a server error, a malformed answer.
+    Other,
+}
+
+impl AwsRefusal {
+    /// What ECR's error `code` says.
+    pub fn of_code(code: &str) -> AwsRefusal {
+        match code {
+            "UnrecognizedClientException"
+            | "InvalidSignatureException"
+            | "SignatureDoesNotMatch"
+            | "IncompleteSignature"
+            | "InvalidClientTokenId"
+            | "MissingAuthenticationToken"
+            | "MissingAuthenticationTokenException"
+            | "ExpiredToken"
+            | "ExpiredTokenException" => AwsRefusal::Credentials,
+            "AccessDenied" | "AccessDeniedException" => AwsRefusal::Access,
+            _ => AwsRefusal::Other,
+        }
+    }
+
+    /// What to do about it.
+    fn hint(self) -> &'static str {
+        match self {
+            AwsRefusal::Credentials => "Check the provider's AWS credentials and `profile` (e.g. `aws sts get-caller-identity --profile <name>`), and sign in again if they expired.",
+            AwsRefusal::Access => "The AWS identity may not call this ECR operation: allow it in the identity's IAM policy (and the repository policy).",
+            AwsRefusal::Other => "Check the provider's `region` and any ECR endpoint override; apply again if ECR was briefly unavailable.",
+        }
     }
 }
 
@@ -341,22 +341,18 @@ mod tests {
 
     #[test]
     fn aws_hints_speak_of_credentials_only_for_credential_errors() {
-        let hint = |cause: &str| {
+        let hint = |code: &str| {
             Error::Aws {
                 operation: "DescribeImages",
-                cause: cause.into(),
+                cause: "whatever ECR says".into(),
+                refusal: AwsRefusal::of_code(code),
             }
             .hint()
         };
-        assert!(hint(
-            "UnrecognizedClientException: The security token included in the request is invalid"
-        )
-        .contains("credentials"));
-        assert!(hint(
-            "AccessDeniedException: User is not authorized to perform ecr:DescribeImages"
-        )
-        .contains("IAM policy"));
-        assert!(!hint("ServerException: internal error").contains("credentials"));
+        assert!(hint("UnrecognizedClientException").contains("credentials"));
+        assert!(hint("ExpiredTokenException").contains("sign in again"));
+        assert!(hint("AccessDeniedException").contains("IAM policy"));
+        assert!(!hint("ServerException").contains("credentials"));
     }
 
     #[test]

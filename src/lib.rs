@@ -28,6 +28,7 @@
 
 pub mod clients;
 pub mod credentials;
+pub mod distribution;
 pub mod ecr;
 pub mod error;
 pub mod logging;
@@ -37,10 +38,10 @@ pub mod network;
 pub mod nodelay;
 pub mod provider;
 pub mod reference;
-pub mod registry;
 pub mod resource;
 pub mod schema;
 pub mod secret;
+pub mod source;
 pub mod transfer;
 
 /// Installs ring as the process's rustls crypto provider (the one backend compiled in);

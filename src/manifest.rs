@@ -1,6 +1,9 @@
-//! Image manifests as registries serve them: which image config a manifest (or an index,
-//! for one platform) names. Pure, unit-tested.
+//! One manifest model for every side (source registries, ECR, the copy): oci-client's typed
+//! manifests, kept with the digest and the exact bytes they were served as, and the one rule
+//! that finds a platform's image in an index. Pure, unit-tested.
 
+use bytes::Bytes;
+use oci_client::manifest::{ImageIndexEntry, OciDescriptor, OciImageIndex, OciManifest};
 use serde::Deserialize;
 
 use crate::reference::Platform;
@@ -13,64 +16,139 @@ pub const ACCEPTED: [&str; 4] = [
     "application/vnd.docker.distribution.manifest.v2+json",
 ];
 
-/// What a manifest leads to for one platform.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Selected {
-    /// An image manifest: its config digest.
-    Config(String),
-    /// An index: the digest of the platform's image manifest, to be fetched next.
-    Manifest(String),
-    /// An index without that platform, or something that is not an image.
-    Missing,
+/// A manifest as a registry served it: its digest, its bytes (a copy pushes these, so the
+/// digest holds) and what they say.
+#[derive(Clone, Debug)]
+pub struct Fetched {
+    pub digest: String,
+    pub body: Bytes,
+    pub manifest: OciManifest,
 }
 
-#[derive(Deserialize)]
-struct Document {
-    #[serde(default)]
-    config: Option<Descriptor>,
-    #[serde(default)]
-    manifests: Option<Vec<Entry>>,
-}
-
-#[derive(Deserialize)]
-struct Descriptor {
-    digest: String,
-}
-
-#[derive(Deserialize)]
-struct Entry {
-    digest: String,
-    #[serde(default)]
-    platform: Option<EntryPlatform>,
-}
-
-#[derive(Deserialize)]
-struct EntryPlatform {
-    os: String,
-    architecture: String,
-    #[serde(default)]
-    variant: Option<String>,
-}
-
-/// Follows `body` (a manifest or an index) towards the image config for `platform`.
-pub fn select(body: &[u8], platform: &Platform) -> Selected {
-    let Ok(document) = serde_json::from_slice::<Document>(body) else {
-        return Selected::Missing;
-    };
-    if let Some(config) = document.config {
-        return Selected::Config(config.digest);
-    }
-    document
-        .manifests
-        .unwrap_or_default()
-        .into_iter()
-        .find(|entry| {
-            entry
-                .platform
-                .as_ref()
-                .is_some_and(|p| platform.matches(&p.os, &p.architecture, p.variant.as_deref()))
+impl Fetched {
+    /// Reads `body`, served for `digest`.
+    pub fn parse(digest: String, body: Bytes) -> Result<Fetched, String> {
+        let manifest = serde_json::from_slice(&body)
+            .map_err(|err| format!("{digest} is not an image manifest or index: {err}"))?;
+        Ok(Fetched {
+            digest,
+            body,
+            manifest,
         })
-        .map_or(Selected::Missing, |entry| Selected::Manifest(entry.digest))
+    }
+
+    /// The media type to push the manifest with: its own, else the OCI type of its shape.
+    pub fn media_type(&self) -> &str {
+        match &self.manifest {
+            OciManifest::Image(image) => image
+                .media_type
+                .as_deref()
+                .unwrap_or("application/vnd.oci.image.manifest.v1+json"),
+            OciManifest::ImageIndex(index) => index
+                .media_type
+                .as_deref()
+                .unwrap_or("application/vnd.oci.image.index.v1+json"),
+        }
+    }
+
+    /// The index, when this is one.
+    pub fn index(&self) -> Option<&OciImageIndex> {
+        match &self.manifest {
+            OciManifest::ImageIndex(index) => Some(index),
+            OciManifest::Image(_) => None,
+        }
+    }
+
+    /// The image config's digest, when this is an image manifest.
+    pub fn config_digest(&self) -> Option<&str> {
+        match &self.manifest {
+            OciManifest::Image(image) => Some(&image.config.digest),
+            OciManifest::ImageIndex(_) => None,
+        }
+    }
+
+    /// The blobs an image manifest names: its config, then its layers (none for an index).
+    pub fn blobs(&self) -> Vec<&OciDescriptor> {
+        match &self.manifest {
+            OciManifest::Image(image) => std::iter::once(&image.config)
+                .chain(&image.layers)
+                .collect(),
+            OciManifest::ImageIndex(_) => Vec::new(),
+        }
+    }
+}
+
+/// The platform an index entry is for, as `os/arch[/variant]`.
+fn entry_platform(entry: &ImageIndexEntry) -> Option<String> {
+    let platform = entry.platform.as_ref()?;
+    let mut text = format!("{}/{}", platform.os, platform.architecture);
+    if let Some(variant) = platform.variant.as_deref().filter(|v| !v.is_empty()) {
+        text.push('/');
+        text.push_str(variant);
+    }
+    Some(text)
+}
+
+/// The entry of `index` for `platform`: the one rule that says which image of an index a
+/// mirror of that platform is.
+pub fn find_platform<'a>(
+    index: &'a OciImageIndex,
+    platform: &Platform,
+) -> Option<&'a ImageIndexEntry> {
+    index.manifests.iter().find(|entry| {
+        entry.platform.as_ref().is_some_and(|p| {
+            platform.matches(
+                &p.os.to_string(),
+                &p.architecture.to_string(),
+                p.variant.as_deref(),
+            )
+        })
+    })
+}
+
+/// The platforms `index` holds images for, as `os/arch[/variant]`, in its order. Entries
+/// that are not images of a platform (build attestations list `unknown/unknown`) are left
+/// out.
+pub fn platforms(index: &OciImageIndex) -> Vec<String> {
+    index
+        .manifests
+        .iter()
+        .filter_map(entry_platform)
+        .filter(|p| !p.starts_with("unknown/"))
+        .collect()
+}
+
+/// The platform fields of an image config blob.
+#[derive(Debug, Deserialize)]
+pub struct ConfigPlatform {
+    #[serde(default)]
+    pub os: String,
+    #[serde(default)]
+    pub architecture: String,
+    #[serde(default)]
+    pub variant: Option<String>,
+}
+
+impl ConfigPlatform {
+    /// Reads the platform of an image config blob.
+    pub fn parse(body: &[u8]) -> Result<ConfigPlatform, String> {
+        serde_json::from_slice(body).map_err(|err| format!("the image config is not JSON: {err}"))
+    }
+
+    /// Whether the image is `platform`.
+    pub fn is(&self, platform: &Platform) -> bool {
+        platform.matches(&self.os, &self.architecture, self.variant.as_deref())
+    }
+}
+
+impl std::fmt::Display for ConfigPlatform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.os, self.architecture)?;
+        match self.variant.as_deref().filter(|v| !v.is_empty()) {
+            Some(variant) => write!(f, "/{variant}"),
+            None => Ok(()),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -81,32 +159,64 @@ mod tests {
         Platform::parse(text).unwrap()
     }
 
+    fn fetched(body: &str) -> Fetched {
+        Fetched::parse("sha256:d".into(), Bytes::from(body.to_string())).unwrap()
+    }
+
+    const INDEX: &str = r#"{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.list.v2+json","manifests":[
+        {"mediaType":"application/vnd.docker.distribution.manifest.v2+json","digest":"sha256:a","size":1,"platform":{"os":"linux","architecture":"amd64"}},
+        {"mediaType":"application/vnd.docker.distribution.manifest.v2+json","digest":"sha256:b","size":1,"platform":{"os":"linux","architecture":"arm64","variant":"v8"}},
+        {"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:c","size":1,"platform":{"os":"unknown","architecture":"unknown"}}]}"#;
+
     #[test]
-    fn an_image_manifest_names_its_config() {
-        let body = br#"{"schemaVersion":2,"config":{"digest":"sha256:c","size":1},"layers":[]}"#;
-        assert_eq!(
-            select(body, &platform("linux/amd64")),
-            Selected::Config("sha256:c".into())
+    fn an_image_manifest_names_its_config_and_blobs() {
+        let image = fetched(
+            r#"{"schemaVersion":2,"config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:c","size":1},
+                "layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"sha256:l","size":2}]}"#,
         );
+        assert_eq!(image.config_digest(), Some("sha256:c"));
+        let blobs: Vec<_> = image.blobs().iter().map(|b| b.digest.as_str()).collect();
+        assert_eq!(blobs, ["sha256:c", "sha256:l"]);
+        assert_eq!(
+            image.media_type(),
+            "application/vnd.oci.image.manifest.v1+json"
+        );
+        assert!(image.index().is_none());
     }
 
     #[test]
-    fn an_index_leads_to_the_platform_manifest() {
-        let body = br#"{"schemaVersion":2,"manifests":[
-            {"digest":"sha256:a","platform":{"os":"linux","architecture":"amd64"}},
-            {"digest":"sha256:b","platform":{"os":"linux","architecture":"arm64","variant":"v8"}}]}"#;
+    fn an_index_leads_to_the_platform_manifest_and_lists_its_platforms() {
+        let index = fetched(INDEX);
+        let index = index.index().unwrap();
+        let found = |p: &str| find_platform(index, &platform(p)).map(|e| e.digest.as_str());
+        assert_eq!(found("linux/arm64/v8"), Some("sha256:b"));
+        assert_eq!(found("linux/arm64"), Some("sha256:b"));
+        assert_eq!(found("linux/amd64"), Some("sha256:a"));
+        assert_eq!(found("linux/s390x"), None);
+        assert_eq!(platforms(index), ["linux/amd64", "linux/arm64/v8"]);
+    }
+
+    #[test]
+    fn media_types_come_from_the_manifest_or_its_shape() {
         assert_eq!(
-            select(body, &platform("linux/arm64/v8")),
-            Selected::Manifest("sha256:b".into())
+            fetched(INDEX).media_type(),
+            "application/vnd.docker.distribution.manifest.list.v2+json"
         );
         assert_eq!(
-            select(body, &platform("linux/amd64")),
-            Selected::Manifest("sha256:a".into())
+            fetched(r#"{"schemaVersion":2,"manifests":[]}"#).media_type(),
+            "application/vnd.oci.image.index.v1+json"
         );
-        assert_eq!(select(body, &platform("linux/s390x")), Selected::Missing);
-        assert_eq!(
-            select(b"not json", &platform("linux/amd64")),
-            Selected::Missing
-        );
+        assert!(Fetched::parse("sha256:x".into(), Bytes::from_static(b"not json")).is_err());
+    }
+
+    #[test]
+    fn a_config_says_its_platform() {
+        let config = ConfigPlatform::parse(
+            br#"{"os":"linux","architecture":"arm64","variant":"v8","rootfs":{}}"#,
+        )
+        .unwrap();
+        assert!(config.is(&platform("linux/arm64/v8")));
+        assert!(!config.is(&platform("linux/amd64")));
+        assert_eq!(config.to_string(), "linux/arm64/v8");
     }
 }

@@ -113,6 +113,7 @@ async fn docker_transfer_reports_digests_and_restores_the_users_tags() {
     let job = Job {
         source: &source,
         platform: None,
+        resolved: None,
         source_credentials: None,
         target: Target {
             host: login.host.clone(),
@@ -125,7 +126,10 @@ async fn docker_transfer_reports_digests_and_restores_the_users_tags() {
             password: login.password.clone(),
         },
     };
-    let copied = DockerTransfer::new(None).copy(&job).await.unwrap();
+    let copied = DockerTransfer::new(None, Default::default())
+        .copy(&job)
+        .await
+        .unwrap();
     assert_eq!(
         copied.source_digest.as_deref(),
         Some(mirrored.manifest_digest.as_str())

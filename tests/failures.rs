@@ -213,30 +213,6 @@ async fn create_timeout_fires_and_names_the_limit() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_platform_the_source_lacks_is_refused() {
-    let mut h = Harness::start().await;
-    // A single-platform (amd64) image: an engine may ignore `platform` for it, so the
-    // provider checks what it pulled.
-    h.seed_image("upstream/single", "1.0", 48).await;
-    h.use_config("basic");
-    h.var("source_image", Some(&h.source_ref("upstream/single:1.0")));
-    h.var("platform", Some("linux/arm64"));
-    let run = h.apply_fails().await;
-    run.stderr_has("has no image for platform linux/arm64");
-    run.stderr_has("The image pulled is linux/amd64");
-    run.stderr_has("platform      = var.platform");
-    assert!(h.world.ecr.state.tag_digest(REPO, "1.0").is_none());
-
-    // A multi-platform index without the platform.
-    h.seed_index("upstream/multi", "1.0", 49).await;
-    h.var("source_image", Some(&h.source_ref("upstream/multi:1.0")));
-    h.var("platform", Some("linux/s390x"));
-    let run = h.apply_fails().await;
-    run.stderr_has("has no image for platform linux/s390x");
-    assert!(h.resources().await.is_empty());
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rate_limited_source_says_so() {
     let mut h = Harness::start().await;
     h.seed_image("upstream/app", "1.0", 50).await;

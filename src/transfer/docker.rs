@@ -13,15 +13,27 @@ use bollard::Docker;
 use futures_util::{Stream, StreamExt};
 use tokio::sync::OnceCell;
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use super::{Copied, Job, Locks, Target, Transfer};
 use crate::credentials::Credentials;
+use crate::distribution::Distribution;
+use crate::ecr::RegistryLogin;
 use crate::error::{Error, Result};
-use crate::reference::SourceRef;
+use crate::manifest::Fetched;
+use crate::reference::{Platform, SourceRef};
+use crate::source::{self, Resolved, Unresolved, Wanted};
+
+/// How long the credential check may take before it is skipped (the push then reports).
+const LOGIN_CHECK_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The Docker engine transfer. The engine is reached on first use, so plans, reads and
 /// destroys work on machines without one.
 pub struct DockerTransfer {
     host: Option<String>,
+    /// Asks the source what it holds, and ECR whether it takes the push credentials.
+    distribution: Arc<Distribution>,
     engine: OnceCell<Docker>,
     /// One lock per local source reference. Mirrors of the same source (other tags, other
     /// platforms) run in parallel in one apply; pulling one platform re-points the local
@@ -37,9 +49,10 @@ pub struct DockerTransfer {
 impl DockerTransfer {
     /// A transfer through the engine at `host` (`unix://…`, `tcp://…`), else `DOCKER_HOST`,
     /// else the local socket.
-    pub fn new(host: Option<String>) -> DockerTransfer {
+    pub fn new(host: Option<String>, distribution: Arc<Distribution>) -> DockerTransfer {
         DockerTransfer {
             host,
+            distribution,
             engine: OnceCell::new(),
             source_locks: Locks::default(),
             push_locks: Locks::default(),
@@ -91,7 +104,9 @@ impl DockerTransfer {
     }
 
     /// The error's text and its lowercase form when the engine answered; the engine being
-    /// out of reach otherwise.
+    /// out of reach otherwise. The engine reports what a registry answered only as text in
+    /// its progress stream (no status, no error code), so this method, alone in the
+    /// provider, classifies failures by their words.
     fn engine_answer(
         &self,
         err: bollard::errors::Error,
@@ -119,18 +134,41 @@ impl DockerTransfer {
             Err(unreachable) => return unreachable,
         };
         if text.contains("no matching manifest") {
-            Error::PlatformMismatch {
+            tracing::debug!(source = %reference, "the engine found no image for the platform: {cause}");
+            Error::PlatformMissing {
                 reference,
-                wanted: job.platform.map(ToString::to_string).unwrap_or_default(),
-                got: cause,
+                wanted: job
+                    .platform
+                    .cloned()
+                    .unwrap_or_else(Platform::engine_default)
+                    .to_string(),
+                held: Vec::new(),
+                hint: platform_hint(job.platform.is_some()),
             }
         } else {
-            match Error::from_source(reference.clone(), cause) {
-                Error::Source { cause, .. } => Error::Docker {
+            let says = |words: &[&str]| words.iter().any(|w| text.contains(w));
+            if says(&["toomanyrequests", "rate limit", "code: 429"]) {
+                Error::RateLimited { reference, cause }
+            } else if says(&[
+                "manifest unknown",
+                "not found",
+                "does not exist",
+                "name unknown",
+            ]) {
+                Error::SourceNotFound { reference, cause }
+            } else if says(&[
+                "unauthorized",
+                "not authorized",
+                "authentication required",
+                "no basic auth credentials",
+                "denied",
+            ]) {
+                Error::SourceDenied { reference, cause }
+            } else {
+                Error::Docker {
                     action: format!("pull {reference}"),
                     cause,
-                },
-                classified => classified,
+                }
             }
         }
     }
@@ -203,10 +241,11 @@ impl DockerTransfer {
                     Some(v) => format!("{os}/{arch}/{v}"),
                     None => format!("{os}/{arch}"),
                 };
-                return Err(Error::PlatformMismatch {
+                return Err(Error::PlatformMissing {
                     reference: job.source.to_string(),
                     wanted: platform.to_string(),
-                    got,
+                    held: vec![got],
+                    hint: platform_hint(true),
                 });
             }
         }
@@ -316,8 +355,93 @@ async fn remove(
         .map(|_| ())
 }
 
+/// What to do about a platform the source lacks, for this method; `asked`: whether the
+/// configuration names the platform (else it is the engine's own).
+fn platform_hint(asked: bool) -> String {
+    if asked {
+        "Set `platform` to one the source holds, or leave it unset to mirror the Docker engine's own platform.".into()
+    } else {
+        "Set `platform` to one the source holds: left unset, the Docker engine mirrors its own platform.".into()
+    }
+}
+
 #[async_trait]
 impl Transfer for DockerTransfer {
+    /// The image the engine would pull: for `platform`, else for the engine's own platform.
+    /// Only a platform the configuration names is refused here; the engine's own may be
+    /// another machine's (a remote `docker_host`), so the pull decides that case, and a
+    /// source the provider cannot ask itself (credentials only the engine has) is left to
+    /// the pull too.
+    async fn resolve(
+        &self,
+        source: &SourceRef,
+        platform: Option<&Platform>,
+        credentials: Option<&Credentials>,
+    ) -> Result<Option<Resolved>> {
+        let default = Platform::engine_default();
+        let wanted = match platform {
+            Some(platform) => Wanted::Platform(platform),
+            None => Wanted::Default(&default),
+        };
+        match source::resolve(&self.distribution, source, wanted, credentials).await {
+            Ok(resolved) => Ok(Some(resolved)),
+            Err(Unresolved::PlatformMissing { held }) if platform.is_some() => {
+                Err(Error::PlatformMissing {
+                    reference: source.to_string(),
+                    wanted: platform.map(ToString::to_string).unwrap_or_default(),
+                    held,
+                    hint: platform_hint(true),
+                })
+            }
+            Err(Unresolved::PlatformMissing { held }) => {
+                tracing::debug!(%source, ?held, "the source lacks this machine's platform; the engine decides");
+                Ok(None)
+            }
+            Err(Unresolved::Failed(err)) => {
+                tracing::debug!(%source, "the source could not be asked; the pull will: {err}");
+                Ok(None)
+            }
+        }
+    }
+
+    /// A Docker push re-compresses layers, so manifests differ: ECR's tag holds the copy
+    /// when it is one image manifest (what an engine pushes, never an index) with the same
+    /// image config as the source's image for the platform.
+    fn holds(&self, held: &Fetched, resolved: &Resolved) -> bool {
+        held.index().is_none() && held.config_digest() == resolved.image().config_digest()
+    }
+
+    /// A Docker engine retries a refused push for about a minute: ECR's credentials are
+    /// checked first with one `GET /v2/`, as `docker login` does. Only a refusal fails here;
+    /// other failures (network, server errors) are left for the push to report.
+    async fn preflight(&self, login: &RegistryLogin) -> Result<()> {
+        let url = format!("{}/v2/", login.endpoint);
+        let response = self
+            .distribution
+            .http()
+            .get(&url)
+            .timeout(LOGIN_CHECK_TIMEOUT)
+            .basic_auth(&login.username, Some(login.password.expose()))
+            .send()
+            .await;
+        match response {
+            Ok(response) if matches!(response.status().as_u16(), 401 | 403) => {
+                Err(Error::TargetDenied {
+                    registry: login.host.clone(),
+                    cause: format!(
+                        "The registry answered {} to the credentials GetAuthorizationToken returned.",
+                        response.status()
+                    ),
+                })
+            }
+            Ok(_) => Ok(()),
+            Err(err) => {
+                tracing::debug!(registry = %login.host, "credential check skipped: {err}");
+                Ok(())
+            }
+        }
+    }
+
     async fn copy(&self, job: &Job<'_>) -> Result<Copied> {
         let docker = self.engine().await?;
         let lock = self.source_locks.of(job.source.pull_reference());

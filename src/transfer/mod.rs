@@ -1,7 +1,11 @@
 //! The seam between the resource and the ways an image can be copied.
 //!
-//! A [`Transfer`] copies one source image to one ECR tag. `docker` pulls and pushes through a
-//! Docker engine; `registry` copies registry to registry over the distribution API.
+//! A [`Transfer`] owns everything that differs between copy methods: what it asks of the
+//! source before copying (and the platform hint it gives when the source lacks one), when
+//! what ECR already holds counts as its copy (adoption), its pre-flight checks, and the copy.
+//! `docker` pulls and pushes through a Docker engine; `registry` copies registry to registry
+//! over the distribution API. A third method is one more file here and one more
+//! [`CopyMethod`]; nothing in `resource/` changes.
 
 pub mod docker;
 pub mod registry;
@@ -13,8 +17,11 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::credentials::Credentials;
+use crate::ecr::RegistryLogin;
 use crate::error::Result;
+use crate::manifest::Fetched;
 use crate::reference::{Platform, SourceRef};
+use crate::source::Resolved;
 
 /// Where a mirror goes: `<host>/<repository>:<tag>`.
 #[derive(Clone, Debug)]
@@ -42,6 +49,8 @@ impl std::fmt::Display for Target {
 pub struct Job<'a> {
     pub source: &'a SourceRef,
     pub platform: Option<&'a Platform>,
+    /// What [`Transfer::resolve`] found, when it could tell.
+    pub resolved: Option<&'a Resolved>,
     pub source_credentials: Option<Credentials>,
     pub target: Target,
     pub target_credentials: Credentials,
@@ -128,6 +137,24 @@ impl std::fmt::Display for CopyMethod {
 /// A way to copy an image into ECR.
 #[async_trait]
 pub trait Transfer: Send + Sync {
+    /// What the source holds for a copy of `platform` by this method, asked before anything
+    /// is transferred. A platform the source lacks is an error on `platform` that lists the
+    /// platforms it holds; `None` when the method copies without knowing (it then checks
+    /// what it copied itself).
+    async fn resolve(
+        &self,
+        source: &SourceRef,
+        platform: Option<&Platform>,
+        credentials: Option<&Credentials>,
+    ) -> Result<Option<Resolved>>;
+
+    /// Whether `held`, the manifest ECR's tag serves, is what this method would push for
+    /// `resolved`: then the mirror adopts it and transfers nothing.
+    fn holds(&self, held: &Fetched, resolved: &Resolved) -> bool;
+
+    /// Checks made before a transfer starts, with ECR's push credentials.
+    async fn preflight(&self, login: &RegistryLogin) -> Result<()>;
+
     /// Copies `job.source` to `job.target`.
     async fn copy(&self, job: &Job<'_>) -> Result<Copied>;
 }

@@ -19,13 +19,17 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures_util::{stream, StreamExt, TryStreamExt};
 use oci_client::errors::OciDistributionError;
+use oci_client::manifest::OciDescriptor;
 use oci_client::{Reference, RegistryOperation};
-use serde::Deserialize;
 
 use super::{Copied, Job, Locks, Transfer};
+use crate::credentials::Credentials;
+use crate::distribution::{oci_auth, source_error, transient, Answer, Distribution};
+use crate::ecr::RegistryLogin;
 use crate::error::{Error, Result};
-use crate::manifest::{self, Selected};
-use crate::registry::{oci_auth, source_error, Registry};
+use crate::manifest::{self, Fetched};
+use crate::reference::{Platform, SourceRef};
+use crate::source::{self, Resolved, Unresolved, Wanted};
 
 /// How many blobs are copied at once.
 const CONCURRENT_BLOBS: usize = 6;
@@ -34,7 +38,7 @@ const ATTEMPTS: u32 = 3;
 
 /// The registry-to-registry transfer.
 pub struct RegistryTransfer {
-    registry: Arc<Registry>,
+    distribution: Arc<Distribution>,
     /// Where each blob was last seen in a target registry: `(host, digest)` → repository,
     /// to mount it into another repository of that registry instead of uploading it again.
     seen: std::sync::Mutex<std::collections::HashMap<(String, String), String>>,
@@ -47,10 +51,10 @@ pub struct RegistryTransfer {
 }
 
 impl RegistryTransfer {
-    /// A transfer through `registry`'s distribution clients.
-    pub fn new(registry: Arc<Registry>) -> RegistryTransfer {
+    /// A transfer through `distribution`'s clients.
+    pub fn new(distribution: Arc<Distribution>) -> RegistryTransfer {
         RegistryTransfer {
-            registry,
+            distribution,
             seen: Default::default(),
             uploading: Default::default(),
         }
@@ -79,89 +83,47 @@ impl RegistryTransfer {
     }
 }
 
-#[derive(Deserialize)]
-struct Descriptor {
-    digest: String,
-    #[serde(default)]
-    size: Option<u64>,
-}
-
-#[derive(Deserialize)]
-struct Document {
-    #[serde(rename = "mediaType", default)]
-    media_type: Option<String>,
-    #[serde(default)]
-    config: Option<Descriptor>,
-    #[serde(default)]
-    layers: Vec<Descriptor>,
-    #[serde(default)]
-    manifests: Option<Vec<Descriptor>>,
-}
-
-impl Document {
-    fn parse(body: &[u8]) -> std::result::Result<Document, String> {
-        serde_json::from_slice(body).map_err(|err| format!("the manifest is not JSON: {err}"))
-    }
-
-    /// The media type to push the manifest with.
-    fn content_type(&self) -> &str {
-        match (&self.media_type, &self.manifests) {
-            (Some(media_type), _) => media_type,
-            (None, Some(_)) => "application/vnd.oci.image.index.v1+json",
-            (None, None) => "application/vnd.oci.image.manifest.v1+json",
-        }
-    }
-}
-
 /// One side of the copy: where, with which client.
 struct Side<'a> {
     client: &'a oci_client::Client,
     reference: Reference,
 }
 
-/// A manifest to copy: its bytes, and the reference to push it under.
+/// A manifest to copy, and the reference to push it under.
 struct Manifest {
-    body: bytes::Bytes,
+    fetched: Fetched,
     push_as: Reference,
 }
 
 /// The error for a failed request to the target: a refusal of the credentials is told
 /// apart, as it needs another fix than a network failure.
 fn target_error(target: &Reference, err: OciDistributionError) -> Error {
-    if let Some(network) = crate::registry::oci_network_error("ECR's registry", None, &err) {
+    if let Some(network) = crate::distribution::oci_network_error("ECR's registry", None, &err) {
         return network;
     }
-    let status = match &err {
-        OciDistributionError::UnauthorizedError { .. }
-        | OciDistributionError::AuthenticationFailure(_) => Some(401),
-        OciDistributionError::ServerError { code, .. } => Some(*code),
-        OciDistributionError::RequestError(err) => err.status().map(|s| s.as_u16()),
-        _ => None,
-    };
-    if matches!(status, Some(401 | 403)) {
-        return Error::TargetDenied {
+    match Answer::of(&err) {
+        Answer::Denied(status) => Error::TargetDenied {
             registry: target.registry().to_string(),
             cause: format!(
                 "The registry answered {} to the push credentials: {err}",
-                status.unwrap_or_default()
+                status.unwrap_or(401)
             ),
-        };
-    }
-    Error::Push {
-        target: target.to_string(),
-        cause: err.to_string(),
+        },
+        _ => Error::Push {
+            target: target.to_string(),
+            cause: err.to_string(),
+        },
     }
 }
 
 impl RegistryTransfer {
     async fn copy_now(&self, job: &Job<'_>) -> Result<Copied> {
-        let source_name = job.source.to_string();
         let source = Side {
-            client: self.registry.client_for(job.source.registry()),
+            client: self.distribution.client_for(job.source.registry()),
             reference: job.source.as_oci().clone(),
         };
         let target = Side {
-            client: self.registry.client_for(&job.target.host),
+            client: self.distribution.client_for(&job.target.host),
             reference: Reference::with_tag(
                 job.target.host.clone(),
                 job.target.repository.clone(),
@@ -169,107 +131,114 @@ impl RegistryTransfer {
             ),
         };
         let source_auth = oci_auth(job.source_credentials.as_ref());
-        let target_auth = oci_auth(Some(&job.target_credentials));
+        let resolved = match job.resolved {
+            Some(resolved) => resolved.clone(),
+            None => self
+                .resolve(job.source, job.platform, job.source_credentials.as_ref())
+                .await?
+                .ok_or_else(|| Error::Source {
+                    reference: job.source.to_string(),
+                    cause: "The source could not be resolved.".into(),
+                })?,
+        };
+        // The target's challenges (pushing, and the HEADs that look for blobs) are met while
+        // the index's platform manifests are fetched: each is a round trip to a registry.
+        // (Resolving gave the source's client its credentials, for the blobs.)
+        let (authorised, images) = tokio::join!(
+            self.authorise(&target, &job.target_credentials),
+            self.platform_images(&source, &target, &resolved, &source_auth),
+        );
+        authorised?;
+        let images = images?;
+        let tagged = resolved.image();
 
-        // The target's challenges (for pushing, and for the HEADs that look for blobs) and the
-        // source's manifest, at once: each is a round trip to a registry.
-        let (pushing, uploading, looking, pulled) = tokio::join!(
+        // Every blob once, then the platforms' manifests, then the tag's: a registry takes a
+        // manifest only when what it names is there.
+        let mut blobs: Vec<&OciDescriptor> = Vec::new();
+        for blob in images
+            .iter()
+            .map(|m| &m.fetched)
+            .chain([tagged])
+            .flat_map(Fetched::blobs)
+        {
+            if !blobs.iter().any(|b| b.digest == blob.digest) {
+                blobs.push(blob);
+            }
+        }
+        // (Each stream runs futures made beforehand: a closure over borrowed items inside
+        // the stream's type makes the future fail `Send`'s higher-ranked check.)
+        let copies: Vec<_> = blobs
+            .into_iter()
+            .map(|blob| self.copy_blob_with_retries(&source, &target, blob))
+            .collect();
+        stream::iter(copies)
+            .buffer_unordered(CONCURRENT_BLOBS)
+            .try_collect::<Vec<()>>()
+            .await?;
+        let pushes: Vec<_> = images
+            .iter()
+            .map(|image| self.push_manifest(&target, &image.push_as, &image.fetched))
+            .collect();
+        stream::iter(pushes)
+            .buffer_unordered(CONCURRENT_BLOBS)
+            .try_collect::<Vec<()>>()
+            .await?;
+        self.push_manifest(&target, &target.reference, tagged)
+            .await?;
+        Ok(Copied {
+            source_digest: Some(resolved.named.digest.clone()),
+            pushed_digest: Some(tagged.digest.clone()),
+        })
+    }
+
+    /// Meets the target's challenges for pushing (both clients) and for looking up blobs.
+    async fn authorise(&self, target: &Side<'_>, credentials: &Credentials) -> Result<()> {
+        let auth = oci_auth(Some(credentials));
+        let uploads = self
+            .distribution
+            .upload_client_for(target.reference.registry());
+        let (pushing, uploading, looking) = tokio::join!(
             target
                 .client
-                .auth(&target.reference, &target_auth, RegistryOperation::Push),
-            self.registry.upload_client_for(&job.target.host).auth(
-                &target.reference,
-                &target_auth,
-                RegistryOperation::Push
-            ),
+                .auth(&target.reference, &auth, RegistryOperation::Push),
+            uploads.auth(&target.reference, &auth, RegistryOperation::Push),
             target
                 .client
-                .auth(&target.reference, &target_auth, RegistryOperation::Pull),
-            source
-                .client
-                .pull_manifest_raw(&source.reference, &source_auth, &manifest::ACCEPTED),
+                .auth(&target.reference, &auth, RegistryOperation::Pull),
         );
         pushing
             .and(uploading)
             .and(looking)
-            .map_err(|err| target_error(&target.reference, err))?;
-        let (body, source_digest) =
-            pulled.map_err(|err| source_error(source_name.clone(), &err))?;
-        let document = Document::parse(&body).map_err(|cause| Error::Source {
-            reference: source_name.clone(),
-            cause,
-        })?;
+            .map(|_| ())
+            .map_err(|err| target_error(&target.reference, err))
+    }
 
-        // The image manifests whose blobs are copied, and the manifest pushed under the tag.
-        let (images, tagged, pushed) = match (&document.manifests, job.platform) {
-            (Some(_), Some(platform)) => {
-                let Selected::Manifest(child) = manifest::select(&body, platform) else {
-                    return Err(Error::PlatformMismatch {
-                        reference: source_name,
-                        wanted: platform.to_string(),
-                        got: "an index without that platform".into(),
-                    });
-                };
-                let child_body = self.fetch(&source, &child, &source_auth).await?;
-                (Vec::new(), child_body, child)
-            }
-            (Some(children), None) => {
-                let digests: Vec<String> = children.iter().map(|c| c.digest.clone()).collect();
-                let images = stream::iter(digests)
-                    .map(|digest| {
-                        let (source, target, auth) = (&source, &target, &source_auth);
-                        async move {
-                            let body = self.fetch(source, &digest, auth).await?;
-                            Ok::<_, Error>(Manifest {
-                                body,
-                                push_as: target.reference.clone_with_digest(digest),
-                            })
-                        }
-                    })
-                    .buffered(CONCURRENT_BLOBS)
-                    .try_collect::<Vec<_>>()
-                    .await?;
-                (images, body, source_digest.clone())
-            }
-            (None, _) => (Vec::new(), body, source_digest.clone()),
+    /// When the copy is a whole index, its platforms' manifests, each to push by digest.
+    async fn platform_images(
+        &self,
+        source: &Side<'_>,
+        target: &Side<'_>,
+        resolved: &Resolved,
+        auth: &oci_client::secrets::RegistryAuth,
+    ) -> Result<Vec<Manifest>> {
+        let Some(index) = resolved.image().index() else {
+            return Ok(Vec::new());
         };
-
-        // Every blob once, then the platforms' manifests, then the tag's: a registry takes a
-        // manifest only when what it names is there.
-        let mut blobs = Vec::new();
-        for manifest in images.iter().map(|m| &m.body).chain([&tagged]) {
-            let document = Document::parse(manifest).map_err(|cause| Error::Source {
-                reference: source_name.clone(),
-                cause,
-            })?;
-            for blob in document.config.into_iter().chain(document.layers) {
-                if !blobs.iter().any(|b: &Descriptor| b.digest == blob.digest) {
-                    blobs.push(blob);
-                }
-            }
-        }
-        stream::iter(blobs)
-            .map(|blob| self.copy_blob_with_retries(&source, &target, blob))
-            .buffer_unordered(CONCURRENT_BLOBS)
-            .try_collect::<Vec<()>>()
-            .await?;
-        stream::iter(images)
-            .map(|image| {
-                let target = &target;
-                async move {
-                    self.push_manifest(target, &image.push_as, &image.body)
-                        .await
-                }
+        let fetches: Vec<_> = index
+            .manifests
+            .iter()
+            .map(|entry| async move {
+                let fetched = self.fetch(source, &entry.digest, auth).await?;
+                Ok::<_, Error>(Manifest {
+                    fetched,
+                    push_as: target.reference.clone_with_digest(entry.digest.clone()),
+                })
             })
-            .buffer_unordered(CONCURRENT_BLOBS)
-            .try_collect::<Vec<()>>()
-            .await?;
-        self.push_manifest(&target, &target.reference, &tagged)
-            .await?;
-        Ok(Copied {
-            source_digest: Some(source_digest),
-            pushed_digest: Some(pushed),
-        })
+            .collect();
+        stream::iter(fetches)
+            .buffered(CONCURRENT_BLOBS)
+            .try_collect()
+            .await
     }
 
     /// One manifest of the source, by digest.
@@ -278,32 +247,35 @@ impl RegistryTransfer {
         source: &Side<'_>,
         digest: &str,
         auth: &oci_client::secrets::RegistryAuth,
-    ) -> Result<bytes::Bytes> {
+    ) -> Result<Fetched> {
         let reference = source.reference.clone_with_digest(digest.to_string());
-        let (body, _) = source
+        let (body, digest) = source
             .client
             .pull_manifest_raw(&reference, auth, &manifest::ACCEPTED)
             .await
             .map_err(|err| source_error(reference.to_string(), &err))?;
-        Ok(body)
+        Fetched::parse(digest, body).map_err(|cause| Error::Source {
+            reference: reference.to_string(),
+            cause,
+        })
     }
 
     async fn copy_blob_with_retries(
         &self,
         source: &Side<'_>,
         target: &Side<'_>,
-        blob: Descriptor,
+        blob: &OciDescriptor,
     ) -> Result<()> {
         let mut attempt = 1;
         loop {
-            match self.copy_blob(source, target, &blob).await {
+            match self.copy_blob(source, target, blob).await {
                 Ok(()) => return Ok(()),
-                Err(err) if attempt < ATTEMPTS && transient(&err) => {
-                    tracing::debug!(digest = %blob.digest, attempt, "retrying a blob: {err}");
+                Err(Failed { error, retry: true }) if attempt < ATTEMPTS => {
+                    tracing::debug!(digest = %blob.digest, attempt, "retrying a blob: {error}");
                     tokio::time::sleep(Duration::from_millis(500 * 2u64.pow(attempt))).await;
                     attempt += 1;
                 }
-                Err(err) => return Err(err),
+                Err(failed) => return Err(failed.error),
             }
         }
     }
@@ -312,9 +284,9 @@ impl RegistryTransfer {
         &self,
         source: &Side<'_>,
         target: &Side<'_>,
-        blob: &Descriptor,
-    ) -> Result<()> {
-        let target_failure = |err: OciDistributionError| target_error(&target.reference, err);
+        blob: &OciDescriptor,
+    ) -> std::result::Result<(), Failed> {
+        let target_failure = |err: OciDistributionError| Failed::at_target(&target.reference, err);
         let lock = self.uploading.of((
             target.reference.registry().to_string(),
             target.reference.repository().to_string(),
@@ -341,15 +313,18 @@ impl RegistryTransfer {
         }
         // The size goes in the upload's headers before any byte is read: the manifest gives
         // it (OCI and Docker manifests always do).
-        let size = blob.size.ok_or_else(|| Error::Source {
-            reference: source.reference.to_string(),
-            cause: format!("the manifest gives no size for {}", blob.digest),
+        let size = u64::try_from(blob.size).map_err(|_| Failed {
+            error: Error::Source {
+                reference: source.reference.to_string(),
+                cause: format!("the manifest gives a negative size for {}", blob.digest),
+            },
+            retry: false,
         })?;
         // The source's blob and the target's upload session are asked for at once; the
         // upload's body waits for the source's bytes. What went wrong on the source's side
         // (no blob, or bytes that do not match the digest) is kept here: the upload itself
         // only sees its body end badly, or the target refuse the digest.
-        let source_failure = Arc::new(std::sync::Mutex::new(None::<Error>));
+        let source_failure = Arc::new(std::sync::Mutex::new(None::<Failed>));
         let (send, receive) = tokio::sync::oneshot::channel();
         let pull = async {
             let _ = send.send(
@@ -367,7 +342,7 @@ impl RegistryTransfer {
                 .flatten()
         };
         let push = self
-            .registry
+            .distribution
             .upload_client_for(target.reference.registry())
             .push_blob_stream(&target.reference, body, &blob.digest, Some(size));
         let ((), pushed) = tokio::join!(pull, push);
@@ -375,10 +350,14 @@ impl RegistryTransfer {
             let failure = source_failure.lock().ok().and_then(|mut f| f.take());
             return Err(match failure {
                 Some(failure) => failure,
-                None if err.to_string().contains("DIGEST_INVALID") => Error::Corrupt {
-                    reference: source.reference.to_string(),
-                    digest: blob.digest.clone(),
-                    cause: "ECR computed another digest for the bytes it received.".into(),
+                None if Answer::of(&err) == Answer::DigestInvalid => Failed {
+                    // Damaged in transit, perhaps: another try costs one blob.
+                    error: Error::Corrupt {
+                        reference: source.reference.to_string(),
+                        digest: blob.digest.clone(),
+                        cause: "ECR computed another digest for the bytes it received.".into(),
+                    },
+                    retry: true,
                 },
                 None => target_failure(err),
             });
@@ -391,19 +370,15 @@ impl RegistryTransfer {
         &self,
         target: &Side<'_>,
         reference: &Reference,
-        body: &bytes::Bytes,
+        manifest: &Fetched,
     ) -> Result<()> {
-        let document = Document::parse(body).map_err(|cause| Error::Push {
-            target: reference.to_string(),
-            cause,
-        })?;
-        let content_type = document.content_type().parse().map_err(|_| Error::Push {
+        let content_type = manifest.media_type().parse().map_err(|_| Error::Push {
             target: reference.to_string(),
             cause: "the manifest's media type is not a valid header".into(),
         })?;
         target
             .client
-            .push_manifest_raw(reference, body.clone(), content_type)
+            .push_manifest_raw(reference, manifest.body.clone(), content_type)
             .await
             .map_err(|err| target_error(reference, err))?;
         Ok(())
@@ -418,14 +393,20 @@ fn body_of(
         oci_client::errors::Result<oci_client::client::SizedStream>,
         tokio::sync::oneshot::error::RecvError,
     >,
-    failure: &Arc<std::sync::Mutex<Option<Error>>>,
+    failure: &Arc<std::sync::Mutex<Option<Failed>>>,
     reference: &str,
     digest: &str,
 ) -> futures_util::stream::BoxStream<'static, oci_client::errors::Result<bytes::Bytes>> {
     let pulled = match pulled {
         Ok(Ok(pulled)) => pulled,
         Ok(Err(err)) => {
-            note(failure, source_error(reference.to_string(), &err));
+            note(
+                failure,
+                Failed {
+                    error: source_error(reference.to_string(), &err),
+                    retry: transient(&err),
+                },
+            );
             return stream::iter([Err(err)]).boxed();
         }
         Err(_) => return stream::empty().boxed(),
@@ -443,63 +424,80 @@ fn body_of(
                     digest: digest.clone(),
                     cause: err.to_string(),
                 };
-                note(&failure, corrupt);
+                // Damaged in transit, perhaps: another try costs one blob.
+                note(
+                    &failure,
+                    Failed {
+                        error: corrupt,
+                        retry: true,
+                    },
+                );
             }
             OciDistributionError::IoError(err)
         })
         .boxed()
 }
 
-/// Keeps `error` as the source's failure, unless one is kept already.
-fn note(failure: &std::sync::Mutex<Option<Error>>, error: Error) {
+/// Keeps `failed` as the source's failure, unless one is kept already.
+fn note(failure: &std::sync::Mutex<Option<Failed>>, failed: Failed) {
     if let Ok(mut failure) = failure.lock() {
-        failure.get_or_insert(error);
+        failure.get_or_insert(failed);
     }
 }
 
-/// Whether another try may succeed: throttling, server errors, broken connections.
-fn transient(err: &Error) -> bool {
-    let text = match err {
-        // Damaged in transit, perhaps, or throttled: another try costs one blob.
-        Error::Corrupt { .. } | Error::RateLimited { .. } => return true,
-        Error::Push { cause, .. } | Error::Source { cause, .. } => cause.to_ascii_lowercase(),
-        _ => return false,
-    };
-    [
-        "code: 429",
-        "code: 5",
-        "toomanyrequests",
-        "connection",
-        "timed out",
-        "error sending request",
-        "invalid digest. expected",
-    ]
-    .iter()
-    .any(|needle| text.contains(needle))
+/// A blob copy that failed, and whether another try may succeed.
+struct Failed {
+    error: Error,
+    retry: bool,
 }
+
+impl Failed {
+    /// A request to the target that failed with `err`.
+    fn at_target(target: &Reference, err: OciDistributionError) -> Failed {
+        Failed {
+            retry: transient(&err),
+            error: target_error(target, err),
+        }
+    }
+}
+
+/// What to do about a platform the source lacks, for this method.
+const PLATFORM_HINT: &str = "Set `platform` to one the source holds, or leave it unset to copy every platform of the index.";
 
 #[async_trait]
 impl Transfer for RegistryTransfer {
+    /// What the copy pushes: what the reference names, or the platform's image of it.
+    async fn resolve(
+        &self,
+        source: &SourceRef,
+        platform: Option<&Platform>,
+        credentials: Option<&Credentials>,
+    ) -> Result<Option<Resolved>> {
+        let wanted = platform.map_or(Wanted::Named, Wanted::Platform);
+        match source::resolve(&self.distribution, source, wanted, credentials).await {
+            Ok(resolved) => Ok(Some(resolved)),
+            Err(Unresolved::PlatformMissing { held }) => Err(Error::PlatformMissing {
+                reference: source.to_string(),
+                wanted: platform.map(ToString::to_string).unwrap_or_default(),
+                held,
+                hint: PLATFORM_HINT.into(),
+            }),
+            Err(Unresolved::Failed(err)) => Err(err),
+        }
+    }
+
+    /// The copy preserves digests: ECR's tag holds it when it names the same manifest.
+    fn holds(&self, held: &Fetched, resolved: &Resolved) -> bool {
+        held.digest == resolved.image().digest
+    }
+
+    /// The copy's first request to ECR tells a refusal of the credentials apart
+    /// ([`Error::TargetDenied`]); nothing to check before.
+    async fn preflight(&self, _login: &RegistryLogin) -> Result<()> {
+        Ok(())
+    }
+
     async fn copy(&self, job: &Job<'_>) -> Result<Copied> {
         self.copy_now(job).await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn media_types_come_from_the_manifest_or_its_shape() {
-        let docker = Document::parse(br#"{"mediaType":"application/vnd.docker.distribution.manifest.v2+json","config":{"digest":"sha256:a"},"layers":[]}"#).unwrap();
-        assert_eq!(
-            docker.content_type(),
-            "application/vnd.docker.distribution.manifest.v2+json"
-        );
-        let index = Document::parse(br#"{"manifests":[]}"#).unwrap();
-        assert_eq!(
-            index.content_type(),
-            "application/vnd.oci.image.index.v1+json"
-        );
     }
 }

@@ -48,10 +48,11 @@ impl Run {
         self
     }
 
-    /// Asserts that stderr shows `text`.
+    /// Asserts that stderr shows `text`, however Terraform wrapped or aligned it.
     pub fn stderr_has(&self, text: &str) -> &Run {
+        let words = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
         assert!(
-            self.stderr.contains(text),
+            words(&self.stderr).contains(&words(text)),
             "stderr lacks {text:?}:\n{}",
             self.stderr
         );
@@ -162,6 +163,15 @@ impl Harness {
             .join("tests/testdata")
             .join(format!("{name}.tf"));
         std::fs::write(self.work().join("main.tf"), std::fs::read(source).unwrap()).unwrap();
+    }
+
+    /// Uses `hcl` as the configuration, after the `terraform` block that names the provider;
+    /// `{source}` in it stands for the source registry's host. A test that writes its HCL
+    /// this way shows the configuration it tests.
+    pub fn config(&self, hcl: &str) {
+        let header = "terraform {\n  required_providers {\n    ecrmirror = {\n      source = \"techtospeech/ecrmirror\"\n    }\n  }\n}\n";
+        let hcl = hcl.replace("{source}", &self.world.source_host());
+        std::fs::write(self.work().join("main.tf"), format!("{header}{hcl}")).unwrap();
     }
 
     /// `<source registry>/<repository>:<tag>`.
@@ -309,6 +319,11 @@ impl Harness {
     /// A client for the source registry (with the test credentials when it needs them).
     pub fn source_client(&self) -> standin::client::Client {
         self.world.source_client(self.source_login.clone())
+    }
+
+    /// The digest ECR's `repository:tag` names, if any, as the emulator holds it.
+    pub fn ecr_tag(&self, repository: &str, tag: &str) -> Option<String> {
+        self.world.ecr.state.tag_digest(repository, tag)
     }
 
     /// The manifest ECR serves for `repository:tag`, if any.

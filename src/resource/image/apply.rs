@@ -15,11 +15,11 @@ use super::plan::{timeout, Operation};
 use super::state::{ImageState, PrivateData};
 use crate::clients::Clients;
 use crate::credentials::Credentials;
-use crate::ecr::TagLookup;
+use crate::ecr::{RegistryLogin, TagLookup};
 use crate::error::{display_duration, Error, Result};
-use crate::manifest::{select, Selected};
-use crate::reference::{registry_of_host, ImportId, Platform, SourceRef};
-use crate::transfer::{CopyMethod, Job, Target};
+use crate::manifest::Fetched;
+use crate::reference::{registry_of_host, ImportId};
+use crate::transfer::{Job, Target, Transfer};
 
 /// Runs `work` under the limit `timeouts` sets for `operation`.
 async fn limited<T>(
@@ -56,100 +56,168 @@ pub async fn mirror(
     limited(planned, operation, mirror_now(clients, planned, adopt)).await
 }
 
+/// Where a mirror goes, confirmed by ECR.
+struct Destination {
+    login: RegistryLogin,
+    /// The account id of the registry that holds the repository.
+    registry_id: String,
+    target: Target,
+}
+
+/// What a mirror recorded: the digest ECR serves for the tag, and the source's.
+struct Mirrored {
+    digest: String,
+    source_digest: Option<String>,
+}
+
 async fn mirror_now(
     clients: &Clients,
     planned: &ImageState,
     adopt: Adopt,
 ) -> Result<(ImageState, PrivateData)> {
-    let Mirror {
-        source,
-        repository,
-        tag,
-        platform,
-        method,
-        registry_id,
-    } = Arguments::parse(planned, clients.default_method).mirror()?;
-    let (repository, registry_id) = (repository.as_str(), registry_id.as_deref());
-
-    // Two independent ECR calls, one round trip: the token (cached after the first) and the
-    // repository check (nothing is asked of the source for a missing repository).
-    let (login, registry) = tokio::join!(
-        clients.ecr.login(registry_id),
-        clients.ecr.repository_registry(registry_id, repository)
+    let mirror = Arguments::parse(planned, clients.default_method).mirror()?;
+    let destination = destination(clients, &mirror).await?;
+    let transfer = clients.transfer(mirror.method);
+    let credentials = clients.source_auth.for_registry(mirror.source.registry());
+    // What the source holds (a platform it lacks stops here, before any transfer) and what
+    // ECR's tag holds, at once.
+    let (resolved, held) = tokio::join!(
+        transfer.resolve(
+            &mirror.source,
+            mirror.platform.as_ref(),
+            credentials.as_ref()
+        ),
+        held_by_ecr(clients, &destination, adopt),
     );
-    let (login, registry) = (login?, registry?);
-    let target = Target {
-        host: login.host.clone(),
-        repository: repository.to_string(),
-        tag: tag.clone(),
+    let resolved = resolved?;
+    let adopted = match (&resolved, &held) {
+        (Some(resolved), Some(held)) if transfer.holds(held, resolved) => Some(Mirrored {
+            digest: held.digest.clone(),
+            source_digest: Some(resolved.named.digest.clone()),
+        }),
+        _ => None,
     };
-    let source_credentials = clients.source_auth.for_registry(source.registry());
-
-    let adopted = match adopt {
-        Adopt::IfSame => {
-            let wanted = Wanted {
-                registry: &registry,
-                target: &target,
-                source: &source,
-                platform: platform.as_ref(),
-                credentials: source_credentials.as_ref(),
-            };
-            if method == CopyMethod::Registry {
-                adoptable_as_copy(clients, &wanted).await
-            } else {
-                adoptable(clients, &wanted).await
-            }
-        }
-        Adopt::Never => None,
-    };
-    let (digest, source_digest) = match adopted {
-        Some(found) => {
-            tracing::info!(%target, "ECR already holds the source image; nothing transferred");
-            found
+    let mirrored = match adopted {
+        Some(adopted) => {
+            tracing::info!(target = %destination.target, "ECR already holds the source image; nothing transferred");
+            adopted
         }
         None => {
-            // A Docker engine retries a refused push for about a minute: ask first. The
-            // registry method's own first request to ECR tells a refusal apart (TargetDenied).
-            if method == CopyMethod::Docker {
-                clients.registry.check_login(&login).await?;
-            }
             let job = Job {
-                source: &source,
-                platform: platform.as_ref(),
-                source_credentials,
-                target: target.clone(),
+                source: &mirror.source,
+                platform: mirror.platform.as_ref(),
+                resolved: resolved.as_ref(),
+                source_credentials: credentials,
+                target: destination.target.clone(),
                 target_credentials: Credentials::Basic {
-                    server: login.host.clone(),
-                    username: login.username.clone(),
-                    password: login.password.clone(),
+                    server: destination.login.host.clone(),
+                    username: destination.login.username.clone(),
+                    password: destination.login.password.clone(),
                 },
             };
-            let copied = clients.transfer(method).copy(&job).await?;
-            let digest = confirmed_digest(clients, &registry, &target).await?;
-            if let Some(pushed) = &copied.pushed_digest {
-                if pushed != &digest {
-                    tracing::warn!(%target, pushed, confirmed = %digest, "ECR serves another digest than the push reported");
-                }
-            }
-            let source_digest = copied
-                .source_digest
-                .or_else(|| source.digest().map(str::to_string));
-            (digest, source_digest)
+            copy(clients, transfer, &job, &destination).await?
         }
     };
-    let state = ImageState {
-        tag: Value::Value(tag),
-        registry_id: Value::Value(registry),
-        copy_method: Value::Value(method.to_string()),
-        ..mirrored_state(planned.clone(), &target, &digest, source_digest.clone())
+    Ok(recorded(planned, mirror, &destination, mirrored))
+}
+
+/// ECR's login (cached after the first) and the repository check, at once: nothing is asked
+/// of the source for a missing repository.
+async fn destination(clients: &Clients, mirror: &Mirror) -> Result<Destination> {
+    let registry_id = mirror.registry_id.as_deref();
+    let (login, holder) = tokio::join!(
+        clients.ecr.login(registry_id),
+        clients
+            .ecr
+            .repository_registry(registry_id, &mirror.repository)
+    );
+    let login = login?;
+    let target = Target {
+        host: login.host.clone(),
+        repository: mirror.repository.clone(),
+        tag: mirror.tag.clone(),
     };
-    Ok((
-        state,
-        PrivateData {
-            pushed_digest: Some(digest),
-            source_digest,
-        },
-    ))
+    Ok(Destination {
+        login,
+        registry_id: holder?,
+        target,
+    })
+}
+
+/// The manifest ECR's tag serves, when adoption may use it; any failure to tell means a
+/// normal copy.
+async fn held_by_ecr(
+    clients: &Clients,
+    destination: &Destination,
+    adopt: Adopt,
+) -> Option<Fetched> {
+    if adopt == Adopt::Never {
+        return None;
+    }
+    let target = &destination.target;
+    clients
+        .ecr
+        .tagged_manifest(
+            Some(&destination.registry_id),
+            &target.repository,
+            &target.tag,
+        )
+        .await
+        .unwrap_or_else(|err| {
+            tracing::debug!(%target, "no adoption check: {err}");
+            None
+        })
+}
+
+/// Pre-flight, the transfer, and the digest ECR then serves.
+async fn copy(
+    clients: &Clients,
+    transfer: &dyn Transfer,
+    job: &Job<'_>,
+    destination: &Destination,
+) -> Result<Mirrored> {
+    transfer.preflight(&destination.login).await?;
+    let copied = transfer.copy(job).await?;
+    let target = &destination.target;
+    let digest = confirmed_digest(clients, &destination.registry_id, target).await?;
+    if let Some(pushed) = &copied.pushed_digest {
+        if pushed != &digest {
+            tracing::warn!(%target, pushed, confirmed = %digest, "ECR serves another digest than the push reported");
+        }
+    }
+    let source_digest = copied
+        .source_digest
+        .or_else(|| job.resolved.map(|r| r.named.digest.clone()))
+        .or_else(|| job.source.digest().map(str::to_string));
+    Ok(Mirrored {
+        digest,
+        source_digest,
+    })
+}
+
+/// The state and private data that record `mirrored`.
+fn recorded(
+    planned: &ImageState,
+    mirror: Mirror,
+    destination: &Destination,
+    mirrored: Mirrored,
+) -> (ImageState, PrivateData) {
+    let state = ImageState {
+        tag: Value::Value(mirror.tag),
+        registry_id: Value::Value(destination.registry_id.clone()),
+        copy_method: Value::Value(mirror.method.to_string()),
+        ..mirrored_state(
+            planned.clone(),
+            &destination.target,
+            &mirrored.digest,
+            mirrored.source_digest.clone(),
+        )
+    };
+    let private = PrivateData {
+        pushed_digest: Some(mirrored.digest),
+        source_digest: mirrored.source_digest,
+    };
+    (state, private)
 }
 
 /// `state` with the computed attributes of a mirror at `target` with `digest`.
@@ -181,91 +249,6 @@ async fn confirmed_digest(clients: &Clients, registry: &str, target: &Target) ->
             target: target.to_string(),
             cause: "The push finished, but ECR does not list the tag.".into(),
         }),
-    }
-}
-
-/// What an adoption check compares.
-struct Wanted<'a> {
-    registry: &'a str,
-    target: &'a Target,
-    source: &'a SourceRef,
-    platform: Option<&'a Platform>,
-    credentials: Option<&'a Credentials>,
-}
-
-/// For a copy through Docker: when ECR's tag already holds the image the source holds for
-/// the platform (the same image config; Docker re-compresses layers, so manifests differ),
-/// its digest and the source's digest. Manifest requests only; any failure to tell means a
-/// normal copy.
-async fn adoptable(clients: &Clients, wanted: &Wanted<'_>) -> Option<(String, Option<String>)> {
-    let platform = wanted
-        .platform
-        .cloned()
-        .unwrap_or_else(Platform::engine_default);
-    let ecr = &clients.ecr;
-    let (registry, repository) = (Some(wanted.registry), &wanted.target.repository);
-    let (digest, body) = ecr
-        .manifest(registry, repository, Some(&wanted.target.tag), None)
-        .await
-        .ok()??;
-    let target_config = match select(body.as_bytes(), &platform) {
-        Selected::Config(config) => config,
-        Selected::Manifest(platform_digest) => {
-            let (_, body) = ecr
-                .manifest(registry, repository, None, Some(&platform_digest))
-                .await
-                .ok()??;
-            match select(body.as_bytes(), &platform) {
-                Selected::Config(config) => config,
-                _ => return None,
-            }
-        }
-        Selected::Missing => return None,
-    };
-    let found = clients
-        .registry
-        .source_config(wanted.source, &platform, wanted.credentials)
-        .await;
-    source_holds(wanted, found, &target_config).map(|source| (digest, Some(source)))
-}
-
-/// For a registry-to-registry copy, which preserves digests: when ECR's tag already names
-/// the manifest the copy would push, its digest and the source's digest.
-async fn adoptable_as_copy(
-    clients: &Clients,
-    wanted: &Wanted<'_>,
-) -> Option<(String, Option<String>)> {
-    let (digest, _) = clients
-        .ecr
-        .manifest(
-            Some(wanted.registry),
-            &wanted.target.repository,
-            Some(&wanted.target.tag),
-            None,
-        )
-        .await
-        .ok()??;
-    let found = clients
-        .registry
-        .source_copy_digest(wanted.source, wanted.platform, wanted.credentials)
-        .await;
-    source_holds(wanted, found, &digest).map(|source| (digest, Some(source)))
-}
-
-/// The source's digest when the source answered `found` = `(its digest, what it holds)` and
-/// holds `held`, what ECR holds; `None` (a normal copy) otherwise, a failed question included.
-fn source_holds(
-    wanted: &Wanted<'_>,
-    found: Result<(String, Option<String>)>,
-    held: &str,
-) -> Option<String> {
-    match found {
-        Ok((source_digest, Some(holds))) if holds == held => Some(source_digest),
-        Ok(_) => None,
-        Err(err) => {
-            tracing::debug!(source = %wanted.source, "no adoption check: {err}");
-            None
-        }
     }
 }
 
@@ -364,10 +347,8 @@ async fn track(clients: &Clients, state: &mut ImageState) -> Result<()> {
         return Ok(());
     };
     let credentials = clients.source_auth.for_registry(source.registry());
-    let digest = clients
-        .registry
-        .source_digest(&source, credentials.as_ref())
-        .await?;
+    let digest =
+        crate::source::digest(&clients.distribution, &source, credentials.as_ref()).await?;
     state.source_digest = Value::Value(digest);
     Ok(())
 }

@@ -1,26 +1,18 @@
-//! Talking to registries' distribution API directly, not through the Docker engine.
-//!
-//! - Before a push the provider checks ECR's credentials with one `GET /v2/`, as `docker
-//!   login` does: a Docker engine retries a refused upload for about a minute before it gives
-//!   up, while this answers at once.
-//! - Source registries are asked, with manifest requests only (never a pull), which digest a
-//!   tag names (`HEAD`, which Docker Hub does not count against its pull limit) and which
-//!   image config a reference holds for a platform. `oci-client` does the protocol, Docker
-//!   Hub's bearer-token flow included. Loopback registries are spoken to over plain HTTP, as
-//!   a Docker engine does.
+//! The client side of the OCI distribution API: one pool of clients for every registry the
+//! provider talks to directly (sources and ECR's registry), the credentials they take, and
+//! the classification of their failures. `oci-client` does the protocol, Docker Hub's
+//! bearer-token flow included. Loopback registries are spoken to over plain HTTP, as a
+//! Docker engine does.
 
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use oci_client::client::{ClientConfig, ClientProtocol};
-use oci_client::errors::{OciDistributionError, OciErrorCode};
+use oci_client::errors::{OciDistributionError, OciEnvelope, OciErrorCode};
 use oci_client::secrets::RegistryAuth;
 
 use crate::credentials::Credentials;
-use crate::ecr::RegistryLogin;
-use crate::error::{Error, Result};
-use crate::manifest::{self, Selected};
-use crate::reference::{Platform, SourceRef};
+use crate::error::Error;
 
 /// How long a registry may stay silent: before it answers, and between two reads of an
 /// answer's body.
@@ -70,29 +62,108 @@ pub fn oci_auth(credentials: Option<&Credentials>) -> RegistryAuth {
     }
 }
 
+/// What a registry answered to a failed request, told from its error codes and HTTP status,
+/// never from message text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Answer {
+    /// `429` or `TOOMANYREQUESTS`.
+    Throttled,
+    /// `404`, or a `*_UNKNOWN` code.
+    NotFound,
+    /// `401`/`403`, `UNAUTHORIZED` or `DENIED`; the status when one is known.
+    Denied(Option<u16>),
+    /// `DIGEST_INVALID`: the bytes sent do not match the digest given.
+    DigestInvalid,
+    /// A `5xx` status.
+    ServerError,
+    /// Anything else (or no answer at all).
+    Other,
+}
+
+impl Answer {
+    fn of_status(status: u16) -> Answer {
+        match status {
+            429 => Answer::Throttled,
+            404 => Answer::NotFound,
+            401 | 403 => Answer::Denied(Some(status)),
+            500..=599 => Answer::ServerError,
+            _ => Answer::Other,
+        }
+    }
+
+    fn of_code(code: &OciErrorCode) -> Answer {
+        match code {
+            OciErrorCode::Toomanyrequests => Answer::Throttled,
+            OciErrorCode::ManifestUnknown
+            | OciErrorCode::NameUnknown
+            | OciErrorCode::BlobUnknown
+            | OciErrorCode::NotFound => Answer::NotFound,
+            OciErrorCode::Unauthorized | OciErrorCode::Denied => Answer::Denied(None),
+            OciErrorCode::DigestInvalid => Answer::DigestInvalid,
+            _ => Answer::Other,
+        }
+    }
+
+    fn of_envelope(envelope: &OciEnvelope) -> Answer {
+        envelope
+            .errors
+            .iter()
+            .map(|e| Answer::of_code(&e.code))
+            .find(|answer| *answer != Answer::Other)
+            .unwrap_or(Answer::Other)
+    }
+
+    /// What `err` says the registry answered.
+    pub fn of(err: &OciDistributionError) -> Answer {
+        match err {
+            OciDistributionError::RegistryError { envelope, .. } => Answer::of_envelope(envelope),
+            // oci-client leaves some error bodies unparsed: the registry's JSON error
+            // envelope is read here, for its codes.
+            OciDistributionError::ServerError { code, message, .. } => {
+                match serde_json::from_str::<OciEnvelope>(message).map(|e| Answer::of_envelope(&e))
+                {
+                    Ok(Answer::Other) | Err(_) => Answer::of_status(*code),
+                    Ok(answer) => answer,
+                }
+            }
+            OciDistributionError::RequestError(err) => err
+                .status()
+                .map_or(Answer::Other, |s| Answer::of_status(s.as_u16())),
+            OciDistributionError::UnauthorizedError { .. }
+            | OciDistributionError::AuthenticationFailure(_) => Answer::Denied(Some(401)),
+            OciDistributionError::ImageManifestNotFoundError(_) => Answer::NotFound,
+            _ => Answer::Other,
+        }
+    }
+}
+
+/// Whether another try of the request that failed with `err` may succeed: throttling, a
+/// server error, a connection that broke or timed out, a body cut short.
+pub fn transient(err: &OciDistributionError) -> bool {
+    match err {
+        OciDistributionError::RequestError(request) if request.status().is_none() => {
+            request.is_connect()
+                || request.is_timeout()
+                || request.is_body()
+                || request.is_request()
+        }
+        OciDistributionError::IoError(_) | OciDistributionError::DigestError(_) => true,
+        _ => matches!(Answer::of(err), Answer::Throttled | Answer::ServerError),
+    }
+}
+
 /// A failure to get `reference` from its source registry, classified by what the registry
-/// answered: throttling by its error code or status (oci-client's message does not say
-/// 429), the rest by [`Error::from_source`].
+/// answered.
 pub fn source_error(reference: String, err: &OciDistributionError) -> Error {
     if let Some(network) = oci_network_error("the source registry", Some("docker_source"), err) {
         return network;
     }
-    let throttled = match err {
-        OciDistributionError::RegistryError { envelope, .. } => envelope
-            .errors
-            .iter()
-            .any(|e| e.code == OciErrorCode::Toomanyrequests),
-        OciDistributionError::ServerError { code, .. } => *code == 429,
-        OciDistributionError::RequestError(err) => err.status().is_some_and(|s| s.as_u16() == 429),
-        _ => false,
-    };
-    if throttled {
-        Error::RateLimited {
-            reference,
-            cause: err.to_string(),
-        }
-    } else {
-        Error::from_source(reference, err.to_string())
+    let cause = err.to_string();
+    match Answer::of(err) {
+        Answer::Throttled => Error::RateLimited { reference, cause },
+        Answer::NotFound => Error::SourceNotFound { reference, cause },
+        Answer::Denied(_) => Error::SourceDenied { reference, cause },
+        _ => Error::Source { reference, cause },
     }
 }
 
@@ -116,11 +187,8 @@ pub fn oci_network_error(
     })
 }
 
-/// How long the credential check may take before it is skipped (the push then reports).
-const CHECK_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// HTTP clients for registries.
-pub struct Registry {
+/// HTTP and distribution clients for registries.
+pub struct Distribution {
     // Built on first use: loading the system's trusted roots takes tens of milliseconds,
     // and most plans never talk to a registry.
     http: OnceLock<reqwest::Client>,
@@ -130,17 +198,17 @@ pub struct Registry {
     plain_uploads: OnceLock<oci_client::Client>,
 }
 
-impl Default for Registry {
+impl Default for Distribution {
     fn default() -> Self {
-        Registry::new()
+        Distribution::new()
     }
 }
 
-impl Registry {
+impl Distribution {
     /// Clients with the system's trusted roots, made when first needed.
-    pub fn new() -> Registry {
+    pub fn new() -> Distribution {
         crate::install_crypto_provider();
-        Registry {
+        Distribution {
             http: OnceLock::new(),
             tls: OnceLock::new(),
             plain: OnceLock::new(),
@@ -149,10 +217,10 @@ impl Registry {
         }
     }
 
-    fn http(&self) -> &reqwest::Client {
+    /// A plain HTTP client, for requests outside the distribution protocol's flows.
+    pub fn http(&self) -> &reqwest::Client {
         self.http.get_or_init(|| {
             reqwest::Client::builder()
-                .timeout(CHECK_TIMEOUT)
                 .user_agent(concat!(
                     "terraform-provider-ecrmirror/",
                     env!("CARGO_PKG_VERSION")
@@ -181,103 +249,6 @@ impl Registry {
             (false, true) => (&self.tls_uploads, ClientProtocol::Https),
         };
         cell.get_or_init(|| distribution_client(protocol, (!uploads).then_some(READ_TIMEOUT)))
-    }
-
-    /// The digest `source` names now (one `HEAD` request).
-    pub async fn source_digest(
-        &self,
-        source: &SourceRef,
-        credentials: Option<&Credentials>,
-    ) -> Result<String> {
-        self.client_for(source.registry())
-            .fetch_manifest_digest(source.as_oci(), &oci_auth(credentials))
-            .await
-            .map_err(|err| source_error(source.to_string(), &err))
-    }
-
-    /// The digest `source` names, and the digest of the manifest a registry-to-registry copy
-    /// pushes: the same, or the platform's manifest in an index when `platform` is given.
-    pub async fn source_copy_digest(
-        &self,
-        source: &SourceRef,
-        platform: Option<&Platform>,
-        credentials: Option<&Credentials>,
-    ) -> Result<(String, Option<String>)> {
-        let Some(platform) = platform else {
-            let digest = self.source_digest(source, credentials).await?;
-            return Ok((digest.clone(), Some(digest)));
-        };
-        let (body, digest) = self
-            .client_for(source.registry())
-            .pull_manifest_raw(source.as_oci(), &oci_auth(credentials), &manifest::ACCEPTED)
-            .await
-            .map_err(|err| source_error(source.to_string(), &err))?;
-        let copied = match manifest::select(&body, platform) {
-            Selected::Manifest(child) => Some(child),
-            Selected::Config(_) => Some(digest.clone()),
-            Selected::Missing => None,
-        };
-        Ok((digest, copied))
-    }
-
-    /// The digest `source` names and the image config digest it holds for `platform`.
-    pub async fn source_config(
-        &self,
-        source: &SourceRef,
-        platform: &Platform,
-        credentials: Option<&Credentials>,
-    ) -> Result<(String, Option<String>)> {
-        let client = self.client_for(source.registry());
-        let auth = oci_auth(credentials);
-        let fail = |err: OciDistributionError| source_error(source.to_string(), &err);
-        let (body, digest) = client
-            .pull_manifest_raw(source.as_oci(), &auth, &manifest::ACCEPTED)
-            .await
-            .map_err(fail)?;
-        let config = match manifest::select(&body, platform) {
-            Selected::Config(config) => Some(config),
-            Selected::Manifest(platform_digest) => {
-                let reference = source.as_oci().clone_with_digest(platform_digest);
-                let (body, _) = client
-                    .pull_manifest_raw(&reference, &auth, &manifest::ACCEPTED)
-                    .await
-                    .map_err(fail)?;
-                match manifest::select(&body, platform) {
-                    Selected::Config(config) => Some(config),
-                    _ => None,
-                }
-            }
-            Selected::Missing => None,
-        };
-        Ok((digest, config))
-    }
-
-    /// Fails with [`Error::TargetDenied`] when the registry refuses `login`. Other failures
-    /// (network, server errors) are left for the push itself to report.
-    pub async fn check_login(&self, login: &RegistryLogin) -> Result<()> {
-        let url = format!("{}/v2/", login.endpoint);
-        let response = self
-            .http()
-            .get(&url)
-            .basic_auth(&login.username, Some(login.password.expose()))
-            .send()
-            .await;
-        match response {
-            Ok(response) if matches!(response.status().as_u16(), 401 | 403) => {
-                Err(Error::TargetDenied {
-                    registry: login.host.clone(),
-                    cause: format!(
-                        "The registry answered {} to the credentials GetAuthorizationToken returned.",
-                        response.status()
-                    ),
-                })
-            }
-            Ok(_) => Ok(()),
-            Err(err) => {
-                tracing::debug!(registry = %login.host, "credential check skipped: {err}");
-                Ok(())
-            }
-        }
     }
 }
 
@@ -313,6 +284,46 @@ mod tests {
         assert!(throttled(server_error(429)));
         assert!(!throttled(registry_error(OciErrorCode::Denied)));
         assert!(!throttled(server_error(500)));
+    }
+
+    #[test]
+    fn answers_are_told_by_code_or_status() {
+        let registry_error = |code| OciDistributionError::RegistryError {
+            envelope: oci_client::errors::OciEnvelope {
+                errors: vec![oci_client::errors::OciError {
+                    code,
+                    message: "whatever the registry says".into(),
+                    detail: serde_json::Value::Null,
+                }],
+            },
+            url: "http://r/v2/a/manifests/1".into(),
+        };
+        let server_error = |code| OciDistributionError::ServerError {
+            code,
+            url: "http://r/v2/".into(),
+            message: "no".into(),
+        };
+        let kind =
+            |err: OciDistributionError| std::mem::discriminant(&source_error("r/a:1".into(), &err));
+        let not_found = kind(registry_error(OciErrorCode::ManifestUnknown));
+        assert_eq!(kind(server_error(404)), not_found);
+        let denied = kind(registry_error(OciErrorCode::Denied));
+        assert_eq!(kind(server_error(403)), denied);
+        assert_ne!(denied, not_found);
+        assert!(transient(&server_error(503)));
+        assert!(transient(&registry_error(OciErrorCode::Toomanyrequests)));
+        assert!(!transient(&server_error(404)));
+        assert!(!transient(&registry_error(OciErrorCode::Denied)));
+        assert_eq!(
+            Answer::of(&registry_error(OciErrorCode::DigestInvalid)),
+            Answer::DigestInvalid
+        );
+        let unparsed = OciDistributionError::ServerError {
+            code: 400,
+            url: "http://r/v2/a/blobs/uploads/u".into(),
+            message: r#"{"errors":[{"code":"DIGEST_INVALID","message":"no match"}]}"#.into(),
+        };
+        assert_eq!(Answer::of(&unparsed), Answer::DigestInvalid);
     }
 
     #[test]

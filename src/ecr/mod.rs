@@ -1,26 +1,26 @@
 //! The ECR API adapter: authorization tokens (cached per registry for the life of the
 //! process), repository and image queries, untagging. AWS SDK types stop here.
 //!
-//! Tag lookups for one repository share calls: while a `DescribeImages` for a repository is
-//! in flight, the lookups that arrive wait and go together in the next one (up to 100 tags,
-//! the API's limit). A plan of many mirrors into one repository (Terraform refreshes ten at
-//! a time) then makes a few calls instead of one per tag, and a lone lookup waits for
-//! nothing.
+//! Tag lookups go through [`lookups`], which batches them per repository.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use aws_sdk_ecr::error::{DisplayErrorContext, SdkError};
+use aws_credential_types::provider::error::CredentialsError;
+use aws_sdk_ecr::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_ecr::operation::batch_delete_image::BatchDeleteImageError;
 use aws_sdk_ecr::operation::batch_get_image::BatchGetImageError;
-use aws_sdk_ecr::operation::describe_images::DescribeImagesError;
 use aws_sdk_ecr::operation::describe_repositories::DescribeRepositoriesError;
 use aws_sdk_ecr::types::{ImageFailureCode, ImageIdentifier};
 use base64::Engine;
 use tokio::sync::Mutex;
 
-use crate::error::{Error, Result};
+mod lookups;
+
+use lookups::Lookups;
+
+use crate::error::{AwsRefusal, Error, Result};
+use crate::manifest::Fetched;
 use crate::secret::Secret;
 
 /// Tokens are renewed when less than this is left of them.
@@ -55,21 +55,6 @@ pub struct Ecr {
     token: Mutex<Option<RegistryLogin>>,
     lookups: Arc<Lookups>,
 }
-
-/// A repository: `(registry id, name)`.
-type RepositoryKey = (Option<String>, String);
-
-/// Tags waiting to be looked up, each with where its answer goes.
-type Waiting = Vec<(String, tokio::sync::oneshot::Sender<Result<TagLookup>>)>;
-
-/// Tag lookups by repository: whether a call is in flight, and the lookups for the next.
-#[derive(Default)]
-struct Lookups {
-    queues: std::sync::Mutex<HashMap<RepositoryKey, (bool, Waiting)>>,
-}
-
-/// Most image ids `DescribeImages` takes in one call.
-const TAGS_PER_CALL: usize = 100;
 
 impl Ecr {
     /// Wraps a configured SDK client.
@@ -116,6 +101,7 @@ impl Ecr {
             .ok_or_else(|| Error::Aws {
                 operation: "GetAuthorizationToken",
                 cause: "The response holds no authorization data.".into(),
+                refusal: AwsRefusal::Other,
             })?;
         let login = decode_login(
             data.authorization_token().unwrap_or_default(),
@@ -150,6 +136,7 @@ impl Ecr {
                 .ok_or_else(|| Error::Aws {
                     operation: "DescribeRepositories",
                     cause: format!("The answer does not describe `{repository}`."),
+                    refusal: AwsRefusal::Other,
                 }),
             Err(err)
                 if matches!(
@@ -167,59 +154,30 @@ impl Ecr {
     }
 
     /// What `repository:tag` names in ECR now. Lookups for one repository made at the same
-    /// time share `DescribeImages` calls.
+    /// time share `DescribeImages` calls ([`lookups`]).
     pub async fn lookup_tag(
         &self,
         registry_id: Option<&str>,
         repository: &str,
         tag: &str,
     ) -> Result<TagLookup> {
-        let key = (registry_id.map(str::to_string), repository.to_string());
-        let (answer, answered) = tokio::sync::oneshot::channel();
-        let start = {
-            let mut queues = self
-                .lookups
-                .queues
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            let (in_flight, waiting) = queues.entry(key.clone()).or_default();
-            waiting.push((tag.to_string(), answer));
-            !std::mem::replace(in_flight, true)
-        };
-        if start {
-            tokio::spawn(send_lookups(
-                self.client.clone(),
-                self.endpoint.clone(),
-                self.lookups.clone(),
-                key,
-            ));
-        }
-        answered.await.unwrap_or_else(|_| {
-            Err(Error::Aws {
-                operation: "DescribeImages",
-                cause: "The lookup ended without an answer.".into(),
-            })
-        })
+        self.lookups
+            .lookup(&self.client, &self.endpoint, registry_id, repository, tag)
+            .await
     }
 
-    /// The manifest ECR serves for `repository` at `tag` (or at `digest` when no tag is
-    /// given): its digest and body, `None` when there is none.
-    pub async fn manifest(
+    /// The manifest ECR serves for `repository:tag`; `None` when there is none.
+    pub async fn tagged_manifest(
         &self,
         registry_id: Option<&str>,
         repository: &str,
-        tag: Option<&str>,
-        digest: Option<&str>,
-    ) -> Result<Option<(String, String)>> {
-        let id = ImageIdentifier::builder()
-            .set_image_tag(tag.map(str::to_string))
-            .set_image_digest(digest.map(str::to_string))
-            .build();
+        tag: &str,
+    ) -> Result<Option<Fetched>> {
         let result = self
             .client
             .batch_get_image()
             .repository_name(repository)
-            .image_ids(id)
+            .image_ids(ImageIdentifier::builder().image_tag(tag).build())
             .set_accepted_media_types(Some(
                 crate::manifest::ACCEPTED
                     .iter()
@@ -229,21 +187,34 @@ impl Ecr {
             .set_registry_id(registry_id.map(str::to_string))
             .send()
             .await;
-        match result {
-            Ok(output) => Ok(output.images().first().and_then(|image| {
-                let digest = image.image_id()?.image_digest()?.to_string();
-                Some((digest, image.image_manifest()?.to_string()))
-            })),
+        let output = match result {
+            Ok(output) => output,
             Err(err)
                 if matches!(
                     err.as_service_error(),
                     Some(BatchGetImageError::RepositoryNotFoundException(_))
                 ) =>
             {
-                Ok(None)
+                return Ok(None)
             }
-            Err(err) => Err(aws_error(&self.endpoint, "BatchGetImage", &err)),
-        }
+            Err(err) => return Err(aws_error(&self.endpoint, "BatchGetImage", &err)),
+        };
+        let Some(image) = output.images().first() else {
+            return Ok(None);
+        };
+        let (Some(digest), Some(body)) = (
+            image.image_id().and_then(|id| id.image_digest()),
+            image.image_manifest(),
+        ) else {
+            return Ok(None);
+        };
+        Fetched::parse(digest.to_string(), bytes::Bytes::from(body.to_string()))
+            .map(Some)
+            .map_err(|cause| Error::Aws {
+                operation: "BatchGetImage",
+                cause,
+                refusal: AwsRefusal::Other,
+            })
     }
 
     /// Removes `tag` from `repository`; a tag or repository already gone is success.
@@ -278,6 +249,7 @@ impl Ecr {
                                 .unwrap_or("unknown failure"),
                             failure.failure_reason().unwrap_or_default()
                         ),
+                        refusal: AwsRefusal::Other,
                     }),
                     None => Ok(()),
                 }
@@ -304,6 +276,7 @@ fn decode_login(
     let malformed = |what: &str| Error::Aws {
         operation: "GetAuthorizationToken",
         cause: format!("The authorization data is malformed: {what}."),
+        refusal: AwsRefusal::Other,
     };
     let decoded = base64::engine::general_purpose::STANDARD
         .decode(token)
@@ -338,130 +311,11 @@ fn host_for_registry(own_host: &str, registry_id: &str) -> String {
     }
 }
 
-/// Sends the lookups waiting for `key`'s repository, a call at a time, until none is left.
-async fn send_lookups(
-    client: aws_sdk_ecr::Client,
-    endpoint: Arc<str>,
-    lookups: Arc<Lookups>,
-    key: RepositoryKey,
-) {
-    loop {
-        let batch: Waiting = {
-            let mut queues = lookups.queues.lock().unwrap_or_else(|e| e.into_inner());
-            let Some((in_flight, waiting)) = queues.get_mut(&key) else {
-                return;
-            };
-            if waiting.is_empty() {
-                *in_flight = false;
-                queues.remove(&key);
-                return;
-            }
-            let n = waiting.len().min(TAGS_PER_CALL);
-            waiting.drain(..n).collect()
-        };
-        let mut tags: Vec<String> = batch.iter().map(|(tag, _)| tag.clone()).collect();
-        tags.sort();
-        tags.dedup();
-        let found = describe_tags(&client, &endpoint, key.0.as_deref(), &key.1, &tags).await;
-        for (tag, answer) in batch {
-            let _ = answer.send(found.get(&tag).cloned().unwrap_or(Ok(TagLookup::Missing)));
-        }
-    }
-}
-
-/// What each of `tags` of `repository` names: one `DescribeImages` call, or one per tag when
-/// a tag is missing (ECR then fails the whole call).
-async fn describe_tags(
-    client: &aws_sdk_ecr::Client,
-    endpoint: &str,
-    registry_id: Option<&str>,
-    repository: &str,
-    tags: &[String],
-) -> HashMap<String, Result<TagLookup>> {
-    let result = client
-        .describe_images()
-        .repository_name(repository)
-        .set_image_ids(Some(
-            tags.iter()
-                .map(|tag| ImageIdentifier::builder().image_tag(tag).build())
-                .collect(),
-        ))
-        .set_registry_id(registry_id.map(str::to_string))
-        .send()
-        .await;
-    let every = |answer: Result<TagLookup>| {
-        tags.iter()
-            .map(|tag| (tag.clone(), answer.clone()))
-            .collect::<HashMap<_, _>>()
-    };
-    match result {
-        Ok(output) => {
-            let details = output.image_details();
-            tags.iter()
-                .map(|tag| {
-                    let detail = match tags.len() {
-                        1 => details.first(),
-                        _ => details
-                            .iter()
-                            .find(|d| d.image_tags().iter().any(|t| t == tag)),
-                    };
-                    let answer = match detail.and_then(|d| d.image_digest()) {
-                        Some(digest) => TagLookup::Found {
-                            digest: digest.to_string(),
-                        },
-                        None => TagLookup::Missing,
-                    };
-                    (tag.clone(), Ok(answer))
-                })
-                .collect()
-        }
-        Err(err)
-            if matches!(
-                err.as_service_error(),
-                Some(DescribeImagesError::RepositoryNotFoundException(_))
-            ) =>
-        {
-            every(Ok(TagLookup::Missing))
-        }
-        Err(err)
-            if matches!(
-                err.as_service_error(),
-                Some(DescribeImagesError::ImageNotFoundException(_))
-            ) =>
-        {
-            if tags.len() == 1 {
-                return every(Ok(TagLookup::Missing));
-            }
-            // Which one is missing, ECR does not say: ask for each.
-            let each = tags.iter().map(|tag| async move {
-                let one = std::slice::from_ref(tag);
-                let mut answer = Box::pin(describe_tags(
-                    client,
-                    endpoint,
-                    registry_id,
-                    repository,
-                    one,
-                ))
-                .await;
-                (
-                    tag.clone(),
-                    answer.remove(tag).unwrap_or(Ok(TagLookup::Missing)),
-                )
-            });
-            futures_util::future::join_all(each)
-                .await
-                .into_iter()
-                .collect()
-        }
-        Err(err) => every(Err(aws_error(endpoint, "DescribeImages", &err))),
-    }
-}
-
 /// A failed API call: a network failure when no answer came, else what ECR answered (the
 /// whole cause chain, no credentials).
 fn aws_error<E, R>(endpoint: &str, operation: &'static str, err: &SdkError<E, R>) -> Error
 where
-    E: std::error::Error + 'static,
+    E: std::error::Error + ProvideErrorMetadata + 'static,
     R: std::fmt::Debug,
 {
     let network = match err {
@@ -479,7 +333,28 @@ where
     network.unwrap_or_else(|| Error::Aws {
         operation,
         cause: DisplayErrorContext(err).to_string(),
+        refusal: refusal(err),
     })
+}
+
+/// What a failed call ran into: ECR's error code when it answered, else whether loading
+/// the credentials failed (the SDK's error type, somewhere in the cause chain).
+fn refusal<E, R>(err: &SdkError<E, R>) -> AwsRefusal
+where
+    E: std::error::Error + ProvideErrorMetadata + 'static,
+    R: std::fmt::Debug,
+{
+    if let Some(code) = err.as_service_error().and_then(ProvideErrorMetadata::code) {
+        return AwsRefusal::of_code(code);
+    }
+    let mut cause = std::error::Error::source(err);
+    while let Some(current) = cause {
+        if current.is::<CredentialsError>() {
+            return AwsRefusal::Credentials;
+        }
+        cause = current.source();
+    }
+    AwsRefusal::Other
 }
 
 #[cfg(test)]

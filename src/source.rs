@@ -1,0 +1,154 @@
+//! What a source reference holds, asked with manifest requests only (never a layer): the
+//! digest a tag names now (one `HEAD`, which Docker Hub does not count against its pull
+//! limit), and [`resolve`], the one answer to "which manifest, for which platform" that the
+//! platform check, adoption and the registry copy all use.
+
+use oci_client::secrets::RegistryAuth;
+use oci_client::Reference;
+
+use crate::credentials::Credentials;
+use crate::distribution::{oci_auth, source_error, Distribution};
+use crate::error::{Error, Result};
+use crate::manifest::{self, ConfigPlatform, Fetched};
+use crate::reference::{Platform, SourceRef};
+
+/// What a source reference resolved to.
+#[derive(Clone, Debug)]
+pub struct Resolved {
+    /// What the reference names now: an index or an image manifest. Its digest is the
+    /// mirror's `source_digest`.
+    pub named: Fetched,
+    /// The platform's image manifest, when a platform was asked of an index.
+    pub platform_image: Option<Fetched>,
+}
+
+impl Resolved {
+    /// The manifest a mirror of this resolution is: the platform's image when one was
+    /// picked from an index, else what the reference names (an image, or a whole index).
+    pub fn image(&self) -> &Fetched {
+        self.platform_image.as_ref().unwrap_or(&self.named)
+    }
+}
+
+/// Which image of a reference a mirror asks for.
+#[derive(Clone, Copy, Debug)]
+pub enum Wanted<'a> {
+    /// Whatever the reference names; an index is taken whole.
+    Named,
+    /// The image for this platform; a single image of another platform is refused (its
+    /// config, a few hundred bytes, says which platform it is).
+    Platform(&'a Platform),
+    /// An engine's default: this platform's image of an index, and a single image whatever
+    /// its platform (as an engine pulls it).
+    Default(&'a Platform),
+}
+
+/// Why a reference did not resolve.
+#[derive(Debug)]
+pub enum Unresolved {
+    /// The source holds no image for the platform; these are the platforms it holds.
+    PlatformMissing { held: Vec<String> },
+    /// The source could not be asked.
+    Failed(Error),
+}
+
+impl From<Error> for Unresolved {
+    fn from(error: Error) -> Unresolved {
+        Unresolved::Failed(error)
+    }
+}
+
+/// A source registry, asked about one reference.
+struct Asking<'a> {
+    client: &'a oci_client::Client,
+    source: &'a SourceRef,
+    auth: RegistryAuth,
+}
+
+impl Asking<'_> {
+    async fn manifest(&self, reference: &Reference) -> Result<Fetched> {
+        let (body, digest) = self
+            .client
+            .pull_manifest_raw(reference, &self.auth, &manifest::ACCEPTED)
+            .await
+            .map_err(|err| source_error(reference.to_string(), &err))?;
+        Fetched::parse(digest, body).map_err(|cause| Error::Source {
+            reference: reference.to_string(),
+            cause,
+        })
+    }
+
+    /// The platform of the image `image` names, from its config blob.
+    async fn platform_of(&self, image: &Fetched) -> Result<ConfigPlatform> {
+        let digest = image.config_digest().unwrap_or_default();
+        let mut body = Vec::new();
+        self.client
+            .pull_blob(self.source.as_oci(), digest, &mut body)
+            .await
+            .map_err(|err| source_error(self.source.to_string(), &err))?;
+        ConfigPlatform::parse(&body).map_err(|cause| Error::Source {
+            reference: self.source.to_string(),
+            cause,
+        })
+    }
+}
+
+/// What `source` holds of what is `wanted`. A platform the source lacks is
+/// [`Unresolved::PlatformMissing`], whether the source is an index without it or (for
+/// [`Wanted::Platform`]) a single image of another platform.
+pub async fn resolve(
+    distribution: &Distribution,
+    source: &SourceRef,
+    wanted: Wanted<'_>,
+    credentials: Option<&Credentials>,
+) -> std::result::Result<Resolved, Unresolved> {
+    let asking = Asking {
+        client: distribution.client_for(source.registry()),
+        source,
+        auth: oci_auth(credentials),
+    };
+    let named = asking.manifest(source.as_oci()).await?;
+    let whole = |named| Resolved {
+        named,
+        platform_image: None,
+    };
+    match (wanted, named.index()) {
+        (Wanted::Named, _) | (Wanted::Default(_), None) => Ok(whole(named)),
+        (Wanted::Platform(platform) | Wanted::Default(platform), Some(index)) => {
+            let Some(entry) = manifest::find_platform(index, platform) else {
+                return Err(Unresolved::PlatformMissing {
+                    held: manifest::platforms(index),
+                });
+            };
+            let reference = source.as_oci().clone_with_digest(entry.digest.clone());
+            let image = asking.manifest(&reference).await?;
+            Ok(Resolved {
+                named,
+                platform_image: Some(image),
+            })
+        }
+        (Wanted::Platform(platform), None) => {
+            let held = asking.platform_of(&named).await?;
+            if held.is(platform) {
+                Ok(whole(named))
+            } else {
+                Err(Unresolved::PlatformMissing {
+                    held: vec![held.to_string()],
+                })
+            }
+        }
+    }
+}
+
+/// The digest `source` names now (one `HEAD` request).
+pub async fn digest(
+    distribution: &Distribution,
+    source: &SourceRef,
+    credentials: Option<&Credentials>,
+) -> Result<String> {
+    distribution
+        .client_for(source.registry())
+        .fetch_manifest_digest(source.as_oci(), &oci_auth(credentials))
+        .await
+        .map_err(|err| source_error(source.to_string(), &err))
+}
