@@ -8,7 +8,7 @@ use aws_config::{BehaviorVersion, Region};
 use aws_runtime::env_config::file::EnvConfigFiles;
 use aws_types::os_shim_internal::{Env, Fs};
 
-use crate::credentials::{RegistryAuth, SourceAuth};
+use crate::credentials::{AuthBlock, SourceAuth};
 use crate::distribution::Distribution;
 use crate::ecr::Ecr;
 use crate::error::{Error, Result};
@@ -47,7 +47,7 @@ pub struct Settings {
     pub profile: Option<String>,
     pub docker_host: Option<String>,
     pub default_method: CopyMethod,
-    pub registry_auth: Vec<RegistryAuth>,
+    pub registry_auth: Vec<AuthBlock>,
 }
 
 /// Checks that `profile` exists in the AWS config or credentials file.

@@ -25,7 +25,7 @@ pub enum Credentials {
 
 /// One `registry_auth` block.
 #[derive(Clone, Debug)]
-pub struct RegistryAuth {
+pub struct AuthBlock {
     pub address: String,
     pub username: String,
     pub password: Secret,
@@ -34,7 +34,7 @@ pub struct RegistryAuth {
 /// The credentials the provider knows about.
 #[derive(Clone, Debug, Default)]
 pub struct SourceAuth {
-    blocks: Vec<RegistryAuth>,
+    blocks: Vec<AuthBlock>,
 }
 
 /// A registry address as a bare host: no scheme, path or Docker Hub alias.
@@ -57,13 +57,13 @@ pub fn normalize_address(address: &str) -> String {
 
 impl SourceAuth {
     /// Credentials from the provider's `registry_auth` blocks.
-    pub fn new(blocks: Vec<RegistryAuth>) -> SourceAuth {
+    pub fn new(blocks: Vec<AuthBlock>) -> SourceAuth {
         SourceAuth { blocks }
     }
 
-    /// Credentials for `registry` (as a reference names it), or `None` for anonymous pulls.
-    pub fn for_registry(&self, registry: &str) -> Option<Credentials> {
-        let wanted = normalize_address(registry);
+    /// Credentials for the registry at `host` (as a reference names it), or `None` for anonymous pulls.
+    pub fn for_host(&self, host: &str) -> Option<Credentials> {
+        let wanted = normalize_address(host);
         if let Some(block) = self
             .blocks
             .iter()
@@ -79,25 +79,25 @@ impl SourceAuth {
     }
 }
 
-/// Looks `registry` up in the Docker config file.
-fn from_docker_config(registry: &str) -> Option<Credentials> {
-    let keys: Vec<&str> = if registry == "docker.io" {
+/// Looks the registry at `host` up in the Docker config file.
+fn from_docker_config(host: &str) -> Option<Credentials> {
+    let keys: Vec<&str> = if host == "docker.io" {
         vec![DOCKER_HUB_CONFIG_KEY, "docker.io", "index.docker.io"]
     } else {
-        vec![registry]
+        vec![host]
     };
     for key in keys {
         match docker_credential::get_credential(key) {
             Ok(docker_credential::DockerCredential::UsernamePassword(username, password)) => {
                 return Some(Credentials::Basic {
-                    server: registry.to_string(),
+                    server: host.to_string(),
                     username,
                     password: Secret::new(password),
                 })
             }
             Ok(docker_credential::DockerCredential::IdentityToken(token)) => {
                 return Some(Credentials::IdentityToken {
-                    server: registry.to_string(),
+                    server: host.to_string(),
                     token: Secret::new(token),
                 })
             }
@@ -115,7 +115,7 @@ fn from_docker_config(registry: &str) -> Option<Credentials> {
                     other => other.to_string(),
                 };
                 tracing::warn!(
-                    registry,
+                    registry = host,
                     "no Docker config credentials: {kind}; pulling anonymously"
                 );
             }
@@ -128,8 +128,8 @@ fn from_docker_config(registry: &str) -> Option<Credentials> {
 mod tests {
     use super::*;
 
-    fn block(address: &str) -> RegistryAuth {
-        RegistryAuth {
+    fn block(address: &str) -> AuthBlock {
+        AuthBlock {
             address: address.into(),
             username: "me".into(),
             password: Secret::new("pw"),
@@ -140,7 +140,7 @@ mod tests {
     fn docker_hub_aliases_match_each_other() {
         let auth = SourceAuth::new(vec![block("registry-1.docker.io")]);
         assert!(matches!(
-            auth.for_registry("docker.io"),
+            auth.for_host("docker.io"),
             Some(Credentials::Basic { .. })
         ));
         assert_eq!(
@@ -152,7 +152,7 @@ mod tests {
     #[test]
     fn blocks_match_by_host_and_port() {
         let auth = SourceAuth::new(vec![block("http://127.0.0.1:5000")]);
-        match auth.for_registry("127.0.0.1:5000") {
+        match auth.for_host("127.0.0.1:5000") {
             Some(Credentials::Basic { username, .. }) => assert_eq!(username, "me"),
             other => panic!("unexpected {other:?}"),
         }

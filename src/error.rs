@@ -80,12 +80,15 @@ pub enum Error {
     #[error("ECR repository {repository} does not exist")]
     RepositoryNotFound {
         repository: String,
-        registry: String,
+        /// The registry's account id, when one was named.
+        registry_id: Option<String>,
+        /// The registry's host, when the failure came from it.
+        host: Option<String>,
     },
 
     /// ECR's registry refused the credentials from GetAuthorizationToken.
-    #[error("ECR refused the push credentials for {registry}")]
-    TargetDenied { registry: String, cause: String },
+    #[error("ECR refused the push credentials for {host}")]
+    TargetDenied { host: String, cause: String },
 
     /// The push to ECR failed for another reason.
     #[error("Pushing {target} failed")]
@@ -172,9 +175,15 @@ impl Error {
             },
             Error::RepositoryNotFound {
                 repository,
-                registry,
+                registry_id,
+                host,
             } => {
-                format!("The registry {registry} has no repository named `{repository}`.")
+                let registry = match (host, registry_id) {
+                    (Some(host), _) => format!("The registry {host}"),
+                    (None, Some(id)) => format!("The registry of account {id}"),
+                    (None, None) => "The registry of this AWS account".to_string(),
+                };
+                format!("{registry} has no repository named `{repository}`.")
             }
             Error::Timeout { .. } | Error::NotConfigured => String::new(),
         }
@@ -329,7 +338,8 @@ mod tests {
         let mut diags = Diagnostics::default();
         Error::RepositoryNotFound {
             repository: "app".into(),
-            registry: "123456789012".into(),
+            registry_id: Some("123456789012".into()),
+            host: None,
         }
         .report(&mut diags);
         let diag = &diags.errors[0];

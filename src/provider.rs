@@ -11,7 +11,7 @@ use tf_provider::value::{Value, ValueEmpty};
 use tf_provider::{AttributePath, Diagnostics, DynamicResource, Provider};
 
 use crate::clients::{Clients, Settings, SharedClients};
-use crate::credentials::RegistryAuth;
+use crate::credentials::AuthBlock;
 use crate::error::Error;
 use crate::resource::image::ImageResource;
 use crate::schema::{secret, string};
@@ -181,7 +181,7 @@ pub fn settings(config: &ProviderConfig) -> Result<Settings, Vec<Error>> {
         }
     }
     for block in config.registry_auth.as_ref_option().into_iter().flatten() {
-        settings.registry_auth.push(RegistryAuth {
+        settings.registry_auth.push(AuthBlock {
             address: block.address.as_ref_option().cloned().unwrap_or_default(),
             username: block.username.as_ref_option().cloned().unwrap_or_default(),
             password: Secret::new(block.password.as_ref_option().cloned().unwrap_or_default()),

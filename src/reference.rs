@@ -133,8 +133,8 @@ impl SourceRef {
         Ok(SourceRef { inner })
     }
 
-    /// Registry host, `docker.io` for Docker Hub.
-    pub fn registry(&self) -> &str {
+    /// The registry's host (and port), `docker.io` for Docker Hub.
+    pub fn host(&self) -> &str {
         self.inner.registry()
     }
 
@@ -170,7 +170,7 @@ impl SourceRef {
 
     /// `registry/repository`, the name a Docker engine stores the image under.
     pub fn name(&self) -> String {
-        format!("{}/{}", self.registry(), self.repository())
+        format!("{}/{}", self.host(), self.repository())
     }
 
     /// What to pull: by digest when pinned, else by tag (`latest` by default).
@@ -348,7 +348,7 @@ impl ImportId {
 }
 
 /// The account id in an ECR registry host (`<account>.dkr.ecr.<region>.amazonaws.com`).
-pub fn registry_of_host(host: &str) -> Option<&str> {
+pub fn registry_id_of_host(host: &str) -> Option<&str> {
     let (account, rest) = host.split_once('.')?;
     (check_registry_id(account).is_ok() && rest.starts_with("dkr.ecr.")).then_some(account)
 }
@@ -369,7 +369,7 @@ mod tests {
     #[test]
     fn docker_hub_defaults() {
         let r = SourceRef::parse("nginx").unwrap();
-        assert_eq!(r.registry(), "docker.io");
+        assert_eq!(r.host(), "docker.io");
         assert_eq!(r.repository(), "library/nginx");
         assert_eq!(r.default_tag(), Some("latest"));
         assert_eq!(r.pull_reference(), "docker.io/library/nginx:latest");
@@ -379,7 +379,7 @@ mod tests {
     fn registry_with_port_tag_and_digest() {
         let digest = format!("sha256:{}", "a".repeat(64));
         let r = SourceRef::parse(&format!("127.0.0.1:5000/team/app:1.2@{digest}")).unwrap();
-        assert_eq!(r.registry(), "127.0.0.1:5000");
+        assert_eq!(r.host(), "127.0.0.1:5000");
         assert_eq!(r.repository(), "team/app");
         assert_eq!(r.tag(), Some("1.2"));
         assert_eq!(r.digest(), Some(digest.as_str()));
@@ -453,9 +453,9 @@ mod tests {
     fn ipv6_registries_and_lowercase_hints() {
         // As Docker reads it (oci-spec would make it `docker.io/UPPER/case`, which no
         // registry accepts).
-        assert_eq!(SourceRef::parse("UPPER/case").unwrap().registry(), "UPPER");
+        assert_eq!(SourceRef::parse("UPPER/case").unwrap().host(), "UPPER");
         let r = SourceRef::parse("[::1]:5000/app:1").unwrap();
-        assert_eq!(r.registry(), "[::1]:5000");
+        assert_eq!(r.host(), "[::1]:5000");
         assert_eq!(r.repository(), "app");
         let err = SourceRef::parse("ghcr.io/Org/App:1").unwrap_err();
         assert!(err.contains("lowercase"), "{err}");
@@ -543,10 +543,10 @@ mod tests {
             assert!(ImportId::parse(bad).is_err(), "{bad:?} accepted");
         }
         assert_eq!(
-            registry_of_host("123456789012.dkr.ecr.eu-west-1.amazonaws.com"),
+            registry_id_of_host("123456789012.dkr.ecr.eu-west-1.amazonaws.com"),
             Some("123456789012")
         );
-        assert_eq!(registry_of_host("127.0.0.1:5000"), None);
+        assert_eq!(registry_id_of_host("127.0.0.1:5000"), None);
     }
 
     #[test]

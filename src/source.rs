@@ -103,7 +103,7 @@ pub async fn resolve(
     credentials: Option<&Credentials>,
 ) -> std::result::Result<Resolved, Unresolved> {
     let asking = Asking {
-        client: distribution.client_for(source.registry()),
+        client: distribution.client_for(source.host()),
         source,
         auth: oci_auth(credentials),
     };
@@ -147,7 +147,7 @@ pub async fn digest(
     credentials: Option<&Credentials>,
 ) -> Result<String> {
     distribution
-        .client_for(source.registry())
+        .client_for(source.host())
         .fetch_manifest_digest(source.as_oci(), &oci_auth(credentials))
         .await
         .map_err(|err| source_error(source.to_string(), &err))

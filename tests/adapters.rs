@@ -47,11 +47,13 @@ async fn ecr_adapter_caches_tokens_and_confirms_absence() {
     assert_eq!(world.ecr.state.calls()["GetAuthorizationToken"], 1);
 
     assert_eq!(
-        ecr.repository_registry(None, "mirror/app").await.unwrap(),
+        ecr.repository_registry_id(None, "mirror/app")
+            .await
+            .unwrap(),
         "123456789012"
     );
     assert!(matches!(
-        ecr.repository_registry(None, "missing").await,
+        ecr.repository_registry_id(None, "missing").await,
         Err(Error::RepositoryNotFound { .. })
     ));
     assert_eq!(

@@ -14,7 +14,11 @@ use super::{aws_error, TagLookup};
 use crate::error::{AwsRefusal, Error, Result};
 
 /// A repository: `(registry id, name)`.
-type RepositoryKey = (Option<String>, String);
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct RepositoryKey {
+    registry_id: Option<String>,
+    repository: String,
+}
 
 /// Tags waiting to be looked up, each with where its answer goes.
 type Waiting = Vec<(String, tokio::sync::oneshot::Sender<Result<TagLookup>>)>;
@@ -38,7 +42,10 @@ impl Lookups {
         repository: &str,
         tag: &str,
     ) -> Result<TagLookup> {
-        let key = (registry_id.map(str::to_string), repository.to_string());
+        let key = RepositoryKey {
+            registry_id: registry_id.map(str::to_string),
+            repository: repository.to_string(),
+        };
         let (answer, answered) = tokio::sync::oneshot::channel();
         let start = {
             let mut queues = self.queues.lock().unwrap_or_else(|e| e.into_inner());
@@ -88,7 +95,14 @@ async fn send_lookups(
         let mut tags: Vec<String> = batch.iter().map(|(tag, _)| tag.clone()).collect();
         tags.sort();
         tags.dedup();
-        let found = describe_tags(&client, &endpoint, key.0.as_deref(), &key.1, &tags).await;
+        let found = describe_tags(
+            &client,
+            &endpoint,
+            key.registry_id.as_deref(),
+            &key.repository,
+            &tags,
+        )
+        .await;
         for (tag, answer) in batch {
             let _ = answer.send(found.get(&tag).cloned().unwrap_or(Ok(TagLookup::Missing)));
         }
@@ -159,26 +173,37 @@ async fn describe_tags(
                 return every(Ok(TagLookup::Missing));
             }
             // Which one is missing, ECR does not say: ask for each.
-            let each = tags.iter().map(|tag| async move {
-                let one = std::slice::from_ref(tag);
-                let mut answer = Box::pin(describe_tags(
-                    client,
-                    endpoint,
-                    registry_id,
-                    repository,
-                    one,
-                ))
-                .await;
-                (
-                    tag.clone(),
-                    answer.remove(tag).unwrap_or(Ok(TagLookup::Missing)),
-                )
-            });
-            futures_util::future::join_all(each)
-                .await
-                .into_iter()
-                .collect()
+            describe_each(client, endpoint, registry_id, repository, tags).await
         }
         Err(err) => every(Err(aws_error(endpoint, "DescribeImages", &err))),
     }
+}
+
+/// What each of `tags` names, one `DescribeImages` call per tag, all at once.
+async fn describe_each(
+    client: &aws_sdk_ecr::Client,
+    endpoint: &str,
+    registry_id: Option<&str>,
+    repository: &str,
+    tags: &[String],
+) -> HashMap<String, Result<TagLookup>> {
+    let each = tags.iter().map(|tag| async move {
+        let one = std::slice::from_ref(tag);
+        let mut answer = Box::pin(describe_tags(
+            client,
+            endpoint,
+            registry_id,
+            repository,
+            one,
+        ))
+        .await;
+        (
+            tag.clone(),
+            answer.remove(tag).unwrap_or(Ok(TagLookup::Missing)),
+        )
+    });
+    futures_util::future::join_all(each)
+        .await
+        .into_iter()
+        .collect()
 }

@@ -75,7 +75,7 @@ impl Ecr {
     pub async fn login(&self, registry_id: Option<&str>) -> Result<RegistryLogin> {
         let mut login = self.own_login().await?;
         if let Some(id) = registry_id {
-            login.host = host_for_registry(&login.host, id);
+            login.host = host_of_registry_id(&login.host, id);
             let scheme = login.endpoint.split("://").next().unwrap_or("https");
             login.endpoint = format!("{scheme}://{}", login.host);
         }
@@ -115,7 +115,7 @@ impl Ecr {
     }
 
     /// Confirms that `repository` exists; returns the id of the registry that holds it.
-    pub async fn repository_registry(
+    pub async fn repository_registry_id(
         &self,
         registry_id: Option<&str>,
         repository: &str,
@@ -146,7 +146,8 @@ impl Ecr {
             {
                 Err(Error::RepositoryNotFound {
                     repository: repository.to_string(),
-                    registry: registry_id.unwrap_or("of this AWS account").to_string(),
+                    registry_id: registry_id.map(str::to_string),
+                    host: None,
                 })
             }
             Err(err) => Err(aws_error(&self.endpoint, "DescribeRepositories", &err)),
@@ -300,7 +301,7 @@ fn decode_login(
 }
 
 /// The registry host of account `registry_id`, given the caller's own ECR host.
-fn host_for_registry(own_host: &str, registry_id: &str) -> String {
+fn host_of_registry_id(own_host: &str, registry_id: &str) -> String {
     match own_host.split_once('.') {
         Some((account, rest))
             if account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit()) =>
@@ -379,14 +380,14 @@ mod tests {
     #[test]
     fn other_accounts_registries_share_the_region_host() {
         assert_eq!(
-            host_for_registry(
+            host_of_registry_id(
                 "123456789012.dkr.ecr.eu-west-1.amazonaws.com",
                 "210987654321"
             ),
             "210987654321.dkr.ecr.eu-west-1.amazonaws.com"
         );
         assert_eq!(
-            host_for_registry("127.0.0.1:5000", "210987654321"),
+            host_of_registry_id("127.0.0.1:5000", "210987654321"),
             "127.0.0.1:5000"
         );
     }

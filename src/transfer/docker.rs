@@ -198,7 +198,8 @@ impl DockerTransfer {
         if text.contains("name unknown") || text.contains("does not exist in the registry") {
             Error::RepositoryNotFound {
                 repository: target.repository.clone(),
-                registry: target.host.clone(),
+                registry_id: None,
+                host: Some(target.host.clone()),
             }
         } else if text.contains("unauthorized")
             || text.contains("authentication required")
@@ -206,7 +207,7 @@ impl DockerTransfer {
             || text.contains("denied")
         {
             Error::TargetDenied {
-                registry: target.host.clone(),
+                host: target.host.clone(),
                 cause,
             }
         } else {
@@ -427,7 +428,7 @@ impl Transfer for DockerTransfer {
         match response {
             Ok(response) if matches!(response.status().as_u16(), 401 | 403) => {
                 Err(Error::TargetDenied {
-                    registry: login.host.clone(),
+                    host: login.host.clone(),
                     cause: format!(
                         "The registry answered {} to the credentials GetAuthorizationToken returned.",
                         response.status()

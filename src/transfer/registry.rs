@@ -39,15 +39,14 @@ const ATTEMPTS: u32 = 3;
 /// The registry-to-registry transfer.
 pub struct RegistryTransfer {
     distribution: Arc<Distribution>,
-    /// Where each blob was last seen in a target registry: `(host, digest)` → repository,
+    /// Where each blob was last seen in a target registry (the repository that holds it),
     /// to mount it into another repository of that registry instead of uploading it again.
-    seen: std::sync::Mutex<std::collections::HashMap<(String, String), String>>,
+    seen: std::sync::Mutex<std::collections::HashMap<BlobInRegistry, String>>,
     /// One lock per `(host, repository, digest)`: mirrors of one image to several tags run
     /// at once, and each blob is then uploaded once, the other copies finding it there.
     /// (Registries also mishandle the same blob uploaded twice at once: docker-registry
     /// answers 500 and loses the blob.)
-    /// Keyed by `(host, repository, digest)`.
-    uploading: Locks<(String, String, String)>,
+    uploading: Locks<BlobInRepository>,
 }
 
 impl RegistryTransfer {
@@ -63,7 +62,7 @@ impl RegistryTransfer {
     fn remember(&self, target: &Reference, digest: &str) {
         if let Ok(mut seen) = self.seen.lock() {
             seen.insert(
-                (target.registry().to_string(), digest.to_string()),
+                BlobInRegistry::of(target, digest),
                 target.repository().to_string(),
             );
         }
@@ -72,7 +71,7 @@ impl RegistryTransfer {
     /// Another repository of the target registry known to hold `digest`.
     fn mount_source(&self, target: &Reference, digest: &str) -> Option<Reference> {
         let seen = self.seen.lock().ok()?;
-        let repository = seen.get(&(target.registry().to_string(), digest.to_string()))?;
+        let repository = seen.get(&BlobInRegistry::of(target, digest))?;
         (repository != target.repository()).then(|| {
             Reference::with_digest(
                 target.registry().to_string(),
@@ -81,6 +80,41 @@ impl RegistryTransfer {
             )
         })
     }
+}
+
+/// Every blob `manifests` name, each once.
+fn unique_blobs<'a>(manifests: impl Iterator<Item = &'a Fetched>) -> Vec<&'a OciDescriptor> {
+    let mut blobs: Vec<&OciDescriptor> = Vec::new();
+    for blob in manifests.flat_map(Fetched::blobs) {
+        if !blobs.iter().any(|b| b.digest == blob.digest) {
+            blobs.push(blob);
+        }
+    }
+    blobs
+}
+
+/// A blob in a target registry, whatever the repository.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct BlobInRegistry {
+    host: String,
+    digest: String,
+}
+
+impl BlobInRegistry {
+    fn of(target: &Reference, digest: &str) -> BlobInRegistry {
+        BlobInRegistry {
+            host: target.registry().to_string(),
+            digest: digest.to_string(),
+        }
+    }
+}
+
+/// A blob in one repository of a target registry.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct BlobInRepository {
+    host: String,
+    repository: String,
+    digest: String,
 }
 
 /// One side of the copy: where, with which client.
@@ -103,7 +137,7 @@ fn target_error(target: &Reference, err: OciDistributionError) -> Error {
     }
     match Answer::of(&err) {
         Answer::Denied(status) => Error::TargetDenied {
-            registry: target.registry().to_string(),
+            host: target.registry().to_string(),
             cause: format!(
                 "The registry answered {} to the push credentials: {err}",
                 status.unwrap_or(401)
@@ -119,7 +153,7 @@ fn target_error(target: &Reference, err: OciDistributionError) -> Error {
 impl RegistryTransfer {
     async fn copy_now(&self, job: &Job<'_>) -> Result<Copied> {
         let source = Side {
-            client: self.distribution.client_for(job.source.registry()),
+            client: self.distribution.client_for(job.source.host()),
             reference: job.source.as_oci().clone(),
         };
         let target = Side {
@@ -154,17 +188,8 @@ impl RegistryTransfer {
 
         // Every blob once, then the platforms' manifests, then the tag's: a registry takes a
         // manifest only when what it names is there.
-        let mut blobs: Vec<&OciDescriptor> = Vec::new();
-        for blob in images
-            .iter()
-            .map(|m| &m.fetched)
-            .chain([tagged])
-            .flat_map(Fetched::blobs)
-        {
-            if !blobs.iter().any(|b| b.digest == blob.digest) {
-                blobs.push(blob);
-            }
-        }
+        let manifests = images.iter().map(|m| &m.fetched).chain([tagged]);
+        let blobs = unique_blobs(manifests);
         // (Each stream runs futures made beforehand: a closure over borrowed items inside
         // the stream's type makes the future fail `Send`'s higher-ranked check.)
         let copies: Vec<_> = blobs
@@ -286,31 +311,54 @@ impl RegistryTransfer {
         target: &Side<'_>,
         blob: &OciDescriptor,
     ) -> std::result::Result<(), Failed> {
-        let target_failure = |err: OciDistributionError| Failed::at_target(&target.reference, err);
-        let lock = self.uploading.of((
-            target.reference.registry().to_string(),
-            target.reference.repository().to_string(),
-            blob.digest.clone(),
-        ));
+        let lock = self.uploading.of(BlobInRepository {
+            host: target.reference.registry().to_string(),
+            repository: target.reference.repository().to_string(),
+            digest: blob.digest.clone(),
+        });
         let _one_at_a_time = lock.lock().await;
-        let exists = || target.client.blob_exists(&target.reference, &blob.digest);
-        if exists().await.map_err(target_failure)? {
+        if self.present_or_mounted(target, &blob.digest).await? {
             self.remember(&target.reference, &blob.digest);
             return Ok(());
         }
-        if let Some(from) = self.mount_source(&target.reference, &blob.digest) {
-            // A registry that cannot mount answers with an upload session instead; the
-            // blob is then uploaded below.
-            let mounted = target
-                .client
-                .mount_blob(&target.reference, &from, &blob.digest)
-                .await
-                .is_ok();
-            if mounted && exists().await.map_err(target_failure)? {
-                self.remember(&target.reference, &blob.digest);
-                return Ok(());
-            }
+        self.stream_blob(source, target, blob).await?;
+        self.remember(&target.reference, &blob.digest);
+        Ok(())
+    }
+
+    /// Whether the target holds `digest` already, or now that it was mounted from another
+    /// repository of the registry this process saw it in.
+    async fn present_or_mounted(
+        &self,
+        target: &Side<'_>,
+        digest: &str,
+    ) -> std::result::Result<bool, Failed> {
+        let target_failure = |err: OciDistributionError| Failed::at_target(&target.reference, err);
+        let exists = || target.client.blob_exists(&target.reference, digest);
+        if exists().await.map_err(target_failure)? {
+            return Ok(true);
         }
+        let Some(from) = self.mount_source(&target.reference, digest) else {
+            return Ok(false);
+        };
+        // A registry that cannot mount answers with an upload session instead; the blob is
+        // then uploaded.
+        let mounted = target
+            .client
+            .mount_blob(&target.reference, &from, digest)
+            .await
+            .is_ok();
+        Ok(mounted && exists().await.map_err(target_failure)?)
+    }
+
+    /// Streams `blob` from the source into the target, in one upload request.
+    async fn stream_blob(
+        &self,
+        source: &Side<'_>,
+        target: &Side<'_>,
+        blob: &OciDescriptor,
+    ) -> std::result::Result<(), Failed> {
+        let target_failure = |err: OciDistributionError| Failed::at_target(&target.reference, err);
         // The size goes in the upload's headers before any byte is read: the manifest gives
         // it (OCI and Docker manifests always do).
         let size = u64::try_from(blob.size).map_err(|_| Failed {
@@ -362,7 +410,6 @@ impl RegistryTransfer {
                 None => target_failure(err),
             });
         }
-        self.remember(&target.reference, &blob.digest);
         Ok(())
     }
 

@@ -18,7 +18,7 @@ use crate::credentials::Credentials;
 use crate::ecr::{RegistryLogin, TagLookup};
 use crate::error::{display_duration, Error, Result};
 use crate::manifest::Fetched;
-use crate::reference::{registry_of_host, ImportId};
+use crate::reference::{registry_id_of_host, ImportId};
 use crate::transfer::{Job, Target, Transfer};
 
 /// Runs `work` under the limit `timeouts` sets for `operation`.
@@ -78,7 +78,7 @@ async fn mirror_now(
     let mirror = Arguments::parse(planned, clients.default_method).mirror()?;
     let destination = destination(clients, &mirror).await?;
     let transfer = clients.transfer(mirror.method);
-    let credentials = clients.source_auth.for_registry(mirror.source.registry());
+    let credentials = clients.source_auth.for_host(mirror.source.host());
     // What the source holds (a platform it lacks stops here, before any transfer) and what
     // ECR's tag holds, at once.
     let (resolved, held) = tokio::join!(
@@ -129,7 +129,7 @@ async fn destination(clients: &Clients, mirror: &Mirror) -> Result<Destination> 
         clients.ecr.login(registry_id),
         clients
             .ecr
-            .repository_registry(registry_id, &mirror.repository)
+            .repository_registry_id(registry_id, &mirror.repository)
     );
     let login = login?;
     let target = Target {
@@ -264,7 +264,7 @@ pub async fn import(clients: &Clients, id: &str) -> Result<(ImageState, PrivateD
     let registry_id = match &parsed.host {
         None => None,
         Some(host) if *host == login.host => None,
-        Some(host) => Some(registry_of_host(host).ok_or_else(|| {
+        Some(host) => Some(registry_id_of_host(host).ok_or_else(|| {
             failed(format!(
                 "`{host}` is not an ECR registry this provider reaches (its own is `{}`).",
                 login.host
@@ -275,7 +275,7 @@ pub async fn import(clients: &Clients, id: &str) -> Result<(ImageState, PrivateD
         clients.ecr.login(registry_id),
         clients
             .ecr
-            .repository_registry(registry_id, &parsed.repository)
+            .repository_registry_id(registry_id, &parsed.repository)
     );
     let (login, registry) = (login?, registry?);
     let digest = match clients
@@ -346,7 +346,7 @@ async fn track(clients: &Clients, state: &mut ImageState) -> Result<()> {
     let Value::Value(source) = config::source(&state.docker_source)? else {
         return Ok(());
     };
-    let credentials = clients.source_auth.for_registry(source.registry());
+    let credentials = clients.source_auth.for_host(source.host());
     let digest =
         crate::source::digest(&clients.distribution, &source, credentials.as_ref()).await?;
     state.source_digest = Value::Value(digest);
