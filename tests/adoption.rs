@@ -192,7 +192,7 @@ async fn track_source_plans_one_update_when_the_tag_moves() {
     // An unreachable source is a warning, not an error.
     let mut down = Rule::on("registry");
     down.status = Some(503);
-    h.world.source.faults.add(down);
+    h.source_faults().add(down);
     let (run, changes) = h.plan().await;
     assert!(!changes);
     run.stdout_has("Warning: Cannot query the source registry");
@@ -226,7 +226,7 @@ async fn an_interrupted_apply_keeps_what_it_made() {
     // The manifest push hangs for a while, long enough to interrupt the apply mid-push.
     let mut slow = Rule::on("registry:PUT");
     slow.delay_ms = 4_000;
-    h.world.ecr.state.front().faults.add(slow);
+    h.ecr_faults().add(slow);
     h.use_config("basic");
     h.var("source_image", Some(&h.source_ref("upstream/app:1.0")));
 
@@ -254,8 +254,8 @@ async fn an_interrupted_apply_keeps_what_it_made() {
     assert!(stdout.contains("Interrupt received"), "{stdout}");
 
     // The provider survived the interrupt and finished: state and ECR agree.
-    h.world.ecr.state.front().faults.clear();
-    let in_ecr = h.world.ecr.state.tag_digest(REPO, "1.0");
+    h.ecr_faults().clear();
+    let in_ecr = h.ecr_tag(REPO, "1.0");
     let resources = h.resources().await;
     assert_eq!(
         resources.len(),

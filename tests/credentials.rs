@@ -46,7 +46,7 @@ async fn registry_auth_works_and_no_secret_reaches_state_or_trace_logs() {
     let file_log = std::fs::read_to_string(&log_file).expect("the provider wrote its log file");
     assert!(file_log.contains("\"@module\":\"ecrmirror\""), "{file_log}");
 
-    let tokens = h.world.ecr.state.issued_tokens();
+    let tokens = h.ecr_tokens();
     assert!(!tokens.is_empty(), "no ECR token was handed out");
     // The provider's own trace lines are in the captured log, so the check below reads them.
     assert!(
@@ -218,7 +218,7 @@ async fn a_bearer_token_source_is_pulled_tracked_and_adopted() {
 
     // And so do the adoption checks: a lost state is adopted without pulling a blob.
     std::fs::remove_file(h.work().join("terraform.tfstate")).unwrap();
-    h.world.source.log.lock().unwrap().clear();
+    h.clear_logs();
     h.apply().await;
     let blobs: Vec<_> = h
         .world

@@ -3,7 +3,7 @@
 
 mod support;
 
-use support::Harness;
+use support::{image, Harness};
 
 const REPO: &str = "mirror/app";
 
@@ -20,17 +20,27 @@ async fn mirror_lifecycle_registry_to_registry() {
 /// Create, empty re-plan, in-place update, drift both ways, replacements, destroy: the
 /// same with either copy method.
 async fn mirror_lifecycle(method: &str) {
-    let mut h = Harness::start().await;
+    let h = Harness::start().await;
+    create_and_replan(&h, method).await;
+    a_new_source_is_an_update_in_place(&h, method).await;
+    drift_in_ecr_is_planned_and_repaired(&h).await;
+    tag_and_repository_replace_and_destroy_untags(&h, method).await;
+}
+
+/// Create: the digest in state is the one ECR serves, and the image is the source's arm64
+/// image (same image config); a second plan shows no changes.
+async fn create_and_replan(h: &Harness, method: &str) {
     let (index_digest, platforms) = h.seed_index("upstream/app", "1.0", 11).await;
     let arm64 = &platforms[1];
-    h.use_config("basic");
-    h.var("source_image", Some(&h.source_ref("upstream/app:1.0")));
-    h.var("tag", Some("stable"));
-    h.var("platform", Some("linux/arm64/v8"));
-    h.var("copy_method", Some(method));
-
-    // Create: the digest in state is the one ECR serves, and the image is the source's
-    // arm64 image (same image config).
+    h.config(&image(&format!(
+        r#"
+  docker_source = "{{source}}/upstream/app:1.0"
+  repository    = "mirror/app"
+  tag           = "stable"
+  platform      = "linux/arm64/v8"
+  copy_method   = "{method}"
+"#
+    )));
     let run = h.apply().await;
     run.stdout_has("1 added");
     let served = h
@@ -59,14 +69,21 @@ async fn mirror_lifecycle(method: &str) {
     );
     assert_eq!(h.attr("test", "registry_id").await, "123456789012");
 
-    // A second plan shows no changes.
     let (run, changes) = h.plan().await;
     assert!(!changes, "second plan is not empty:\n{}", run.stdout);
+}
 
-    // A new docker_source is an in-place update that mirrors the new image to the same tag.
+/// A new `docker_source` is an in-place update that mirrors the new image to the same tag.
+async fn a_new_source_is_an_update_in_place(h: &Harness, method: &str) {
     let other = h.seed_image("upstream/other", "2.0", 12).await;
-    h.var("source_image", Some(&h.source_ref("upstream/other:2.0")));
-    h.var("platform", None);
+    h.config(&image(&format!(
+        r#"
+  docker_source = "{{source}}/upstream/other:2.0"
+  repository    = "mirror/app"
+  tag           = "stable"
+  copy_method   = "{method}"
+"#
+    )));
     let (run, changes) = h.plan().await;
     assert!(changes);
     run.stdout_has("updated in-place");
@@ -81,9 +98,12 @@ async fn mirror_lifecycle(method: &str) {
     assert_eq!(h.attr("test", "source_digest").await, other.manifest_digest);
     let (_, changes) = h.plan().await;
     assert!(!changes);
+}
 
-    // The tag deleted outside Terraform: the next plan makes the mirror again.
-    h.world.ecr.state.delete_tag(REPO, "stable").await.unwrap();
+/// The tag deleted, then re-pointed, outside Terraform: each shows in the next plan, and
+/// apply restores the mirror.
+async fn drift_in_ecr_is_planned_and_repaired(h: &Harness) {
+    h.delete_ecr_tag(REPO, "stable").await;
     let (run, changes) = h.plan().await;
     assert!(changes);
     run.stdout_has("1 to add, 0 to change, 0 to destroy");
@@ -92,8 +112,7 @@ async fn mirror_lifecycle(method: &str) {
     let (_, changes) = h.plan().await;
     assert!(!changes);
 
-    // The tag re-pointed outside Terraform: planned as a re-mirror that shows the digest
-    // changing; apply restores the mirror.
+    // Re-pointed: planned as a re-mirror that shows the digest changing.
     let mirrored = h.attr("test", "image_digest").await;
     let intruder = standin::images::push_image(
         &h.world.ecr_client(),
@@ -114,40 +133,59 @@ async fn mirror_lifecycle(method: &str) {
     );
     let (_, changes) = h.plan().await;
     assert!(!changes);
+}
 
-    // A new tag replaces the mirror: the new tag is made, the old one removed.
-    h.var("tag", Some("v2"));
+/// A new tag, then another repository, replace the mirror (the new one made, the old one
+/// removed); destroy removes the tag from ECR and the resource from state.
+async fn tag_and_repository_replace_and_destroy_untags(h: &Harness, method: &str) {
+    h.config(&image(&format!(
+        r#"
+  docker_source = "{{source}}/upstream/other:2.0"
+  repository    = "mirror/app"
+  tag           = "v2"
+  copy_method   = "{method}"
+"#
+    )));
     let (run, changes) = h.plan().await;
     assert!(changes);
     run.stdout_has("must be replaced");
     h.apply().await;
     assert!(h.ecr_manifest(REPO, "v2").await.is_some());
-    assert!(h.world.ecr.state.tag_digest(REPO, "stable").is_none());
+    assert!(h.ecr_tag(REPO, "stable").is_none());
 
-    // Another repository replaces the mirror too.
-    h.world.ecr.state.create_repository("mirror/other");
-    h.var("repository", Some("mirror/other"));
+    h.create_repository("mirror/other");
+    h.config(&image(&format!(
+        r#"
+  docker_source = "{{source}}/upstream/other:2.0"
+  repository    = "mirror/other"
+  tag           = "v2"
+  copy_method   = "{method}"
+"#
+    )));
     let (run, changes) = h.plan().await;
     assert!(changes);
     run.stdout_has("must be replaced");
     h.apply().await;
-    assert!(h.world.ecr.state.tag_digest("mirror/other", "v2").is_some());
-    assert!(h.world.ecr.state.tag_digest(REPO, "v2").is_none());
+    assert!(h.ecr_tag("mirror/other", "v2").is_some());
+    assert!(h.ecr_tag(REPO, "v2").is_none());
 
-    // Destroy removes the tag from ECR and the resource from state.
     h.destroy().await;
-    assert!(h.world.ecr.state.tag_digest("mirror/other", "v2").is_none());
+    assert!(h.ecr_tag("mirror/other", "v2").is_none());
     assert!(h.resources().await.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn default_tag_platform_and_keep_remotely() {
-    let mut h = Harness::start().await;
+    let h = Harness::start().await;
     let (_, platforms) = h.seed_index("upstream/app", "3.1", 21).await;
-    h.use_config("basic");
-    h.var("source_image", Some(&h.source_ref("upstream/app:3.1")));
-    h.var("platform", Some("linux/amd64"));
-    h.var("keep_remotely", Some("true"));
+    h.config(&image(
+        r#"
+  docker_source = "{source}/upstream/app:3.1"
+  repository    = "mirror/app"
+  platform      = "linux/amd64"
+  keep_remotely = true
+"#,
+    ));
 
     h.apply().await;
     // Without `tag`, the source's tag is used.
@@ -166,10 +204,7 @@ async fn default_tag_platform_and_keep_remotely() {
     // keep_remotely: destroy leaves the image in ECR.
     h.destroy().await;
     assert!(h.resources().await.is_empty());
-    assert_eq!(
-        h.world.ecr.state.tag_digest(REPO, "3.1"),
-        Some(served.digest)
-    );
+    assert_eq!(h.ecr_tag(REPO, "3.1"), Some(served.digest));
 
     // The local tags the provider created are gone; the user's own images are untouched.
     let images = tokio::process::Command::new("docker")
@@ -190,26 +225,27 @@ async fn default_tag_platform_and_keep_remotely() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn triggers_remirror_in_place() {
-    let mut h = Harness::start().await;
+    let h = Harness::start().await;
     h.seed_image("upstream/app", "1.0", 31).await;
-    h.use_config("basic");
-    h.var("source_image", Some(&h.source_ref("upstream/app:1.0")));
-    h.var("triggers", Some(r#"{"build":"1"}"#));
+    let with_build = |build: &str| {
+        image(&format!(
+            r#"
+  docker_source = "{{source}}/upstream/app:1.0"
+  repository    = "mirror/app"
+  triggers      = {{ build = "{build}" }}
+"#
+        ))
+    };
+    h.config(&with_build("1"));
     h.apply().await;
-    h.var("triggers", Some(r#"{"build":"2"}"#));
+    h.config(&with_build("2"));
     let (run, changes) = h.plan().await;
     assert!(changes);
     run.stdout_has("1 to change");
     let manifest_puts = || {
-        h.world
-            .ecr
-            .state
-            .front()
-            .log
-            .lock()
-            .unwrap()
+        h.ecr_requests()
             .iter()
-            .filter(|r| r.method == "PUT" && r.path.contains("/manifests/"))
+            .filter(|r| r.starts_with("PUT ") && r.contains("/manifests/"))
             .count()
     };
     let before = manifest_puts();
@@ -225,10 +261,27 @@ async fn triggers_remirror_in_place() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_source_mirrored_for_two_platforms_in_parallel() {
-    let mut h = Harness::start().await;
+    let h = Harness::start().await;
     let (_, platforms) = h.seed_index("upstream/app", "1.0", 32).await;
-    h.use_config("two_platforms");
-    h.var("source_image", Some(&h.source_ref("upstream/app:1.0")));
+    h.config(
+        r#"
+provider "ecrmirror" {}
+
+resource "ecrmirror_image" "amd64" {
+  docker_source = "{source}/upstream/app:1.0"
+  repository    = "mirror/app"
+  tag           = "amd64"
+  platform      = "linux/amd64"
+}
+
+resource "ecrmirror_image" "arm64" {
+  docker_source = "{source}/upstream/app:1.0"
+  repository    = "mirror/app"
+  tag           = "arm64"
+  platform      = "linux/arm64/v8"
+}
+"#,
+    );
     h.apply().await;
     for (tag, image) in [("amd64", &platforms[0]), ("arm64", &platforms[1])] {
         let served = h.ecr_manifest(REPO, tag).await.expect("mirrored");

@@ -3,19 +3,26 @@
 mod support;
 
 use standin::faults::Rule;
-use support::Harness;
+use support::{image, Harness};
 
 const REPO: &str = "mirror/app";
 
-/// A harness whose provider cannot reach any Docker engine.
+/// A harness whose provider cannot reach any Docker engine (`DOCKER_HOST` names a socket
+/// with nothing behind it).
 async fn without_docker() -> Harness {
     let mut h = Harness::start().await;
     let socket = h.work().join("no-docker.sock");
     drop(std::os::unix::net::UnixListener::bind(&socket).unwrap());
-    h.var("docker_host", Some(&format!("unix://{}", socket.display())));
-    h.use_config("basic");
+    h.set_env("DOCKER_HOST", &format!("unix://{}", socket.display()));
     h
 }
+
+/// `{source}/upstream/app:1.0` copied registry to registry into `mirror/app`.
+const APP_BY_REGISTRY: &str = r#"
+  docker_source = "{source}/upstream/app:1.0"
+  repository    = "mirror/app"
+  copy_method   = "registry"
+"#;
 
 fn uploads(h: &Harness) -> Vec<String> {
     h.ecr_requests()
@@ -26,10 +33,9 @@ fn uploads(h: &Harness) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_whole_index_is_copied_with_its_digest_and_no_engine() {
-    let mut h = without_docker().await;
+    let h = without_docker().await;
     let (index, platforms) = h.seed_index("upstream/app", "1.0", 91).await;
-    h.var("source_image", Some(&h.source_ref("upstream/app:1.0")));
-    h.var("copy_method", Some("registry"));
+    h.config(&image(APP_BY_REGISTRY));
     h.apply().await;
 
     let served = h.ecr_manifest(REPO, "1.0").await.expect("mirrored");
@@ -48,7 +54,7 @@ async fn the_whole_index_is_copied_with_its_digest_and_no_engine() {
     assert!(!changes);
 
     // Drift is restored, a lost state is adopted without transfer, destroy untags.
-    h.world.ecr.state.delete_tag(REPO, "1.0").await.unwrap();
+    h.delete_ecr_tag(REPO, "1.0").await;
     h.apply().await;
     assert_eq!(h.ecr_manifest(REPO, "1.0").await.unwrap().digest, index);
     std::fs::remove_file(h.work().join("terraform.tfstate")).unwrap();
@@ -58,16 +64,26 @@ async fn the_whole_index_is_copied_with_its_digest_and_no_engine() {
     let (_, changes) = h.plan().await;
     assert!(!changes);
     h.destroy().await;
-    assert!(h.world.ecr.state.tag_digest(REPO, "1.0").is_none());
+    assert!(h.ecr_tag(REPO, "1.0").is_none());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_platform_copies_that_manifest_and_the_provider_default_applies() {
-    let mut h = without_docker().await;
+    let h = without_docker().await;
     let (_, platforms) = h.seed_index("upstream/app", "2.0", 92).await;
-    h.var("source_image", Some(&h.source_ref("upstream/app:2.0")));
-    h.var("platform", Some("linux/arm64/v8"));
-    h.var("provider_copy_method", Some("registry"));
+    h.config(
+        r#"
+provider "ecrmirror" {
+  copy_method = "registry"
+}
+
+resource "ecrmirror_image" "test" {
+  docker_source = "{source}/upstream/app:2.0"
+  repository    = "mirror/app"
+  platform      = "linux/arm64/v8"
+}
+"#,
+    );
     h.apply().await;
     assert_eq!(h.attr("test", "copy_method").await, "registry");
     let served = h.ecr_manifest(REPO, "2.0").await.unwrap();
@@ -82,12 +98,11 @@ async fn a_platform_copies_that_manifest_and_the_provider_default_applies() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn blobs_ecr_has_are_skipped_and_transient_failures_retried() {
-    let mut h = without_docker().await;
+    let h = without_docker().await;
     h.seed_image("upstream/app", "1.0", 93).await;
-    h.var("source_image", Some(&h.source_ref("upstream/app:1.0")));
-    h.var("copy_method", Some("registry"));
+    h.config(&image(APP_BY_REGISTRY));
     // The first blob upload fails with a 503; the copy retries that blob and goes on.
-    h.world.ecr.state.front().faults.add(Rule {
+    h.ecr_faults().add(Rule {
         count: 1,
         status: Some(503),
         ..Rule::on("registry:POST")
@@ -96,7 +111,14 @@ async fn blobs_ecr_has_are_skipped_and_transient_failures_retried() {
     assert!(h.ecr_manifest(REPO, "1.0").await.is_some());
 
     // Another tag of the same image: only the manifest is pushed.
-    h.var("tag", Some("again"));
+    h.config(&image(
+        r#"
+  docker_source = "{source}/upstream/app:1.0"
+  repository    = "mirror/app"
+  tag           = "again"
+  copy_method   = "registry"
+"#,
+    ));
     h.clear_logs();
     h.apply().await;
     let pushed = uploads(&h);
@@ -112,11 +134,10 @@ async fn blobs_ecr_has_are_skipped_and_transient_failures_retried() {
 /// which would blur the count.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_throttled_source_blob_is_asked_for_again() {
-    let mut h = without_docker().await;
+    let h = without_docker().await;
     let seeded = h.seed_image("upstream/app", "1.0", 95).await;
-    h.var("source_image", Some(&h.source_ref("upstream/app:1.0")));
-    h.var("copy_method", Some("registry"));
-    h.world.source.faults.add(Rule {
+    h.config(&image(APP_BY_REGISTRY));
+    h.source_faults().add(Rule {
         count: 1,
         status: Some(429),
         retry_after: Some(1),
@@ -139,22 +160,29 @@ async fn a_throttled_source_blob_is_asked_for_again() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn switching_method_is_an_in_place_update_and_bad_values_fail_at_plan() {
-    let mut h = Harness::start().await;
-    h.use_config("basic");
+    let h = Harness::start().await;
     let (index, _) = h.seed_index("upstream/app", "1.0", 94).await;
-    h.var("source_image", Some(&h.source_ref("upstream/app:1.0")));
+    let by = |method: &str| {
+        image(&format!(
+            r#"
+  docker_source = "{{source}}/upstream/app:1.0"
+  repository    = "mirror/app"
+{method}"#
+        ))
+    };
+    h.config(&by(""));
     h.apply().await;
     assert_eq!(h.attr("test", "copy_method").await, "docker");
     assert_ne!(h.attr("test", "image_digest").await, index);
 
-    h.var("copy_method", Some("registry"));
+    h.config(&by(r#"  copy_method   = "registry""#));
     let (run, changes) = h.plan().await;
     assert!(changes);
     run.stdout_has("0 to add, 1 to change, 0 to destroy");
     h.apply().await;
     assert_eq!(h.attr("test", "image_digest").await, index);
 
-    h.var("copy_method", Some("skopeo"));
+    h.config(&by(r#"  copy_method   = "skopeo""#));
     let run = h.terraform(&["plan", "-no-color", "-input=false"]).await;
     assert!(!run.success);
     run.stderr_has("Invalid copy_method");
@@ -162,7 +190,7 @@ async fn switching_method_is_an_in_place_update_and_bad_values_fail_at_plan() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oci_indexes_are_copied_as_they_are() {
-    let mut h = without_docker().await;
+    let h = without_docker().await;
     let specs = [
         standin::images::Spec::small(95).oci(),
         standin::images::Spec::small(95)
@@ -172,8 +200,13 @@ async fn oci_indexes_are_copied_as_they_are() {
     let (index, _) = standin::images::push_index(&h.source_client(), "upstream/oci", "1.0", &specs)
         .await
         .unwrap();
-    h.var("source_image", Some(&h.source_ref("upstream/oci:1.0")));
-    h.var("copy_method", Some("registry"));
+    h.config(&image(
+        r#"
+  docker_source = "{source}/upstream/oci:1.0"
+  repository    = "mirror/app"
+  copy_method   = "registry"
+"#,
+    ));
     h.apply().await;
     let served = h.ecr_manifest(REPO, "1.0").await.unwrap();
     assert_eq!(served.digest, index);
@@ -188,11 +221,29 @@ async fn a_bearer_token_source_is_copied_registry_to_registry() {
     };
     let mut h = Harness::start_with(standin::SourceAuth::Token(user)).await;
     let (index, _) = h.seed_index("private/app", "1.0", 96).await;
-    h.use_config("registry_auth");
-    h.var("source_image", Some(&h.source_ref("private/app:1.0")));
-    h.var("source_host", Some(&h.world.source_host()));
     h.var("source_password", Some("s3cr3t-token-pass"));
-    h.var("copy_method", Some("registry"));
+    h.config(
+        r#"
+variable "source_password" {
+  type      = string
+  sensitive = true
+}
+
+provider "ecrmirror" {
+  registry_auth {
+    address  = "{source}"
+    username = "mirror-bot"
+    password = var.source_password
+  }
+}
+
+resource "ecrmirror_image" "test" {
+  docker_source = "{source}/private/app:1.0"
+  repository    = "mirror/app"
+  copy_method   = "registry"
+}
+"#,
+    );
     h.apply().await;
     assert_eq!(h.ecr_manifest(REPO, "1.0").await.unwrap().digest, index);
     let (_, changes) = h.plan().await;
@@ -201,11 +252,28 @@ async fn a_bearer_token_source_is_copied_registry_to_registry() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn blobs_in_another_repository_are_mounted_not_uploaded() {
-    let mut h = Harness::start().await;
-    h.world.ecr.state.create_repository("mirror/app-copy");
+    let h = Harness::start().await;
+    h.create_repository("mirror/app-copy");
     h.seed_image("upstream/app", "1.0", 97).await;
-    h.use_config("two_repositories");
-    h.var("source_image", Some(&h.source_ref("upstream/app:1.0")));
+    // One after the other, into two repositories of one registry.
+    h.config(
+        r#"
+provider "ecrmirror" {}
+
+resource "ecrmirror_image" "first" {
+  docker_source = "{source}/upstream/app:1.0"
+  repository    = "mirror/app"
+  copy_method   = "registry"
+}
+
+resource "ecrmirror_image" "second" {
+  docker_source = "{source}/upstream/app:1.0"
+  repository    = "mirror/app-copy"
+  copy_method   = "registry"
+  depends_on    = [ecrmirror_image.first]
+}
+"#,
+    );
     h.clear_logs();
     h.apply().await;
     let requests = h.ecr_requests();
@@ -227,12 +295,11 @@ async fn blobs_in_another_repository_are_mounted_not_uploaded() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_blob_that_does_not_match_its_digest_is_never_committed() {
-    let mut h = without_docker().await;
+    let h = without_docker().await;
     let seeded = h.seed_image("upstream/app", "1.0", 96).await;
-    h.var("source_image", Some(&h.source_ref("upstream/app:1.0")));
-    h.var("copy_method", Some("registry"));
+    h.config(&image(APP_BY_REGISTRY));
     // Every blob the source sends has its first byte changed.
-    h.world.source.faults.add(Rule {
+    h.source_faults().add(Rule {
         corrupt: true,
         ..Rule::on("registry:GET:/blobs/")
     });
@@ -247,26 +314,36 @@ async fn a_blob_that_does_not_match_its_digest_is_never_committed() {
     );
     let blobs = std::iter::once(&seeded.config_digest).chain(&seeded.layer_digests);
     for blob in blobs {
-        assert!(
-            !h.world.ecr.state.has_blob(REPO, blob).await,
-            "{blob} was committed"
-        );
+        assert!(!h.ecr_has_blob(REPO, blob).await, "{blob} was committed");
     }
     assert!(h.resources().await.is_empty(), "nothing enters the state");
 
     // Once the source serves the right bytes, the same apply goes through.
-    h.world.source.faults.clear();
+    h.source_faults().clear();
     h.apply().await;
     assert!(h.ecr_manifest(REPO, "1.0").await.is_some());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_tags_of_one_image_at_once_upload_each_blob_once() {
-    let mut h = without_docker().await;
+    let h = without_docker().await;
     let seeded = h.seed_image("upstream/app", "1.0", 97).await;
-    h.use_config("many_tags");
-    h.var("source_image", Some(&h.source_ref("upstream/app:1.0")));
-    h.var("copy_method", Some("registry"));
+    // Twelve tags of one source at once (Terraform runs ten operations in parallel).
+    h.config(
+        r#"
+provider "ecrmirror" {}
+
+resource "ecrmirror_image" "tags" {
+  count         = 12
+  docker_source = "{source}/upstream/app:1.0"
+  repository    = "mirror/app"
+  tag           = "t${count.index}"
+  copy_method   = "METHOD"
+}
+"#
+        .replace("METHOD", "registry")
+        .as_str(),
+    );
     h.apply().await;
     for n in 0..12 {
         let served = h.ecr_manifest(REPO, &format!("t{n}")).await;
@@ -282,7 +359,7 @@ async fn many_tags_of_one_image_at_once_upload_each_blob_once() {
     assert_eq!(commits.len(), 1 + seeded.layer_digests.len(), "{commits:?}");
 
     // Refreshing the twelve shares DescribeImages calls (Terraform refreshes ten at a time).
-    let describes = |h: &Harness| h.world.ecr.state.calls().get("DescribeImages").copied();
+    let describes = |h: &Harness| h.ecr_calls().get("DescribeImages").copied();
     let before = describes(&h).unwrap_or(0);
     let (_, changes) = h.plan().await;
     assert!(!changes);
@@ -293,7 +370,7 @@ async fn many_tags_of_one_image_at_once_upload_each_blob_once() {
     );
 
     // A tag deleted outside: ECR fails a shared call for it, and each tag is asked alone.
-    h.world.ecr.state.delete_tag(REPO, "t3").await.unwrap();
+    h.delete_ecr_tag(REPO, "t3").await;
     let (run, changes) = h.plan().await;
     assert!(changes);
     run.stdout_has("ecrmirror_image.tags[3] will be created")
@@ -304,11 +381,24 @@ async fn many_tags_of_one_image_at_once_upload_each_blob_once() {
 /// tags at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_tags_of_one_image_at_once_through_docker() {
-    let mut h = Harness::start().await;
+    let h = Harness::start().await;
     h.seed_image("upstream/app", "1.0", 98).await;
-    h.use_config("many_tags");
-    h.var("source_image", Some(&h.source_ref("upstream/app:1.0")));
-    h.var("copy_method", Some("docker"));
+    // Twelve tags of one source at once (Terraform runs ten operations in parallel).
+    h.config(
+        r#"
+provider "ecrmirror" {}
+
+resource "ecrmirror_image" "tags" {
+  count         = 12
+  docker_source = "{source}/upstream/app:1.0"
+  repository    = "mirror/app"
+  tag           = "t${count.index}"
+  copy_method   = "METHOD"
+}
+"#
+        .replace("METHOD", "docker")
+        .as_str(),
+    );
     h.apply().await;
     let first = h
         .ecr_manifest(REPO, "t0")
@@ -329,11 +419,10 @@ async fn many_tags_of_one_image_at_once_through_docker() {
 /// to the first upload for 62 s.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upload_slower_than_the_read_timeout_completes() {
-    let mut h = without_docker().await;
+    let h = without_docker().await;
     let seeded = h.seed_image("upstream/app", "1.0", 99).await;
-    h.var("source_image", Some(&h.source_ref("upstream/app:1.0")));
-    h.var("copy_method", Some("registry"));
-    h.world.ecr.state.front().faults.add(Rule {
+    h.config(&image(APP_BY_REGISTRY));
+    h.ecr_faults().add(Rule {
         count: 1,
         delay_ms: 62_000,
         ..Rule::on("registry:PUT:/blobs/uploads/")

@@ -60,6 +60,15 @@ impl Run {
     }
 }
 
+/// A configuration of one `ecrmirror_image.test` with `arguments` (HCL, one per line; `{source}`
+/// stands for the source registry's host), under a provider block with no settings.
+pub fn image(arguments: &str) -> String {
+    format!(
+        "provider \"ecrmirror\" {{}}\n\nresource \"ecrmirror_image\" \"test\" {{\n{}\n}}\n",
+        arguments.trim_matches('\n')
+    )
+}
+
 /// One test's world and Terraform working directory.
 pub struct Harness {
     pub world: World,
@@ -186,6 +195,22 @@ impl Harness {
 
     /// Runs `terraform <args>` in `dir`, with this harness's environment.
     pub async fn terraform_in(&self, dir: &Path, args: &[&str]) -> Run {
+        let output = self
+            .command(dir, args)
+            .output()
+            .await
+            .expect("terraform runs");
+        Run {
+            success: output.status.success(),
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    /// `terraform <args>` in `dir`, with this harness's environment and nothing of the
+    /// machine's that would change where connections go: the one place a command is built.
+    fn command(&self, dir: &Path, args: &[&str]) -> tokio::process::Command {
         let mut command = tokio::process::Command::new("terraform");
         command
             .args(args)
@@ -200,13 +225,7 @@ impl Harness {
         for (key, value) in &self.env {
             command.env(key, value);
         }
-        let output = command.output().await.expect("terraform runs");
-        Run {
-            success: output.status.success(),
-            code: output.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        }
+        command
     }
 
     /// `terraform apply` that must succeed.
@@ -340,6 +359,54 @@ impl Harness {
     }
 }
 
+/// The world's state and faults, as tests see and steer them.
+impl Harness {
+    /// Faults the ECR registry injects into the requests that match them.
+    pub fn ecr_faults(&self) -> &standin::faults::Faults {
+        &self.world.ecr.state.front().faults
+    }
+
+    /// Faults the source registry injects into the requests that match them.
+    pub fn source_faults(&self) -> &standin::faults::Faults {
+        &self.world.source.faults
+    }
+
+    /// How often each ECR API operation was called.
+    pub fn ecr_calls(&self) -> std::collections::BTreeMap<String, u64> {
+        self.world.ecr.state.calls()
+    }
+
+    /// Every ECR token the emulator issued.
+    pub fn ecr_tokens(&self) -> Vec<String> {
+        self.world.ecr.state.issued_tokens()
+    }
+
+    /// Makes ECR's registry refuse (or again accept) the tokens it issues.
+    pub fn set_bad_tokens(&self, bad: bool) {
+        self.world.ecr.state.set_bad_tokens(bad);
+    }
+
+    /// Creates an ECR repository, as someone outside Terraform would.
+    pub fn create_repository(&self, name: &str) {
+        self.world.ecr.state.create_repository(name);
+    }
+
+    /// Deletes an ECR tag, as someone outside Terraform would.
+    pub async fn delete_ecr_tag(&self, repository: &str, tag: &str) {
+        self.world
+            .ecr
+            .state
+            .delete_tag(repository, tag)
+            .await
+            .expect("deleting the tag");
+    }
+
+    /// Whether ECR's `repository` holds the blob `digest`.
+    pub async fn ecr_has_blob(&self, repository: &str, digest: &str) -> bool {
+        self.world.ecr.state.has_blob(repository, digest).await
+    }
+}
+
 /// Request logs of the world's registries, to prove what was (not) transferred.
 impl Harness {
     /// Forgets the requests both registries have seen so far.
@@ -369,23 +436,11 @@ impl Harness {
     /// Starts `terraform <args>` in a process group of its own (so a test can interrupt the
     /// whole group, as a terminal's Ctrl-C does) and returns it running.
     pub fn spawn_terraform(&self, args: &[&str]) -> tokio::process::Child {
-        let mut command = tokio::process::Command::new("terraform");
-        command
-            .args(args)
-            .current_dir(self.work())
-            .env_remove("TF_LOG")
-            .env_remove("DOCKER_HOST")
-            .env_remove("AWS_PROFILE")
-            .stdin(Stdio::null())
+        self.command(&self.work(), args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .process_group(0);
-        for name in HERMETIC {
-            command.env_remove(name);
-        }
-        for (key, value) in &self.env {
-            command.env(key, value);
-        }
-        command.spawn().expect("terraform starts")
+            .process_group(0)
+            .spawn()
+            .expect("terraform starts")
     }
 }
