@@ -4,9 +4,15 @@
 mod support;
 
 use standin::faults::Rule;
-use support::Harness;
+use support::{image, Harness};
 
 const REPO: &str = "mirror/app";
+
+/// The source's `upstream/app:1.0` mirrored into `mirror/app`.
+const APP: &str = r#"
+  docker_source = "{source}/upstream/app:1.0"
+  repository    = "mirror/app"
+"#;
 
 /// Asserts that nothing was pushed to ECR nor pulled from the source.
 fn assert_no_transfer(h: &Harness) {
@@ -26,10 +32,9 @@ fn assert_no_transfer(h: &Harness) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn import_then_apply_transfers_nothing() {
-    let mut h = Harness::start().await;
+    let h = Harness::start().await;
     h.seed_index("upstream/app", "1.0", 71).await;
-    h.use_config("basic");
-    h.var("source_image", Some(&h.source_ref("upstream/app:1.0")));
+    h.config(&image(APP));
     h.apply().await;
     let digest = h.attr("test", "image_digest").await;
     let run = h
@@ -80,14 +85,21 @@ async fn import_then_apply_transfers_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn import_block_generates_configuration() {
-    let mut h = Harness::start().await;
+    let h = Harness::start().await;
     h.seed_image("upstream/app", "1.0", 72).await;
-    h.use_config("basic");
-    h.var("source_image", Some(&h.source_ref("upstream/app:1.0")));
+    h.config(&image(APP));
     h.apply().await;
     std::fs::remove_file(h.work().join("terraform.tfstate")).unwrap();
 
-    h.use_config("import_block");
+    // An import block and no resource block: the plan writes one.
+    h.config(
+        r#"
+import {
+  to = ecrmirror_image.adopted
+  id = "mirror/app:1.0"
+}
+"#,
+    );
     let run = h
         .terraform(&[
             "plan",
@@ -126,10 +138,27 @@ async fn import_block_generates_configuration() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_state_adopts_every_mirror_without_transfer() {
-    let mut h = Harness::start().await;
+    let h = Harness::start().await;
     h.seed_index("upstream/app", "1.0", 73).await;
-    h.use_config("two_platforms");
-    h.var("source_image", Some(&h.source_ref("upstream/app:1.0")));
+    h.config(
+        r#"
+provider "ecrmirror" {}
+
+resource "ecrmirror_image" "amd64" {
+  docker_source = "{source}/upstream/app:1.0"
+  repository    = "mirror/app"
+  tag           = "amd64"
+  platform      = "linux/amd64"
+}
+
+resource "ecrmirror_image" "arm64" {
+  docker_source = "{source}/upstream/app:1.0"
+  repository    = "mirror/app"
+  tag           = "arm64"
+  platform      = "linux/arm64/v8"
+}
+"#,
+    );
     h.apply().await;
     let digests = (
         h.attr("amd64", "image_digest").await,
@@ -148,10 +177,9 @@ async fn a_lost_state_adopts_every_mirror_without_transfer() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn track_source_plans_one_update_when_the_tag_moves() {
-    let mut h = Harness::start().await;
+    let h = Harness::start().await;
     h.seed_image("upstream/app", "1.0", 74).await;
-    h.use_config("basic");
-    h.var("source_image", Some(&h.source_ref("upstream/app:1.0")));
+    h.config(&image(APP));
 
     // Without track_source, plans never contact the source registry.
     h.apply().await;
@@ -161,7 +189,13 @@ async fn track_source_plans_one_update_when_the_tag_moves() {
     assert!(h.source_requests().is_empty(), "{:?}", h.source_requests());
 
     // With it, each plan makes one HEAD request.
-    h.var("track_source", Some("true"));
+    h.config(&image(
+        r#"
+  docker_source = "{source}/upstream/app:1.0"
+  repository    = "mirror/app"
+  track_source  = true
+"#,
+    ));
     h.apply().await;
     h.clear_logs();
     let (_, changes) = h.plan().await;
@@ -200,10 +234,9 @@ async fn track_source_plans_one_update_when_the_tag_moves() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_repository_deleted_outside_terraform_plans_a_create_and_apply_says_why() {
-    let mut h = Harness::start().await;
+    let h = Harness::start().await;
     h.seed_image("upstream/app", "1.0", 76).await;
-    h.use_config("basic");
-    h.var("source_image", Some(&h.source_ref("upstream/app:1.0")));
+    h.config(&image(APP));
     h.apply().await;
     let sdk = aws_sdk_ecr::Client::new(&h.world.sdk_config().await);
     sdk.delete_repository()
@@ -221,14 +254,13 @@ async fn a_repository_deleted_outside_terraform_plans_a_create_and_apply_says_wh
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_interrupted_apply_keeps_what_it_made() {
-    let mut h = Harness::start().await;
+    let h = Harness::start().await;
     h.seed_image("upstream/app", "1.0", 77).await;
     // The manifest push hangs for a while, long enough to interrupt the apply mid-push.
     let mut slow = Rule::on("registry:PUT");
     slow.delay_ms = 4_000;
     h.ecr_faults().add(slow);
-    h.use_config("basic");
-    h.var("source_image", Some(&h.source_ref("upstream/app:1.0")));
+    h.config(&image(APP));
 
     let child = h.spawn_terraform(&["apply", "-auto-approve", "-input=false", "-no-color"]);
     // Wait until the push has started, then Ctrl-C the whole process group, as a terminal does.
@@ -270,10 +302,9 @@ async fn an_interrupted_apply_keeps_what_it_made() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_state_written_before_track_source_plans_no_change() {
-    let mut h = Harness::start().await;
+    let h = Harness::start().await;
     h.seed_image("upstream/app", "1.0", 78).await;
-    h.use_config("basic");
-    h.var("source_image", Some(&h.source_ref("upstream/app:1.0")));
+    h.config(&image(APP));
     h.apply().await;
 
     // Rewrite the state as the first release wrote it: no track_source attribute.

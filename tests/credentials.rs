@@ -6,7 +6,7 @@ mod support;
 use base64::Engine;
 use standin::front::BasicAuth;
 use standin::SourceAuth;
-use support::Harness;
+use support::{image, Harness};
 
 const USER: &str = "mirror-bot";
 const PASSWORD: &str = "s3cr3t-source-pass";
@@ -18,6 +18,39 @@ fn user() -> BasicAuth {
     }
 }
 
+/// The private source's `private/app:1.0` mirrored into `mirror/app`.
+const PRIVATE_APP: &str = r#"
+  docker_source = "{source}/private/app:1.0"
+  repository    = "mirror/app"
+"#;
+
+/// `PRIVATE_APP` and `more` arguments, with the source's credentials in a `registry_auth`
+/// block whose password comes from a sensitive variable (`TF_VAR_source_password`).
+fn with_registry_auth(more: &str) -> String {
+    format!(
+        r#"
+variable "source_password" {{
+  type      = string
+  sensitive = true
+}}
+
+provider "ecrmirror" {{
+  registry_auth {{
+    address  = "{{source}}"
+    username = "{USER}"
+    password = var.source_password
+  }}
+}}
+
+resource "ecrmirror_image" "test" {{
+  docker_source = "{{source}}/private/app:1.0"
+  repository    = "mirror/app"
+{more}
+}}
+"#
+    )
+}
+
 fn source_auth() -> SourceAuth {
     SourceAuth::Basic(user())
 }
@@ -26,10 +59,8 @@ fn source_auth() -> SourceAuth {
 async fn registry_auth_works_and_no_secret_reaches_state_or_trace_logs() {
     let mut h = Harness::start_with(source_auth()).await;
     h.seed_image("private/app", "1.0", 51).await;
-    h.use_config("registry_auth");
-    h.var("source_image", Some(&h.source_ref("private/app:1.0")));
-    h.var("source_host", Some(&h.world.source_host()));
     h.var("source_password", Some(PASSWORD));
+    h.config(&with_registry_auth(""));
     h.set_env("TF_LOG", "TRACE");
 
     let apply = h.apply().await;
@@ -87,10 +118,9 @@ async fn registry_auth_works_and_no_secret_reaches_state_or_trace_logs() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn private_source_without_credentials_says_how_to_give_them() {
-    let mut h = Harness::start_with(source_auth()).await;
+    let h = Harness::start_with(source_auth()).await;
     h.seed_image("private/app", "1.0", 52).await;
-    h.use_config("basic");
-    h.var("source_image", Some(&h.source_ref("private/app:1.0")));
+    h.config(&image(PRIVATE_APP));
     let run = h.apply_fails().await;
     run.stderr_has("registry_auth");
     assert!(h.resources().await.is_empty());
@@ -98,13 +128,12 @@ async fn private_source_without_credentials_says_how_to_give_them() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn docker_config_file_credentials_are_used() {
-    let mut h = Harness::start_with(source_auth()).await;
+    let h = Harness::start_with(source_auth()).await;
     h.seed_image("private/app", "1.0", 53).await;
     let auth = base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}"));
     let config = serde_json::json!({"auths": {h.world.source_host(): {"auth": auth}}});
     std::fs::write(h.docker_config().join("config.json"), config.to_string()).unwrap();
-    h.use_config("basic");
-    h.var("source_image", Some(&h.source_ref("private/app:1.0")));
+    h.config(&image(PRIVATE_APP));
     h.apply().await;
     assert!(h.ecr_manifest("mirror/app", "1.0").await.is_some());
 }
@@ -124,17 +153,28 @@ async fn named_profile_with_endpoint_url_and_clear_profile_errors() {
     for (name, value) in h.world.write_aws_profile("standin").unwrap() {
         h.set_env(&name, &value);
     }
-    h.use_config("basic");
-    h.var("source_image", Some(&h.source_ref("upstream/app:1.0")));
+    let with_profile = |profile: &str| {
+        format!(
+            r#"
+provider "ecrmirror" {{
+  profile = "{profile}"
+}}
 
-    h.var("profile", Some("nope"));
+resource "ecrmirror_image" "test" {{
+  docker_source = "{{source}}/upstream/app:1.0"
+  repository    = "mirror/app"
+}}
+"#
+        )
+    };
+    h.config(&with_profile("nope"));
     let run = h.terraform(&["plan", "-input=false", "-no-color"]).await;
     assert!(!run.success);
     run.stderr_has("AWS profile `nope` not found");
     run.stderr_has("Profiles found: standin");
 
     // The profile gives region, keys and the endpoint (`endpoint_url`) of the emulator.
-    h.var("profile", Some("standin"));
+    h.config(&with_profile("standin"));
     h.apply().await;
     assert!(h.ecr_manifest("mirror/app", "1.0").await.is_some());
 }
@@ -148,8 +188,12 @@ async fn missing_region_is_reported_on_region() {
         "AWS_SHARED_CREDENTIALS_FILE",
         "/nonexistent/aws-credentials",
     );
-    h.use_config("basic");
-    h.var("source_image", Some("nginx:1.27"));
+    h.config(&image(
+        r#"
+  docker_source = "nginx:1.27"
+  repository    = "mirror/app"
+"#,
+    ));
     let run = h.terraform(&["plan", "-input=false", "-no-color"]).await;
     assert!(!run.success);
     run.stderr_has("No AWS region");
@@ -182,8 +226,7 @@ async fn docker_config_credential_helpers_are_used() {
     let config = serde_json::json!({"credHelpers": {h.world.source_host(): "standin"}});
     std::fs::write(h.docker_config().join("config.json"), config.to_string()).unwrap();
 
-    h.use_config("basic");
-    h.var("source_image", Some(&h.source_ref("private/app:1.0")));
+    h.config(&image(PRIVATE_APP));
     h.apply().await;
     assert!(h.ecr_manifest("mirror/app", "1.0").await.is_some());
 }
@@ -194,11 +237,8 @@ async fn a_bearer_token_source_is_pulled_tracked_and_adopted() {
     // registry_auth credentials, then the request again with the token.
     let mut h = Harness::start_with(SourceAuth::Token(user())).await;
     h.seed_image("private/app", "1.0", 56).await;
-    h.use_config("registry_auth");
-    h.var("source_image", Some(&h.source_ref("private/app:1.0")));
-    h.var("source_host", Some(&h.world.source_host()));
     h.var("source_password", Some(PASSWORD));
-    h.var("track_source", Some("true"));
+    h.config(&with_registry_auth("  track_source  = true"));
     h.apply().await;
     assert!(h.ecr_manifest("mirror/app", "1.0").await.is_some());
 
@@ -221,14 +261,9 @@ async fn a_bearer_token_source_is_pulled_tracked_and_adopted() {
     h.clear_logs();
     h.apply().await;
     let blobs: Vec<_> = h
-        .world
-        .source
-        .log
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|r| r.path.contains("/blobs/"))
-        .map(|r| r.path.clone())
+        .source_requests()
+        .into_iter()
+        .filter(|r| r.contains("/blobs/"))
         .collect();
     assert!(blobs.is_empty(), "pulled {blobs:?}");
 }

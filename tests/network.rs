@@ -8,7 +8,7 @@ mod support;
 
 use standin::proxy::{ForwardProxy, Passed};
 use standin::tls::ThrowawayCa;
-use support::Harness;
+use support::{image, Harness};
 
 const REPO: &str = "mirror/app";
 
@@ -47,9 +47,13 @@ async fn registry_copy_reaches_every_endpoint_through_the_proxy_with_a_private_c
     h.world.ecr.advertise_https(&registry);
     let pushed = h.seed_image("upstream/app", "1.0", 91).await;
 
-    h.use_config("basic");
-    h.var("source_image", Some(&format!("{source}/upstream/app:1.0")));
-    h.var("copy_method", Some("registry"));
+    h.config(&image(&format!(
+        r#"
+  docker_source = "{source}/upstream/app:1.0"
+  repository    = "mirror/app"
+  copy_method   = "registry"
+"#
+    )));
     h.set_env("AWS_ENDPOINT_URL_ECR", &format!("https://{api}"));
     h.set_env("HTTPS_PROXY", &proxy.url());
 
@@ -107,11 +111,19 @@ async fn docker_copy_sends_the_providers_own_requests_through_the_proxy() {
     let ecr_registry = h.world.ecr_host();
     h.seed_image("upstream/app", "1.0", 92).await;
 
-    h.use_config("basic");
-    h.var("source_image", Some(&h.source_ref("upstream/app:1.0")));
-    h.var("copy_method", Some("docker"));
     // Tracking the source, the provider asks the source itself which digest its tag names.
-    h.var("track_source", Some("true"));
+    let tagged = |tag: &str| {
+        image(&format!(
+            r#"
+  docker_source = "{{source}}/upstream/app:1.0"
+  repository    = "mirror/app"
+  tag           = "{tag}"
+  copy_method   = "docker"
+  track_source  = true
+"#
+        ))
+    };
+    h.config(&tagged("1.0"));
     h.set_env("AWS_ENDPOINT_URL_ECR", &format!("https://{api}"));
     // Lower-case names, as many tools write them; AWS_CA_BUNDLE trusts the CA for the API.
     h.set_env("https_proxy", &proxy.url());
@@ -140,7 +152,7 @@ async fn docker_copy_sends_the_providers_own_requests_through_the_proxy() {
 
     // NO_PROXY sends the listed hosts direct; the API still goes through the proxy.
     h.set_env("no_proxy", "127.0.0.1,localhost");
-    h.var("tag", Some("direct"));
+    h.config(&tagged("direct"));
     proxy.clear();
     h.apply().await;
     assert!(h.ecr_manifest(REPO, "direct").await.is_some());
@@ -158,9 +170,16 @@ async fn unreachable_endpoints_read_as_network_failures() {
     let mut h = Harness::start().await;
     let proxy = ForwardProxy::start().await.unwrap();
     h.seed_image("upstream/app", "1.0", 93).await;
-    h.use_config("basic");
-    h.var("source_image", Some(&h.source_ref("upstream/app:1.0")));
-    h.var("copy_method", Some("registry"));
+    let from = |source: &str| {
+        image(&format!(
+            r#"
+  docker_source = "{source}/upstream/app:1.0"
+  repository    = "mirror/app"
+  copy_method   = "registry"
+"#
+        ))
+    };
+    h.config(&from(&h.world.source_host()));
 
     // A name no DNS knows, without a proxy: the diagnostic says DNS, not credentials.
     h.set_env("AWS_ENDPOINT_URL_ECR", "https://ecr-api.proxied.test:443");
@@ -208,7 +227,7 @@ async fn unreachable_endpoints_read_as_network_failures() {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let gone = closed.local_addr().unwrap();
     drop(closed);
-    h.var("source_image", Some(&format!("{gone}/upstream/app:1.0")));
+    h.config(&from(&gone.to_string()));
     let failed = h.apply_fails().await;
     let text = failed.stderr.replace('\n', " ");
     assert!(
