@@ -140,25 +140,7 @@ import {
 async fn a_lost_state_adopts_every_mirror_without_transfer() {
     let h = Harness::start().await;
     h.seed_index("upstream/app", "1.0", 73).await;
-    h.config(
-        r#"
-provider "ecrmirror" {}
-
-resource "ecrmirror_image" "amd64" {
-  docker_source = "{source}/upstream/app:1.0"
-  repository    = "mirror/app"
-  tag           = "amd64"
-  platform      = "linux/amd64"
-}
-
-resource "ecrmirror_image" "arm64" {
-  docker_source = "{source}/upstream/app:1.0"
-  repository    = "mirror/app"
-  tag           = "arm64"
-  platform      = "linux/arm64/v8"
-}
-"#,
-    );
+    h.config(support::TWO_PLATFORMS);
     h.apply().await;
     let digests = (
         h.attr("amd64", "image_digest").await,

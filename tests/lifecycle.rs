@@ -263,25 +263,7 @@ async fn triggers_remirror_in_place() {
 async fn one_source_mirrored_for_two_platforms_in_parallel() {
     let h = Harness::start().await;
     let (_, platforms) = h.seed_index("upstream/app", "1.0", 32).await;
-    h.config(
-        r#"
-provider "ecrmirror" {}
-
-resource "ecrmirror_image" "amd64" {
-  docker_source = "{source}/upstream/app:1.0"
-  repository    = "mirror/app"
-  tag           = "amd64"
-  platform      = "linux/amd64"
-}
-
-resource "ecrmirror_image" "arm64" {
-  docker_source = "{source}/upstream/app:1.0"
-  repository    = "mirror/app"
-  tag           = "arm64"
-  platform      = "linux/arm64/v8"
-}
-"#,
-    );
+    h.config(support::TWO_PLATFORMS);
     h.apply().await;
     for (tag, image) in [("amd64", &platforms[0]), ("arm64", &platforms[1])] {
         let served = h.ecr_manifest(REPO, tag).await.expect("mirrored");

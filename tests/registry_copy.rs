@@ -24,6 +24,22 @@ const APP_BY_REGISTRY: &str = r#"
   copy_method   = "registry"
 "#;
 
+/// Twelve tags of one source mirrored at once (Terraform runs ten operations in parallel).
+fn twelve_tags(method: &str) -> String {
+    r#"
+provider "ecrmirror" {}
+
+resource "ecrmirror_image" "tags" {
+  count         = 12
+  docker_source = "{source}/upstream/app:1.0"
+  repository    = "mirror/app"
+  tag           = "t${count.index}"
+  copy_method   = "METHOD"
+}
+"#
+    .replace("METHOD", method)
+}
+
 fn uploads(h: &Harness) -> Vec<String> {
     h.ecr_requests()
         .into_iter()
@@ -328,22 +344,7 @@ async fn a_blob_that_does_not_match_its_digest_is_never_committed() {
 async fn many_tags_of_one_image_at_once_upload_each_blob_once() {
     let h = without_docker().await;
     let seeded = h.seed_image("upstream/app", "1.0", 97).await;
-    // Twelve tags of one source at once (Terraform runs ten operations in parallel).
-    h.config(
-        r#"
-provider "ecrmirror" {}
-
-resource "ecrmirror_image" "tags" {
-  count         = 12
-  docker_source = "{source}/upstream/app:1.0"
-  repository    = "mirror/app"
-  tag           = "t${count.index}"
-  copy_method   = "METHOD"
-}
-"#
-        .replace("METHOD", "registry")
-        .as_str(),
-    );
+    h.config(&twelve_tags("registry"));
     h.apply().await;
     for n in 0..12 {
         let served = h.ecr_manifest(REPO, &format!("t{n}")).await;

@@ -95,29 +95,37 @@ async fn send_lookups(
         let mut tags: Vec<String> = batch.iter().map(|(tag, _)| tag.clone()).collect();
         tags.sort();
         tags.dedup();
-        let found = describe_tags(
-            &client,
-            &endpoint,
-            key.registry_id.as_deref(),
-            &key.repository,
-            &tags,
-        )
-        .await;
+        let at = Repository {
+            client: &client,
+            endpoint: &endpoint,
+            registry_id: key.registry_id.as_deref(),
+            name: &key.repository,
+        };
+        let found = describe_tags(at, &tags).await;
         for (tag, answer) in batch {
             let _ = answer.send(found.get(&tag).cloned().unwrap_or(Ok(TagLookup::Missing)));
         }
     }
 }
 
-/// What each of `tags` of `repository` names: one `DescribeImages` call, or one per tag when
-/// a tag is missing (ECR then fails the whole call).
-async fn describe_tags(
-    client: &aws_sdk_ecr::Client,
-    endpoint: &str,
-    registry_id: Option<&str>,
-    repository: &str,
-    tags: &[String],
-) -> HashMap<String, Result<TagLookup>> {
+/// Where lookups go: the API, and the repository whose tags they ask about.
+#[derive(Clone, Copy)]
+struct Repository<'a> {
+    client: &'a aws_sdk_ecr::Client,
+    endpoint: &'a str,
+    registry_id: Option<&'a str>,
+    name: &'a str,
+}
+
+/// What each of `tags` of the repository names: one `DescribeImages` call, or one per tag
+/// when a tag is missing (ECR then fails the whole call).
+async fn describe_tags(at: Repository<'_>, tags: &[String]) -> HashMap<String, Result<TagLookup>> {
+    let Repository {
+        client,
+        endpoint,
+        registry_id,
+        name: repository,
+    } = at;
     let result = client
         .describe_images()
         .repository_name(repository)
@@ -173,30 +181,17 @@ async fn describe_tags(
                 return every(Ok(TagLookup::Missing));
             }
             // Which one is missing, ECR does not say: ask for each.
-            describe_each(client, endpoint, registry_id, repository, tags).await
+            describe_each(at, tags).await
         }
         Err(err) => every(Err(aws_error(endpoint, "DescribeImages", &err))),
     }
 }
 
 /// What each of `tags` names, one `DescribeImages` call per tag, all at once.
-async fn describe_each(
-    client: &aws_sdk_ecr::Client,
-    endpoint: &str,
-    registry_id: Option<&str>,
-    repository: &str,
-    tags: &[String],
-) -> HashMap<String, Result<TagLookup>> {
+async fn describe_each(at: Repository<'_>, tags: &[String]) -> HashMap<String, Result<TagLookup>> {
     let each = tags.iter().map(|tag| async move {
         let one = std::slice::from_ref(tag);
-        let mut answer = Box::pin(describe_tags(
-            client,
-            endpoint,
-            registry_id,
-            repository,
-            one,
-        ))
-        .await;
+        let mut answer = Box::pin(describe_tags(at, one)).await;
         (
             tag.clone(),
             answer.remove(tag).unwrap_or(Ok(TagLookup::Missing)),

@@ -69,6 +69,26 @@ pub fn image(arguments: &str) -> String {
     )
 }
 
+/// Two mirrors of the source's two-platform `upstream/app:1.0` into `mirror/app`, one per
+/// platform, made in parallel.
+pub const TWO_PLATFORMS: &str = r#"
+provider "ecrmirror" {}
+
+resource "ecrmirror_image" "amd64" {
+  docker_source = "{source}/upstream/app:1.0"
+  repository    = "mirror/app"
+  tag           = "amd64"
+  platform      = "linux/amd64"
+}
+
+resource "ecrmirror_image" "arm64" {
+  docker_source = "{source}/upstream/app:1.0"
+  repository    = "mirror/app"
+  tag           = "arm64"
+  platform      = "linux/arm64/v8"
+}
+"#;
+
 /// One test's world and Terraform working directory.
 pub struct Harness {
     pub world: World,

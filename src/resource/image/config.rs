@@ -174,19 +174,8 @@ impl Arguments {
 
 #[cfg(test)]
 mod tests {
+    use super::super::state::fixtures::{config, v};
     use super::*;
-
-    fn v(text: &str) -> Value<String> {
-        Value::Value(text.to_string())
-    }
-
-    fn config(source: &str) -> ImageState {
-        ImageState {
-            docker_source: v(source),
-            repository: v("mirror/app"),
-            ..Default::default()
-        }
-    }
 
     fn attributes(errors: &[Error]) -> Vec<&'static str> {
         errors.iter().filter_map(Error::attribute).collect()

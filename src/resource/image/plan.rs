@@ -169,20 +169,9 @@ pub fn plan_update(
 
 #[cfg(test)]
 mod tests {
+    use super::super::state::fixtures::{config, v};
     use super::super::state::PrivateData;
     use super::*;
-
-    fn v(text: &str) -> Value<String> {
-        Value::Value(text.to_string())
-    }
-
-    fn config(source: &str) -> ImageState {
-        ImageState {
-            docker_source: v(source),
-            repository: v("mirror/app"),
-            ..Default::default()
-        }
-    }
 
     fn applied(source: &str) -> ImageState {
         ImageState {

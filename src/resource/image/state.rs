@@ -143,6 +143,26 @@ pub fn schema() -> Schema {
     }
 }
 
+/// Values for the resource's unit tests.
+#[cfg(test)]
+pub mod fixtures {
+    use super::*;
+
+    /// A known string.
+    pub fn v(text: &str) -> Value<String> {
+        Value::Value(text.to_string())
+    }
+
+    /// A configuration of `source` into `mirror/app`, everything else left out.
+    pub fn config(source: &str) -> ImageState {
+        ImageState {
+            docker_source: v(source),
+            repository: v("mirror/app"),
+            ..Default::default()
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
