@@ -1,23 +1,34 @@
 //! terraform-provider-ecrmirror: keeps third-party container images mirrored in Amazon ECR.
 //!
-//! Module map, in the direction data flows (resource → transfer / ecr → bollard, AWS SDK):
+//! Module map, in the direction data flows (resource → transfer / source / ecr → bollard,
+//! oci-client, AWS SDK). Nothing below `resource` knows Terraform; nothing above an adapter
+//! knows its crate's types.
 //!
-//! - [`provider`]: the provider schema, its block checked into [`clients::Settings`], and
-//!   the resources it registers.
-//! - [`clients`]: what `configure` builds once and every resource shares (ECR API,
-//!   distribution clients, the transfers, source credentials, the default copy method).
-//! - [`resource`]: Terraform objects; `resource::image` is `ecrmirror_image` (state and
-//!   schema, plan rules, apply orchestration). tf-provider types stop here.
-//! - [`reference`]: image references, repository names, tags, platforms (pure).
-//! - [`manifest`]: which image config a manifest or index holds for a platform (pure).
+//! - [`provider`]: the provider schema, its block checked once into [`clients::Settings`],
+//!   and the resources it registers.
+//! - [`clients`]: what `configure` builds once and every resource shares: the ECR API, the
+//!   distribution clients, one transfer per [`transfer::CopyMethod`], source credentials and
+//!   the default copy method.
+//! - [`resource`]: Terraform objects; `resource::image` is `ecrmirror_image`: `state` (state,
+//!   schema), `config` (the arguments parsed once: defaults and checks), `plan` (what
+//!   replaces, what re-mirrors, timeouts), `apply` (mirror or adopt, import, read, untag).
+//!   tf-provider types stop here.
+//! - [`transfer`]: the seam between the resource and the copy methods. A [`transfer::Transfer`]
+//!   owns everything that differs between methods: what it asks of the source first, when
+//!   ECR's tag already holds its copy (adoption), its pre-flight check, the copy.
+//!   `transfer::docker` goes through the Docker Engine API (bollard types stop there);
+//!   `transfer::registry` copies registry to registry.
+//! - [`source`]: what a source reference holds: its digest now, and the one resolution of
+//!   "which manifest, for which platform" that the platform check, adoption and the copy use.
+//! - [`manifest`]: the one manifest model (oci-client's typed manifests with their digest and
+//!   bytes), the platforms an index holds and the rule that finds one (pure).
+//! - [`distribution`]: the OCI distribution clients for every registry (sources and ECR's),
+//!   and registries' answers told apart by code and status. oci-client types stop here and
+//!   in the modules that copy and resolve.
+//! - [`ecr`]: the ECR API (token cache, repository and image queries, untag; `ecr::lookups`
+//!   batches tag lookups per repository). AWS SDK types stop here.
 //! - [`credentials`]: source registry credentials (`registry_auth`, Docker config file).
-//! - [`transfer`]: the seam between the resource and the copy methods ([`transfer::CopyMethod`]
-//!   names them); `transfer::docker`
-//!   pulls and pushes through the Docker Engine API. bollard types stop here.
-//! - [`ecr`]: the ECR API (token cache, repository and image queries, untag). AWS SDK types
-//!   stop here.
-//! - [`registry`]: direct calls to registries' distribution API (ECR credential check,
-//!   source digests and image configs by manifest requests).
+//! - [`reference`](mod@reference): image references, repository names, tags, platforms, import IDs (pure).
 //! - [`network`]: proxies and trusted CAs for every connection, and network failures told
 //!   apart (DNS, refused, TLS, proxy) for diagnostics.
 //! - [`error`]: the one error type, and the one place it becomes a diagnostic.

@@ -1,7 +1,7 @@
 //! The ECR API adapter: authorization tokens (cached per registry for the life of the
 //! process), repository and image queries, untagging. AWS SDK types stop here.
 //!
-//! Tag lookups go through [`lookups`], which batches them per repository.
+//! Tag lookups go through `lookups`, which batches them per repository.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -155,7 +155,7 @@ impl Ecr {
     }
 
     /// What `repository:tag` names in ECR now. Lookups for one repository made at the same
-    /// time share `DescribeImages` calls ([`lookups`]).
+    /// time share `DescribeImages` calls (`lookups`).
     pub async fn lookup_tag(
         &self,
         registry_id: Option<&str>,
