@@ -152,19 +152,7 @@ fn target_error(target: &Reference, err: OciDistributionError) -> Error {
 
 impl RegistryTransfer {
     async fn copy_now(&self, job: &Job<'_>) -> Result<Copied> {
-        let source = Side {
-            client: self.distribution.client_for(job.source.host()),
-            reference: job.source.as_oci().clone(),
-        };
-        let target = Side {
-            client: self.distribution.client_for(&job.target.host),
-            reference: Reference::with_tag(
-                job.target.host.clone(),
-                job.target.repository.clone(),
-                job.target.tag.clone(),
-            ),
-        };
-        let source_auth = oci_auth(job.source_credentials.as_ref());
+        let (source, target) = self.sides(job);
         let resolved = match job.resolved {
             Some(resolved) => resolved.clone(),
             None => self
@@ -178,6 +166,7 @@ impl RegistryTransfer {
         // The target's challenges (pushing, and the HEADs that look for blobs) are met while
         // the index's platform manifests are fetched: each is a round trip to a registry.
         // (Resolving gave the source's client its credentials, for the blobs.)
+        let source_auth = oci_auth(job.source_credentials.as_ref());
         let (authorised, images) = tokio::join!(
             self.authorise(&target, &job.target_credentials),
             self.platform_images(&source, &target, &resolved, &source_auth),
@@ -185,35 +174,69 @@ impl RegistryTransfer {
         authorised?;
         let images = images?;
         let tagged = resolved.image();
-
         // Every blob once, then the platforms' manifests, then the tag's: a registry takes a
         // manifest only when what it names is there.
         let manifests = images.iter().map(|m| &m.fetched).chain([tagged]);
-        let blobs = unique_blobs(manifests);
-        // (Each stream runs futures made beforehand: a closure over borrowed items inside
-        // the stream's type makes the future fail `Send`'s higher-ranked check.)
-        let copies: Vec<_> = blobs
-            .into_iter()
-            .map(|blob| self.copy_blob_with_retries(&source, &target, blob))
-            .collect();
-        stream::iter(copies)
-            .buffer_unordered(CONCURRENT_BLOBS)
-            .try_collect::<Vec<()>>()
+        self.copy_blobs(&source, &target, unique_blobs(manifests))
             .await?;
-        let pushes: Vec<_> = images
-            .iter()
-            .map(|image| self.push_manifest(&target, &image.push_as, &image.fetched))
-            .collect();
-        stream::iter(pushes)
-            .buffer_unordered(CONCURRENT_BLOBS)
-            .try_collect::<Vec<()>>()
-            .await?;
+        self.push_manifests(&target, &images).await?;
         self.push_manifest(&target, &target.reference, tagged)
             .await?;
         Ok(Copied {
             source_digest: Some(resolved.named.digest.clone()),
             pushed_digest: Some(tagged.digest.clone()),
         })
+    }
+
+    /// The source and the target of `job`, each with its client.
+    fn sides<'a>(&'a self, job: &Job<'_>) -> (Side<'a>, Side<'a>) {
+        let source = Side {
+            client: self.distribution.client_for(job.source.host()),
+            reference: job.source.as_oci().clone(),
+        };
+        let target = Side {
+            client: self.distribution.client_for(&job.target.host),
+            reference: Reference::with_tag(
+                job.target.host.clone(),
+                job.target.repository.clone(),
+                job.target.tag.clone(),
+            ),
+        };
+        (source, target)
+    }
+
+    // Each stream below runs futures made beforehand: a closure over borrowed items inside
+    // the stream's type makes the future fail `Send`'s higher-ranked check.
+
+    /// Copies `blobs`, a few at a time.
+    async fn copy_blobs(
+        &self,
+        source: &Side<'_>,
+        target: &Side<'_>,
+        blobs: Vec<&OciDescriptor>,
+    ) -> Result<()> {
+        let copies: Vec<_> = blobs
+            .into_iter()
+            .map(|blob| self.copy_blob_with_retries(source, target, blob))
+            .collect();
+        stream::iter(copies)
+            .buffer_unordered(CONCURRENT_BLOBS)
+            .try_collect::<Vec<()>>()
+            .await
+            .map(|_| ())
+    }
+
+    /// Pushes the platforms' manifests of an index, a few at a time.
+    async fn push_manifests(&self, target: &Side<'_>, images: &[Manifest]) -> Result<()> {
+        let pushes: Vec<_> = images
+            .iter()
+            .map(|image| self.push_manifest(target, &image.push_as, &image.fetched))
+            .collect();
+        stream::iter(pushes)
+            .buffer_unordered(CONCURRENT_BLOBS)
+            .try_collect::<Vec<()>>()
+            .await
+            .map(|_| ())
     }
 
     /// Meets the target's challenges for pushing (both clients) and for looking up blobs.
