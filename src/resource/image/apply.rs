@@ -1,9 +1,11 @@
 //! Apply orchestration for `ecrmirror_image`: mirror (or adopt), import, read back, untag.
 //!
-//! Order of a mirror: ECR login (cached) and repository check at once (nothing is pulled for
-//! a missing repository) → adoption check (when ECR already holds the source's image, nothing is
-//! transferred) → credential check (Docker method; the registry method's first request to
-//! ECR is the check) → transfer → the digest confirmed by ECR itself. The whole of it runs
+//! Order of a mirror: the arguments parsed ([`super::config`]) → ECR login (cached) and
+//! repository check at once (nothing is asked of the source for a missing repository) → the
+//! copy method resolves the source (a platform it lacks stops here) while ECR's tag is read
+//! → adoption (when ECR already holds what the method would push, nothing is transferred)
+//! → the method's pre-flight → transfer → the digest confirmed by ECR itself. Everything
+//! that differs between methods is the [`crate::transfer::Transfer`]'s. The whole of it runs
 //! under the `timeouts` limit.
 
 use std::future::Future;
