@@ -189,6 +189,21 @@ mod tests {
         }
     }
 
+    /// `plan_update` after a mirror that pushed `sha256:aaa`, with the Docker method.
+    fn update(
+        prior: &ImageState,
+        proposed: ImageState,
+        config: &ImageState,
+    ) -> (ImageState, Vec<&'static str>) {
+        plan_update(
+            prior,
+            proposed,
+            config,
+            &pushed("sha256:aaa"),
+            CopyMethod::Docker,
+        )
+    }
+
     fn pushed(digest: &str) -> Private {
         Some(PrivateData {
             pushed_digest: Some(digest.to_string()),
@@ -218,13 +233,7 @@ mod tests {
     #[test]
     fn unchanged_configuration_plans_no_change() {
         let prior = applied("app:1.0");
-        let (planned, replace) = plan_update(
-            &prior,
-            prior.clone(),
-            &config("app:1.0"),
-            &pushed("sha256:aaa"),
-            CopyMethod::Docker,
-        );
+        let (planned, replace) = update(&prior, prior.clone(), &config("app:1.0"));
         assert!(replace.is_empty());
         assert_eq!(planned, prior);
     }
@@ -238,13 +247,7 @@ mod tests {
             docker_source: v("other:1.0"),
             ..prior.clone()
         };
-        let (planned, replace) = plan_update(
-            &prior,
-            proposed,
-            &cfg,
-            &pushed("sha256:aaa"),
-            CopyMethod::Docker,
-        );
+        let (planned, replace) = update(&prior, proposed, &cfg);
         assert!(replace.is_empty());
         assert!(planned.image_digest.is_unknown());
         assert_eq!(planned.image_uri, prior.image_uri);
@@ -253,13 +256,7 @@ mod tests {
     #[test]
     fn tag_repository_and_registry_changes_replace() {
         let prior = applied("app:1.0");
-        let (_, replace) = plan_update(
-            &prior,
-            prior.clone(),
-            &config("app:2.0"),
-            &pushed("sha256:aaa"),
-            CopyMethod::Docker,
-        );
+        let (_, replace) = update(&prior, prior.clone(), &config("app:2.0"));
         assert_eq!(replace, vec!["tag"]);
         let mut moved = config("app:1.0");
         moved.repository = v("elsewhere");
@@ -268,13 +265,7 @@ mod tests {
             repository: v("elsewhere"),
             ..prior.clone()
         };
-        let (planned, replace) = plan_update(
-            &prior,
-            proposed,
-            &moved,
-            &pushed("sha256:aaa"),
-            CopyMethod::Docker,
-        );
+        let (planned, replace) = update(&prior, proposed, &moved);
         assert_eq!(replace, vec!["repository", "registry_id"]);
         assert!(planned.id.is_unknown());
     }
@@ -283,13 +274,7 @@ mod tests {
     fn a_tag_repointed_in_ecr_plans_a_remirror() {
         let mut prior = applied("app:1.0");
         prior.image_digest = v("sha256:other");
-        let (planned, replace) = plan_update(
-            &prior,
-            prior.clone(),
-            &config("app:1.0"),
-            &pushed("sha256:aaa"),
-            CopyMethod::Docker,
-        );
+        let (planned, replace) = update(&prior, prior.clone(), &config("app:1.0"));
         assert!(replace.is_empty());
         assert!(planned.image_digest.is_unknown());
     }
@@ -298,24 +283,12 @@ mod tests {
     fn a_moved_source_plans_a_remirror_only_when_tracked() {
         let mut prior = applied("app:1.0");
         prior.source_digest = v("sha256:moved");
-        let (planned, _) = plan_update(
-            &prior,
-            prior.clone(),
-            &config("app:1.0"),
-            &pushed("sha256:aaa"),
-            CopyMethod::Docker,
-        );
+        let (planned, _) = update(&prior, prior.clone(), &config("app:1.0"));
         assert_eq!(planned.image_digest, prior.image_digest, "untracked");
         let mut cfg = config("app:1.0");
         cfg.track_source = Value::Value(true);
         prior.track_source = Value::Value(true);
-        let (planned, replace) = plan_update(
-            &prior,
-            prior.clone(),
-            &cfg,
-            &pushed("sha256:aaa"),
-            CopyMethod::Docker,
-        );
+        let (planned, replace) = update(&prior, prior.clone(), &cfg);
         assert!(replace.is_empty());
         assert!(planned.image_digest.is_unknown());
         assert!(planned.source_digest.is_unknown());
@@ -350,39 +323,24 @@ mod tests {
             keep_remotely: Value::Value(true),
             ..prior.clone()
         };
-        let (planned, replace) = plan_update(
-            &prior,
-            proposed,
-            &cfg,
-            &pushed("sha256:aaa"),
-            CopyMethod::Docker,
-        );
+        let (planned, replace) = update(&prior, proposed, &cfg);
         assert!(replace.is_empty());
         assert_eq!(planned.image_digest, prior.image_digest);
         assert_eq!(planned.keep_remotely, Value::Value(true));
     }
 
     #[test]
-    fn validation_names_each_bad_attribute() {
+    fn validation_reports_the_arguments_and_the_timeouts() {
         let mut bad = config("Nginx");
-        bad.repository = v("Bad_Repo");
-        bad.tag = v(".x");
-        bad.platform = v("linux");
-        bad.registry_id = v("12");
+        bad.timeouts = Value::Value(Timeouts {
+            create: v("soon"),
+            ..Default::default()
+        });
         let attributes: Vec<_> = validate(&bad)
             .iter()
             .filter_map(|e| e.attribute())
             .collect();
-        assert_eq!(
-            attributes,
-            vec![
-                "docker_source",
-                "repository",
-                "tag",
-                "platform",
-                "registry_id"
-            ]
-        );
+        assert_eq!(attributes, vec!["docker_source", "timeouts"]);
     }
 
     #[test]
