@@ -87,6 +87,13 @@ fn check_digest(digest: &str) -> Result<(), String> {
             hex.len()
         ));
     }
+    if let Some(bad) = hex.chars().find(|c| !matches!(c, '0'..='9' | 'a'..='f')) {
+        return Err(format!(
+            "a digest's hexadecimal digits are `0`-`9` and lowercase `a`-`f` (OCI image spec), \
+             not `{bad}`: write `{algorithm}:{}`",
+            hex.to_ascii_lowercase()
+        ));
+    }
     Ok(())
 }
 
@@ -461,6 +468,10 @@ mod tests {
         assert!(err.contains("lowercase"), "{err}");
         let err = SourceRef::parse(&format!("app@sha256:{}", "a".repeat(63))).unwrap_err();
         assert!(err.contains("64 hexadecimal digits"), "{err}");
+        let upper = format!("EB2F{}", "a".repeat(60));
+        let err = SourceRef::parse(&format!("app:1@sha256:{upper}")).unwrap_err();
+        assert!(err.contains("lowercase `a`-`f`"), "{err}");
+        assert!(err.contains(&format!("sha256:eb2f{}", "a".repeat(60))), "{err}");
     }
 
     #[test]

@@ -23,6 +23,8 @@ async fn invalid_arguments_fail_at_plan_on_the_attribute() {
         ("digest_without_tag", "pinned by digest only"),
         ("null_source", "cannot be null"),
         ("bad_timeout", "is not a duration"),
+        ("uppercase_digest_docker", "lowercase `a`-`f`"),
+        ("uppercase_digest_registry", "lowercase `a`-`f`"),
     ] {
         let block = out
             .split("Error: ")

@@ -51,3 +51,16 @@ resource "ecrmirror_image" "bad_timeout" {
     create = "soon"
   }
 }
+
+# OCI digests are lowercase hexadecimal: refused at plan, whatever the copy method.
+resource "ecrmirror_image" "uppercase_digest_docker" {
+  docker_source = "nginx:1.27@sha256:EB2F0123456789abcdef0123456789abcdef0123456789abcdef0123456789ab"
+  repository    = var.repository
+}
+
+resource "ecrmirror_image" "uppercase_digest_registry" {
+  docker_source = "nginx@sha256:EB2F0123456789abcdef0123456789abcdef0123456789abcdef0123456789ab"
+  repository    = var.repository
+  tag           = "1.27"
+  copy_method   = "registry"
+}
