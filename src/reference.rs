@@ -354,10 +354,31 @@ impl ImportId {
     }
 }
 
-/// The account id in an ECR registry host (`<account>.dkr.ecr.<region>.amazonaws.com`).
-pub fn registry_id_of_host(host: &str) -> Option<&str> {
-    let (account, rest) = host.split_once('.')?;
-    (check_registry_id(account).is_ok() && rest.starts_with("dkr.ecr.")).then_some(account)
+/// An ECR registry host, `<account>.dkr.ecr.<region>.<AWS domain>`, in its parts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EcrHost<'a> {
+    pub registry_id: &'a str,
+    pub region: &'a str,
+}
+
+impl<'a> EcrHost<'a> {
+    /// The parts of `host` when it is an Amazon ECR registry host.
+    pub fn parse(host: &'a str) -> Option<EcrHost<'a>> {
+        let (registry_id, rest) = host.split_once('.')?;
+        let rest = rest.strip_prefix("dkr.ecr.")?;
+        let (region, domain) = rest.split_once('.')?;
+        let aws = ["amazonaws.com", "amazonaws.com.cn", "on.aws"];
+        let valid_region = !region.is_empty()
+            && region
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        (check_registry_id(registry_id).is_ok() && valid_region && aws.contains(&domain)).then_some(
+            EcrHost {
+                registry_id,
+                region,
+            },
+        )
+    }
 }
 
 /// Checks an AWS account id: twelve digits.
@@ -471,7 +492,10 @@ mod tests {
         let upper = format!("EB2F{}", "a".repeat(60));
         let err = SourceRef::parse(&format!("app:1@sha256:{upper}")).unwrap_err();
         assert!(err.contains("lowercase `a`-`f`"), "{err}");
-        assert!(err.contains(&format!("sha256:eb2f{}", "a".repeat(60))), "{err}");
+        assert!(
+            err.contains(&format!("sha256:eb2f{}", "a".repeat(60))),
+            "{err}"
+        );
     }
 
     #[test]
@@ -554,10 +578,21 @@ mod tests {
             assert!(ImportId::parse(bad).is_err(), "{bad:?} accepted");
         }
         assert_eq!(
-            registry_id_of_host("123456789012.dkr.ecr.eu-west-1.amazonaws.com"),
-            Some("123456789012")
+            EcrHost::parse("123456789012.dkr.ecr.eu-west-1.amazonaws.com"),
+            Some(EcrHost {
+                registry_id: "123456789012",
+                region: "eu-west-1"
+            })
         );
-        assert_eq!(registry_id_of_host("127.0.0.1:5000"), None);
+        assert_eq!(
+            EcrHost::parse("123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn").map(|h| h.region),
+            Some("cn-north-1")
+        );
+        assert_eq!(
+            EcrHost::parse("123456789012.dkr.ecr.not-aws.example.com"),
+            None
+        );
+        assert_eq!(EcrHost::parse("127.0.0.1:5000"), None);
     }
 
     #[test]

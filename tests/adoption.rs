@@ -83,6 +83,52 @@ async fn import_then_apply_transfers_nothing() {
     assert!(!changes);
 }
 
+/// An import ID's host means the registry it names: another region's registry, or a host
+/// that is not ECR's, is refused (the provider would otherwise import its own registry's tag
+/// under another registry's name), with the provider configuration that would import it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_id_naming_another_registry_is_refused() {
+    let h = Harness::start().await;
+    h.seed_image("upstream/app", "1.0", 79).await;
+    h.config(&image(APP));
+    h.apply().await;
+    let run = h
+        .terraform(&["state", "rm", "-no-color", "ecrmirror_image.test"])
+        .await;
+    assert!(run.success, "{}", run.output());
+
+    let elsewhere = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/mirror/app:1.0";
+    let run = h
+        .terraform(&["import", "-no-color", "ecrmirror_image.test", elsewhere])
+        .await;
+    assert!(!run.success, "{}", run.output());
+    run.stderr_has(&format!("Cannot import {elsewhere}"))
+        .stderr_has("is the registry of account 123456789012 in region eu-west-1")
+        .stderr_has(r#"alias = "eu_west_1""#)
+        .stderr_has(r#"region = "eu-west-1""#)
+        .stderr_has("provider = ecrmirror.eu_west_1");
+    assert!(
+        h.resources().await.is_empty(),
+        "imported another registry's tag"
+    );
+
+    let not_ecr = "123456789012.dkr.ecr.not-aws.example.com/mirror/app:1.0";
+    let run = h
+        .terraform(&["import", "-no-color", "ecrmirror_image.test", not_ecr])
+        .await;
+    assert!(!run.success, "{}", run.output());
+    run.stderr_has("is not an Amazon ECR registry host");
+    assert!(h.resources().await.is_empty());
+
+    // The provider's own registry, as `id` shows it, imports.
+    let own = format!("{}/{REPO}:1.0", h.world.ecr_host());
+    let run = h
+        .terraform(&["import", "-no-color", "ecrmirror_image.test", &own])
+        .await;
+    assert!(run.success, "{}", run.output());
+    assert_eq!(h.attr("test", "id").await, own);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn import_block_generates_configuration() {
     let h = Harness::start().await;

@@ -20,7 +20,7 @@ use crate::credentials::Credentials;
 use crate::ecr::{RegistryLogin, TagLookup};
 use crate::error::{display_duration, Error, Result};
 use crate::manifest::Fetched;
-use crate::reference::{registry_id_of_host, ImportId};
+use crate::reference::{EcrHost, ImportId};
 use crate::transfer::{Job, Target, Transfer};
 
 /// Runs `work` under the limit `timeouts` sets for `operation`.
@@ -262,17 +262,11 @@ pub async fn import(clients: &Clients, id: &str) -> Result<(ImageState, PrivateD
         cause,
     };
     let parsed = ImportId::parse(id).map_err(failed)?;
-    let login = clients.ecr.login(None).await?;
     let registry_id = match &parsed.host {
         None => None,
-        Some(host) if *host == login.host => None,
-        Some(host) => Some(registry_id_of_host(host).ok_or_else(|| {
-            failed(format!(
-                "`{host}` is not an ECR registry this provider reaches (its own is `{}`).",
-                login.host
-            ))
-        })?),
+        Some(host) => import_registry_id(clients, host).await?.map_err(failed)?,
     };
+    let registry_id = registry_id.as_deref();
     let (login, registry) = tokio::join!(
         clients.ecr.login(registry_id),
         clients
@@ -313,6 +307,33 @@ pub async fn import(clients: &Clients, id: &str) -> Result<(ImageState, PrivateD
             source_digest: None,
         },
     ))
+}
+
+/// The account whose registry an import ID's `host` names, when the provider reaches it:
+/// its own registry (`None`), or another account's in the same region. Any other host (another
+/// region, a host that is not ECR's) is refused with the provider configuration that would
+/// import it: the ID must mean the registry it names.
+async fn import_registry_id(
+    clients: &Clients,
+    host: &str,
+) -> Result<std::result::Result<Option<String>, String>> {
+    let own = clients.ecr.login(None).await?.host;
+    if host == own {
+        return Ok(Ok(None));
+    }
+    let Some(named) = EcrHost::parse(host) else {
+        return Ok(Err(format!(
+            "`{host}` is not an Amazon ECR registry host (`<account>.dkr.ecr.<region>.amazonaws.com`); this provider's registry is `{own}`."
+        )));
+    };
+    if clients.ecr.login(Some(named.registry_id)).await?.host == host {
+        return Ok(Ok(Some(named.registry_id.to_string())));
+    }
+    let alias = named.region.replace('-', "_");
+    Ok(Err(format!(
+        "`{host}` is the registry of account {} in region {}, and this provider's registry is `{own}`: importing it here would import another registry's tag. Configure a provider for that region (a second `provider \"ecrmirror\"` block with `alias = \"{alias}\"` and `region = \"{}\"`), set `provider = ecrmirror.{alias}` in the resource block, and import again.",
+        named.registry_id, named.region, named.region
+    )))
 }
 
 /// What a read found, and what it could not check.
