@@ -25,6 +25,43 @@ pub struct Clients {
     /// The provider's `copy_method`, else [`CopyMethod::default`].
     pub default_method: CopyMethod,
     pub source_auth: SourceAuth,
+    /// The ECR tags mirrors of this process (one Terraform run) made or adopted.
+    pub mirrored: MirroredTags,
+}
+
+/// One ECR tag: the registry's account id, the repository, the tag.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct TagKey {
+    pub registry_id: String,
+    pub repository: String,
+    pub tag: String,
+}
+
+/// The ECR tags this provider process mirrored. Terraform runs one provider process per run,
+/// so a destroy that finds its tag here is the deposed instance of a `create_before_destroy`
+/// replacement (or another resource of the configuration took the tag): the tag now belongs
+/// to the mirror made in this run, and the destroy must not untag it.
+#[derive(Debug, Default)]
+pub struct MirroredTags {
+    tags: std::sync::Mutex<std::collections::HashSet<TagKey>>,
+}
+
+impl MirroredTags {
+    /// Records that a mirror of this run now owns `tag`.
+    pub fn insert(&self, tag: TagKey) {
+        self.tags
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(tag);
+    }
+
+    /// Whether a mirror of this run owns `tag`.
+    pub fn contains(&self, tag: &TagKey) -> bool {
+        self.tags
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(tag)
+    }
 }
 
 impl Clients {
@@ -114,6 +151,7 @@ impl Clients {
             distribution,
             default_method: settings.default_method,
             source_auth: SourceAuth::new(settings.registry_auth),
+            mirrored: MirroredTags::default(),
         })
     }
 }

@@ -277,3 +277,46 @@ async fn one_source_mirrored_for_two_platforms_in_parallel() {
     let (_, changes) = h.plan().await;
     assert!(!changes);
 }
+
+/// `-replace` with `create_before_destroy`: the new instance mirrors the tag, then the
+/// deposed one is destroyed; that destroy leaves the tag to the new mirror. A later destroy
+/// (another run) still untags.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_before_destroy_replacement_keeps_the_mirror() {
+    for (method, seed) in [("docker", 33), ("registry", 34)] {
+        let h = Harness::start().await;
+        h.seed_image("upstream/app", "1.0", seed).await;
+        h.config(&image(&format!(
+            r#"
+  docker_source = "{{source}}/upstream/app:1.0"
+  repository    = "mirror/app"
+  copy_method   = "{method}"
+
+  lifecycle {{
+    create_before_destroy = true
+  }}
+"#
+        )));
+        h.apply().await;
+        let digest = h.attr("test", "image_digest").await;
+
+        let run = h
+            .terraform(&[
+                "apply",
+                "-replace=ecrmirror_image.test",
+                "-auto-approve",
+                "-input=false",
+                "-no-color",
+            ])
+            .await;
+        assert!(run.success, "{method}: {}", run.output());
+        run.stdout_has("1 added, 0 changed, 1 destroyed");
+        assert_eq!(h.ecr_tag(REPO, "1.0"), Some(digest.clone()), "{method}");
+        assert_eq!(h.attr("test", "image_digest").await, digest);
+        let (run, changes) = h.plan().await;
+        assert!(!changes, "{method}: {}", run.stdout);
+
+        h.destroy().await;
+        assert!(h.ecr_tag(REPO, "1.0").is_none(), "{method}");
+    }
+}

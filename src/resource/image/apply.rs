@@ -15,7 +15,7 @@ use tf_provider::value::Value;
 use super::config::{self, known, Arguments, Mirror};
 use super::plan::{timeout, Operation};
 use super::state::{ImageState, PrivateData};
-use crate::clients::Clients;
+use crate::clients::{Clients, TagKey};
 use crate::credentials::Credentials;
 use crate::ecr::{RegistryLogin, TagLookup};
 use crate::error::{display_duration, Error, Result};
@@ -120,6 +120,11 @@ async fn mirror_now(
             copy(clients, transfer, &job, &destination).await?
         }
     };
+    clients.mirrored.insert(TagKey {
+        registry_id: destination.registry_id.clone(),
+        repository: mirror.repository.clone(),
+        tag: mirror.tag.clone(),
+    });
     Ok(recorded(planned, mirror, &destination, mirrored))
 }
 
@@ -401,7 +406,9 @@ async fn read_ecr(clients: &Clients, state: &ImageState) -> Result<Option<ImageS
     }
 }
 
-/// Removes the tag from ECR unless `keep_remotely`.
+/// Removes the tag from ECR unless `keep_remotely`, or unless a mirror made in this run
+/// holds the tag now (a `create_before_destroy` replacement destroys the deposed instance
+/// after the new one mirrored the same tag).
 pub async fn delete(clients: &Clients, state: &ImageState) -> Result<()> {
     if state.keep_remotely == Value::Value(true) {
         return Ok(());
@@ -409,6 +416,21 @@ pub async fn delete(clients: &Clients, state: &ImageState) -> Result<()> {
     let repository = known(&state.repository, "repository")?;
     let tag = known(&state.tag, "tag")?;
     let registry_id = state.registry_id.as_ref_option().map(String::as_str);
+    let key = TagKey {
+        registry_id: registry_id.unwrap_or_default().to_string(),
+        repository: repository.clone(),
+        tag: tag.clone(),
+    };
+    if clients.mirrored.contains(&key) {
+        // The deposed instance of a create_before_destroy replacement: the new one holds
+        // the tag now.
+        tracing::info!(
+            repository,
+            tag,
+            "a mirror made in this run holds the tag; it stays"
+        );
+        return Ok(());
+    }
     limited(
         state,
         Operation::Delete,
