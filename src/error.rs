@@ -116,6 +116,18 @@ pub enum Error {
     #[error("{summary}")]
     Environment { summary: String, detail: String },
 
+    /// Another mirror of this configuration is planned to the same ECR tag (a warning).
+    #[error("Another mirror targets {target}")]
+    TagShared { target: String, others: Vec<String> },
+
+    /// After the push, ECR's tag names another manifest: another push took the tag.
+    #[error("Another push took {target}")]
+    TagTaken {
+        target: String,
+        pushed: String,
+        found: String,
+    },
+
     /// A whole operation ran past its `timeouts` limit.
     #[error("Mirroring did not finish within the {kind} timeout of {limit}")]
     Timeout { kind: &'static str, limit: String },
@@ -146,6 +158,7 @@ impl Error {
             Error::Corrupt { .. } => "Nothing of this blob was stored in ECR and no manifest was pushed. Apply again; if it keeps failing, the source registry (or a proxy on the way) serves damaged data.".into(),
             Error::Push { .. } => "Apply again; if it keeps failing, check the network to ECR (and, with copy_method \"docker\", the Docker engine's log).".into(),
             Error::Aws { refusal, .. } => refusal.hint().into(),
+            Error::TagShared { .. } | Error::TagTaken { .. } => "Give each `ecrmirror_image` its own `tag` (or `repository`): an ECR tag holds one image, so two mirrors of one tag overwrite each other at every apply.".into(),
             Error::Timeout { .. } => "Raise the limit in the resource's `timeouts` block, or check the network between the Docker engine and the registries.".into(),
         }
     }
@@ -185,6 +198,13 @@ impl Error {
                 };
                 format!("{registry} has no repository named `{repository}`.")
             }
+            Error::TagShared { others, .. } => format!(
+                "Another `ecrmirror_image` of this configuration mirrors {} to the same repository and tag.",
+                others.iter().map(|o| format!("`{o}`")).collect::<Vec<_>>().join(", ")
+            ),
+            Error::TagTaken { pushed, found, .. } => format!(
+                "ECR's tag names {found}, not {pushed}, which this mirror pushed: another push took the tag meanwhile (another `ecrmirror_image` of this configuration, or a push outside Terraform). Nothing was recorded for this mirror."
+            ),
             Error::Timeout { .. } | Error::NotConfigured => String::new(),
         }
     }
@@ -200,6 +220,7 @@ impl Error {
             Error::PlatformMissing { .. } => Some("platform"),
             Error::RepositoryNotFound { .. } => Some("repository"),
             Error::Timeout { .. } => Some("timeouts"),
+            Error::TagShared { .. } | Error::TagTaken { .. } => Some("tag"),
             Error::Network { attribute, .. } => *attribute,
             _ => None,
         }

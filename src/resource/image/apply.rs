@@ -187,9 +187,14 @@ async fn copy(
     let copied = transfer.copy(job).await?;
     let target = &destination.target;
     let digest = confirmed_digest(clients, &destination.registry_id, target).await?;
-    if let Some(pushed) = &copied.pushed_digest {
-        if pushed != &digest {
-            tracing::warn!(%target, pushed, confirmed = %digest, "ECR serves another digest than the push reported");
+    // A digest another push left is never recorded as this mirror's.
+    if let Some(pushed) = copied.pushed_digest {
+        if pushed != digest {
+            return Err(Error::TagTaken {
+                target: target.to_string(),
+                pushed,
+                found: digest,
+            });
         }
     }
     let source_digest = copied

@@ -2,6 +2,7 @@
 
 pub mod apply;
 pub mod config;
+pub mod owners;
 pub mod plan;
 pub mod state;
 
@@ -9,7 +10,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use tf_provider::schema::Schema;
-use tf_provider::value::ValueEmpty;
+use tf_provider::value::{Value, ValueEmpty};
 use tf_provider::{AttributePath, Diagnostics, Resource};
 
 use crate::clients::{Clients, SharedClients};
@@ -22,12 +23,17 @@ use state::{ImageState, Private};
 /// `ecrmirror_image`.
 pub struct ImageResource {
     clients: SharedClients,
+    /// The mirrors this process planned, by tag (one owner per tag).
+    planned_tags: owners::PlannedTags,
 }
 
 impl ImageResource {
     /// The resource, using the clients `configure` will set.
     pub fn new(clients: SharedClients) -> ImageResource {
-        ImageResource { clients }
+        ImageResource {
+            clients,
+            planned_tags: Default::default(),
+        }
     }
 
     /// The provider's `copy_method` (the plan may run before apply configures, e.g. with
@@ -37,6 +43,21 @@ impl ImageResource {
             .get()
             .map(|c| c.default_method)
             .unwrap_or_default()
+    }
+
+    /// Warns on `tag` when another mirror planned in this process targets the same tag from
+    /// another source.
+    fn check_owner(&self, planned: &ImageState, diags: &mut Diagnostics) {
+        let others = self.planned_tags.record(planned);
+        if let (false, Value::Value(repository), Value::Value(tag)) =
+            (others.is_empty(), &planned.repository, &planned.tag)
+        {
+            Error::TagShared {
+                target: format!("{repository}:{tag}"),
+                others,
+            }
+            .warn(diags);
+        }
     }
 
     fn clients(&self, diags: &mut Diagnostics) -> Option<Arc<Clients>> {
@@ -92,18 +113,20 @@ impl Resource for ImageResource {
 
     async fn plan_create<'a>(
         &self,
-        _diags: &mut Diagnostics,
+        diags: &mut Diagnostics,
         proposed: ImageState,
         config: ImageState,
         _meta: ValueEmpty,
     ) -> Option<(ImageState, Private)> {
         let default_method = self.default_method();
-        Some((plan::plan_create(proposed, &config, default_method), None))
+        let planned = plan::plan_create(proposed, &config, default_method);
+        self.check_owner(&planned, diags);
+        Some((planned, None))
     }
 
     async fn plan_update<'a>(
         &self,
-        _diags: &mut Diagnostics,
+        diags: &mut Diagnostics,
         prior: ImageState,
         proposed: ImageState,
         config: ImageState,
@@ -113,6 +136,7 @@ impl Resource for ImageResource {
         let default_method = self.default_method();
         let (planned, replace) =
             plan::plan_update(&prior, proposed, &config, &private, default_method);
+        self.check_owner(&planned, diags);
         let replace = replace.into_iter().map(AttributePath::new).collect();
         Some((planned, private, replace))
     }
