@@ -153,8 +153,8 @@ pub fn transient(err: &OciDistributionError) -> bool {
 }
 
 /// A failure to get `reference` from its source registry, classified by what the registry
-/// answered.
-pub fn source_error(reference: String, err: &OciDistributionError) -> Error {
+/// answered; `auth`: the credentials the request carried.
+pub fn source_error(reference: String, err: &OciDistributionError, auth: &RegistryAuth) -> Error {
     if let Some(network) = oci_network_error("the source registry", Some("docker_source"), err) {
         return network;
     }
@@ -162,7 +162,11 @@ pub fn source_error(reference: String, err: &OciDistributionError) -> Error {
     match Answer::of(err) {
         Answer::Throttled => Error::RateLimited { reference, cause },
         Answer::NotFound => Error::SourceNotFound { reference, cause },
-        Answer::Denied(_) => Error::SourceDenied { reference, cause },
+        Answer::Denied(_) => Error::SourceDenied {
+            reference,
+            cause,
+            with_credentials: !matches!(auth, RegistryAuth::Anonymous),
+        },
         _ => Error::Source { reference, cause },
     }
 }
@@ -276,7 +280,7 @@ mod tests {
         };
         let throttled = |err: OciDistributionError| {
             matches!(
-                source_error("r/a:1".into(), &err),
+                source_error("r/a:1".into(), &err, &RegistryAuth::Anonymous),
                 Error::RateLimited { .. }
             )
         };
@@ -303,8 +307,13 @@ mod tests {
             url: "http://r/v2/".into(),
             message: "no".into(),
         };
-        let kind =
-            |err: OciDistributionError| std::mem::discriminant(&source_error("r/a:1".into(), &err));
+        let kind = |err: OciDistributionError| {
+            std::mem::discriminant(&source_error(
+                "r/a:1".into(),
+                &err,
+                &RegistryAuth::Anonymous,
+            ))
+        };
         let not_found = kind(registry_error(OciErrorCode::ManifestUnknown));
         assert_eq!(kind(server_error(404)), not_found);
         let denied = kind(registry_error(OciErrorCode::Denied));

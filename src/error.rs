@@ -43,11 +43,22 @@ pub enum Error {
 
     /// The source registry refused the pull.
     #[error("The source registry refused to serve {reference}")]
-    SourceDenied { reference: String, cause: String },
+    SourceDenied {
+        reference: String,
+        cause: String,
+        /// Whether the request carried credentials (which the registry then refused).
+        with_credentials: bool,
+    },
 
     /// The source registry rate-limited the pull.
     #[error("The source registry rate-limited the pull of {reference}")]
     RateLimited { reference: String, cause: String },
+
+    /// What the source serves is not a container image the provider can copy (a manifest
+    /// that is not an image manifest or index, a config that is not an image config, a
+    /// descriptor without a size).
+    #[error("{reference} is not a container image the provider can mirror")]
+    NotAnImage { reference: String, cause: String },
 
     /// The source registry could not be asked about an image.
     #[error("Cannot query the source registry about {reference}")]
@@ -148,8 +159,10 @@ impl Error {
             Error::DockerUnreachable { .. } => "Start the Docker engine, or point the provider's `docker_host` (or DOCKER_HOST) at a running one. The machine that runs Terraform needs a Docker engine for copy_method \"docker\".".into(),
             Error::Docker { .. } => "Check the Docker engine's log and free disk space, then apply again.".into(),
             Error::SourceNotFound { .. } => "Check `docker_source`: the registry, repository, tag or digest does not exist (or is private and needs credentials).".into(),
+            Error::SourceDenied { with_credentials: true, .. } => "The registry refused the credentials the provider has for it (its `registry_auth` block, else the Docker config file): check the user name, the password or token, and that it may pull this repository.".into(),
             Error::SourceDenied { .. } => "Give credentials for the source registry in a `registry_auth` block of the provider, or log in with `docker login` so that the Docker config file holds them.".into(),
             Error::RateLimited { .. } => "Wait and apply again, or authenticate to the source registry (a `registry_auth` block) to get a higher pull limit.".into(),
+            Error::NotAnImage { .. } => "Point `docker_source` at a container image (an image manifest or a multi-platform index); other artifacts (Helm charts, signatures, WebAssembly modules) cannot be mirrored as images.".into(),
             Error::Source { .. } => "Check that the source registry is reachable from the machine that runs Terraform, and its credentials (`registry_auth` or the Docker config file).".into(),
             Error::Import { .. } => "Import IDs are `REPOSITORY:TAG` or `<registry host>/<repository>:<tag>`, naming a tag that exists in ECR.".into(),
             Error::PlatformMissing { hint, .. } => hint.clone(),
@@ -159,7 +172,8 @@ impl Error {
             Error::Push { .. } => "Apply again; if it keeps failing, check the network to ECR (and, with copy_method \"docker\", the Docker engine's log).".into(),
             Error::Aws { refusal, .. } => refusal.hint().into(),
             Error::TagShared { .. } | Error::TagTaken { .. } => "Give each `ecrmirror_image` its own `tag` (or `repository`): an ECR tag holds one image, so two mirrors of one tag overwrite each other at every apply.".into(),
-            Error::Timeout { .. } => "Raise the limit in the resource's `timeouts` block, or check the network between the Docker engine and the registries.".into(),
+            Error::Timeout { kind: "delete", .. } => "Raise `delete` in the resource's `timeouts` block, or check the network to the ECR API.".into(),
+            Error::Timeout { kind, .. } => format!("Raise `{kind}` in the resource's `timeouts` block, or check the network to the registries (and, with copy_method \"docker\", the Docker engine's)."),
         }
     }
 
@@ -178,6 +192,7 @@ impl Error {
             | Error::TargetDenied { cause, .. }
             | Error::Push { cause, .. }
             | Error::Source { cause, .. }
+            | Error::NotAnImage { cause, .. }
             | Error::Import { cause, .. }
             | Error::Aws { cause, .. } => cause.clone(),
             Error::Corrupt { digest, cause, .. } => format!("{digest}: {cause}"),
@@ -216,6 +231,7 @@ impl Error {
             Error::SourceNotFound { .. }
             | Error::SourceDenied { .. }
             | Error::Source { .. }
+            | Error::NotAnImage { .. }
             | Error::Corrupt { .. } => Some("docker_source"),
             Error::PlatformMissing { .. } => Some("platform"),
             Error::RepositoryNotFound { .. } => Some("repository"),
@@ -415,5 +431,217 @@ mod tests {
             err.to_string(),
             "Mirroring did not finish within the create timeout of 1m 30s"
         );
+    }
+
+    /// Every error kind's advice, for the case that produces it: each row is a kind (or a
+    /// case of one), a phrase its hint must have, and one it must not.
+    #[test]
+    fn every_hint_fits_its_case() {
+        let c = || "cause".to_string();
+        let r = || "r/a:1".to_string();
+        let cases: Vec<(Error, &str, &str)> = vec![
+            (Error::NotConfigured, "bug", "credentials"),
+            (
+                Error::DockerUnreachable {
+                    host: c(),
+                    cause: c(),
+                },
+                "Start the Docker engine",
+                "registry_auth",
+            ),
+            (
+                Error::Docker {
+                    action: c(),
+                    cause: c(),
+                },
+                "Docker engine's log",
+                "registry_auth",
+            ),
+            (
+                Error::SourceNotFound {
+                    reference: r(),
+                    cause: c(),
+                },
+                "does not exist",
+                "IAM",
+            ),
+            (
+                Error::SourceDenied {
+                    reference: r(),
+                    cause: c(),
+                    with_credentials: false,
+                },
+                "Give credentials",
+                "refused the credentials",
+            ),
+            (
+                Error::SourceDenied {
+                    reference: r(),
+                    cause: c(),
+                    with_credentials: true,
+                },
+                "refused the credentials the provider has",
+                "Give credentials",
+            ),
+            (
+                Error::RateLimited {
+                    reference: r(),
+                    cause: c(),
+                },
+                "higher pull limit",
+                "IAM",
+            ),
+            (
+                Error::NotAnImage {
+                    reference: r(),
+                    cause: c(),
+                },
+                "container image",
+                "reachable",
+            ),
+            (
+                Error::Source {
+                    reference: r(),
+                    cause: c(),
+                },
+                "reachable",
+                "IAM",
+            ),
+            (
+                Error::Import {
+                    id: c(),
+                    cause: c(),
+                },
+                "REPOSITORY:TAG",
+                "docker_source",
+            ),
+            (
+                Error::PlatformMissing {
+                    reference: r(),
+                    wanted: c(),
+                    held: vec![],
+                    hint: "the method's".into(),
+                },
+                "the method's",
+                "engine's default",
+            ),
+            (
+                Error::Corrupt {
+                    reference: r(),
+                    digest: c(),
+                    cause: c(),
+                },
+                "Nothing of this blob was stored",
+                "credentials",
+            ),
+            (
+                Error::RepositoryNotFound {
+                    repository: c(),
+                    registry_id: None,
+                    host: None,
+                },
+                "aws_ecr_repository",
+                "Docker",
+            ),
+            (
+                Error::TargetDenied {
+                    host: c(),
+                    cause: c(),
+                },
+                "may push",
+                "registry_auth",
+            ),
+            (
+                Error::Push {
+                    target: c(),
+                    cause: c(),
+                },
+                "network to ECR",
+                "registry_auth",
+            ),
+            (
+                Error::Aws {
+                    operation: "DescribeImages",
+                    cause: c(),
+                    refusal: AwsRefusal::Credentials,
+                },
+                "credentials",
+                "IAM policy",
+            ),
+            (
+                Error::Aws {
+                    operation: "DescribeImages",
+                    cause: c(),
+                    refusal: AwsRefusal::Access,
+                },
+                "IAM policy",
+                "sign in again",
+            ),
+            (
+                Error::Aws {
+                    operation: "DescribeImages",
+                    cause: c(),
+                    refusal: AwsRefusal::Other,
+                },
+                "region",
+                "credentials",
+            ),
+            (
+                Error::TagShared {
+                    target: c(),
+                    others: vec![c()],
+                },
+                "its own `tag`",
+                "Apply again",
+            ),
+            (
+                Error::TagTaken {
+                    target: c(),
+                    pushed: c(),
+                    found: c(),
+                },
+                "its own `tag`",
+                "Apply again",
+            ),
+            (
+                Error::Timeout {
+                    kind: "create",
+                    limit: "1m".into(),
+                },
+                "Raise `create`",
+                "ECR API",
+            ),
+            (
+                Error::Timeout {
+                    kind: "delete",
+                    limit: "1m".into(),
+                },
+                "the ECR API",
+                "Docker engine",
+            ),
+        ];
+        for (error, has, lacks) in cases {
+            let hint = error.hint();
+            assert!(hint.contains(has), "{error:?}: {hint}");
+            assert!(!hint.contains(lacks), "{error:?}: {hint}");
+        }
+        // The errors that carry their advice in their detail have no separate hint.
+        for error in [
+            Error::Invalid {
+                attribute: "tag",
+                detail: c(),
+            },
+            Error::Config {
+                attribute: "region",
+                summary: c(),
+                detail: c(),
+            },
+            Error::Environment {
+                summary: c(),
+                detail: c(),
+            },
+        ] {
+            assert_eq!(error.hint(), "");
+        }
     }
 }

@@ -71,8 +71,8 @@ impl Asking<'_> {
             .client
             .pull_manifest_raw(reference, &self.auth, &manifest::ACCEPTED)
             .await
-            .map_err(|err| source_error(reference.to_string(), &err))?;
-        Fetched::parse(digest, body).map_err(|cause| Error::Source {
+            .map_err(|err| source_error(reference.to_string(), &err, &self.auth))?;
+        Fetched::parse(digest, body).map_err(|cause| Error::NotAnImage {
             reference: reference.to_string(),
             cause,
         })
@@ -85,8 +85,8 @@ impl Asking<'_> {
         self.client
             .pull_blob(self.source.as_oci(), digest, &mut body)
             .await
-            .map_err(|err| source_error(self.source.to_string(), &err))?;
-        ConfigPlatform::parse(&body).map_err(|cause| Error::Source {
+            .map_err(|err| source_error(self.source.to_string(), &err, &self.auth))?;
+        ConfigPlatform::parse(&body).map_err(|cause| Error::NotAnImage {
             reference: self.source.to_string(),
             cause,
         })
@@ -146,9 +146,10 @@ pub async fn digest(
     source: &SourceRef,
     credentials: Option<&Credentials>,
 ) -> Result<String> {
+    let auth = oci_auth(credentials);
     distribution
         .client_for(source.host())
-        .fetch_manifest_digest(source.as_oci(), &oci_auth(credentials))
+        .fetch_manifest_digest(source.as_oci(), &auth)
         .await
-        .map_err(|err| source_error(source.to_string(), &err))
+        .map_err(|err| source_error(source.to_string(), &err, &auth))
 }

@@ -267,3 +267,28 @@ async fn a_bearer_token_source_is_pulled_tracked_and_adopted() {
         .collect();
     assert!(blobs.is_empty(), "pulled {blobs:?}");
 }
+
+/// A `registry_auth` password the source refuses is told apart from missing credentials:
+/// the advice is to check the credentials given, not to give some.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_registry_auth_password_says_to_check_it() {
+    for method in ["docker", "registry"] {
+        let mut h = Harness::start_with(source_auth()).await;
+        h.seed_image("private/app", "1.0", 58).await;
+        h.var("source_password", Some("not-the-password"));
+        h.config(&with_registry_auth(&format!(
+            r#"  copy_method   = "{method}""#
+        )));
+        let run = h.apply_fails().await;
+        run.stderr_has("The source registry refused to serve")
+            .stderr_has("refused the credentials the provider has for it")
+            .stderr_has("check the user name, the password or token");
+        assert!(
+            !run.stderr.contains("Give credentials"),
+            "{method}: {}",
+            run.stderr
+        );
+        assert!(!run.stderr.contains("not-the-password"), "{method}");
+        assert!(h.resources().await.is_empty(), "{method}");
+    }
+}

@@ -163,7 +163,11 @@ impl DockerTransfer {
                 "no basic auth credentials",
                 "denied",
             ]) {
-                Error::SourceDenied { reference, cause }
+                Error::SourceDenied {
+                    reference,
+                    cause,
+                    with_credentials: job.source_credentials.is_some(),
+                }
             } else {
                 Error::Docker {
                     action: format!("pull {reference}"),

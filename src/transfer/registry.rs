@@ -20,6 +20,7 @@ use async_trait::async_trait;
 use futures_util::{stream, StreamExt, TryStreamExt};
 use oci_client::errors::OciDistributionError;
 use oci_client::manifest::OciDescriptor;
+use oci_client::secrets::RegistryAuth;
 use oci_client::{Reference, RegistryOperation};
 
 use super::{Copied, Job, Locks, Transfer};
@@ -121,6 +122,8 @@ struct BlobInRepository {
 struct Side<'a> {
     client: &'a oci_client::Client,
     reference: Reference,
+    /// The credentials requests to this side carry.
+    auth: RegistryAuth,
 }
 
 /// A manifest to copy, and the reference to push it under.
@@ -166,10 +169,9 @@ impl RegistryTransfer {
         // The target's challenges (pushing, and the HEADs that look for blobs) are met while
         // the index's platform manifests are fetched: each is a round trip to a registry.
         // (Resolving gave the source's client its credentials, for the blobs.)
-        let source_auth = oci_auth(job.source_credentials.as_ref());
         let (authorised, images) = tokio::join!(
-            self.authorise(&target, &job.target_credentials),
-            self.platform_images(&source, &target, &resolved, &source_auth),
+            self.authorise(&target),
+            self.platform_images(&source, &target, &resolved),
         );
         authorised?;
         let images = images?;
@@ -193,6 +195,7 @@ impl RegistryTransfer {
         let source = Side {
             client: self.distribution.client_for(job.source.host()),
             reference: job.source.as_oci().clone(),
+            auth: oci_auth(job.source_credentials.as_ref()),
         };
         let target = Side {
             client: self.distribution.client_for(&job.target.host),
@@ -201,6 +204,7 @@ impl RegistryTransfer {
                 job.target.repository.clone(),
                 job.target.tag.clone(),
             ),
+            auth: oci_auth(Some(&job.target_credentials)),
         };
         (source, target)
     }
@@ -240,19 +244,19 @@ impl RegistryTransfer {
     }
 
     /// Meets the target's challenges for pushing (both clients) and for looking up blobs.
-    async fn authorise(&self, target: &Side<'_>, credentials: &Credentials) -> Result<()> {
-        let auth = oci_auth(Some(credentials));
+    async fn authorise(&self, target: &Side<'_>) -> Result<()> {
+        let auth = &target.auth;
         let uploads = self
             .distribution
             .upload_client_for(target.reference.registry());
         let (pushing, uploading, looking) = tokio::join!(
             target
                 .client
-                .auth(&target.reference, &auth, RegistryOperation::Push),
-            uploads.auth(&target.reference, &auth, RegistryOperation::Push),
+                .auth(&target.reference, auth, RegistryOperation::Push),
+            uploads.auth(&target.reference, auth, RegistryOperation::Push),
             target
                 .client
-                .auth(&target.reference, &auth, RegistryOperation::Pull),
+                .auth(&target.reference, auth, RegistryOperation::Pull),
         );
         pushing
             .and(uploading)
@@ -267,7 +271,6 @@ impl RegistryTransfer {
         source: &Side<'_>,
         target: &Side<'_>,
         resolved: &Resolved,
-        auth: &oci_client::secrets::RegistryAuth,
     ) -> Result<Vec<Manifest>> {
         let Some(index) = resolved.image().index() else {
             return Ok(Vec::new());
@@ -276,7 +279,7 @@ impl RegistryTransfer {
             .manifests
             .iter()
             .map(|entry| async move {
-                let fetched = self.fetch(source, &entry.digest, auth).await?;
+                let fetched = self.fetch(source, &entry.digest).await?;
                 Ok::<_, Error>(Manifest {
                     fetched,
                     push_as: target.reference.clone_with_digest(entry.digest.clone()),
@@ -290,19 +293,14 @@ impl RegistryTransfer {
     }
 
     /// One manifest of the source, by digest.
-    async fn fetch(
-        &self,
-        source: &Side<'_>,
-        digest: &str,
-        auth: &oci_client::secrets::RegistryAuth,
-    ) -> Result<Fetched> {
+    async fn fetch(&self, source: &Side<'_>, digest: &str) -> Result<Fetched> {
         let reference = source.reference.clone_with_digest(digest.to_string());
         let (body, digest) = source
             .client
-            .pull_manifest_raw(&reference, auth, &manifest::ACCEPTED)
+            .pull_manifest_raw(&reference, &source.auth, &manifest::ACCEPTED)
             .await
-            .map_err(|err| source_error(reference.to_string(), &err))?;
-        Fetched::parse(digest, body).map_err(|cause| Error::Source {
+            .map_err(|err| source_error(reference.to_string(), &err, &source.auth))?;
+        Fetched::parse(digest, body).map_err(|cause| Error::NotAnImage {
             reference: reference.to_string(),
             cause,
         })
@@ -385,7 +383,7 @@ impl RegistryTransfer {
         // The size goes in the upload's headers before any byte is read: the manifest gives
         // it (OCI and Docker manifests always do).
         let size = u64::try_from(blob.size).map_err(|_| Failed {
-            error: Error::Source {
+            error: Error::NotAnImage {
                 reference: source.reference.to_string(),
                 cause: format!("the manifest gives a negative size for {}", blob.digest),
             },
@@ -406,10 +404,10 @@ impl RegistryTransfer {
             );
         };
         let body = {
-            let failure = source_failure.clone();
+            let (failure, auth) = (source_failure.clone(), source.auth.clone());
             let (reference, digest) = (source.reference.to_string(), blob.digest.clone());
             stream::once(receive)
-                .map(move |pulled| body_of(pulled, &failure, &reference, &digest))
+                .map(move |pulled| body_of(pulled, &failure, &reference, &digest, &auth))
                 .flatten()
         };
         let push = self
@@ -466,6 +464,7 @@ fn body_of(
     failure: &Arc<std::sync::Mutex<Option<Failed>>>,
     reference: &str,
     digest: &str,
+    auth: &RegistryAuth,
 ) -> futures_util::stream::BoxStream<'static, oci_client::errors::Result<bytes::Bytes>> {
     let pulled = match pulled {
         Ok(Ok(pulled)) => pulled,
@@ -473,7 +472,7 @@ fn body_of(
             note(
                 failure,
                 Failed {
-                    error: source_error(reference.to_string(), &err),
+                    error: source_error(reference.to_string(), &err, auth),
                     retry: transient(&err),
                 },
             );
