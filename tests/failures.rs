@@ -247,6 +247,16 @@ async fn create_timeout_fires_and_names_the_limit() {
     run.stderr_has("Mirroring did not finish within the create timeout of 3s");
     assert!(started.elapsed() < std::time::Duration::from_secs(50));
     assert!(h.resources().await.is_empty());
+    // The cut-short copy still cleaned the engine up: nothing of it is left there.
+    let images = tokio::process::Command::new("docker")
+        .args(["images", "--digests", "--format", "{{.Repository}}"])
+        .output()
+        .await
+        .unwrap();
+    let listed = String::from_utf8_lossy(&images.stdout);
+    for host in [h.world.ecr_host(), h.world.source_host()] {
+        assert!(!listed.contains(&host), "left behind:\n{listed}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -320,3 +320,86 @@ async fn a_create_before_destroy_replacement_keeps_the_mirror() {
         assert!(h.ecr_tag(REPO, "1.0").is_none(), "{method}");
     }
 }
+
+/// `docker <args>`, which must succeed; its output.
+async fn docker(args: &[&str]) -> String {
+    let output = tokio::process::Command::new("docker")
+        .args(args)
+        .output()
+        .await
+        .unwrap();
+    assert!(output.status.success(), "docker {args:?}: {output:?}");
+    String::from_utf8_lossy(&output.stdout).trim().to_string()
+}
+
+/// The id of the local image `reference` names, if any.
+async fn local_image(reference: &str) -> Option<String> {
+    let output = tokio::process::Command::new("docker")
+        .args(["image", "inspect", "--format", "{{.Id}}", reference])
+        .output()
+        .await
+        .unwrap();
+    output
+        .status
+        .success()
+        .then(|| String::from_utf8_lossy(&output.stdout).trim().to_string())
+}
+
+/// The Docker method leaves the user's engine as it found it: the user's own tag of the
+/// source and their other images keep naming what they named while another platform is
+/// mirrored; several platforms of one source mirrored at once leave nothing behind; and a
+/// later mirror of the same source pinned by digest goes through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_users_engine_is_left_as_it_was() {
+    let h = Harness::start().await;
+    let (index, platforms) = h.seed_index("upstream/app", "1.0", 36).await;
+    let source = h.source_ref("upstream/app:1.0");
+    // The user's own: the source pulled by hand (this machine's platform) and tagged.
+    docker(&["pull", &source]).await;
+    let own = format!("{}/my/own:keep", h.world.source_host());
+    docker(&["tag", &source, &own]).await;
+    let (theirs, mine) = (local_image(&source).await, local_image(&own).await);
+    assert!(theirs.is_some());
+
+    h.config(&image(
+        r#"
+  docker_source = "{source}/upstream/app:1.0"
+  repository    = "mirror/app"
+  tag           = "arm64"
+  platform      = "linux/arm64/v8"
+"#,
+    ));
+    h.apply().await;
+    assert_eq!(local_image(&source).await, theirs, "the user's tag moved");
+    assert_eq!(local_image(&own).await, mine, "the user's image changed");
+    assert_eq!(
+        local_image(&platforms[1].config_digest).await,
+        None,
+        "the arm64 image was left behind"
+    );
+    h.destroy().await;
+
+    // On an engine without the user's images: both platforms at once leave nothing.
+    docker(&["rmi", &own, &source]).await;
+    h.config(support::TWO_PLATFORMS);
+    h.apply().await;
+    for image in &platforms {
+        assert_eq!(local_image(&image.config_digest).await, None, "left behind");
+    }
+    let listed = docker(&["images", "--digests", "--format", "{{.Repository}}"]).await;
+    assert!(
+        !listed.contains(&h.world.source_host()),
+        "left behind:\n{listed}"
+    );
+
+    // The same source pinned by digest, afterwards.
+    h.config(&image(&format!(
+        r#"
+  docker_source = "{{source}}/upstream/app@{index}"
+  repository    = "mirror/app"
+  tag           = "pinned"
+"#
+    )));
+    h.apply().await;
+    assert!(h.ecr_tag(REPO, "pinned").is_some());
+}

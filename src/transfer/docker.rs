@@ -85,8 +85,32 @@ impl DockerTransfer {
             .await
     }
 
-    async fn pull(&self, docker: &Docker, job: &Job<'_>) -> Result<Option<String>> {
-        let reference = job.source.pull_reference();
+    /// Pulls `job`'s source, once more after clearing a digest reference the engine cannot
+    /// overwrite (a leftover of an earlier pull) when that reference is not the user's.
+    async fn pull(
+        &self,
+        docker: &Docker,
+        job: &Job<'_>,
+        cleanup: &Cleanup,
+    ) -> Result<Option<String>> {
+        match self.pull_once(docker, job).await {
+            Err(err) if cleanup.previous_source.is_none() && cannot_overwrite(&err) => {
+                let reference = local_reference(job);
+                tracing::info!(%reference, "clearing a leftover digest reference: {err}");
+                let _ = remove(docker, &reference).await;
+                self.pull_once(docker, job).await
+            }
+            result => result,
+        }
+        .map_err(|err| self.pull_error(job, err))
+    }
+
+    async fn pull_once(
+        &self,
+        docker: &Docker,
+        job: &Job<'_>,
+    ) -> std::result::Result<Option<String>, bollard::errors::Error> {
+        let reference = local_reference(job);
         let options = CreateImageOptions {
             from_image: Some(reference.clone()),
             platform: job.platform.map(ToString::to_string).unwrap_or_default(),
@@ -94,13 +118,7 @@ impl DockerTransfer {
         };
         let credentials = job.source_credentials.as_ref().map(to_bollard);
         let stream = docker.create_image(Some(options), None, credentials);
-        drain(
-            stream,
-            |info| info.status.clone(),
-            pulled_digest,
-            |err| self.pull_error(job, err),
-        )
-        .await
+        drain(stream, |info| info.status.clone(), pulled_digest, |err| err).await
     }
 
     /// The error's text and its lowercase form when the engine answered; the engine being
@@ -229,7 +247,7 @@ impl DockerTransfer {
         docker: &Docker,
         job: &Job<'_>,
     ) -> Result<(String, Vec<String>)> {
-        let reference = job.source.pull_reference();
+        let reference = local_reference(job);
         let image = docker
             .inspect_image(&reference)
             .await
@@ -269,22 +287,27 @@ impl DockerTransfer {
         job: &Job<'_>,
         cleanup: &mut Cleanup,
     ) -> Result<Option<String>> {
-        cleanup.source_was_present = docker
-            .inspect_image(&job.source.pull_reference())
-            .await
-            .is_ok();
-        tracing::debug!(source = %job.source, target = %job.target, "pulling");
-        let streamed_digest = self.pull(docker, job).await?;
-        let (image_id, repo_digests) = self.inspect_pulled(docker, job).await?;
-        let source_digest =
-            streamed_digest.or_else(|| digest_from_repo_digests(job.source, &repo_digests));
-
-        let target_ref = job.target.to_string();
-        cleanup.previous_target = docker
-            .inspect_image(&target_ref)
+        cleanup.previous_source = docker
+            .inspect_image(&local_reference(job))
             .await
             .ok()
-            .and_then(|i| i.id);
+            .and_then(|image| image.id);
+        tracing::debug!(source = %job.source, target = %job.target, "pulling");
+        cleanup.pulled = true;
+        let streamed_digest = self.pull(docker, job, cleanup).await?;
+        let (image_id, repo_digests) = self.inspect_pulled(docker, job).await?;
+        // Pulled by the platform's digest, the stream names that manifest; the source's own
+        // digest (an index's) is the resolution's.
+        let source_digest = match job.resolved {
+            Some(resolved) => Some(resolved.named.digest.clone()),
+            None => streamed_digest.or_else(|| digest_from_repo_digests(job.source, &repo_digests)),
+        };
+
+        let target_ref = job.target.to_string();
+        if let Ok(previous) = docker.inspect_image(&target_ref).await {
+            cleanup.previous_target = previous.id;
+            cleanup.previous_target_digests = previous.repo_digests.unwrap_or_default();
+        }
         docker
             .tag_image(
                 &image_id,
@@ -303,17 +326,52 @@ impl DockerTransfer {
     }
 }
 
-/// Local changes to undo after a copy, whether it worked or not.
-#[derive(Default)]
+/// Local changes to undo after a copy, whether it worked, failed, or was cancelled (a
+/// `timeouts` limit drops the copy mid-way: the undo then runs in a task of its own).
 struct Cleanup {
-    source_was_present: bool,
+    docker: Docker,
+    /// The local reference the source is pulled by.
+    source_ref: String,
+    target_name: String,
+    target_tag: String,
+    /// The digest the push reported, whose local reference the engine then holds.
+    pushed: Option<String>,
+    done: bool,
+    /// The image the local source reference named before the pull (the user's), if any.
+    previous_source: Option<String>,
+    /// Whether the pull ran (and may have made or moved the local source reference).
+    pulled: bool,
     previous_target: Option<String>,
+    /// The digest references the user's image of the target tag had.
+    previous_target_digests: Vec<String>,
     tagged: Option<String>,
 }
 
 impl Cleanup {
-    async fn undo(self, docker: &Docker, job: &Job<'_>) {
-        let target_ref = job.target.to_string();
+    fn new(docker: &Docker, job: &Job<'_>) -> Cleanup {
+        Cleanup {
+            docker: docker.clone(),
+            source_ref: local_reference(job),
+            target_name: job.target.name(),
+            target_tag: job.target.tag.clone(),
+            pushed: None,
+            done: false,
+            previous_source: None,
+            pulled: false,
+            previous_target: None,
+            previous_target_digests: Vec::new(),
+            tagged: None,
+        }
+    }
+
+    async fn undo(mut self) {
+        self.done = true;
+        self.undo_now().await;
+    }
+
+    async fn undo_now(&self) {
+        let docker = &self.docker;
+        let target_ref = format!("{}:{}", self.target_name, self.target_tag);
         if let Some(tagged) = &self.tagged {
             let result = match &self.previous_target {
                 Some(previous) if previous == tagged => Ok(()),
@@ -321,22 +379,85 @@ impl Cleanup {
                     .tag_image(
                         previous,
                         Some(TagImageOptions {
-                            repo: Some(job.target.name()),
-                            tag: Some(job.target.tag.clone()),
+                            repo: Some(self.target_name.clone()),
+                            tag: Some(self.target_tag.clone()),
                         }),
                     )
                     .await
                     .map(|_| ()),
                 None => remove(docker, &target_ref).await,
             };
+            // The push left a digest reference to the target: it goes too, unless the user's
+            // image of the target tag had it already.
+            if let Some(pushed) = &self.pushed {
+                let reference = format!("{}@{pushed}", self.target_name);
+                if !self.previous_target_digests.contains(&reference) {
+                    let _ = remove(docker, &reference).await;
+                }
+            }
             if let Err(err) = result {
                 tracing::warn!(target = %target_ref, "could not restore the local tag: {err}");
             }
         }
-        if !self.source_was_present {
-            let source_ref = job.source.pull_reference();
-            if let Err(err) = remove(docker, &source_ref).await {
-                tracing::debug!(source = %source_ref, "left the pulled image in place: {err}");
+        let source_ref = &self.source_ref;
+        let restored = match (&self.previous_source, self.pulled) {
+            (_, false) => Ok(()),
+            // The provider brought the image in: it goes.
+            (None, true) => remove(docker, source_ref).await,
+            // A tag of the user's that the pull re-pointed points back at their image.
+            (Some(previous), true) if !source_ref.contains('@') => {
+                let (repo, tag) = source_ref
+                    .rsplit_once(':')
+                    .unwrap_or((source_ref, "latest"));
+                docker
+                    .tag_image(
+                        previous,
+                        Some(TagImageOptions {
+                            repo: Some(repo.to_string()),
+                            tag: Some(tag.to_string()),
+                        }),
+                    )
+                    .await
+                    .map(|_| ())
+            }
+            // A digest names one image: the user's reference is as it was.
+            (Some(_), true) => Ok(()),
+        };
+        if let Err(err) = restored {
+            tracing::debug!(source = %source_ref, "left the local source reference as it is: {err}");
+        }
+    }
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        let pending = Cleanup {
+            docker: self.docker.clone(),
+            source_ref: std::mem::take(&mut self.source_ref),
+            target_name: std::mem::take(&mut self.target_name),
+            target_tag: std::mem::take(&mut self.target_tag),
+            pushed: self.pushed.take(),
+            done: true,
+            previous_source: self.previous_source.take(),
+            pulled: self.pulled,
+            previous_target: self.previous_target.take(),
+            previous_target_digests: std::mem::take(&mut self.previous_target_digests),
+            tagged: self.tagged.take(),
+        };
+        // Cancelled (a `timeouts` limit): undo before the error goes back to Terraform, which
+        // ends the provider soon after; a single-threaded runtime can only spawn it.
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        match runtime.runtime_flavor() {
+            tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(|| {
+                runtime.block_on(pending.undo_now());
+            }),
+            _ => {
+                runtime.spawn(async move { pending.undo_now().await });
             }
         }
     }
@@ -449,8 +570,8 @@ impl Transfer for DockerTransfer {
 
     async fn copy(&self, job: &Job<'_>) -> Result<Copied> {
         let docker = self.engine().await?;
-        let lock = self.source_locks.of(job.source.pull_reference());
-        let mut cleanup = Cleanup::default();
+        let lock = self.source_locks.of(local_reference(job));
+        let mut cleanup = Cleanup::new(docker, job);
         let staged = {
             let _held = lock.lock().await;
             tracing::debug!(source = %job.source, target = %job.target, "pulling");
@@ -461,7 +582,11 @@ impl Transfer for DockerTransfer {
                 let repository = self.push_locks.of(job.target.name());
                 let _pushing = repository.lock().await;
                 tracing::debug!(target = %job.target, "pushing");
-                self.push(docker, job).await.map(|pushed_digest| Copied {
+                let pushed = self.push(docker, job).await;
+                if let Ok(digest) = &pushed {
+                    cleanup.pushed.clone_from(digest);
+                }
+                pushed.map(|pushed_digest| Copied {
                     source_digest,
                     pushed_digest,
                 })
@@ -469,19 +594,37 @@ impl Transfer for DockerTransfer {
             Err(err) => Err(err),
         };
         let _held = lock.lock().await;
-        cleanup.undo(docker, job).await;
+        cleanup.undo().await;
         result
     }
 }
 
+/// The local reference the engine pulls the source by: the digest of the manifest the mirror
+/// is (what resolution found), so the user's own tags are never moved; the source reference
+/// itself when the provider could not resolve it.
+fn local_reference(job: &Job<'_>) -> String {
+    match job.resolved {
+        Some(resolved) => format!("{}@{}", job.source.name(), resolved.image().digest),
+        None => job.source.pull_reference(),
+    }
+}
+
+/// Whether a pull failed on a digest reference the engine holds for another image (a
+/// leftover of an earlier pull; the engine answers "Cannot overwrite digest").
+fn cannot_overwrite(err: &bollard::errors::Error) -> bool {
+    err.to_string()
+        .to_ascii_lowercase()
+        .contains("cannot overwrite digest")
+}
+
 /// Drains a progress stream to its end; an error inside it fails the whole operation.
 /// Returns the last digest `pick` finds in a status line.
-async fn drain<T>(
+async fn drain<T, E>(
     stream: impl Stream<Item = std::result::Result<T, bollard::errors::Error>>,
     status: impl Fn(&T) -> Option<String>,
     pick: fn(&str) -> Option<String>,
-    fail: impl Fn(bollard::errors::Error) -> Error,
-) -> Result<Option<String>> {
+    fail: impl Fn(bollard::errors::Error) -> E,
+) -> std::result::Result<Option<String>, E> {
     let mut stream = std::pin::pin!(stream);
     let mut digest = None;
     while let Some(item) = stream.next().await {
