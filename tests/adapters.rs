@@ -2,6 +2,8 @@
 //! the ECR adapter (token cache, confirmed absence, idempotent untag) and the Docker
 //! transfer (what it reports, and that it leaves the user's own local images alone).
 
+mod support;
+
 use ecrmirror::credentials::Credentials;
 use ecrmirror::ecr::{Ecr, TagLookup};
 use ecrmirror::error::Error;
@@ -10,6 +12,7 @@ use ecrmirror::transfer::docker::DockerTransfer;
 use ecrmirror::transfer::{Job, Target, Transfer};
 use standin::images::{push_image, Spec};
 use standin::World;
+use support::docker;
 
 async fn world() -> (World, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
@@ -23,16 +26,6 @@ async fn ecr(world: &World) -> Ecr {
         aws_sdk_ecr::Client::new(&world.sdk_config().await),
         &world.ecr.endpoint(),
     )
-}
-
-async fn docker(args: &[&str]) -> String {
-    let output = tokio::process::Command::new("docker")
-        .args(args)
-        .output()
-        .await
-        .unwrap();
-    assert!(output.status.success(), "docker {args:?}: {output:?}");
-    String::from_utf8_lossy(&output.stdout).trim().to_string()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,7 +3,7 @@
 
 mod support;
 
-use support::{image, Harness};
+use support::{docker, image, Harness};
 
 const REPO: &str = "mirror/app";
 
@@ -319,17 +319,6 @@ async fn a_create_before_destroy_replacement_keeps_the_mirror() {
         h.destroy().await;
         assert!(h.ecr_tag(REPO, "1.0").is_none(), "{method}");
     }
-}
-
-/// `docker <args>`, which must succeed; its output.
-async fn docker(args: &[&str]) -> String {
-    let output = tokio::process::Command::new("docker")
-        .args(args)
-        .output()
-        .await
-        .unwrap();
-    assert!(output.status.success(), "docker {args:?}: {output:?}");
-    String::from_utf8_lossy(&output.stdout).trim().to_string()
 }
 
 /// The id of the local image `reference` names, if any.

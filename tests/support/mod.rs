@@ -69,6 +69,17 @@ pub fn image(arguments: &str) -> String {
     )
 }
 
+/// `docker <args>`, which must succeed; its output.
+pub async fn docker(args: &[&str]) -> String {
+    let output = tokio::process::Command::new("docker")
+        .args(args)
+        .output()
+        .await
+        .unwrap();
+    assert!(output.status.success(), "docker {args:?}: {output:?}");
+    String::from_utf8_lossy(&output.stdout).trim().to_string()
+}
+
 /// Two mirrors of the source's two-platform `upstream/app:1.0` into `mirror/app`, one per
 /// platform, made in parallel.
 pub const TWO_PLATFORMS: &str = r#"
