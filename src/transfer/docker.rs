@@ -44,6 +44,9 @@ pub struct DockerTransfer {
     /// into one repository several times at once makes registries fail (docker-registry
     /// answers 500); one at a time, the later pushes find the layers there.
     push_locks: Locks<String>,
+    /// One lock per target (`host/repository:tag`): mirrors to one tag (a configuration
+    /// error the plan warns about) must not re-point the local tag another is pushing.
+    target_locks: Locks<String>,
 }
 
 impl DockerTransfer {
@@ -56,6 +59,7 @@ impl DockerTransfer {
             engine: OnceCell::new(),
             source_locks: Locks::default(),
             push_locks: Locks::default(),
+            target_locks: Locks::default(),
         }
     }
 
@@ -286,7 +290,7 @@ impl DockerTransfer {
         docker: &Docker,
         job: &Job<'_>,
         cleanup: &mut Cleanup,
-    ) -> Result<Option<String>> {
+    ) -> Result<(Option<String>, String)> {
         cleanup.previous_source = docker
             .inspect_image(&local_reference(job))
             .await
@@ -302,7 +306,34 @@ impl DockerTransfer {
             Some(resolved) => Some(resolved.named.digest.clone()),
             None => streamed_digest.or_else(|| digest_from_repo_digests(job.source, &repo_digests)),
         };
+        Ok((source_digest, image_id))
+    }
 
+    /// Tags `image_id` as the target and pushes it; returns the digest the push reported.
+    async fn tag_and_push(
+        &self,
+        docker: &Docker,
+        job: &Job<'_>,
+        image_id: &str,
+        cleanup: &mut Cleanup,
+    ) -> Result<Option<String>> {
+        self.tag_as_target(docker, job, image_id, cleanup).await?;
+        let repository = self.push_locks.of(job.target.name());
+        let _pushing = repository.lock().await;
+        tracing::debug!(target = %job.target, "pushing");
+        self.push(docker, job).await
+    }
+
+    /// Tags `image_id` as the target, noting the user's image of that tag, if any. The
+    /// caller holds the target's lock until the tag is undone: another mirror to the same
+    /// tag must not re-point it before this one's push.
+    async fn tag_as_target(
+        &self,
+        docker: &Docker,
+        job: &Job<'_>,
+        image_id: &str,
+        cleanup: &mut Cleanup,
+    ) -> Result<()> {
         let target_ref = job.target.to_string();
         if let Ok(previous) = docker.inspect_image(&target_ref).await {
             cleanup.previous_target = previous.id;
@@ -310,7 +341,7 @@ impl DockerTransfer {
         }
         docker
             .tag_image(
-                &image_id,
+                image_id,
                 Some(TagImageOptions {
                     repo: Some(job.target.name()),
                     tag: Some(job.target.tag.clone()),
@@ -321,8 +352,8 @@ impl DockerTransfer {
                 action: format!("tag the image as {target_ref}"),
                 cause: err.to_string(),
             })?;
-        cleanup.tagged = Some(image_id);
-        Ok(source_digest)
+        cleanup.tagged = Some(image_id.to_string());
+        Ok(())
     }
 }
 
@@ -364,15 +395,17 @@ impl Cleanup {
         }
     }
 
-    async fn undo(mut self) {
-        self.done = true;
-        self.undo_now().await;
+    async fn undo_now(&mut self) {
+        self.undo_target().await;
+        self.undo_source().await;
     }
 
-    async fn undo_now(&self) {
+    /// Puts the target tag back as it was, and drops the push's digest reference.
+    async fn undo_target(&mut self) {
         let docker = &self.docker;
         let target_ref = format!("{}:{}", self.target_name, self.target_tag);
-        if let Some(tagged) = &self.tagged {
+        if let Some(tagged) = self.tagged.take() {
+            let tagged = &tagged;
             let result = match &self.previous_target {
                 Some(previous) if previous == tagged => Ok(()),
                 Some(previous) => docker
@@ -399,8 +432,15 @@ impl Cleanup {
                 tracing::warn!(target = %target_ref, "could not restore the local tag: {err}");
             }
         }
+    }
+
+    /// Removes the pulled image the provider brought in, or puts back a moved tag of the
+    /// user's.
+    async fn undo_source(&mut self) {
+        let docker = &self.docker;
         let source_ref = &self.source_ref;
-        let restored = match (&self.previous_source, self.pulled) {
+        let pulled = std::mem::replace(&mut self.pulled, false);
+        let restored = match (&self.previous_source, pulled) {
             (_, false) => Ok(()),
             // The provider brought the image in: it goes.
             (None, true) => remove(docker, source_ref).await,
@@ -434,7 +474,7 @@ impl Drop for Cleanup {
         if self.done {
             return;
         }
-        let pending = Cleanup {
+        let mut pending = Cleanup {
             docker: self.docker.clone(),
             source_ref: std::mem::take(&mut self.source_ref),
             target_name: std::mem::take(&mut self.target_name),
@@ -578,14 +618,17 @@ impl Transfer for DockerTransfer {
             self.stage(docker, job, &mut cleanup).await
         };
         let result = match staged {
-            Ok(source_digest) => {
-                let repository = self.push_locks.of(job.target.name());
-                let _pushing = repository.lock().await;
-                tracing::debug!(target = %job.target, "pushing");
-                let pushed = self.push(docker, job).await;
+            Ok((source_digest, image_id)) => {
+                // From tagging to untagging, the local target tag is this mirror's.
+                let target = self.target_locks.of(job.target.to_string());
+                let _owned = target.lock().await;
+                let pushed = self
+                    .tag_and_push(docker, job, &image_id, &mut cleanup)
+                    .await;
                 if let Ok(digest) = &pushed {
                     cleanup.pushed.clone_from(digest);
                 }
+                cleanup.undo_target().await;
                 pushed.map(|pushed_digest| Copied {
                     source_digest,
                     pushed_digest,
@@ -594,7 +637,8 @@ impl Transfer for DockerTransfer {
             Err(err) => Err(err),
         };
         let _held = lock.lock().await;
-        cleanup.undo().await;
+        cleanup.undo_source().await;
+        cleanup.done = true;
         result
     }
 }
