@@ -384,22 +384,7 @@ async fn many_tags_of_one_image_at_once_upload_each_blob_once() {
 async fn many_tags_of_one_image_at_once_through_docker() {
     let h = Harness::start().await;
     h.seed_image("upstream/app", "1.0", 98).await;
-    // Twelve tags of one source at once (Terraform runs ten operations in parallel).
-    h.config(
-        r#"
-provider "ecrmirror" {}
-
-resource "ecrmirror_image" "tags" {
-  count         = 12
-  docker_source = "{source}/upstream/app:1.0"
-  repository    = "mirror/app"
-  tag           = "t${count.index}"
-  copy_method   = "METHOD"
-}
-"#
-        .replace("METHOD", "docker")
-        .as_str(),
-    );
+    h.config(&twelve_tags("docker"));
     h.apply().await;
     let first = h
         .ecr_manifest(REPO, "t0")

@@ -99,9 +99,9 @@ impl DockerTransfer {
     ) -> Result<Option<String>> {
         match self.pull_once(docker, job).await {
             Err(err) if cleanup.previous_source.is_none() && cannot_overwrite(&err) => {
-                let reference = local_reference(job);
+                let reference = &cleanup.source_ref;
                 tracing::info!(%reference, "clearing a leftover digest reference: {err}");
-                let _ = remove(docker, &reference).await;
+                let _ = remove(docker, reference).await;
                 self.pull_once(docker, job).await
             }
             result => result,
@@ -358,7 +358,7 @@ impl DockerTransfer {
 }
 
 /// Local changes to undo after a copy, whether it worked, failed, or was cancelled (a
-/// `timeouts` limit drops the copy mid-way: the undo then runs in a task of its own).
+/// `timeouts` limit drops the copy mid-way: dropping the clean-up then undoes what is left).
 struct Cleanup {
     docker: Docker,
     /// The local reference the source is pulled by.
@@ -367,7 +367,6 @@ struct Cleanup {
     target_tag: String,
     /// The digest the push reported, whose local reference the engine then holds.
     pushed: Option<String>,
-    done: bool,
     /// The image the local source reference named before the pull (the user's), if any.
     previous_source: Option<String>,
     /// Whether the pull ran (and may have made or moved the local source reference).
@@ -380,13 +379,21 @@ struct Cleanup {
 
 impl Cleanup {
     fn new(docker: &Docker, job: &Job<'_>) -> Cleanup {
+        let mut cleanup = Cleanup::idle(docker.clone());
+        cleanup.source_ref = local_reference(job);
+        cleanup.target_name = job.target.name();
+        cleanup.target_tag = job.target.tag.clone();
+        cleanup
+    }
+
+    /// A clean-up with nothing to undo.
+    fn idle(docker: Docker) -> Cleanup {
         Cleanup {
-            docker: docker.clone(),
-            source_ref: local_reference(job),
-            target_name: job.target.name(),
-            target_tag: job.target.tag.clone(),
+            docker,
+            source_ref: String::new(),
+            target_name: String::new(),
+            target_tag: String::new(),
             pushed: None,
-            done: false,
             previous_source: None,
             pulled: false,
             previous_target: None,
@@ -471,22 +478,12 @@ impl Cleanup {
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
-        if self.done {
+        // Nothing left to undo once the copy finished (each undo clears what it undid).
+        if self.tagged.is_none() && !self.pulled {
             return;
         }
-        let mut pending = Cleanup {
-            docker: self.docker.clone(),
-            source_ref: std::mem::take(&mut self.source_ref),
-            target_name: std::mem::take(&mut self.target_name),
-            target_tag: std::mem::take(&mut self.target_tag),
-            pushed: self.pushed.take(),
-            done: true,
-            previous_source: self.previous_source.take(),
-            pulled: self.pulled,
-            previous_target: self.previous_target.take(),
-            previous_target_digests: std::mem::take(&mut self.previous_target_digests),
-            tagged: self.tagged.take(),
-        };
+        let idle = Cleanup::idle(self.docker.clone());
+        let mut pending = std::mem::replace(self, idle);
         // Cancelled (a `timeouts` limit): undo before the error goes back to Terraform, which
         // ends the provider soon after; a single-threaded runtime can only spawn it.
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
@@ -638,7 +635,6 @@ impl Transfer for DockerTransfer {
         };
         let _held = lock.lock().await;
         cleanup.undo_source().await;
-        cleanup.done = true;
         result
     }
 }
