@@ -260,24 +260,31 @@ impl Distribution {
 mod tests {
     use super::*;
 
-    #[test]
-    fn throttling_is_told_by_code_or_status() {
-        let envelope = |code| oci_client::errors::OciEnvelope {
-            errors: vec![oci_client::errors::OciError {
-                code,
-                message: "slow down".into(),
-                detail: serde_json::Value::Null,
-            }],
-        };
-        let registry_error = |code| OciDistributionError::RegistryError {
-            envelope: envelope(code),
+    /// A registry's JSON error answer with `code`.
+    fn registry_error(code: OciErrorCode) -> OciDistributionError {
+        OciDistributionError::RegistryError {
+            envelope: OciEnvelope {
+                errors: vec![oci_client::errors::OciError {
+                    code,
+                    message: "whatever the registry says".into(),
+                    detail: serde_json::Value::Null,
+                }],
+            },
             url: "http://r/v2/a/blobs/sha256:1".into(),
-        };
-        let server_error = |code| OciDistributionError::ServerError {
+        }
+    }
+
+    /// An answer with HTTP status `code` and a body that is not an error envelope.
+    fn server_error(code: u16) -> OciDistributionError {
+        OciDistributionError::ServerError {
             code,
             url: "http://r/v2/".into(),
             message: "no".into(),
-        };
+        }
+    }
+
+    #[test]
+    fn throttling_is_told_by_code_or_status() {
         let throttled = |err: OciDistributionError| {
             matches!(
                 source_error("r/a:1".into(), &err, &RegistryAuth::Anonymous),
@@ -292,21 +299,6 @@ mod tests {
 
     #[test]
     fn answers_are_told_by_code_or_status() {
-        let registry_error = |code| OciDistributionError::RegistryError {
-            envelope: oci_client::errors::OciEnvelope {
-                errors: vec![oci_client::errors::OciError {
-                    code,
-                    message: "whatever the registry says".into(),
-                    detail: serde_json::Value::Null,
-                }],
-            },
-            url: "http://r/v2/a/manifests/1".into(),
-        };
-        let server_error = |code| OciDistributionError::ServerError {
-            code,
-            url: "http://r/v2/".into(),
-            message: "no".into(),
-        };
         let kind = |err: OciDistributionError| {
             std::mem::discriminant(&source_error(
                 "r/a:1".into(),
