@@ -139,10 +139,36 @@ pub enum Error {
         found: String,
     },
 
+    /// ECR has no such tag (the `ecrmirror_image` data source).
+    #[error("ECR has no tag {tag} in repository {repository}")]
+    TagNotFound {
+        repository: String,
+        tag: String,
+        host: String,
+    },
+
+    /// The tag exists in a repository with immutable tags, and names another image than the
+    /// mirror would push: ECR refuses to overwrite it.
+    #[error("ECR tag {target} is immutable")]
+    TagImmutable {
+        target: String,
+        /// The manifest the tag names.
+        held: String,
+        /// What the source names now.
+        source_digest: String,
+    },
+
+    /// A plan mirrors again into an immutable tag (a warning).
+    #[error("This plan mirrors again into the immutable ECR tag {target}")]
+    ImmutableRemirror { target: String },
+
     /// A whole operation ran past its `timeouts` limit.
     #[error("Mirroring did not finish within the {kind} timeout of {limit}")]
     Timeout { kind: &'static str, limit: String },
 }
+
+/// What to do about an immutable tag that a mirror would overwrite.
+pub const IMMUTABLE_HINT: &str = "Mirror to a new tag (set `tag`, for example to the source's new version), or change the repository's tag mutability (`image_tag_mutability = \"MUTABLE\"`, or an exclusion filter that matches this tag).";
 
 /// Shorthand for results with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -172,6 +198,8 @@ impl Error {
             Error::Push { .. } => "Apply again; if it keeps failing, check the network to ECR (and, with copy_method \"docker\", the Docker engine's log).".into(),
             Error::Aws { refusal, .. } => refusal.hint().into(),
             Error::TagShared { .. } | Error::TagTaken { .. } => "Give each `ecrmirror_image` its own `tag` (or `repository`): an ECR tag holds one image, so two mirrors of one tag overwrite each other at every apply.".into(),
+            Error::TagNotFound { .. } => "Check `repository` and `tag`. When another configuration makes this mirror, apply that one first.".into(),
+            Error::TagImmutable { .. } | Error::ImmutableRemirror { .. } => IMMUTABLE_HINT.into(),
             Error::Timeout { kind: "delete", .. } => "Raise `delete` in the resource's `timeouts` block, or check the network to the ECR API.".into(),
             Error::Timeout { kind, .. } => format!("Raise `{kind}` in the resource's `timeouts` block, or check the network to the registries (and, with copy_method \"docker\", the Docker engine's)."),
         }
@@ -220,6 +248,11 @@ impl Error {
             Error::TagTaken { pushed, found, .. } => format!(
                 "ECR's tag names {found}, not {pushed}, which this mirror pushed: another push took the tag meanwhile (another `ecrmirror_image` of this configuration, or a push outside Terraform). Nothing was recorded for this mirror."
             ),
+            Error::TagNotFound { host, .. } => format!("The registry {host} answered that the tag does not exist."),
+            Error::TagImmutable { held, source_digest, .. } => format!(
+                "The repository's tags are immutable, and the tag already names {held}, another image than the source's ({source_digest}): ECR refuses to overwrite an immutable tag. Nothing was transferred and the state is unchanged."
+            ),
+            Error::ImmutableRemirror { .. } => "The repository's tags are immutable: ECR refuses any push to an existing tag, even of the image it names. If ECR's tag already holds the source's image, the apply records it without transferring anything; otherwise the apply fails before transferring anything and the state stays as it is.".into(),
             Error::Timeout { .. } | Error::NotConfigured => String::new(),
         }
     }
@@ -236,7 +269,11 @@ impl Error {
             Error::PlatformMissing { .. } => Some("platform"),
             Error::RepositoryNotFound { .. } => Some("repository"),
             Error::Timeout { .. } => Some("timeouts"),
-            Error::TagShared { .. } | Error::TagTaken { .. } => Some("tag"),
+            Error::TagShared { .. }
+            | Error::TagTaken { .. }
+            | Error::TagNotFound { .. }
+            | Error::TagImmutable { .. }
+            | Error::ImmutableRemirror { .. } => Some("tag"),
             Error::Network { attribute, .. } => *attribute,
             _ => None,
         }

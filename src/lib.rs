@@ -5,7 +5,7 @@
 //! knows its crate's types.
 //!
 //! - [`provider`]: the provider schema, its block checked once into [`clients::Settings`],
-//!   and the resources it registers.
+//!   and the resources and data sources it registers.
 //! - [`clients`]: what `configure` builds once and every resource shares: the ECR API, the
 //!   distribution clients, one transfer per [`transfer::CopyMethod`], source credentials and
 //!   the default copy method.
@@ -13,6 +13,9 @@
 //!   schema), `config` (the arguments parsed once: defaults and checks), `plan` (what
 //!   replaces, what re-mirrors, timeouts), `apply` (mirror or adopt, import, read, untag).
 //!   tf-provider types stop here.
+//! - [`data`]: the data sources, read-only questions answered without a transfer:
+//!   `data::source` (`ecrmirror_source`: what a source reference names now, through
+//!   [`source`]) and `data::image` (`ecrmirror_image`: what an ECR tag holds, through [`ecr`]).
 //! - [`transfer`]: the seam between the resource and the copy methods. A [`transfer::Transfer`]
 //!   owns everything that differs between methods: what it asks of the source first, when
 //!   ECR's tag already holds its copy (adoption), its pre-flight check, the copy.
@@ -39,6 +42,7 @@
 
 pub mod clients;
 pub mod credentials;
+pub mod data;
 pub mod distribution;
 pub mod ecr;
 pub mod error;

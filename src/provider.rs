@@ -8,10 +8,12 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use tf_provider::schema::{AttributeConstraint, Block, Description, NestedBlock, Schema};
 use tf_provider::value::{Value, ValueEmpty};
-use tf_provider::{AttributePath, Diagnostics, DynamicResource, Provider};
+use tf_provider::{AttributePath, Diagnostics, DynamicDataSource, DynamicResource, Provider};
 
 use crate::clients::{Clients, Settings, SharedClients};
 use crate::credentials::AuthBlock;
+use crate::data::image::ImageDataSource;
+use crate::data::source::SourceDataSource;
 use crate::error::Error;
 use crate::resource::image::ImageResource;
 use crate::schema::{secret, string};
@@ -256,6 +258,27 @@ impl Provider for EcrMirrorProvider {
                 "image".to_string(),
                 Box::new(ImageResource::new(self.clients.clone())) as Box<dyn DynamicResource>,
             )]
+            .into_iter()
+            .collect(),
+        )
+    }
+
+    fn get_data_sources(
+        &self,
+        _diags: &mut Diagnostics,
+    ) -> Option<HashMap<String, Box<dyn DynamicDataSource>>> {
+        Some(
+            [
+                (
+                    "source".to_string(),
+                    Box::new(SourceDataSource::new(self.clients.clone()))
+                        as Box<dyn DynamicDataSource>,
+                ),
+                (
+                    "image".to_string(),
+                    Box::new(ImageDataSource::new(self.clients.clone())) as _,
+                ),
+            ]
             .into_iter()
             .collect(),
         )

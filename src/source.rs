@@ -140,6 +140,26 @@ pub async fn resolve(
     }
 }
 
+/// The platforms `named` (what `source` names) holds images for, as `os/arch[/variant]`:
+/// an index's entries, or a single image's own platform, read from its config (a few hundred
+/// bytes; never a layer).
+pub async fn platforms(
+    distribution: &Distribution,
+    source: &SourceRef,
+    named: &Fetched,
+    credentials: Option<&Credentials>,
+) -> Result<Vec<String>> {
+    if let Some(index) = named.index() {
+        return Ok(manifest::platforms(index));
+    }
+    let asking = Asking {
+        client: distribution.client_for(source.host()),
+        source,
+        auth: oci_auth(credentials),
+    };
+    Ok(vec![asking.platform_of(named).await?.to_string()])
+}
+
 /// The digest `source` names now (one `HEAD` request).
 pub async fn digest(
     distribution: &Distribution,

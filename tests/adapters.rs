@@ -5,7 +5,7 @@
 mod support;
 
 use ecrmirror::credentials::Credentials;
-use ecrmirror::ecr::{Ecr, TagLookup};
+use ecrmirror::ecr::{Ecr, TagLookup, TagMutability};
 use ecrmirror::error::Error;
 use ecrmirror::reference::SourceRef;
 use ecrmirror::transfer::docker::DockerTransfer;
@@ -39,14 +39,28 @@ async fn ecr_adapter_caches_tokens_and_confirms_absence() {
     assert_eq!(first.password, second.password);
     assert_eq!(world.ecr.state.calls()["GetAuthorizationToken"], 1);
 
-    assert_eq!(
-        ecr.repository_registry_id(None, "mirror/app")
-            .await
-            .unwrap(),
-        "123456789012"
+    let repository = ecr.repository(None, "mirror/app").await.unwrap();
+    assert_eq!(repository.registry_id, "123456789012");
+    assert_eq!(repository.tags, TagMutability::Mutable);
+    world.ecr.state.set_tag_mutability(
+        "mirror/app",
+        standin::ecr::TagMutability {
+            setting: "IMMUTABLE_WITH_EXCLUSION".into(),
+            exclusions: vec!["dev-*".into()],
+        },
     );
+    let repository = ecr.repository(None, "mirror/app").await.unwrap();
+    assert_eq!(
+        repository.tags,
+        TagMutability::ImmutableExcept(vec!["dev-*".into()])
+    );
+    assert!(repository.tags.immutable("1.0") && !repository.tags.immutable("dev-2"));
+    world
+        .ecr
+        .state
+        .set_tag_mutability("mirror/app", Default::default());
     assert!(matches!(
-        ecr.repository_registry_id(None, "missing").await,
+        ecr.repository(None, "missing").await,
         Err(Error::RepositoryNotFound { .. })
     ));
     assert_eq!(

@@ -47,6 +47,63 @@ pub enum TagLookup {
     Missing,
 }
 
+/// An ECR repository, as `DescribeRepositories` describes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Repository {
+    /// The account id of the registry that holds it.
+    pub registry_id: String,
+    pub name: String,
+    pub tags: TagMutability,
+}
+
+/// Whether a repository's tags may be overwritten (`imageTagMutability` and its exclusion
+/// filters). ECR refuses any push to an existing immutable tag, even of the manifest the tag
+/// already names.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum TagMutability {
+    #[default]
+    Mutable,
+    Immutable,
+    /// Immutable, except tags matching one of these wildcard filters.
+    ImmutableExcept(Vec<String>),
+    /// Mutable, except tags matching one of these wildcard filters.
+    MutableExcept(Vec<String>),
+}
+
+impl TagMutability {
+    fn of(repository: &aws_sdk_ecr::types::Repository) -> TagMutability {
+        use aws_sdk_ecr::types::ImageTagMutability as M;
+        let filters = || {
+            repository
+                .image_tag_mutability_exclusion_filters()
+                .iter()
+                .map(|f| f.filter().to_string())
+                .collect()
+        };
+        match repository.image_tag_mutability() {
+            Some(M::Immutable) => TagMutability::Immutable,
+            Some(M::ImmutableWithExclusion) => TagMutability::ImmutableExcept(filters()),
+            Some(M::MutableWithExclusion) => TagMutability::MutableExcept(filters()),
+            _ => TagMutability::Mutable,
+        }
+    }
+
+    /// Whether `tag`, once it exists, cannot be overwritten.
+    pub fn immutable(&self, tag: &str) -> bool {
+        let matches = |filters: &[String]| {
+            filters
+                .iter()
+                .any(|filter| wildmatch::WildMatch::new(filter).matches(tag))
+        };
+        match self {
+            TagMutability::Mutable => false,
+            TagMutability::Immutable => true,
+            TagMutability::ImmutableExcept(filters) => !matches(filters),
+            TagMutability::MutableExcept(filters) => matches(filters),
+        }
+    }
+}
+
 /// The ECR API with a per-registry token cache.
 pub struct Ecr {
     client: aws_sdk_ecr::Client,
@@ -114,12 +171,13 @@ impl Ecr {
         Ok(login)
     }
 
-    /// Confirms that `repository` exists; returns the id of the registry that holds it.
-    pub async fn repository_registry_id(
+    /// Confirms that `repository` exists; returns the registry that holds it and its tag
+    /// mutability.
+    pub async fn repository(
         &self,
         registry_id: Option<&str>,
         repository: &str,
-    ) -> Result<String> {
+    ) -> Result<Repository> {
         let result = self
             .client
             .describe_repositories()
@@ -131,8 +189,13 @@ impl Ecr {
             Ok(output) => output
                 .repositories()
                 .first()
-                .and_then(|repo| repo.registry_id())
-                .map(str::to_string)
+                .and_then(|repo| {
+                    Some(Repository {
+                        registry_id: repo.registry_id()?.to_string(),
+                        name: repository.to_string(),
+                        tags: TagMutability::of(repo),
+                    })
+                })
                 .ok_or_else(|| Error::Aws {
                     operation: "DescribeRepositories",
                     cause: format!("The answer does not describe `{repository}`."),
@@ -361,6 +424,20 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tag_mutability_follows_the_exclusion_filters() {
+        let filters = || vec!["latest".to_string(), "dev-*".to_string()];
+        assert!(!TagMutability::Mutable.immutable("1.0"));
+        assert!(TagMutability::Immutable.immutable("latest"));
+        let except = TagMutability::ImmutableExcept(filters());
+        assert!(!except.immutable("latest"));
+        assert!(!except.immutable("dev-7"));
+        assert!(except.immutable("1.0"));
+        let only = TagMutability::MutableExcept(filters());
+        assert!(only.immutable("dev-7"));
+        assert!(!only.immutable("1.0"));
+    }
 
     #[test]
     fn login_is_decoded_from_token_and_endpoint() {

@@ -18,8 +18,8 @@ use crate::faults::{Faults, Rule};
 
 /// Decides whether a request's `Authorization` header is acceptable.
 pub trait Gate: Send + Sync {
-    /// `None` lets the request through; `Some` is the response to send instead.
-    fn check(&self, authorization: Option<&str>, path: &str) -> Option<Response>;
+    /// `None` lets `method path` through; `Some` is the response to send instead.
+    fn check(&self, method: &str, authorization: Option<&str>, path: &str) -> Option<Response>;
 
     /// The answer the client gets for `method path`, made from the backend's: a registry
     /// with its own ways changes it here. Unchanged by default.
@@ -35,7 +35,7 @@ pub struct BasicAuth {
 }
 
 impl Gate for BasicAuth {
-    fn check(&self, authorization: Option<&str>, _path: &str) -> Option<Response> {
+    fn check(&self, _method: &str, authorization: Option<&str>, _path: &str) -> Option<Response> {
         match authorization.and_then(decode_basic) {
             Some((user, pass)) if user == self.username && pass == self.password => None,
             _ => Some(unauthorized("standin")),
@@ -146,7 +146,7 @@ impl Front {
                 .headers()
                 .get("authorization")
                 .and_then(|v| v.to_str().ok());
-            if let Some(refusal) = gate.check(authorization, path) {
+            if let Some(refusal) = gate.check(method, authorization, path) {
                 return refusal;
             }
         }

@@ -55,7 +55,7 @@ impl TokenIssuer {
 pub struct BearerGate(pub Arc<TokenIssuer>);
 
 impl Gate for BearerGate {
-    fn check(&self, authorization: Option<&str>, path: &str) -> Option<Response> {
+    fn check(&self, _method: &str, authorization: Option<&str>, path: &str) -> Option<Response> {
         let token = authorization.and_then(|a| a.strip_prefix("Bearer "));
         if token.is_some_and(|t| self.0.issued.lock().unwrap().contains(t)) {
             return None;

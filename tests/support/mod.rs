@@ -38,10 +38,10 @@ impl Run {
         format!("{}\n{}", self.stdout, self.stderr)
     }
 
-    /// Asserts that stdout shows `text`.
+    /// Asserts that stdout shows `text`, however Terraform wrapped or aligned it.
     pub fn stdout_has(&self, text: &str) -> &Run {
         assert!(
-            self.stdout.contains(text),
+            words(&self.stdout).contains(&words(text)),
             "stdout lacks {text:?}:\n{}",
             self.stdout
         );
@@ -50,7 +50,6 @@ impl Run {
 
     /// Asserts that stderr shows `text`, however Terraform wrapped or aligned it.
     pub fn stderr_has(&self, text: &str) -> &Run {
-        let words = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
         assert!(
             words(&self.stderr).contains(&words(text)),
             "stderr lacks {text:?}:\n{}",
@@ -58,6 +57,11 @@ impl Run {
         );
         self
     }
+}
+
+/// `text` with every run of whitespace one space.
+fn words(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// A configuration of one `ecrmirror_image.test` with `arguments` (HCL, one per line; `{source}`
@@ -324,6 +328,18 @@ impl Harness {
             .to_string()
     }
 
+    /// The root module's outputs (`terraform output -json`), by name, as their values.
+    pub async fn outputs(&self) -> serde_json::Map<String, Value> {
+        let run = self.terraform(&["output", "-json", "-no-color"]).await;
+        assert!(run.success, "output failed:\n{}", run.output());
+        let json: Value = serde_json::from_str(&run.stdout).expect("output prints JSON");
+        json.as_object()
+            .into_iter()
+            .flatten()
+            .map(|(name, output)| (name.clone(), output["value"].clone()))
+            .collect()
+    }
+
     /// The raw state file, as written on disk.
     pub fn state_file(&self) -> String {
         std::fs::read_to_string(self.work().join("terraform.tfstate")).unwrap_or_default()
@@ -420,6 +436,18 @@ impl Harness {
     /// Creates an ECR repository, as someone outside Terraform would.
     pub fn create_repository(&self, name: &str) {
         self.world.ecr.state.create_repository(name);
+    }
+
+    /// Sets a repository's `imageTagMutability` (and exclusion filters), as
+    /// `aws ecr put-image-tag-mutability` would.
+    pub fn set_tag_mutability(&self, repository: &str, setting: &str, exclusions: &[&str]) {
+        self.world.ecr.state.set_tag_mutability(
+            repository,
+            standin::ecr::TagMutability {
+                setting: setting.to_string(),
+                exclusions: exclusions.iter().map(|e| e.to_string()).collect(),
+            },
+        );
     }
 
     /// Deletes an ECR tag, as someone outside Terraform would.

@@ -17,7 +17,7 @@ use super::plan::{timeout, Operation};
 use super::state::{ImageState, PrivateData};
 use crate::clients::{Clients, TagKey};
 use crate::credentials::Credentials;
-use crate::ecr::{RegistryLogin, TagLookup};
+use crate::ecr::{RegistryLogin, Repository, TagLookup};
 use crate::error::{display_duration, Error, Result};
 use crate::manifest::Fetched;
 use crate::reference::{EcrHost, ImportId};
@@ -61,9 +61,21 @@ pub async fn mirror(
 /// Where a mirror goes, confirmed by ECR.
 struct Destination {
     login: RegistryLogin,
-    /// The account id of the registry that holds the repository.
-    registry_id: String,
+    /// The repository, as ECR describes it (the registry that holds it, its tag mutability).
+    repository: Repository,
     target: Target,
+}
+
+impl Destination {
+    /// The account id of the registry that holds the repository.
+    fn registry_id(&self) -> &str {
+        &self.repository.registry_id
+    }
+
+    /// Whether the target tag cannot be overwritten once it exists.
+    fn immutable(&self) -> bool {
+        self.repository.tags.immutable(&self.target.tag)
+    }
 }
 
 /// What a mirror recorded: the digest ECR serves for the tag, and the source's.
@@ -92,13 +104,36 @@ async fn mirror_now(
         held_by_ecr(clients, &destination, adopt),
     );
     let resolved = resolved?;
+    // An immutable tag cannot be pushed again, even with the image it names: when it holds
+    // the source's image, that is recorded whatever `adopt` says (a re-mirror would make
+    // the same), and any other image is refused before a transfer.
+    let adopt = if destination.immutable() {
+        Adopt::IfSame
+    } else {
+        adopt
+    };
     let adopted = match (&resolved, &held) {
-        (Some(resolved), Some(held)) if transfer.holds(held, resolved) => Some(Mirrored {
-            digest: held.digest.clone(),
-            source_digest: Some(resolved.named.digest.clone()),
-        }),
+        (Some(resolved), Some(held))
+            if adopt == Adopt::IfSame && transfer.holds(held, resolved) =>
+        {
+            Some(Mirrored {
+                digest: held.digest.clone(),
+                source_digest: Some(resolved.named.digest.clone()),
+            })
+        }
         _ => None,
     };
+    if let (None, Some(held), true) = (&adopted, &held, destination.immutable()) {
+        return Err(Error::TagImmutable {
+            target: destination.target.to_string(),
+            held: held.digest.clone(),
+            source_digest: resolved
+                .as_ref()
+                .map(|r| r.named.digest.clone())
+                .or_else(|| mirror.source.digest().map(str::to_string))
+                .unwrap_or_else(|| mirror.source.to_string()),
+        });
+    }
     let mirrored = match adopted {
         Some(adopted) => {
             tracing::info!(target = %destination.target, "ECR already holds the source image; nothing transferred");
@@ -121,7 +156,7 @@ async fn mirror_now(
         }
     };
     clients.mirrored.insert(TagKey {
-        registry_id: destination.registry_id.clone(),
+        registry_id: destination.registry_id().to_string(),
         repository: mirror.repository.clone(),
         tag: mirror.tag.clone(),
     });
@@ -132,11 +167,9 @@ async fn mirror_now(
 /// of the source for a missing repository.
 async fn destination(clients: &Clients, mirror: &Mirror) -> Result<Destination> {
     let registry_id = mirror.registry_id.as_deref();
-    let (login, holder) = tokio::join!(
+    let (login, repository) = tokio::join!(
         clients.ecr.login(registry_id),
-        clients
-            .ecr
-            .repository_registry_id(registry_id, &mirror.repository)
+        clients.ecr.repository(registry_id, &mirror.repository)
     );
     let login = login?;
     let target = Target {
@@ -146,26 +179,27 @@ async fn destination(clients: &Clients, mirror: &Mirror) -> Result<Destination> 
     };
     Ok(Destination {
         login,
-        registry_id: holder?,
+        repository: repository?,
         target,
     })
 }
 
-/// The manifest ECR's tag serves, when adoption may use it; any failure to tell means a
-/// normal copy.
+/// The manifest ECR's tag serves, when adoption may use it or the tag is immutable; any
+/// failure to tell means a normal copy (and ECR itself refuses to overwrite an immutable
+/// tag).
 async fn held_by_ecr(
     clients: &Clients,
     destination: &Destination,
     adopt: Adopt,
 ) -> Option<Fetched> {
-    if adopt == Adopt::Never {
+    if adopt == Adopt::Never && !destination.immutable() {
         return None;
     }
     let target = &destination.target;
     clients
         .ecr
         .tagged_manifest(
-            Some(&destination.registry_id),
+            Some(destination.registry_id()),
             &target.repository,
             &target.tag,
         )
@@ -186,7 +220,7 @@ async fn copy(
     transfer.preflight(&destination.login).await?;
     let copied = transfer.copy(job).await?;
     let target = &destination.target;
-    let digest = confirmed_digest(clients, &destination.registry_id, target).await?;
+    let digest = confirmed_digest(clients, destination.registry_id(), target).await?;
     // A digest another push left is never recorded as this mirror's.
     if let Some(pushed) = copied.pushed_digest {
         if pushed != digest {
@@ -216,7 +250,7 @@ fn recorded(
 ) -> (ImageState, PrivateData) {
     let state = ImageState {
         tag: Value::Value(mirror.tag),
-        registry_id: Value::Value(destination.registry_id.clone()),
+        registry_id: Value::Value(destination.registry_id().to_string()),
         copy_method: Value::Value(mirror.method.to_string()),
         ..mirrored_state(
             planned.clone(),
@@ -277,13 +311,11 @@ pub async fn import(clients: &Clients, id: &str) -> Result<(ImageState, PrivateD
         Some(host) => import_registry_id(clients, host).await?.map_err(failed)?,
     };
     let registry_id = registry_id.as_deref();
-    let (login, registry) = tokio::join!(
+    let (login, repository) = tokio::join!(
         clients.ecr.login(registry_id),
-        clients
-            .ecr
-            .repository_registry_id(registry_id, &parsed.repository)
+        clients.ecr.repository(registry_id, &parsed.repository)
     );
-    let (login, registry) = (login?, registry?);
+    let (login, registry) = (login?, repository?.registry_id);
     let digest = match clients
         .ecr
         .lookup_tag(Some(&registry), &parsed.repository, &parsed.tag)
@@ -344,6 +376,26 @@ async fn import_registry_id(
         "`{host}` is the registry of account {} in region {}, and this provider's registry is `{own}`: importing it here would import another registry's tag. Configure a provider for that region (a second `provider \"ecrmirror\"` block with `alias = \"{alias}\"` and `region = \"{}\"`), set `provider = ecrmirror.{alias}` in the resource block, and import again.",
         named.registry_id, named.region, named.region
     )))
+}
+
+/// The warning for a plan that mirrors `planned` again into its existing tag, when ECR
+/// keeps that tag immutable. Asked only for such plans; a failure to ask is no warning (the
+/// apply checks again before any transfer).
+pub async fn immutable_remirror(clients: &Clients, planned: &ImageState) -> Option<Error> {
+    let (Value::Value(repository), Value::Value(tag)) = (&planned.repository, &planned.tag) else {
+        return None;
+    };
+    let registry_id = planned.registry_id.as_ref_option().map(String::as_str);
+    match clients.ecr.repository(registry_id, repository).await {
+        Ok(found) if found.tags.immutable(tag) => Some(Error::ImmutableRemirror {
+            target: format!("{repository}:{tag}"),
+        }),
+        Ok(_) => None,
+        Err(err) => {
+            tracing::debug!(repository, "no tag mutability check at plan: {err}");
+            None
+        }
+    }
 }
 
 /// What a read found, and what it could not check.

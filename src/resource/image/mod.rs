@@ -137,6 +137,16 @@ impl Resource for ImageResource {
         let (planned, replace) =
             plan::plan_update(&prior, proposed, &config, &private, default_method);
         self.check_owner(&planned, diags);
+        // A re-mirror into the same tag (not an import's first plan, which adopts) meets an
+        // immutable tag: said at plan time.
+        let remirror = replace.is_empty()
+            && planned.image_digest.is_unknown()
+            && prior.docker_source.is_value();
+        if let (true, Some(clients)) = (remirror, self.clients.get()) {
+            if let Some(warning) = apply::immutable_remirror(clients, &planned).await {
+                warning.warn(diags);
+            }
+        }
         let replace = replace.into_iter().map(AttributePath::new).collect();
         Some((planned, private, replace))
     }

@@ -93,6 +93,7 @@ pub(super) async fn api(
         "CreateRepository" => Ok(create_repository(&ecr, &input)),
         "DescribeRepositories" => Ok(describe_repositories(&ecr, &input)),
         "DeleteRepository" => Ok(delete_repository(&ecr, &input)),
+        "PutImageTagMutability" => Ok(put_image_tag_mutability(&ecr, &input)),
         "DescribeImages" => describe_images(&ecr, &input).await,
         "BatchGetImage" => batch_get_image(&ecr, &input).await,
         "BatchDeleteImage" => batch_delete_image(&ecr, &input).await,
@@ -147,7 +148,14 @@ fn create_repository(ecr: &Ecr, input: &Value) -> Response {
             &format!("The repository with name '{name}' already exists in the registry with id '{ACCOUNT}'"),
         );
     }
-    let repo = Repository { created_at: now() };
+    let tags = match super::TagMutability::from_input(input) {
+        Ok(tags) => tags,
+        Err(message) => return api_error("InvalidParameterException", &message),
+    };
+    let repo = Repository {
+        created_at: now(),
+        tags,
+    };
     let body = json!({"repository": ecr.repository_json(&name, &repo)});
     repositories.insert(name, repo);
     api_ok(body)
@@ -171,6 +179,26 @@ fn describe_repositories(ecr: &Ecr, input: &Value) -> Response {
         }
     }
     api_ok(json!({ "repositories": out }))
+}
+
+fn put_image_tag_mutability(ecr: &Ecr, input: &Value) -> Response {
+    let name = repository_name(input);
+    let tags = match super::TagMutability::from_input(input) {
+        Ok(tags) => tags,
+        Err(message) => return api_error("InvalidParameterException", &message),
+    };
+    let mut repositories = ecr.repositories.lock().unwrap();
+    let Some(repo) = repositories.get_mut(&name) else {
+        return not_found(&name);
+    };
+    repo.tags = tags;
+    let (mutability, filters) = repo.tags.json();
+    api_ok(json!({
+        "registryId": ACCOUNT,
+        "repositoryName": name,
+        "imageTagMutability": mutability,
+        "imageTagMutabilityExclusionFilters": filters,
+    }))
 }
 
 fn delete_repository(ecr: &Ecr, input: &Value) -> Response {

@@ -44,6 +44,104 @@ application/vnd.docker.distribution.manifest.v2+json";
 
 pub(crate) struct Repository {
     pub(crate) created_at: f64,
+    pub(crate) tags: TagMutability,
+}
+
+/// A repository's `imageTagMutability` and its exclusion filters (`*` wildcards).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TagMutability {
+    /// `MUTABLE`, `IMMUTABLE`, `IMMUTABLE_WITH_EXCLUSION` or `MUTABLE_WITH_EXCLUSION`.
+    pub setting: String,
+    pub exclusions: Vec<String>,
+}
+
+impl Default for TagMutability {
+    /// ECR's default: every tag mutable.
+    fn default() -> TagMutability {
+        TagMutability {
+            setting: "MUTABLE".into(),
+            exclusions: Vec::new(),
+        }
+    }
+}
+
+impl TagMutability {
+    /// Every tag immutable.
+    pub fn immutable() -> TagMutability {
+        TagMutability {
+            setting: "IMMUTABLE".into(),
+            exclusions: Vec::new(),
+        }
+    }
+
+    /// Reads the setting from an API request (`imageTagMutability`,
+    /// `imageTagMutabilityExclusionFilters`); `MUTABLE` when absent.
+    pub(crate) fn from_input(input: &Value) -> Result<TagMutability, String> {
+        let setting = input
+            .get("imageTagMutability")
+            .and_then(Value::as_str)
+            .unwrap_or("MUTABLE")
+            .to_string();
+        let exclusions: Vec<String> = input
+            .get("imageTagMutabilityExclusionFilters")
+            .and_then(Value::as_array)
+            .map(|filters| {
+                filters
+                    .iter()
+                    .filter_map(|f| f.get("filter").and_then(Value::as_str))
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let with_exclusion = setting.ends_with("_WITH_EXCLUSION");
+        match setting.as_str() {
+            "MUTABLE" | "IMMUTABLE" | "IMMUTABLE_WITH_EXCLUSION" | "MUTABLE_WITH_EXCLUSION" => {}
+            other => {
+                return Err(format!(
+                "Invalid parameter at 'imageTagMutability' failed to satisfy constraint: '{other}'"
+            ))
+            }
+        }
+        if with_exclusion == exclusions.is_empty() {
+            return Err(format!(
+                "imageTagMutabilityExclusionFilters {} with imageTagMutability {setting}",
+                if with_exclusion {
+                    "are required"
+                } else {
+                    "cannot be used"
+                }
+            ));
+        }
+        Ok(TagMutability {
+            setting,
+            exclusions,
+        })
+    }
+
+    /// Whether `tag`, once it exists, cannot be overwritten.
+    pub fn protects(&self, tag: &str) -> bool {
+        let excluded = self.exclusions.iter().any(|f| wildcard(f, tag));
+        match self.setting.as_str() {
+            "IMMUTABLE" => true,
+            "IMMUTABLE_WITH_EXCLUSION" => !excluded,
+            "MUTABLE_WITH_EXCLUSION" => excluded,
+            _ => false,
+        }
+    }
+
+    fn json(&self) -> (Value, Value) {
+        let filters = self
+            .exclusions
+            .iter()
+            .map(|f| json!({"filterType": "WILDCARD", "filter": f}))
+            .collect();
+        (json!(self.setting), Value::Array(filters))
+    }
+}
+
+/// Whether `text` matches `pattern`, whose `*` stands for any run of characters.
+fn wildcard(pattern: &str, text: &str) -> bool {
+    wildmatch::WildMatch::new(pattern).matches(text)
 }
 
 /// The emulator's state.
@@ -135,7 +233,17 @@ impl Ecr {
             .lock()
             .unwrap()
             .entry(name.to_string())
-            .or_insert(Repository { created_at: now() });
+            .or_insert(Repository {
+                created_at: now(),
+                tags: TagMutability::default(),
+            });
+    }
+
+    /// Sets a repository's tag mutability, as `aws ecr put-image-tag-mutability` would.
+    pub fn set_tag_mutability(&self, name: &str, tags: TagMutability) {
+        if let Some(repository) = self.repositories.lock().unwrap().get_mut(name) {
+            repository.tags = tags;
+        }
     }
 
     /// A fresh registry password, valid until the emulator stops.
@@ -190,30 +298,55 @@ impl Ecr {
             .unwrap_or(false)
     }
 
+    /// ECR's answer to a manifest `PUT` by tag over an existing immutable tag.
+    fn refuse_overwrite(&self, method: &str, path: &str, repository: &str) -> Option<Response> {
+        let tag = path.rsplit_once("/manifests/")?.1;
+        if method != "PUT" || tag.contains(':') {
+            return None;
+        }
+        let protected = self
+            .repositories
+            .lock()
+            .unwrap()
+            .get(repository)
+            .is_some_and(|r| r.tags.protects(tag));
+        if !protected || !api::tags(self, repository).contains_key(tag) {
+            return None;
+        }
+        Some(registry_error(
+            StatusCode::BAD_REQUEST,
+            "TAG_INVALID",
+            &format!("The image tag '{tag}' already exists in the '{repository}' repository and cannot be overwritten because the repository is immutable."),
+        ))
+    }
+
     pub(crate) fn has_repository(&self, name: &str) -> bool {
         self.repositories.lock().unwrap().contains_key(name)
     }
 
     pub(crate) fn repository_json(&self, name: &str, repo: &Repository) -> Value {
         let host = self.host.lock().unwrap().clone();
+        let (mutability, filters) = repo.tags.json();
         json!({
             "repositoryArn": format!("arn:aws:ecr:{REGION}:{ACCOUNT}:repository/{name}"),
             "registryId": ACCOUNT,
             "repositoryName": name,
             "repositoryUri": format!("{host}/{name}"),
             "createdAt": repo.created_at,
-            "imageTagMutability": "MUTABLE",
+            "imageTagMutability": mutability,
+            "imageTagMutabilityExclusionFilters": filters,
         })
     }
 }
 
-/// The registry's gate: `AWS:<token>` and an existing repository.
+/// The registry's gate: `AWS:<token>`, an existing repository, and no push to an existing
+/// immutable tag (ECR refuses one even with the manifest the tag names).
 struct TokenGate {
     ecr: std::sync::Weak<Ecr>,
 }
 
 impl Gate for TokenGate {
-    fn check(&self, authorization: Option<&str>, path: &str) -> Option<Response> {
+    fn check(&self, method: &str, authorization: Option<&str>, path: &str) -> Option<Response> {
         let ecr = self.ecr.upgrade()?;
         let realm = format!("https://{}/", ecr.host.lock().unwrap());
         match authorization.and_then(decode_basic) {
@@ -222,7 +355,7 @@ impl Gate for TokenGate {
         }
         let repository = repository_of(path)?;
         if ecr.has_repository(&repository) {
-            return None;
+            return ecr.refuse_overwrite(method, path, &repository);
         }
         Some(registry_error(
             StatusCode::NOT_FOUND,
@@ -280,6 +413,23 @@ async fn calls(State(ecr): State<Arc<Ecr>>) -> Json<BTreeMap<String, u64>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tag_mutability_reads_ecr_input_and_matches_wildcards() {
+        let input = json!({"imageTagMutability": "IMMUTABLE_WITH_EXCLUSION",
+            "imageTagMutabilityExclusionFilters": [{"filterType": "WILDCARD", "filter": "dev-*"}]});
+        let tags = TagMutability::from_input(&input).unwrap();
+        assert!(!tags.protects("dev-1"));
+        assert!(tags.protects("1.0"));
+        assert!(!TagMutability::from_input(&json!({})).unwrap().protects("x"));
+        assert!(TagMutability::from_input(
+            &json!({"imageTagMutability": "IMMUTABLE_WITH_EXCLUSION"})
+        )
+        .is_err());
+        assert!(TagMutability::from_input(&json!({"imageTagMutability": "SOMETIMES"})).is_err());
+        assert!(wildcard("a*b*c", "axxbyyc"));
+        assert!(!wildcard("a*b", "axxc"));
+    }
 
     #[test]
     fn repository_of_handles_nested_names() {

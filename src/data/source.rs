@@ -1,0 +1,191 @@
+//! `ecrmirror_source`: what a source reference names now (its digest, media type and
+//! platforms, and a platform's manifest), asked with manifest requests only, with the
+//! resource's credentials; no Docker engine, nothing mirrored.
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use tf_provider::schema::{AttributeConstraint, AttributeType, Block, Description, Schema};
+use tf_provider::value::{Value, ValueEmpty};
+use tf_provider::{DataSource, Diagnostics};
+
+use super::attributes;
+use crate::clients::SharedClients;
+use crate::error::{Error, Result};
+use crate::reference::{Platform, SourceRef};
+use crate::schema::{attribute, string};
+use crate::source::{self, Unresolved, Wanted};
+
+/// The data source's state.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SourceState {
+    pub docker_source: Value<String>,
+    pub platform: Value<String>,
+    pub digest: Value<String>,
+    pub platform_digest: Value<String>,
+    pub platforms: Value<Vec<Value<String>>>,
+    pub media_type: Value<String>,
+}
+
+/// `ecrmirror_source`.
+pub struct SourceDataSource {
+    clients: SharedClients,
+}
+
+impl SourceDataSource {
+    /// The data source, using the clients `configure` will set.
+    pub fn new(clients: SharedClients) -> SourceDataSource {
+        SourceDataSource { clients }
+    }
+}
+
+/// The schema of `ecrmirror_source`.
+pub fn schema() -> Schema {
+    use AttributeConstraint::{Computed, Optional, Required};
+    Schema {
+        version: 0,
+        block: Block {
+            version: 0,
+            attributes: attributes(vec![
+                ("docker_source", string(Required, "Image reference to look up, as Docker reads it: `nginx`, `nginx:1.27`, `ghcr.io/org/app:v1`, `nginx@sha256:…`. Credentials are the resource's: the provider's `registry_auth` blocks, else the Docker config file, else anonymous.")),
+                ("platform", string(Optional, "Platform whose image to look up in a multi-platform source, as `os/arch[/variant]`, e.g. `linux/arm64/v8`. A source without it is an error that lists the platforms it holds.")),
+                ("digest", string(Computed, "`sha256:…` digest of what `docker_source` names now: a multi-platform index or an image manifest. Equal to the `source_digest` a mirror of it records.")),
+                ("platform_digest", string(Computed, "Digest of the image manifest for `platform` (null without `platform`). For a single-image source of that platform, equal to `digest`. Equal to the `image_digest` of a registry-method mirror with the same `platform`.")),
+                ("platforms", attribute(AttributeType::List(Box::new(AttributeType::String)), Computed, "Platforms the source holds images for, as `os/arch[/variant]`, in the index's order (attestation entries, `unknown/unknown`, left out). A single image lists its own platform, read from its config.")),
+                ("media_type", string(Computed, "Media type of what `docker_source` names, e.g. `application/vnd.oci.image.index.v1+json`.")),
+            ]),
+            blocks: Default::default(),
+            description: Description::markdown("What a source image reference names now, without mirroring it: its digest (to pin, to feed `triggers`, or to compare with a mirror), its platforms, and a platform's manifest digest. Asks the source registry with manifest requests only; no Docker engine is needed."),
+            deprecated: false,
+        },
+    }
+}
+
+/// The arguments parsed: the source, and the platform when one is asked.
+fn arguments(config: &SourceState) -> (Result<Option<SourceRef>>, Result<Option<Platform>>) {
+    let invalid = |attribute: &'static str| move |detail| Error::Invalid { attribute, detail };
+    let source = match &config.docker_source {
+        Value::Value(text) => SourceRef::parse(text)
+            .map(Some)
+            .map_err(invalid("docker_source")),
+        Value::Null => Err(Error::Invalid {
+            attribute: "docker_source",
+            detail: "`docker_source` is required and cannot be null.".into(),
+        }),
+        Value::Unknown => Ok(None),
+    };
+    let platform = match &config.platform {
+        Value::Value(text) => Platform::parse(text).map(Some).map_err(invalid("platform")),
+        _ => Ok(None),
+    };
+    (source, platform)
+}
+
+#[async_trait]
+impl DataSource for SourceDataSource {
+    type State<'a> = SourceState;
+    type ProviderMetaState<'a> = ValueEmpty;
+
+    fn schema(&self, _diags: &mut Diagnostics) -> Option<Schema> {
+        Some(schema())
+    }
+
+    async fn validate<'a>(&self, diags: &mut Diagnostics, config: SourceState) -> Option<()> {
+        let (source, platform) = arguments(&config);
+        for error in [source.err(), platform.err()].into_iter().flatten() {
+            error.report(diags);
+        }
+        Some(())
+    }
+
+    async fn read<'a>(
+        &self,
+        diags: &mut Diagnostics,
+        config: SourceState,
+        _meta: ValueEmpty,
+    ) -> Option<SourceState> {
+        let Some(clients) = self.clients.get().cloned() else {
+            Error::NotConfigured.report(diags);
+            return None;
+        };
+        match look_up(&clients, &config).await {
+            Ok(state) => Some(state),
+            Err(err) => {
+                err.report(diags);
+                None
+            }
+        }
+    }
+}
+
+/// Asks the source registry about `config.docker_source`.
+async fn look_up(clients: &crate::clients::Clients, config: &SourceState) -> Result<SourceState> {
+    let (source, platform) = arguments(config);
+    let (source, platform) = (source?, platform?);
+    let source = source.ok_or_else(|| Error::Invalid {
+        attribute: "docker_source",
+        detail: "`docker_source` has no known value.".into(),
+    })?;
+    let credentials = clients.source_auth.for_host(source.host());
+    let wanted = platform.as_ref().map_or(Wanted::Named, Wanted::Platform);
+    let distribution = &clients.distribution;
+    let resolved = match source::resolve(distribution, &source, wanted, credentials.as_ref()).await
+    {
+        Ok(resolved) => resolved,
+        Err(Unresolved::PlatformMissing { held }) => {
+            return Err(Error::PlatformMissing {
+                reference: source.to_string(),
+                wanted: platform.map(|p| p.to_string()).unwrap_or_default(),
+                held,
+                hint: "Set `platform` to one of the platforms the source holds, or leave it out to look up the whole source.".into(),
+            })
+        }
+        Err(Unresolved::Failed(err)) => return Err(err),
+    };
+    let platforms =
+        source::platforms(distribution, &source, &resolved.named, credentials.as_ref()).await?;
+    Ok(SourceState {
+        digest: Value::Value(resolved.named.digest.clone()),
+        platform_digest: match platform {
+            Some(_) => Value::Value(resolved.image().digest.clone()),
+            None => Value::Null,
+        },
+        platforms: Value::Value(platforms.into_iter().map(Value::Value).collect()),
+        media_type: Value::Value(resolved.named.media_type().to_string()),
+        ..config.clone()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_attribute_is_documented() {
+        let schema = schema();
+        assert!(schema.block.description.content.len() > 10);
+        assert_eq!(
+            crate::schema::undocumented(&schema.block),
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn bad_arguments_are_errors_on_their_attributes() {
+        let config = SourceState {
+            docker_source: Value::Value("Nginx".into()),
+            platform: Value::Value("linux".into()),
+            ..Default::default()
+        };
+        let (source, platform) = arguments(&config);
+        assert_eq!(source.unwrap_err().attribute(), Some("docker_source"));
+        assert_eq!(platform.unwrap_err().attribute(), Some("platform"));
+        let unknown = SourceState {
+            docker_source: Value::Unknown,
+            ..Default::default()
+        };
+        let (source, platform) = arguments(&unknown);
+        assert!(matches!(source, Ok(None)));
+        assert!(matches!(platform, Ok(None)));
+    }
+}

@@ -1,0 +1,226 @@
+//! The data sources through real Terraform: `ecrmirror_source` answers what the source
+//! registry serves, with manifest requests only and no Docker engine; `ecrmirror_image`
+//! answers what ECR's tag holds, as the resource names it. Missing tags, platforms and
+//! unreachable registries are errors that say so.
+
+mod support;
+
+use serde_json::json;
+use support::Harness;
+
+/// A provider whose Docker engine address answers nothing: a data source that used an
+/// engine would fail.
+const NO_ENGINE: &str = r#"
+provider "ecrmirror" {
+  docker_host = "tcp://127.0.0.1:9"
+}
+"#;
+
+/// `ecrmirror_source` data sources named `name` of `source` (under `{source}`) and
+/// `platform`, with every attribute as an output.
+fn source_lookup(name: &str, source: &str, platform: Option<&str>) -> String {
+    let platform = platform.map_or(String::new(), |p| format!("  platform      = \"{p}\"\n"));
+    format!(
+        r#"
+data "ecrmirror_source" "{name}" {{
+  docker_source = "{{source}}/{source}"
+{platform}}}
+
+output "{name}" {{
+  value = data.ecrmirror_source.{name}
+}}
+"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn source_lookups_answer_what_the_registry_serves_without_blobs_or_engine() {
+    let h = Harness::start().await;
+    let (index, images) = h.seed_index("upstream/multi", "1.0", 91).await;
+    let single = h.seed_image("upstream/single", "2.0", 92).await;
+    h.config(&format!(
+        "{NO_ENGINE}{}{}{}",
+        source_lookup("index", "upstream/multi:1.0", None),
+        source_lookup("arm", "upstream/multi:1.0", Some("linux/arm64/v8")),
+        source_lookup("single", "upstream/single:2.0", None),
+    ));
+    h.clear_logs();
+    h.apply().await;
+    let outputs = h.outputs().await;
+    assert_eq!(outputs["index"]["digest"], json!(index));
+    assert_eq!(
+        outputs["index"]["platforms"],
+        json!(["linux/amd64", "linux/arm64/v8"])
+    );
+    assert_eq!(
+        outputs["index"]["media_type"],
+        json!("application/vnd.docker.distribution.manifest.list.v2+json")
+    );
+    assert_eq!(outputs["index"]["platform_digest"], json!(null));
+    assert_eq!(outputs["arm"]["digest"], json!(index));
+    assert_eq!(
+        outputs["arm"]["platform_digest"],
+        json!(images[1].manifest_digest)
+    );
+    assert_eq!(outputs["single"]["digest"], json!(single.manifest_digest));
+    assert_eq!(outputs["single"]["platforms"], json!(["linux/amd64"]));
+    assert_eq!(
+        outputs["single"]["media_type"],
+        json!("application/vnd.docker.distribution.manifest.v2+json")
+    );
+    // Manifests only; the one blob is the single image's config, which names its platform.
+    let blobs: Vec<String> = h
+        .source_requests()
+        .into_iter()
+        .filter(|r| r.contains("/blobs/"))
+        .collect();
+    assert!(
+        blobs.iter().all(|r| r.ends_with(&single.config_digest)),
+        "the source served more than a config: {blobs:?}"
+    );
+    assert!(
+        h.ecr_requests().is_empty(),
+        "ECR was asked: {:?}",
+        h.ecr_requests()
+    );
+
+    // The upstream tag moves: the next plan reads the new digest.
+    let moved = h.seed_image("upstream/single", "2.0", 93).await;
+    h.apply().await;
+    assert_eq!(
+        h.outputs().await["single"]["digest"],
+        json!(moved.manifest_digest)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn source_lookups_that_cannot_answer_are_errors_that_say_why() {
+    let h = Harness::start().await;
+    h.seed_index("upstream/multi", "1.0", 94).await;
+
+    h.config(&format!(
+        "{NO_ENGINE}{}",
+        source_lookup("gone", "upstream/multi:9.9", None)
+    ));
+    let run = h.apply_fails().await;
+    run.stderr_has("upstream/multi:9.9 was not found")
+        .stderr_has("Check `docker_source`");
+
+    h.config(&format!(
+        "{NO_ENGINE}{}",
+        source_lookup("s390x", "upstream/multi:1.0", Some("linux/s390x"))
+    ));
+    let run = h.apply_fails().await;
+    run.stderr_has("has no image for platform linux/s390x")
+        .stderr_has("The source holds these platforms: linux/amd64, linux/arm64/v8.");
+
+    h.config(&format!(
+        "{NO_ENGINE}{}",
+        source_lookup("bad", "upstream/multi:1.0", Some("linux"))
+    ));
+    let run = h.terraform(&["validate", "-no-color"]).await;
+    assert!(!run.success, "{}", run.output());
+    run.stderr_has("Invalid platform")
+        .stderr_has("`linux` is not a platform");
+
+    h.config(
+        r#"
+provider "ecrmirror" {}
+
+data "ecrmirror_source" "unreachable" {
+  docker_source = "127.0.0.1:9/upstream/app:1.0"
+}
+"#,
+    );
+    let run = h.apply_fails().await;
+    run.stderr_has("Cannot reach the source registry at http://127.0.0.1:9");
+    assert!(
+        !run.stderr.contains("panic"),
+        "the provider panicked:\n{}",
+        run.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_image_lookup_reads_a_mirror_another_configuration_owns() {
+    let h = Harness::start().await;
+    h.seed_index("upstream/app", "1.0", 95).await;
+    h.config(&format!(
+        r#"{NO_ENGINE}
+resource "ecrmirror_image" "shared" {{
+  docker_source = "{{source}}/upstream/app:1.0"
+  repository    = "mirror/app"
+  copy_method   = "registry"
+}}
+"#
+    ));
+    h.apply().await;
+    let digest = h.attr("shared", "image_digest").await;
+    let uri = h.attr("shared", "image_uri").await;
+    let pinned = h.attr("shared", "image_uri_digest").await;
+
+    // Another working directory, as another stack: it reads the mirror, owning nothing.
+    let reader = h.work().join("reader");
+    std::fs::create_dir_all(&reader).unwrap();
+    let hcl = format!(
+        r#"terraform {{
+  required_providers {{
+    ecrmirror = {{ source = "techtospeech/ecrmirror" }}
+  }}
+}}
+{NO_ENGINE}
+data "ecrmirror_image" "app" {{
+  repository = "mirror/app"
+  tag        = "1.0"
+}}
+
+output "app" {{
+  value = data.ecrmirror_image.app
+}}
+"#
+    );
+    std::fs::write(reader.join("main.tf"), hcl).unwrap();
+    h.clear_logs();
+    let run = h
+        .terraform_in(
+            &reader,
+            &["apply", "-auto-approve", "-input=false", "-no-color"],
+        )
+        .await;
+    assert!(run.success, "{}", run.output());
+    let run = h
+        .terraform_in(&reader, &["output", "-json", "-no-color"])
+        .await;
+    let outputs: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let app = &outputs["app"]["value"];
+    assert_eq!(app["image_digest"], json!(digest));
+    assert_eq!(app["image_uri"], json!(uri));
+    assert_eq!(app["image_uri_digest"], json!(pinned));
+    assert_eq!(app["registry_id"], json!("123456789012"));
+    assert_eq!(h.ecr_tag("mirror/app", "1.0"), Some(digest));
+    assert!(
+        h.source_requests().is_empty() && h.ecr_requests().is_empty(),
+        "a lookup transferred something"
+    );
+
+    // A tag or a repository that does not exist is an error naming it.
+    let missing = |repository: &str, tag: &str| {
+        std::fs::read_to_string(reader.join("main.tf"))
+            .unwrap()
+            .replace("\"mirror/app\"", &format!("\"{repository}\""))
+            .replace("\"1.0\"", &format!("\"{tag}\""))
+    };
+    std::fs::write(reader.join("main.tf"), missing("mirror/app", "9.9")).unwrap();
+    let run = h
+        .terraform_in(&reader, &["plan", "-input=false", "-no-color"])
+        .await;
+    assert!(!run.success, "{}", run.output());
+    run.stderr_has("ECR has no tag 9.9 in repository mirror/app")
+        .stderr_has("apply that one first");
+    std::fs::write(reader.join("main.tf"), missing("mirror/none", "9.9")).unwrap();
+    let run = h
+        .terraform_in(&reader, &["plan", "-input=false", "-no-color"])
+        .await;
+    assert!(!run.success, "{}", run.output());
+    run.stderr_has("ECR repository mirror/none does not exist");
+}
