@@ -71,6 +71,8 @@ pub enum Error {
     /// The source holds no image for the platform a mirror asks for.
     #[error("{reference} has no image for platform {wanted}")]
     PlatformMissing {
+        /// `platform`, or `platforms` for a subset.
+        attribute: &'static str,
         reference: String,
         wanted: String,
         /// The platforms the source holds (empty when only the engine knows).
@@ -266,7 +268,7 @@ impl Error {
             | Error::Source { .. }
             | Error::NotAnImage { .. }
             | Error::Corrupt { .. } => Some("docker_source"),
-            Error::PlatformMissing { .. } => Some("platform"),
+            Error::PlatformMissing { attribute, .. } => Some(attribute),
             Error::RepositoryNotFound { .. } => Some("repository"),
             Error::Timeout { .. } => Some("timeouts"),
             Error::TagShared { .. }
@@ -554,6 +556,7 @@ mod tests {
             ),
             (
                 Error::PlatformMissing {
+                    attribute: "platform",
                     reference: r(),
                     wanted: c(),
                     held: vec![],

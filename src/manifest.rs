@@ -118,6 +118,37 @@ pub fn platforms(index: &OciImageIndex) -> Vec<String> {
         .collect()
 }
 
+/// The annotation with which an attestation entry of an index (buildx's provenance and
+/// SBOMs) names the platform manifest it is about.
+const REFERENCE_DIGEST: &str = "vnd.docker.reference.digest";
+
+/// `index` (an index's bytes) with only the entries `keep(digest, refers_to)` keeps, where
+/// `refers_to` is the manifest an attestation entry is about; every other field as it was.
+pub fn index_of(
+    index: &[u8],
+    keep: impl Fn(&str, Option<&str>) -> bool,
+) -> Result<Vec<u8>, String> {
+    let mut document: serde_json::Value =
+        serde_json::from_slice(index).map_err(|err| format!("the index is not JSON: {err}"))?;
+    let Some(entries) = document
+        .get_mut("manifests")
+        .and_then(serde_json::Value::as_array_mut)
+    else {
+        return Err("the index has no `manifests`".into());
+    };
+    entries.retain(|entry| {
+        let digest = entry["digest"].as_str().unwrap_or_default();
+        keep(digest, entry["annotations"][REFERENCE_DIGEST].as_str())
+    });
+    serde_json::to_vec(&document).map_err(|err| err.to_string())
+}
+
+/// The `sha256:…` digest of `bytes`.
+pub fn digest_of(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    format!("sha256:{:x}", sha2::Sha256::digest(bytes))
+}
+
 /// The platform fields of an image config blob.
 #[derive(Debug, Deserialize)]
 pub struct ConfigPlatform {
@@ -194,6 +225,36 @@ mod tests {
         assert_eq!(found("linux/amd64"), Some("sha256:a"));
         assert_eq!(found("linux/s390x"), None);
         assert_eq!(platforms(index), ["linux/amd64", "linux/arm64/v8"]);
+    }
+
+    #[test]
+    fn a_subset_index_keeps_its_fields_and_the_attestations_of_what_it_keeps() {
+        let attested = INDEX.replace(
+            r#""platform":{"os":"unknown","architecture":"unknown"}}"#,
+            r#""platform":{"os":"unknown","architecture":"unknown"},"annotations":{"vnd.docker.reference.digest":"sha256:b"}}"#,
+        );
+        let kept = index_of(attested.as_bytes(), |digest, refers_to| {
+            digest == "sha256:b" || refers_to == Some("sha256:b")
+        })
+        .unwrap();
+        let kept = fetched(std::str::from_utf8(&kept).unwrap());
+        let digests: Vec<_> = kept
+            .index()
+            .unwrap()
+            .manifests
+            .iter()
+            .map(|e| e.digest.as_str())
+            .collect();
+        assert_eq!(digests, ["sha256:b", "sha256:c"]);
+        assert_eq!(
+            kept.media_type(),
+            "application/vnd.docker.distribution.manifest.list.v2+json"
+        );
+        assert!(index_of(b"{}", |_, _| true).is_err());
+        assert_eq!(
+            digest_of(b""),
+            "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
     }
 
     #[test]

@@ -287,6 +287,12 @@ impl Platform {
         }
     }
 
+    /// Whether `other` names the same platform (`linux/arm64` and `linux/arm64/v8` do).
+    pub fn same_as(&self, other: &Platform) -> bool {
+        self.matches(&other.os, &other.architecture, other.variant.as_deref())
+            && other.matches(&self.os, &self.architecture, self.variant.as_deref())
+    }
+
     /// Whether an image of `os`/`architecture`/`variant` is this platform. An image without a
     /// variant matches the architecture's default (`arm64` is `v8`).
     pub fn matches(&self, os: &str, architecture: &str, variant: Option<&str>) -> bool {

@@ -20,13 +20,59 @@ pub struct Resolved {
     pub named: Fetched,
     /// The platform's image manifest, when a platform was asked of an index.
     pub platform_image: Option<Fetched>,
+    /// A new index of some of the named index's platforms ([`Resolved::subset`]).
+    pub subset: Option<Fetched>,
 }
 
 impl Resolved {
-    /// The manifest a mirror of this resolution is: the platform's image when one was
-    /// picked from an index, else what the reference names (an image, or a whole index).
+    /// The manifest a mirror of this resolution is: the new index of a subset of platforms,
+    /// the platform's image when one was picked from an index, else what the reference names
+    /// (an image, or a whole index).
     pub fn image(&self) -> &Fetched {
-        self.platform_image.as_ref().unwrap_or(&self.named)
+        self.subset
+            .as_ref()
+            .or(self.platform_image.as_ref())
+            .unwrap_or(&self.named)
+    }
+
+    /// This resolution with a new index of just `platforms` of the index it names: their
+    /// entries in the source's order, and the attestations that name them (buildx's
+    /// `vnd.docker.reference.digest`); every other field (media type, annotations) kept.
+    /// The new index's digest is its own. Pure: nothing is asked of the registry.
+    pub fn subset(self, source: &SourceRef, platforms: &[Platform]) -> Result<Resolved> {
+        let Some(index) = self.named.index() else {
+            return Err(Error::Invalid {
+                attribute: "platforms",
+                detail: format!("{source} is a single image, not a multi-platform index: `platforms` picks images out of an index. Use `platform`, or leave both out to mirror the image."),
+            });
+        };
+        let mut kept = std::collections::BTreeSet::new();
+        for platform in platforms {
+            let Some(entry) = manifest::find_platform(index, platform) else {
+                return Err(Error::PlatformMissing {
+                    attribute: "platforms",
+                    reference: source.to_string(),
+                    wanted: platform.to_string(),
+                    held: manifest::platforms(index),
+                    hint: "List only platforms the source holds in `platforms`.".into(),
+                });
+            };
+            kept.insert(entry.digest.clone());
+        }
+        let not_an_image = |cause| Error::NotAnImage {
+            reference: source.to_string(),
+            cause,
+        };
+        let body = manifest::index_of(&self.named.body, |digest, refers_to| {
+            kept.contains(digest) || refers_to.is_some_and(|d| kept.contains(d))
+        })
+        .map_err(not_an_image)?;
+        let subset =
+            Fetched::parse(manifest::digest_of(&body), body.into()).map_err(not_an_image)?;
+        Ok(Resolved {
+            subset: Some(subset),
+            ..self
+        })
     }
 }
 
@@ -111,6 +157,7 @@ pub async fn resolve(
     let whole = |named| Resolved {
         named,
         platform_image: None,
+        subset: None,
     };
     match (wanted, named.index()) {
         (Wanted::Named, _) | (Wanted::Default(_), None) => Ok(whole(named)),
@@ -125,6 +172,7 @@ pub async fn resolve(
             Ok(Resolved {
                 named,
                 platform_image: Some(image),
+                subset: None,
             })
         }
         (Wanted::Platform(platform), None) => {

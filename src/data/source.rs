@@ -134,6 +134,7 @@ async fn look_up(clients: &crate::clients::Clients, config: &SourceState) -> Res
         Ok(resolved) => resolved,
         Err(Unresolved::PlatformMissing { held }) => {
             return Err(Error::PlatformMissing {
+                attribute: "platform",
                 reference: source.to_string(),
                 wanted: platform.map(|p| p.to_string()).unwrap_or_default(),
                 held,

@@ -158,6 +158,7 @@ impl DockerTransfer {
         if text.contains("no matching manifest") {
             tracing::debug!(source = %reference, "the engine found no image for the platform: {cause}");
             Error::PlatformMissing {
+                attribute: "platform",
                 reference,
                 wanted: job
                     .platform
@@ -269,6 +270,7 @@ impl DockerTransfer {
                     None => format!("{os}/{arch}"),
                 };
                 return Err(Error::PlatformMissing {
+                    attribute: "platform",
                     reference: job.source.to_string(),
                     wanted: platform.to_string(),
                     held: vec![got],
@@ -550,6 +552,7 @@ impl Transfer for DockerTransfer {
             Ok(resolved) => Ok(Some(resolved)),
             Err(Unresolved::PlatformMissing { held }) if platform.is_some() => {
                 Err(Error::PlatformMissing {
+                    attribute: "platform",
                     reference: source.to_string(),
                     wanted: platform.map(ToString::to_string).unwrap_or_default(),
                     held,

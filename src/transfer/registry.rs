@@ -546,6 +546,7 @@ impl Transfer for RegistryTransfer {
         match source::resolve(&self.distribution, source, wanted, credentials).await {
             Ok(resolved) => Ok(Some(resolved)),
             Err(Unresolved::PlatformMissing { held }) => Err(Error::PlatformMissing {
+                attribute: "platform",
                 reference: source.to_string(),
                 wanted: platform.map(ToString::to_string).unwrap_or_default(),
                 held,

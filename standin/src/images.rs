@@ -183,6 +183,17 @@ pub async fn push_index(
     tag: &str,
     specs: &[Spec],
 ) -> Result<(String, Vec<Pushed>)> {
+    push_annotated_index(client, repository, tag, specs, None).await
+}
+
+/// [`push_index`], with `annotations` on the index when given.
+pub async fn push_annotated_index(
+    client: &Client,
+    repository: &str,
+    tag: &str,
+    specs: &[Spec],
+    annotations: Option<serde_json::Value>,
+) -> Result<(String, Vec<Pushed>)> {
     let mut entries = Vec::new();
     let mut pushed = Vec::new();
     for spec in specs {
@@ -201,11 +212,15 @@ pub async fn push_index(
         pushed.push(image);
     }
     let index_type = specs.first().map_or(DOCKER_LIST, |s| s.types().3);
-    let list = serde_json::to_vec(&json!({
+    let mut list = json!({
         "schemaVersion": 2,
         "mediaType": index_type,
         "manifests": entries,
-    }))?;
+    });
+    if let Some(annotations) = annotations {
+        list["annotations"] = annotations;
+    }
+    let list = serde_json::to_vec(&list)?;
     let digest = client
         .put_manifest(repository, tag, index_type, list)
         .await?;

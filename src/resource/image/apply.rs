@@ -103,7 +103,10 @@ async fn mirror_now(
         ),
         held_by_ecr(clients, &destination, adopt),
     );
-    let resolved = resolved?;
+    let resolved = match (resolved?, &mirror.platforms) {
+        (Some(whole), Some(platforms)) => Some(whole.subset(&mirror.source, platforms)?),
+        (resolved, _) => resolved,
+    };
     // An immutable tag cannot be pushed again, even with the image it names: when it holds
     // the source's image, that is recorded whatever `adopt` says (a re-mirror would make
     // the same), and any other image is refused before a transfer.

@@ -2,6 +2,8 @@
 //! apply all read. Each argument is checked by one function here and each default is
 //! decided here; a value unknown at plan time stays unknown until apply.
 
+use std::collections::BTreeSet;
+
 use tf_provider::value::Value;
 
 use super::state::ImageState;
@@ -18,6 +20,8 @@ pub struct Arguments {
     pub tag: Value<String>,
     /// `Null`: no platform asked for.
     pub platform: Value<Platform>,
+    /// `Null`: no subset of platforms asked for.
+    pub platforms: Value<Vec<Platform>>,
     /// The copy method with its default: the provider's `copy_method`.
     pub method: Value<CopyMethod>,
     /// Unknown or null: the caller's own registry.
@@ -33,6 +37,8 @@ pub struct Mirror {
     pub repository: String,
     pub tag: String,
     pub platform: Option<Platform>,
+    /// The platforms of a multi-platform source to copy, as a new index of just them.
+    pub platforms: Option<Vec<Platform>>,
     pub method: CopyMethod,
     /// The target registry's account id; `None`: the caller's own.
     pub registry_id: Option<String>,
@@ -85,6 +91,37 @@ fn tag(tag: &Value<String>, source: &Value<SourceRef>) -> Result<Value<String>> 
     }
 }
 
+/// `platforms` parsed: every element a platform, none twice. An unknown element leaves the
+/// whole set unknown.
+fn platforms(set: &Value<BTreeSet<Value<String>>>) -> Result<Value<Vec<Platform>>> {
+    let set = match set {
+        Value::Value(set) => set,
+        Value::Null => return Ok(Value::Null),
+        Value::Unknown => return Ok(Value::Unknown),
+    };
+    let mut parsed: Vec<Platform> = Vec::new();
+    for element in set {
+        let Value::Value(text) = element else {
+            return Ok(Value::Unknown);
+        };
+        let platform = Platform::parse(text).map_err(invalid("platforms"))?;
+        if let Some(same) = parsed.iter().find(|p| p.same_as(&platform)) {
+            return Err(Error::Invalid {
+                attribute: "platforms",
+                detail: format!("`{same}` and `{platform}` name the same platform: list it once."),
+            });
+        }
+        parsed.push(platform);
+    }
+    if parsed.is_empty() {
+        return Err(Error::Invalid {
+            attribute: "platforms",
+            detail: "`platforms` cannot be empty: list the platforms to copy, or leave it out to copy every platform.".into(),
+        });
+    }
+    Ok(Value::Value(parsed))
+}
+
 /// The value of `result`, or unknown with its error kept in `errors`.
 fn keep<T>(errors: &mut Vec<Error>, result: Result<Value<T>>) -> Value<T> {
     result.unwrap_or_else(|err| {
@@ -108,8 +145,9 @@ fn required<T>(value: &Value<T>, attribute: &'static str) -> Option<Error> {
 
 impl Arguments {
     /// Parses the arguments of `config` (a configuration, or a planned state);
-    /// `default_method` is the provider's `copy_method`.
-    pub fn parse(config: &ImageState, default_method: CopyMethod) -> Arguments {
+    /// `default_method` is the provider's `copy_method` (`None` while the provider is not
+    /// configured yet, as in validation: then a method left out is unknown).
+    pub fn parse(config: &ImageState, default_method: impl Into<Option<CopyMethod>>) -> Arguments {
         let mut errors = Vec::new();
         let source = keep(&mut errors, source(&config.docker_source));
         let repository = keep(
@@ -123,13 +161,26 @@ impl Arguments {
             &mut errors,
             parsed(&config.platform, "platform", Platform::parse),
         );
+        let platforms = keep(&mut errors, platforms(&config.platforms));
+        if config.platform.is_value() && config.platforms.is_value() {
+            errors.push(Error::Invalid {
+                attribute: "platforms",
+                detail: "`platform` and `platforms` cannot both be set: `platform` mirrors one image, `platforms` an index of several.".into(),
+            });
+        }
         let method = match keep(
             &mut errors,
             parsed(&config.copy_method, "copy_method", str::parse),
         ) {
-            Value::Null => Value::Value(default_method),
+            Value::Null => default_method.into().map_or(Value::Unknown, Value::Value),
             other => other,
         };
+        if method == Value::Value(CopyMethod::Docker) && config.platforms.is_value() {
+            errors.push(Error::Invalid {
+                attribute: "platforms",
+                detail: "`platforms` needs `copy_method = \"registry\"`: a Docker engine pulls one platform at a time and cannot push an index. Set `copy_method = \"registry\"` (in the resource, or the provider's default), or mirror each platform with its own `platform`.".into(),
+            });
+        }
         let registry_id = keep(
             &mut errors,
             parsed(&config.registry_id, "registry_id", |id| {
@@ -146,6 +197,7 @@ impl Arguments {
             repository,
             tag,
             platform,
+            platforms,
             method,
             registry_id,
             errors,
@@ -164,6 +216,10 @@ impl Arguments {
             platform: match self.platform {
                 Value::Null => None,
                 platform => Some(known(&platform, "platform")?.clone()),
+            },
+            platforms: match self.platforms {
+                Value::Null => None,
+                platforms => Some(known(&platforms, "platforms")?.clone()),
             },
             method: *known(&self.method, "copy_method")?,
             // Computed when left out: unknown in a plan until ECR names the account.
@@ -219,6 +275,39 @@ mod tests {
             args.mirror().unwrap_err().attribute(),
             Some("docker_source")
         );
+    }
+
+    fn set(items: &[&str]) -> Value<BTreeSet<Value<String>>> {
+        Value::Value(items.iter().map(|i| v(i)).collect())
+    }
+
+    #[test]
+    fn platforms_are_checked_against_platform_and_the_method() {
+        let mut cfg = config("nginx");
+        cfg.platforms = set(&["linux/amd64", "linux/arm64/v8"]);
+        let args = Arguments::parse(&cfg, CopyMethod::Registry);
+        assert!(args.errors.is_empty(), "{:?}", args.errors);
+        assert_eq!(args.mirror().unwrap().platforms.unwrap().len(), 2);
+        // Validation does not know the provider's method yet; a plan with Docker does.
+        assert!(Arguments::parse(&cfg, None).errors.is_empty());
+        assert_eq!(
+            attributes(&Arguments::parse(&cfg, CopyMethod::Docker).errors),
+            vec!["platforms"]
+        );
+        cfg.platform = v("linux/amd64");
+        assert_eq!(
+            attributes(&Arguments::parse(&cfg, CopyMethod::Registry).errors),
+            vec!["platforms"]
+        );
+        for bad in [&["linux"][..], &[], &["linux/arm64", "linux/arm64/v8"]] {
+            let mut cfg = config("nginx");
+            cfg.platforms = set(bad);
+            assert_eq!(
+                attributes(&Arguments::parse(&cfg, CopyMethod::Registry).errors),
+                vec!["platforms"],
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

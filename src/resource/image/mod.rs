@@ -60,6 +60,15 @@ impl ImageResource {
         }
     }
 
+    /// Reports what only a plan can find wrong: validation runs before the provider is
+    /// configured, so the arguments that depend on its `copy_method` (`platforms`) are
+    /// checked here, with the method known.
+    fn check_method(&self, config: &ImageState, diags: &mut Diagnostics) {
+        for error in config::Arguments::parse(config, self.default_method()).errors {
+            error.report(diags);
+        }
+    }
+
     fn clients(&self, diags: &mut Diagnostics) -> Option<Arc<Clients>> {
         let clients = self.clients.get().cloned();
         if clients.is_none() {
@@ -119,6 +128,7 @@ impl Resource for ImageResource {
         _meta: ValueEmpty,
     ) -> Option<(ImageState, Private)> {
         let default_method = self.default_method();
+        self.check_method(&config, diags);
         let planned = plan::plan_create(proposed, &config, default_method);
         self.check_owner(&planned, diags);
         Some((planned, None))
@@ -134,6 +144,7 @@ impl Resource for ImageResource {
         _meta: ValueEmpty,
     ) -> Option<(ImageState, Private, Vec<AttributePath>)> {
         let default_method = self.default_method();
+        self.check_method(&config, diags);
         let (planned, replace) =
             plan::plan_update(&prior, proposed, &config, &private, default_method);
         self.check_owner(&planned, diags);

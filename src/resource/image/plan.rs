@@ -18,7 +18,7 @@ pub const REPLACE_ON_CHANGE: [&str; 3] = ["repository", "tag", "registry_id"];
 
 /// Checks every known argument; unknown values are checked at apply.
 pub fn validate(config: &ImageState) -> Vec<Error> {
-    let mut errors = Arguments::parse(config, CopyMethod::default()).errors;
+    let mut errors = Arguments::parse(config, None).errors;
     if config.timeouts.is_value() {
         for operation in Operation::ALL {
             if let Err(error) = timeout(&config.timeouts, operation) {
@@ -152,6 +152,7 @@ pub fn plan_update(
     let remirror = !replace.is_empty()
         || planned.docker_source != prior.docker_source
         || planned.platform != prior.platform
+        || planned.platforms != prior.platforms
         || planned.copy_method != prior.copy_method
         || planned.triggers != prior.triggers
         || drifted(prior, private);

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use tf_provider::schema::{
     AttributeConstraint, AttributeType, Block, Description, NestedBlock, Schema,
 };
-use tf_provider::value::{serde_as_vec, Value};
+use tf_provider::value::{serde_as_vec, Value, ValueSet};
 
 use crate::schema::{attribute, string};
 
@@ -27,6 +27,7 @@ pub struct ImageState {
     pub repository: Value<String>,
     pub tag: Value<String>,
     pub platform: Value<String>,
+    pub platforms: ValueSet<Value<String>>,
     pub registry_id: Value<String>,
     pub keep_remotely: Value<bool>,
     pub track_source: Value<bool>,
@@ -123,6 +124,7 @@ pub fn schema() -> Schema {
                 ("repository", string(Required, "Name of the ECR repository to mirror into (it must exist); may contain `/`. Changing it replaces the mirror.")),
                 ("tag", string(OptionalComputed, "Tag in ECR. Default: the source's tag, `latest` when it has none. Required when `docker_source` is pinned by digest only. Changing it replaces the mirror.")),
                 ("platform", string(Optional, "Platform to mirror, as `os/arch[/variant]`, e.g. `linux/arm64/v8`: that platform's image out of a multi-platform source. A source without it (an index that lacks it, or a single image of another platform) is refused before anything is copied, with the platforms it holds. Default: with `copy_method = \"docker\"` the Docker engine's own platform; with `\"registry\"` the whole index.")),
+                ("platforms", attribute(AttributeType::Set(Box::new(AttributeType::String)), Optional, "Platforms to copy out of a multi-platform source, as `os/arch[/variant]`, e.g. `[\"linux/amd64\", \"linux/arm64/v8\"]`: each platform's manifest is copied with its digest, and ECR's tag gets a new index holding only them (the source index's media type, annotations and the attestations of those platforms kept). `image_digest` is then that new index's digest, not upstream's: pin `image_uri_digest`, and compare `source_digest` with upstream. Needs `copy_method = \"registry\"`; conflicts with `platform`. A platform the source lacks is refused before anything is copied, with the platforms it holds. Changing it mirrors again in place.")),
                 ("registry_id", string(OptionalComputed, "AWS account id of the target registry. Default: the caller's own. Changing it replaces the mirror.")),
                 ("keep_remotely", attribute(AttributeType::Bool, OptionalComputed, "When `true`, destroying the resource leaves the image in ECR instead of deleting the tag. Default `false`.")),
                 ("track_source", attribute(AttributeType::Bool, OptionalComputed, "When `true`, every plan asks the source registry (one `HEAD` request, which Docker Hub does not count against its pull limit) whether the source tag now names another image, and plans a re-mirror when it does. An unreachable source is a warning, not an error. Default `false`: plans never contact the source registry.")),
