@@ -4,7 +4,10 @@
 //! fails when the committed docs differ from what it would write.
 //!
 //! A template is Markdown with placeholders: `{{description}}`, `{{example}}`,
-//! `{{schema}}` and, for resources, `{{import}}`.
+//! `{{schema}}` and, for resources, `{{import}}` (an `import {}` block example, then the
+//! `terraform import` command, as tfplugindocs writes them). Schemas are written as
+//! tfplugindocs writes them: `### Required` / `### Optional` / `### Read-Only` for the top
+//! block, `Required:` / `Optional:` lines in each nested block's section.
 
 use std::collections::HashMap;
 use std::fmt::Write;
@@ -22,7 +25,14 @@ struct Page {
     template: &'static str,
     schema: Schema,
     example: &'static str,
-    import: Option<&'static str>,
+    /// The `terraform import` commands and the `import {}` block example.
+    import: Option<Import>,
+}
+
+/// A resource's import examples.
+struct Import {
+    command: &'static str,
+    block: &'static str,
 }
 
 fn pages() -> Vec<Page> {
@@ -39,7 +49,24 @@ fn pages() -> Vec<Page> {
             template: "templates/resources/image.md",
             schema: ecrmirror::resource::image::state::schema(),
             example: "examples/resources/ecrmirror_image/resource.tf",
-            import: Some("examples/resources/ecrmirror_image/import.sh"),
+            import: Some(Import {
+                command: "examples/resources/ecrmirror_image/import.sh",
+                block: "examples/resources/ecrmirror_image/import-by-string-id.tf",
+            }),
+        },
+        Page {
+            output: "docs/data-sources/source.md",
+            template: "templates/data-sources/source.md",
+            schema: ecrmirror::data::source::schema(),
+            example: "examples/data-sources/ecrmirror_source/data-source.tf",
+            import: None,
+        },
+        Page {
+            output: "docs/data-sources/image.md",
+            template: "templates/data-sources/image.md",
+            schema: ecrmirror::data::image::schema(),
+            example: "examples/data-sources/ecrmirror_image/data-source.tf",
+            import: None,
         },
     ]
 }
@@ -106,11 +133,18 @@ fn render(root: &Path, page: &Page) -> Result<String, String> {
             page.schema.block.description.content.trim(),
         )
         .replace("{{example}}", &format!("```terraform\n{}```", example))
-        .replace("{{schema}}", schema_markdown(&page.schema.block).trim_end());
-    if let Some(import) = page.import {
+        .replace(
+            "{{schema}}",
+            schema_markdown(&page.schema.block, None).trim_end(),
+        );
+    if let Some(import) = &page.import {
         text = text.replace(
             "{{import}}",
-            &format!("```shell\n{}```", read(root, import)?),
+            &format!(
+                "In Terraform v1.5.0 and later, the [`import` block](https://developer.hashicorp.com/terraform/language/import) can be used with the `id` attribute, for example:\n\n```terraform\n{}```\n\nThe [`terraform import` command](https://developer.hashicorp.com/terraform/cli/commands/import) can be used, for example:\n\n```shell\n{}```",
+                read(root, import.block)?,
+                read(root, import.command)?
+            ),
         );
     }
     if text.contains("{{") {
@@ -149,8 +183,9 @@ fn attribute_line(name: &str, attr: &Attribute) -> String {
     )
 }
 
-/// The Registry's schema section: Required, Optional, Read-Only, then nested blocks.
-fn schema_markdown(block: &Block) -> String {
+/// The Registry's schema section: Required, Optional, Read-Only, then nested blocks. `path`
+/// is the nested block's anchor path (`None` for the top block).
+fn schema_markdown(block: &Block, path: Option<&str>) -> String {
     let mut out = String::new();
     let groups = [
         ("Required", vec![AttributeConstraint::Required]),
@@ -174,25 +209,46 @@ fn schema_markdown(block: &Block) -> String {
             for (name, nested) in &blocks {
                 let inner = nested_block(nested);
                 lines.push(format!(
-                    "- `{name}` (Block{}) {} (see [below for nested schema](#nestedblock--{name}))\n",
+                    "- `{name}` (Block{}) {} (see [below for nested schema](#{}))\n",
                     block_kind(nested),
-                    inner.description.content.trim()
+                    inner.description.content.trim(),
+                    anchor(path, name)
                 ));
             }
             lines.sort();
         }
-        if !lines.is_empty() {
-            let _ = write!(out, "### {title}\n\n{}\n", lines.concat());
+        if lines.is_empty() {
+            continue;
+        }
+        match path {
+            None => {
+                let _ = write!(out, "### {title}\n\n{}\n", lines.concat());
+            }
+            Some(_) => {
+                let _ = write!(out, "{title}:\n\n{}\n", lines.concat());
+            }
         }
     }
     for (name, nested) in blocks {
+        let anchor = anchor(path, name);
         let _ = write!(
             out,
-            "<a id=\"nestedblock--{name}\"></a>\n### Nested Schema for `{name}`\n\n{}",
-            schema_markdown(nested_block(nested))
+            "<a id=\"{anchor}\"></a>\n### Nested Schema for `{}`\n\n{}",
+            anchor
+                .trim_start_matches("nestedblock--")
+                .replace("--", "."),
+            schema_markdown(nested_block(nested), Some(&anchor))
         );
     }
     out
+}
+
+/// tfplugindocs' anchor for the nested block `name` under `path`.
+fn anchor(path: Option<&str>, name: &str) -> String {
+    match path {
+        None => format!("nestedblock--{name}"),
+        Some(path) => format!("{path}--{name}"),
+    }
 }
 
 fn block_kind(nested: &NestedBlock) -> &'static str {
