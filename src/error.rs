@@ -156,8 +156,8 @@ pub enum Error {
         target: String,
         /// The manifest the tag names.
         held: String,
-        /// What the source names now.
-        source_digest: String,
+        /// The manifest the mirror of the source is now.
+        wanted: String,
     },
 
     /// A plan mirrors again into an immutable tag (a warning).
@@ -251,8 +251,8 @@ impl Error {
                 "ECR's tag names {found}, not {pushed}, which this mirror pushed: another push took the tag meanwhile (another `ecrmirror_image` of this configuration, or a push outside Terraform). Nothing was recorded for this mirror."
             ),
             Error::TagNotFound { host, .. } => format!("The registry {host} answered that the tag does not exist."),
-            Error::TagImmutable { held, source_digest, .. } => format!(
-                "The repository's tags are immutable, and the tag already names {held}, another image than the source's ({source_digest}): ECR refuses to overwrite an immutable tag. Nothing was transferred and the state is unchanged."
+            Error::TagImmutable { held, wanted, .. } => format!(
+                "The repository's tags are immutable, and the tag names {held}, not {wanted}, which the mirror of the source is now: ECR refuses to overwrite an immutable tag. Nothing was transferred and the state is unchanged."
             ),
             Error::ImmutableRemirror { .. } => "The repository's tags are immutable: ECR refuses any push to an existing tag, even of the image it names. If ECR's tag already holds the source's image, the apply records it without transferring anything; otherwise the apply fails before transferring anything and the state stays as it is.".into(),
             Error::Timeout { .. } | Error::NotConfigured => String::new(),

@@ -224,3 +224,50 @@ output "app" {{
     assert!(!run.success, "{}", run.output());
     run.stderr_has("ECR repository mirror/none does not exist");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_private_source_is_looked_up_with_the_resources_credentials() {
+    let user = standin::front::BasicAuth {
+        username: "mirror-bot".into(),
+        password: "s3cr3t-lookup-pass".into(),
+    };
+    let mut h = Harness::start_with(standin::SourceAuth::Token(user)).await;
+    let (index, _) = h.seed_index("private/app", "1.0", 97).await;
+    let lookup = r#"
+data "ecrmirror_source" "private" {
+  docker_source = "{source}/private/app:1.0"
+}
+
+output "digest" {
+  value = data.ecrmirror_source.private.digest
+}
+"#;
+
+    // Without credentials the registry refuses, and the error says how to give some.
+    h.config(&format!("provider \"ecrmirror\" {{}}\n{lookup}"));
+    let run = h.apply_fails().await;
+    run.stderr_has("The source registry refused to serve")
+        .stderr_has("registry_auth");
+
+    h.var("source_password", Some("s3cr3t-lookup-pass"));
+    h.config(&format!(
+        r#"
+variable "source_password" {{
+  type      = string
+  sensitive = true
+}}
+
+provider "ecrmirror" {{
+  registry_auth {{
+    address  = "{{source}}"
+    username = "mirror-bot"
+    password = var.source_password
+  }}
+}}
+{lookup}"#
+    ));
+    let run = h.apply().await;
+    assert_eq!(h.outputs().await["digest"], json!(index));
+    assert!(!run.output().contains("s3cr3t-lookup-pass"));
+    assert!(!h.state_file().contains("s3cr3t-lookup-pass"));
+}

@@ -130,7 +130,7 @@ async fn a_moved_source_into_an_immutable_tag_warns_at_plan_and_fails_before_any
     let run = h.apply_fails().await;
     run.stderr_has("is immutable")
         .stderr_has(&format!(
-            "the tag already names {digest}, another image than the source's ({})",
+            "the tag names {digest}, not {}, which the mirror of the source is now",
             moved.manifest_digest
         ))
         .stderr_has("Nothing was transferred")

@@ -130,11 +130,11 @@ async fn mirror_now(
         return Err(Error::TagImmutable {
             target: destination.target.to_string(),
             held: held.digest.clone(),
-            source_digest: resolved
+            wanted: resolved
                 .as_ref()
-                .map(|r| r.named.digest.clone())
+                .map(|r| r.image().digest.clone())
                 .or_else(|| mirror.source.digest().map(str::to_string))
-                .unwrap_or_else(|| mirror.source.to_string()),
+                .unwrap_or_else(|| format!("the image of {}", mirror.source)),
         });
     }
     let mirrored = match adopted {
