@@ -21,6 +21,7 @@ use crate::ecr::{RegistryLogin, Repository, TagLookup};
 use crate::error::{display_duration, Error, Result};
 use crate::manifest::Fetched;
 use crate::reference::{EcrHost, ImportId};
+use crate::source::Resolved;
 use crate::transfer::{Job, Target, Transfer};
 
 /// Runs `work` under the limit `timeouts` sets for `operation`.
@@ -107,36 +108,14 @@ async fn mirror_now(
         (Some(whole), Some(platforms)) => Some(whole.subset(&mirror.source, platforms)?),
         (resolved, _) => resolved,
     };
-    // An immutable tag cannot be pushed again, even with the image it names: when it holds
-    // the source's image, that is recorded whatever `adopt` says (a re-mirror would make
-    // the same), and any other image is refused before a transfer.
-    let adopt = if destination.immutable() {
-        Adopt::IfSame
-    } else {
-        adopt
-    };
-    let adopted = match (&resolved, &held) {
-        (Some(resolved), Some(held))
-            if adopt == Adopt::IfSame && transfer.holds(held, resolved) =>
-        {
-            Some(Mirrored {
-                digest: held.digest.clone(),
-                source_digest: Some(resolved.named.digest.clone()),
-            })
-        }
-        _ => None,
-    };
-    if let (None, Some(held), true) = (&adopted, &held, destination.immutable()) {
-        return Err(Error::TagImmutable {
-            target: destination.target.to_string(),
-            held: held.digest.clone(),
-            wanted: resolved
-                .as_ref()
-                .map(|r| r.image().digest.clone())
-                .or_else(|| mirror.source.digest().map(str::to_string))
-                .unwrap_or_else(|| format!("the image of {}", mirror.source)),
-        });
-    }
+    let adopted = adoption(
+        transfer,
+        resolved.as_ref(),
+        held.as_ref(),
+        adopt,
+        &destination,
+        &mirror,
+    )?;
     let mirrored = match adopted {
         Some(adopted) => {
             tracing::info!(target = %destination.target, "ECR already holds the source image; nothing transferred");
@@ -164,6 +143,40 @@ async fn mirror_now(
         tag: mirror.tag.clone(),
     });
     Ok(recorded(planned, mirror, &destination, mirrored))
+}
+
+/// What ECR's tag already holds of the mirror: `Some` when `held` is what `transfer` would
+/// push for `resolved` and `adopt` allows recording it. An immutable tag cannot be pushed
+/// again, even with the image it names: when it holds the mirror, that is recorded whatever
+/// `adopt` says (a copy would make the same), and any other image is refused here, before a
+/// transfer.
+fn adoption(
+    transfer: &dyn Transfer,
+    resolved: Option<&Resolved>,
+    held: Option<&Fetched>,
+    adopt: Adopt,
+    destination: &Destination,
+    mirror: &Mirror,
+) -> Result<Option<Mirrored>> {
+    let immutable = destination.immutable();
+    let may_adopt = adopt == Adopt::IfSame || immutable;
+    match (resolved, held) {
+        (Some(resolved), Some(held)) if may_adopt && transfer.holds(held, resolved) => {
+            Ok(Some(Mirrored {
+                digest: held.digest.clone(),
+                source_digest: Some(resolved.named.digest.clone()),
+            }))
+        }
+        (_, Some(held)) if immutable => Err(Error::TagImmutable {
+            target: destination.target.to_string(),
+            held: held.digest.clone(),
+            wanted: resolved
+                .map(|r| r.image().digest.clone())
+                .or_else(|| mirror.source.digest().map(str::to_string))
+                .unwrap_or_else(|| format!("the image of {}", mirror.source)),
+        }),
+        _ => Ok(None),
+    }
 }
 
 /// ECR's login (cached after the first) and the repository check, at once: nothing is asked
