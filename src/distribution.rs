@@ -74,6 +74,8 @@ pub enum Answer {
     Denied(Option<u16>),
     /// `DIGEST_INVALID`: the bytes sent do not match the digest given.
     DigestInvalid,
+    /// `TAG_INVALID`: the registry refuses the tag (ECR: an existing immutable tag).
+    TagInvalid,
     /// A `5xx` status.
     ServerError,
     /// Anything else (or no answer at all).
@@ -100,6 +102,7 @@ impl Answer {
             | OciErrorCode::NotFound => Answer::NotFound,
             OciErrorCode::Unauthorized | OciErrorCode::Denied => Answer::Denied(None),
             OciErrorCode::DigestInvalid => Answer::DigestInvalid,
+            OciErrorCode::TagInvalid => Answer::TagInvalid,
             _ => Answer::Other,
         }
     }

@@ -160,6 +160,10 @@ pub enum Error {
         wanted: String,
     },
 
+    /// ECR's registry refused the tag at the push (an immutable tag that exists).
+    #[error("ECR refused the tag {target}")]
+    TagRefused { target: String, cause: String },
+
     /// A plan mirrors again into an immutable tag (a warning).
     #[error("This plan mirrors again into the immutable ECR tag {target}")]
     ImmutableRemirror { target: String },
@@ -201,7 +205,7 @@ impl Error {
             Error::Aws { refusal, .. } => refusal.hint().into(),
             Error::TagShared { .. } | Error::TagTaken { .. } => "Give each `ecrmirror_image` its own `tag` (or `repository`): an ECR tag holds one image, so two mirrors of one tag overwrite each other at every apply.".into(),
             Error::TagNotFound { .. } => "Check `repository` and `tag`. When another configuration makes this mirror, apply that one first.".into(),
-            Error::TagImmutable { .. } | Error::ImmutableRemirror { .. } => IMMUTABLE_HINT.into(),
+            Error::TagImmutable { .. } | Error::ImmutableRemirror { .. } | Error::TagRefused { .. } => IMMUTABLE_HINT.into(),
             Error::Timeout { kind: "delete", .. } => "Raise `delete` in the resource's `timeouts` block, or check the network to the ECR API.".into(),
             Error::Timeout { kind, .. } => format!("Raise `{kind}` in the resource's `timeouts` block, or check the network to the registries (and, with copy_method \"docker\", the Docker engine's)."),
         }
@@ -221,6 +225,7 @@ impl Error {
             | Error::RateLimited { cause, .. }
             | Error::TargetDenied { cause, .. }
             | Error::Push { cause, .. }
+            | Error::TagRefused { cause, .. }
             | Error::Source { cause, .. }
             | Error::NotAnImage { cause, .. }
             | Error::Import { cause, .. }
@@ -275,6 +280,7 @@ impl Error {
             | Error::TagTaken { .. }
             | Error::TagNotFound { .. }
             | Error::TagImmutable { .. }
+            | Error::TagRefused { .. }
             | Error::ImmutableRemirror { .. } => Some("tag"),
             Error::Network { attribute, .. } => *attribute,
             _ => None,
@@ -642,6 +648,37 @@ mod tests {
                 },
                 "its own `tag`",
                 "Apply again",
+            ),
+            (
+                Error::TagImmutable {
+                    target: c(),
+                    held: c(),
+                    wanted: c(),
+                },
+                "Mirror to a new tag",
+                "Apply again",
+            ),
+            (
+                Error::TagRefused {
+                    target: c(),
+                    cause: c(),
+                },
+                "tag mutability",
+                "network",
+            ),
+            (
+                Error::ImmutableRemirror { target: c() },
+                "Mirror to a new tag",
+                "Apply again",
+            ),
+            (
+                Error::TagNotFound {
+                    repository: c(),
+                    tag: c(),
+                    host: c(),
+                },
+                "apply that one first",
+                "docker_source",
             ),
             (
                 Error::Timeout {

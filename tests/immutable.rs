@@ -183,3 +183,24 @@ async fn exclusion_filters_decide_which_tags_are_immutable() {
     run.stdout_has("immutable ECR tag mirror/app:latest");
     h.apply_fails().await.stderr_has("is immutable");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tag_ecr_refuses_at_the_push_says_it_is_immutable() {
+    let h = Harness::start().await;
+    h.seed_image("upstream/app", "1.0", 88).await;
+    h.config(&image(TRACKED));
+    h.apply().await;
+    // The repository becomes immutable, and ECR cannot say what the tag holds: the copy
+    // goes ahead, and ECR's refusal of the tag is reported as such.
+    h.set_tag_mutability(REPO, "IMMUTABLE", &[]);
+    h.seed_image("upstream/app", "1.0", 89).await;
+    h.ecr_faults().add(standin::faults::Rule {
+        status: Some(500),
+        error_type: Some("ServerException".into()),
+        ..standin::faults::Rule::on("BatchGetImage")
+    });
+    let run = h.apply_fails().await;
+    run.stderr_has("ECR refused the tag")
+        .stderr_has("cannot be overwritten because the repository is immutable")
+        .stderr_has("Mirror to a new tag");
+}

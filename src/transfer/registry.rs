@@ -146,6 +146,10 @@ fn target_error(target: &Reference, err: OciDistributionError) -> Error {
                 status.unwrap_or(401)
             ),
         },
+        Answer::TagInvalid => Error::TagRefused {
+            target: target.to_string(),
+            cause: err.to_string(),
+        },
         _ => Error::Push {
             target: target.to_string(),
             cause: err.to_string(),
