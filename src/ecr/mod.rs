@@ -281,6 +281,57 @@ impl Ecr {
             })
     }
 
+    /// Which of `digests` (manifests) `repository` holds; a repository that is gone holds
+    /// none.
+    pub async fn held_manifests(
+        &self,
+        registry_id: Option<&str>,
+        repository: &str,
+        digests: &[String],
+    ) -> Result<std::collections::BTreeSet<String>> {
+        let mut held = std::collections::BTreeSet::new();
+        // BatchGetImage takes at most 100 image ids.
+        for chunk in digests.chunks(100) {
+            let result = self
+                .client
+                .batch_get_image()
+                .repository_name(repository)
+                .set_image_ids(Some(
+                    chunk
+                        .iter()
+                        .map(|d| ImageIdentifier::builder().image_digest(d).build())
+                        .collect(),
+                ))
+                .set_accepted_media_types(Some(
+                    crate::manifest::ACCEPTED
+                        .iter()
+                        .map(|t| t.to_string())
+                        .collect(),
+                ))
+                .set_registry_id(registry_id.map(str::to_string))
+                .send()
+                .await;
+            match result {
+                Ok(output) => held.extend(
+                    output
+                        .images()
+                        .iter()
+                        .filter_map(|i| i.image_id()?.image_digest().map(str::to_string)),
+                ),
+                Err(err)
+                    if matches!(
+                        err.as_service_error(),
+                        Some(BatchGetImageError::RepositoryNotFoundException(_))
+                    ) =>
+                {
+                    return Ok(held)
+                }
+                Err(err) => return Err(aws_error(&self.endpoint, "BatchGetImage", &err)),
+            }
+        }
+        Ok(held)
+    }
+
     /// Removes `tag` from `repository`; a tag or repository already gone is success.
     pub async fn untag(
         &self,

@@ -23,6 +23,8 @@ use oci_client::manifest::OciDescriptor;
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Reference, RegistryOperation};
 
+mod referrers;
+
 use super::{Copied, Job, Locks, Transfer};
 use crate::credentials::Credentials;
 use crate::distribution::{oci_auth, source_error, transient, Answer, Distribution};
@@ -81,6 +83,19 @@ impl RegistryTransfer {
             )
         })
     }
+}
+
+/// The manifests a mirror of `resolved` holds: the manifest, and an index's entries.
+fn subjects(resolved: &Resolved) -> Vec<String> {
+    let image = resolved.image();
+    std::iter::once(image.digest.clone())
+        .chain(
+            image
+                .index()
+                .into_iter()
+                .flat_map(|index| index.manifests.iter().map(|e| e.digest.clone())),
+        )
+        .collect()
 }
 
 /// Every blob `manifests` name, each once.
@@ -192,6 +207,43 @@ impl RegistryTransfer {
             source_digest: Some(resolved.named.digest.clone()),
             pushed_digest: Some(tagged.digest.clone()),
         })
+    }
+
+    /// Copies the referrers of every manifest of `resolved` (the mirror ECR now holds: the
+    /// manifest, and an index's platforms) and their referrers, unless ECR holds them;
+    /// returns every referrer's digest, sorted. See [`referrers`].
+    pub async fn copy_referrers(&self, job: &Job<'_>, resolved: &Resolved) -> Result<Vec<String>> {
+        let (source, target) = self.sides(job);
+        let (authorised, allowed) = tokio::join!(
+            self.authorise(&target),
+            source
+                .client
+                .auth(&source.reference, &source.auth, RegistryOperation::Pull),
+        );
+        authorised?;
+        allowed.map_err(|err| source_error(source.reference.to_string(), &err, &source.auth))?;
+        self.copy_referrers_of(&source, &target, subjects(resolved))
+            .await
+    }
+
+    /// The digests of the referrers the source holds now for the manifests of `resolved`
+    /// (and of their referrers), sorted; nothing is copied.
+    pub async fn source_referrers(
+        &self,
+        source: &SourceRef,
+        resolved: &Resolved,
+        credentials: Option<&Credentials>,
+    ) -> Result<Vec<String>> {
+        let side = Side {
+            client: self.distribution.client_for(source.host()),
+            reference: source.as_oci().clone(),
+            auth: oci_auth(credentials),
+        };
+        side.client
+            .auth(&side.reference, &side.auth, RegistryOperation::Pull)
+            .await
+            .map_err(|err| source_error(side.reference.to_string(), &err, &side.auth))?;
+        self.referrers_of(&side, subjects(resolved)).await
     }
 
     /// The source and the target of `job`, each with its client.

@@ -129,6 +129,61 @@ impl Backend {
         self.repository_dir(repository).join("_manifests/tags")
     }
 
+    /// The referrers of `digest` in `repository`: a descriptor of every manifest there whose
+    /// `subject` is `digest`, as the OCI referrers API lists them (`artifactType` from the
+    /// manifest, else its config's media type; its annotations). Read from the storage, as
+    /// distribution 2.8 serves no referrers API.
+    pub fn referrers(&self, repository: &str, digest: &str) -> Vec<serde_json::Value> {
+        let revisions = self
+            .repository_dir(repository)
+            .join("_manifests/revisions/sha256");
+        let Ok(entries) = std::fs::read_dir(revisions) else {
+            return Vec::new();
+        };
+        let mut found = Vec::new();
+        for entry in entries.flatten() {
+            if !entry.path().join("link").exists() {
+                continue;
+            }
+            let hex = entry.file_name().to_string_lossy().into_owned();
+            let Ok(bytes) = std::fs::read(self.blob_path(&hex)) else {
+                continue;
+            };
+            let Ok(manifest) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+                continue;
+            };
+            if manifest.pointer("/subject/digest").and_then(|d| d.as_str()) != Some(digest) {
+                continue;
+            }
+            let artifact_type = manifest
+                .get("artifactType")
+                .or_else(|| manifest.pointer("/config/mediaType"))
+                .cloned()
+                .unwrap_or(serde_json::Value::Null);
+            let mut descriptor = serde_json::json!({
+                "mediaType": manifest.get("mediaType").cloned().unwrap_or_else(|| "application/vnd.oci.image.manifest.v1+json".into()),
+                "digest": format!("sha256:{hex}"),
+                "size": bytes.len(),
+                "artifactType": artifact_type,
+            });
+            if let Some(annotations) = manifest.get("annotations") {
+                descriptor["annotations"] = annotations.clone();
+            }
+            found.push(descriptor);
+        }
+        found.sort_by(|a, b| a["digest"].as_str().cmp(&b["digest"].as_str()));
+        found
+    }
+
+    /// Where the registry keeps the bytes of the blob `sha256:<hex>`.
+    fn blob_path(&self, hex: &str) -> PathBuf {
+        self.storage
+            .join("docker/registry/v2/blobs/sha256")
+            .join(hex.get(..2).unwrap_or_default())
+            .join(hex)
+            .join("data")
+    }
+
     /// Where the registry keeps everything of `repository`.
     pub fn repository_dir(&self, repository: &str) -> PathBuf {
         self.storage

@@ -18,6 +18,8 @@ pub fn digest_of(bytes: &[u8]) -> String {
 pub struct Manifest {
     pub digest: String,
     pub media_type: String,
+    /// The manifest's size in bytes.
+    pub size: usize,
     pub json: Value,
 }
 
@@ -214,8 +216,39 @@ impl Client {
         Ok(Some(Manifest {
             digest: digest_of(&bytes),
             media_type,
+            size: bytes.len(),
             json: serde_json::from_slice(&bytes)?,
         }))
+    }
+
+    /// The digests the referrers API lists for `digest`; `None` when the registry serves no
+    /// referrers API (404).
+    pub async fn referrers(&self, repository: &str, digest: &str) -> Result<Option<Vec<String>>> {
+        let response = self
+            .send(
+                reqwest::Method::GET,
+                &format!("/v2/{repository}/referrers/{digest}"),
+                |b| b,
+            )
+            .await?;
+        if response.status() == reqwest::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if !response.status().is_success() {
+            bail!(
+                "listing referrers of {repository}@{digest}: {}",
+                response.status()
+            );
+        }
+        let index: Value = response.json().await?;
+        Ok(Some(
+            index["manifests"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|d| d["digest"].as_str().map(str::to_string))
+                .collect(),
+        ))
     }
 
     /// Reads a manifest that must exist.

@@ -1,6 +1,7 @@
 //! The HTTP front of a registry: forwarding, basic auth, request log, faults, control routes.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use anyhow::Result;
@@ -87,6 +88,11 @@ pub struct Front {
     pub faults: Faults,
     pub log: Mutex<Vec<Logged>>,
     pub gate: Option<Box<dyn Gate>>,
+    /// Whether the OCI 1.1 referrers API is served (`GET /v2/<name>/referrers/<digest>`,
+    /// and `OCI-Subject` in the answer to a manifest push that has a `subject`). Without
+    /// it the front answers 404 there, as distribution 2.8 and many registries do, and
+    /// clients fall back to the referrers tag schema.
+    pub referrers: AtomicBool,
 }
 
 impl Front {
@@ -97,7 +103,57 @@ impl Front {
             faults: Faults::default(),
             log: Mutex::new(Vec::new()),
             gate,
+            referrers: AtomicBool::new(false),
         })
+    }
+
+    /// Serves (or stops serving) the referrers API.
+    pub fn serve_referrers(&self, on: bool) {
+        self.referrers.store(on, Ordering::SeqCst);
+    }
+
+    /// The referrers API's answer for `path`, when it names one and the API is served.
+    fn referrers_answer(&self, method: &str, path: &str, query: Option<&str>) -> Option<Response> {
+        let (repository, digest) = path.strip_prefix("/v2/")?.rsplit_once("/referrers/")?;
+        if method != "GET" {
+            return None;
+        }
+        if !self.referrers.load(Ordering::SeqCst) {
+            return Some(registry_error(
+                StatusCode::NOT_FOUND,
+                "NOT_FOUND",
+                "this registry serves no referrers API",
+            ));
+        }
+        let wanted = query
+            .into_iter()
+            .flat_map(|q| q.split('&'))
+            .find_map(|pair| pair.strip_prefix("artifactType="))
+            .map(|t| t.replace("%2B", "+").replace("%2F", "/"));
+        let manifests: Vec<serde_json::Value> = self
+            .backend
+            .referrers(repository, digest)
+            .into_iter()
+            .filter(|d| wanted.as_deref().is_none_or(|t| d["artifactType"] == t))
+            .collect();
+        let body = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "manifests": manifests,
+        });
+        let mut response = (
+            StatusCode::OK,
+            [("content-type", "application/vnd.oci.image.index.v1+json")],
+            body.to_string(),
+        )
+            .into_response();
+        if wanted.is_some() {
+            response.headers_mut().insert(
+                "oci-filters-applied",
+                HeaderValue::from_static("artifactType"),
+            );
+        }
+        Some(response)
     }
 
     fn record(&self, method: &str, path: &str, status: u16) {
@@ -150,9 +206,46 @@ impl Front {
                 return refusal;
             }
         }
+        let query = request.uri().query().map(str::to_string);
+        if let Some(answer) = self.referrers_answer(method, path, query.as_deref()) {
+            return answer;
+        }
         let (mut parts, body) = request.into_parts();
         parts.headers.remove("authorization");
-        match self.backend.send(Request::from_parts(parts, body)).await {
+        // A manifest push with a `subject`, to a registry with the referrers API, is answered
+        // with `OCI-Subject` (what ECR and other OCI 1.1 registries do).
+        let (body, subject) = if method == "PUT"
+            && path.contains("/manifests/")
+            && self.referrers.load(Ordering::SeqCst)
+        {
+            match axum::body::to_bytes(body, 16 << 20).await {
+                Ok(bytes) => {
+                    let subject = serde_json::from_slice::<serde_json::Value>(&bytes)
+                        .ok()
+                        .and_then(|m| m.pointer("/subject/digest")?.as_str().map(str::to_string));
+                    (Body::from(bytes), subject)
+                }
+                Err(err) => {
+                    return registry_error(
+                        StatusCode::BAD_REQUEST,
+                        "MANIFEST_INVALID",
+                        &err.to_string(),
+                    )
+                }
+            }
+        } else {
+            (body, None)
+        };
+        let forwarded = self.backend.send(Request::from_parts(parts, body)).await;
+        let forwarded = forwarded.map(|mut response| {
+            if let (Some(subject), true) = (&subject, response.status().is_success()) {
+                if let Ok(value) = HeaderValue::from_str(subject) {
+                    response.headers_mut().insert("oci-subject", value);
+                }
+            }
+            response
+        });
+        match forwarded {
             Ok(response) if corrupt => corrupted(response.map(Body::new)).await,
             Ok(response) => {
                 let response = response.map(Body::new);

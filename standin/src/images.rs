@@ -7,7 +7,7 @@
 use std::io::Write;
 
 use anyhow::Result;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::client::{digest_of, Client};
 
@@ -225,6 +225,182 @@ pub async fn push_annotated_index(
         .put_manifest(repository, tag, index_type, list)
         .await?;
     Ok((digest, pushed))
+}
+
+/// A kind of supply-chain artifact, as cosign and its peers make them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Artifact {
+    /// A cosign signature: a simple-signing payload layer whose annotation
+    /// `dev.cosignproject.cosign/signature` holds the signature.
+    Signature,
+    /// An in-toto attestation (SLSA provenance) in a DSSE envelope.
+    Attestation,
+    /// An SPDX SBOM.
+    Sbom,
+}
+
+impl Artifact {
+    /// The suffix of cosign's tag for it: `sha256-<hex>.<suffix>`.
+    pub fn cosign_suffix(self) -> &'static str {
+        match self {
+            Artifact::Signature => "sig",
+            Artifact::Attestation => "att",
+            Artifact::Sbom => "sbom",
+        }
+    }
+
+    /// Its `artifactType` when it is pushed with a `subject`.
+    pub fn artifact_type(self) -> &'static str {
+        match self {
+            Artifact::Signature => "application/vnd.dev.cosign.artifact.sig.v1+json",
+            Artifact::Attestation => "application/vnd.dsse.envelope.v1+json",
+            Artifact::Sbom => "application/spdx+json",
+        }
+    }
+
+    /// The layer's media type, payload and annotations, about `subject`.
+    fn layer(self, repository: &str, subject: &str, seed: u64) -> (&'static str, Vec<u8>, Value) {
+        use base64::Engine;
+        let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+        let signature = b64(&filler(seed, 64));
+        match self {
+            Artifact::Signature => (
+                "application/vnd.dev.cosign.simplesigning.v1+json",
+                serde_json::to_vec(&json!({
+                    "critical": {
+                        "identity": {"docker-reference": repository},
+                        "image": {"docker-manifest-digest": subject},
+                        "type": "cosign container image signature",
+                    },
+                    "optional": {"seed": seed},
+                }))
+                .unwrap_or_default(),
+                json!({"dev.cosignproject.cosign/signature": signature}),
+            ),
+            Artifact::Attestation => {
+                let statement = json!({
+                    "_type": "https://in-toto.io/Statement/v1",
+                    "subject": [{"name": repository, "digest": {"sha256": subject.trim_start_matches("sha256:")}}],
+                    "predicateType": "https://slsa.dev/provenance/v1",
+                    "predicate": {"buildDefinition": {"buildType": "https://standin.invalid/build", "externalParameters": {"seed": seed}}},
+                });
+                let envelope = json!({
+                    "payloadType": "application/vnd.in-toto+json",
+                    "payload": b64(statement.to_string().as_bytes()),
+                    "signatures": [{"keyid": "", "sig": signature}],
+                });
+                (
+                    "application/vnd.dsse.envelope.v1+json",
+                    envelope.to_string().into_bytes(),
+                    json!({"predicateType": "https://slsa.dev/provenance/v1"}),
+                )
+            }
+            Artifact::Sbom => (
+                "text/spdx+json",
+                serde_json::to_vec(&json!({
+                    "spdxVersion": "SPDX-2.3",
+                    "dataLicense": "CC0-1.0",
+                    "SPDXID": "SPDXRef-DOCUMENT",
+                    "name": format!("{repository}@{subject}"),
+                    "documentNamespace": format!("https://standin.invalid/spdx/{seed}"),
+                    "packages": [],
+                }))
+                .unwrap_or_default(),
+                json!({}),
+            ),
+        }
+    }
+}
+
+/// How a referrer names its subject.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scheme {
+    /// cosign's tag scheme: no `subject`; the manifest is tagged `sha256-<hex>.<suffix>`.
+    CosignTag,
+    /// OCI 1.1: a `subject` descriptor, pushed by digest (found with the referrers API).
+    Subject,
+}
+
+/// A referrer pushed by [`push_referrer`].
+#[derive(Clone, Debug)]
+pub struct Referrer {
+    pub manifest_digest: String,
+    /// Its blobs: the config, then the payload layer.
+    pub blob_digests: Vec<String>,
+    /// cosign's tag, for [`Scheme::CosignTag`].
+    pub tag: Option<String>,
+}
+
+/// Pushes an `artifact` about the manifest `subject` (`digest`, `media_type`, `size`) of
+/// `repository`, named by `scheme`; `seed` makes its signature and so its digest.
+pub async fn push_referrer(
+    client: &Client,
+    repository: &str,
+    subject: (&str, &str, usize),
+    artifact: Artifact,
+    scheme: Scheme,
+    seed: u64,
+) -> Result<Referrer> {
+    let (subject_digest, subject_type, subject_size) = subject;
+    let (layer_type, payload, annotations) = artifact.layer(repository, subject_digest, seed);
+    let payload_size = payload.len();
+    let payload_digest = digest_of(&payload);
+    client.put_blob(repository, payload).await?;
+    let (config_type, config) = match scheme {
+        // cosign's own config: an OCI image config whose one layer is the payload.
+        Scheme::CosignTag => (
+            OCI_CONFIG,
+            serde_json::to_vec(&json!({
+                "architecture": "", "os": "", "config": {},
+                "created": "0001-01-01T00:00:00Z",
+                "rootfs": {"type": "layers", "diff_ids": [payload_digest]},
+            }))?,
+        ),
+        Scheme::Subject => ("application/vnd.oci.empty.v1+json", b"{}".to_vec()),
+    };
+    let config_size = config.len();
+    let config_digest = client.put_blob(repository, config).await?;
+    let mut layer =
+        json!({"mediaType": layer_type, "size": payload_size, "digest": payload_digest});
+    if annotations.as_object().is_some_and(|a| !a.is_empty()) {
+        layer["annotations"] = annotations;
+    }
+    let mut manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": config_type, "size": config_size, "digest": config_digest},
+        "layers": [layer],
+    });
+    let tag = match scheme {
+        Scheme::CosignTag => Some(format!(
+            "{}.{}",
+            subject_digest.replace(':', "-"),
+            artifact.cosign_suffix()
+        )),
+        Scheme::Subject => {
+            manifest["artifactType"] = json!(artifact.artifact_type());
+            manifest["subject"] =
+                json!({"mediaType": subject_type, "digest": subject_digest, "size": subject_size});
+            manifest["annotations"] =
+                json!({"org.opencontainers.image.created": "2026-01-01T00:00:00Z"});
+            None
+        }
+    };
+    let manifest = serde_json::to_vec(&manifest)?;
+    let digest = digest_of(&manifest);
+    let manifest_digest = client
+        .put_manifest(
+            repository,
+            tag.as_deref().unwrap_or(&digest),
+            OCI_MANIFEST,
+            manifest,
+        )
+        .await?;
+    Ok(Referrer {
+        manifest_digest,
+        blob_digests: vec![config_digest, payload_digest],
+        tag,
+    })
 }
 
 #[cfg(test)]

@@ -460,6 +460,17 @@ impl Harness {
             .expect("deleting the tag");
     }
 
+    /// Deletes the manifest `digest` (and its tags) from ECR, as someone outside Terraform
+    /// would.
+    pub async fn delete_ecr_manifest(&self, repository: &str, digest: &str) {
+        self.world
+            .ecr
+            .state
+            .delete_manifest(repository, digest)
+            .await
+            .expect("deleting the manifest");
+    }
+
     /// Whether ECR's `repository` holds the blob `digest`.
     pub async fn ecr_has_blob(&self, repository: &str, digest: &str) -> bool {
         self.world.ecr.state.has_blob(repository, digest).await

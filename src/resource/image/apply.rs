@@ -79,10 +79,12 @@ impl Destination {
     }
 }
 
-/// What a mirror recorded: the digest ECR serves for the tag, and the source's.
+/// What a mirror recorded: the digest ECR serves for the tag, the source's, and with
+/// `copy_referrers` the referrers ECR holds for it.
 struct Mirrored {
     digest: String,
     source_digest: Option<String>,
+    referrers: Option<Vec<String>>,
 }
 
 async fn mirror_now(
@@ -116,27 +118,29 @@ async fn mirror_now(
         &destination,
         &mirror,
     )?;
-    let mirrored = match adopted {
+    let job = Job {
+        source: &mirror.source,
+        platform: mirror.platform.as_ref(),
+        resolved: resolved.as_ref(),
+        source_credentials: credentials,
+        target: destination.target.clone(),
+        target_credentials: Credentials::Basic {
+            server: destination.login.host.clone(),
+            username: destination.login.username.clone(),
+            password: destination.login.password.clone(),
+        },
+    };
+    let mut mirrored = match adopted {
         Some(adopted) => {
             tracing::info!(target = %destination.target, "ECR already holds the source image; nothing transferred");
             adopted
         }
-        None => {
-            let job = Job {
-                source: &mirror.source,
-                platform: mirror.platform.as_ref(),
-                resolved: resolved.as_ref(),
-                source_credentials: credentials,
-                target: destination.target.clone(),
-                target_credentials: Credentials::Basic {
-                    server: destination.login.host.clone(),
-                    username: destination.login.username.clone(),
-                    password: destination.login.password.clone(),
-                },
-            };
-            copy(clients, transfer, &job, &destination).await?
-        }
+        None => copy(clients, transfer, &job, &destination).await?,
     };
+    // The referrers follow the image, also when it was adopted (only those ECR lacks).
+    if let (true, Some(resolved)) = (mirror.copy_referrers, &resolved) {
+        mirrored.referrers = Some(clients.registry.copy_referrers(&job, resolved).await?);
+    }
     clients.mirrored.insert(TagKey {
         registry_id: destination.registry_id().to_string(),
         repository: mirror.repository.clone(),
@@ -165,6 +169,7 @@ fn adoption(
             Ok(Some(Mirrored {
                 digest: held.digest.clone(),
                 source_digest: Some(resolved.named.digest.clone()),
+                referrers: None,
             }))
         }
         (_, Some(held)) if immutable => Err(Error::TagImmutable {
@@ -254,6 +259,7 @@ async fn copy(
     Ok(Mirrored {
         digest,
         source_digest,
+        referrers: None,
     })
 }
 
@@ -268,6 +274,8 @@ fn recorded(
         tag: Value::Value(mirror.tag),
         registry_id: Value::Value(destination.registry_id().to_string()),
         copy_method: Value::Value(mirror.method.to_string()),
+        copy_referrers: Value::Value(mirror.copy_referrers),
+        referrer_digests: listed(mirrored.referrers.as_deref()),
         ..mirrored_state(
             planned.clone(),
             &destination.target,
@@ -278,8 +286,17 @@ fn recorded(
     let private = PrivateData {
         pushed_digest: Some(mirrored.digest),
         source_digest: mirrored.source_digest,
+        referrer_digests: mirrored.referrers,
     };
     (state, private)
+}
+
+/// `digests` as a state list; null for none (no `copy_referrers`).
+fn listed(digests: Option<&[String]>) -> Value<Vec<Value<String>>> {
+    match digests {
+        Some(digests) => Value::Value(digests.iter().cloned().map(Value::Value).collect()),
+        None => Value::Null,
+    }
 }
 
 /// `state` with the computed attributes of a mirror at `target` with `digest`.
@@ -356,6 +373,7 @@ pub async fn import(clients: &Clients, id: &str) -> Result<(ImageState, PrivateD
         registry_id: Value::Value(registry),
         keep_remotely: Value::Value(false),
         track_source: Value::Value(false),
+        copy_referrers: Value::Value(false),
         ..mirrored_state(ImageState::default(), &target, &digest, None)
     };
     Ok((
@@ -363,6 +381,7 @@ pub async fn import(clients: &Clients, id: &str) -> Result<(ImageState, PrivateD
         PrivateData {
             pushed_digest: Some(digest),
             source_digest: None,
+            referrer_digests: None,
         },
     ))
 }
@@ -435,6 +454,12 @@ pub async fn read(clients: &Clients, state: &ImageState) -> Result<Read> {
                 warnings.push(err);
             }
         }
+        if state.copy_referrers == Value::Value(true) && state.referrer_digests.is_value() {
+            match referrers_now(clients, state).await {
+                Ok(digests) => state.referrer_digests = listed(Some(&digests)),
+                Err(err) => warnings.push(err),
+            }
+        }
     }
     Ok(Read {
         state: found,
@@ -452,6 +477,57 @@ async fn track(clients: &Clients, state: &mut ImageState) -> Result<()> {
         crate::source::digest(&clients.distribution, &source, credentials.as_ref()).await?;
     state.source_digest = Value::Value(digest);
     Ok(())
+}
+
+/// The referrers the mirror holds now: those it copied that ECR still holds (one
+/// `BatchGetImage`), and with `track_source` the new ones the source lists (a new signature
+/// upstream). A difference from what was copied plans an update that copies what is
+/// missing.
+async fn referrers_now(clients: &Clients, state: &ImageState) -> Result<Vec<String>> {
+    let copied: Vec<String> = state
+        .referrer_digests
+        .as_ref_option()
+        .into_iter()
+        .flatten()
+        .filter_map(|d| d.as_ref_option().cloned())
+        .collect();
+    let repository = known(&state.repository, "repository")?;
+    let registry_id = state.registry_id.as_ref_option().map(String::as_str);
+    let held = clients
+        .ecr
+        .held_manifests(registry_id, repository, &copied)
+        .await?;
+    let mut now: Vec<String> = copied
+        .iter()
+        .filter(|d| held.contains(*d))
+        .cloned()
+        .collect();
+    if state.track_source == Value::Value(true) {
+        let mirror = Arguments::parse(state, clients.default_method).mirror()?;
+        let credentials = clients.source_auth.for_host(mirror.source.host());
+        let resolved = clients
+            .registry
+            .resolve(
+                &mirror.source,
+                mirror.platform.as_ref(),
+                credentials.as_ref(),
+            )
+            .await?;
+        if let Some(mut resolved) = resolved {
+            if let Some(platforms) = &mirror.platforms {
+                resolved = resolved.subset(&mirror.source, platforms)?;
+            }
+            // Only the new ones: one copied then deleted in ECR stays missing.
+            let upstream = clients
+                .registry
+                .source_referrers(&mirror.source, &resolved, credentials.as_ref())
+                .await?;
+            now.extend(upstream.into_iter().filter(|d| !copied.contains(d)));
+        }
+    }
+    now.sort();
+    now.dedup();
+    Ok(now)
 }
 
 async fn read_ecr(clients: &Clients, state: &ImageState) -> Result<Option<ImageState>> {

@@ -26,6 +26,8 @@ pub struct Arguments {
     pub method: Value<CopyMethod>,
     /// Unknown or null: the caller's own registry.
     pub registry_id: Value<String>,
+    /// `copy_referrers` with its default, `false`.
+    pub copy_referrers: Value<bool>,
     /// Every invalid argument, each on its attribute.
     pub errors: Vec<Error>,
 }
@@ -42,6 +44,8 @@ pub struct Mirror {
     pub method: CopyMethod,
     /// The target registry's account id; `None`: the caller's own.
     pub registry_id: Option<String>,
+    /// Whether the source's referrers are copied too.
+    pub copy_referrers: bool,
 }
 
 fn invalid(attribute: &'static str) -> impl Fn(String) -> Error {
@@ -175,6 +179,16 @@ impl Arguments {
             Value::Null => default_method.into().map_or(Value::Unknown, Value::Value),
             other => other,
         };
+        let copy_referrers = match config.copy_referrers {
+            Value::Null => Value::Value(false),
+            other => other,
+        };
+        if method == Value::Value(CopyMethod::Docker) && copy_referrers == Value::Value(true) {
+            errors.push(Error::Invalid {
+                attribute: "copy_referrers",
+                detail: "`copy_referrers` needs `copy_method = \"registry\"`: a Docker engine pushes a new manifest, which the source's signatures and attestations do not refer to. Set `copy_method = \"registry\"` (in the resource, or the provider's default) to copy the image byte for byte with its referrers.".into(),
+            });
+        }
         if method == Value::Value(CopyMethod::Docker) && config.platforms.is_value() {
             errors.push(Error::Invalid {
                 attribute: "platforms",
@@ -200,6 +214,7 @@ impl Arguments {
             platforms,
             method,
             registry_id,
+            copy_referrers,
             errors,
         }
     }
@@ -224,6 +239,7 @@ impl Arguments {
             method: *known(&self.method, "copy_method")?,
             // Computed when left out: unknown in a plan until ECR names the account.
             registry_id: self.registry_id.as_option(),
+            copy_referrers: *known(&self.copy_referrers, "copy_referrers")?,
         })
     }
 }
@@ -308,6 +324,24 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+
+    #[test]
+    fn copy_referrers_needs_the_registry_method() {
+        let mut cfg = config("nginx");
+        cfg.copy_referrers = Value::Value(true);
+        assert!(Arguments::parse(&cfg, CopyMethod::Registry)
+            .errors
+            .is_empty());
+        assert!(Arguments::parse(&cfg, None).errors.is_empty());
+        assert_eq!(
+            attributes(&Arguments::parse(&cfg, CopyMethod::Docker).errors),
+            vec!["copy_referrers"]
+        );
+        let mirror = Arguments::parse(&config("nginx"), CopyMethod::Docker)
+            .mirror()
+            .unwrap();
+        assert!(!mirror.copy_referrers);
     }
 
     #[test]

@@ -92,6 +92,11 @@ pub fn plan_create(
         tag: args.tag,
         keep_remotely: or_false(&config.keep_remotely),
         track_source: or_false(&config.track_source),
+        copy_referrers: args.copy_referrers,
+        referrer_digests: match args.copy_referrers {
+            Value::Value(false) => Value::Null,
+            _ => Value::Unknown,
+        },
         registry_id: match &config.registry_id {
             Value::Value(id) => Value::Value(id.clone()),
             _ => Value::Unknown,
@@ -106,7 +111,8 @@ pub fn plan_create(
 }
 
 /// Whether the last read saw the mirror out of date: the tag in ECR re-pointed outside
-/// Terraform, or (with `track_source`) the source tag moved upstream.
+/// Terraform, (with `track_source`) the source tag moved upstream, or (with
+/// `copy_referrers`) a referrer deleted in ECR or (with `track_source`) a new one upstream.
 pub fn drifted(prior: &ImageState, private: &Private) -> bool {
     let Some(private) = private else {
         return false;
@@ -115,9 +121,20 @@ pub fn drifted(prior: &ImageState, private: &Private) -> bool {
         (Some(remembered), Value::Value(now)) => remembered != now,
         _ => false,
     };
+    let referrers_moved = match (&private.referrer_digests, &prior.referrer_digests) {
+        (Some(copied), Value::Value(now)) => {
+            copied
+                .iter()
+                .map(|d| Value::Value(d.clone()))
+                .collect::<Vec<_>>()
+                != *now
+        }
+        _ => false,
+    };
     moved(&private.pushed_digest, &prior.image_digest)
         || (prior.track_source == Value::Value(true)
             && moved(&private.source_digest, &prior.source_digest))
+        || (prior.copy_referrers == Value::Value(true) && referrers_moved)
 }
 
 /// Plans a change to an existing mirror; returns the planned state and the attributes
@@ -135,6 +152,8 @@ pub fn plan_update(
         tag: args.tag,
         keep_remotely: or_false(&config.keep_remotely),
         track_source: or_false(&config.track_source),
+        copy_referrers: args.copy_referrers,
+        referrer_digests: prior.referrer_digests.clone(),
         registry_id: match &config.registry_id {
             Value::Null => prior.registry_id.clone(),
             other => other.clone(),
@@ -153,6 +172,7 @@ pub fn plan_update(
         || planned.docker_source != prior.docker_source
         || planned.platform != prior.platform
         || planned.platforms != prior.platforms
+        || planned.copy_referrers != or_false(&prior.copy_referrers)
         || planned.copy_method != prior.copy_method
         || planned.triggers != prior.triggers
         || drifted(prior, private);
@@ -165,6 +185,11 @@ pub fn plan_update(
         planned.image_uri_digest = Value::Unknown;
         planned.source_digest = Value::Unknown;
     }
+    planned.referrer_digests = match (&planned.copy_referrers, remirror) {
+        (Value::Value(false), _) => Value::Null,
+        (_, true) => Value::Unknown,
+        (_, false) => planned.referrer_digests,
+    };
     (planned, replace)
 }
 
@@ -209,6 +234,7 @@ mod tests {
         Some(PrivateData {
             pushed_digest: Some(digest.to_string()),
             source_digest: Some("sha256:src".to_string()),
+            referrer_digests: None,
         })
     }
 

@@ -32,6 +32,7 @@ pub struct ImageState {
     pub keep_remotely: Value<bool>,
     pub track_source: Value<bool>,
     pub copy_method: Value<String>,
+    pub copy_referrers: Value<bool>,
     pub triggers: Value<BTreeMap<String, Value<String>>>,
     #[serde(with = "serde_as_vec")]
     pub timeouts: Value<Timeouts>,
@@ -39,6 +40,8 @@ pub struct ImageState {
     pub image_digest: Value<String>,
     pub image_uri_digest: Value<String>,
     pub source_digest: Value<String>,
+    /// Null without `copy_referrers`.
+    pub referrer_digests: Value<Vec<Value<String>>>,
 }
 
 /// The `timeouts` block.
@@ -59,6 +62,8 @@ pub struct PrivateData {
     pub pushed_digest: Option<String>,
     /// The source digest the mirror was made from.
     pub source_digest: Option<String>,
+    /// The referrers the mirror copied (or found in ECR), with `copy_referrers`.
+    pub referrer_digests: Option<Vec<String>>,
 }
 
 /// Private state as tf-provider hands it over (empty before the first apply).
@@ -85,6 +90,7 @@ impl ImageState {
         ImageState {
             keep_remotely: or_false(&self.keep_remotely),
             track_source: or_false(&self.track_source),
+            copy_referrers: or_false(&self.copy_referrers),
             // Mirrors made before copy_method existed were made through Docker.
             copy_method: match self.copy_method {
                 Value::Null => Value::Value(crate::transfer::CopyMethod::default().to_string()),
@@ -129,11 +135,13 @@ pub fn schema() -> Schema {
                 ("keep_remotely", attribute(AttributeType::Bool, OptionalComputed, "When `true`, destroying the resource leaves the image in ECR instead of deleting the tag. Default `false`.")),
                 ("track_source", attribute(AttributeType::Bool, OptionalComputed, "When `true`, every plan asks the source registry (one `HEAD` request, which Docker Hub does not count against its pull limit) whether the source tag now names another image, and plans a re-mirror when it does. An unreachable source is a warning, not an error. Default `false`: plans never contact the source registry.")),
                 ("copy_method", string(OptionalComputed, "`\"docker\"`: pull and push through the Docker Engine API. `\"registry\"`: copy straight from the source registry to ECR, no Docker engine needed; without `platform` the whole multi-platform index is copied (or, with `platforms`, a new index of those platforms); digests are preserved, so without `platform`/`platforms` `image_digest` equals `source_digest` and signatures stay valid (with `platform`, `image_digest` is that platform's manifest digest; with `platforms`, the new index's). Default: the provider's `copy_method`, else `\"docker\"`. Changing it mirrors again in place.")),
+                ("copy_referrers", attribute(AttributeType::Bool, OptionalComputed, "When `true` (with `copy_method = \"registry\"`), every OCI referrer of every manifest copied (signatures, attestations, SBOMs) is copied too, byte for byte, so each still verifies against the mirror: found with the source's referrers API (or its referrers tag schema) and cosign's `sha256-<hex>.sig`/`.att`/`.sbom` tags, and referrers of referrers to a depth of 3. ECR lists those with a `subject` in its referrers API; cosign's tags are kept. A referrer deleted in ECR is restored at the next apply; with `track_source`, a new upstream referrer (a new signature) plans an update that copies just it. Default `false`.")),
                 ("triggers", attribute(AttributeType::Map(Box::new(AttributeType::String)), Optional, "Arbitrary values; any change mirrors the image again.")),
                 ("id", string(Computed, "`<registry host>/<repository>:<tag>`.")),
                 ("image_uri", string(Computed, "`<registry host>/<repository>:<tag>`: the mirror by tag.")),
                 ("image_digest", string(Computed, "`sha256:…` digest of the manifest ECR serves for the tag.")),
                 ("image_uri_digest", string(Computed, "`<registry host>/<repository>@<image_digest>`: the pinned reference to use in task definitions.")),
+                ("referrer_digests", attribute(AttributeType::List(Box::new(AttributeType::String)), Computed, "With `copy_referrers`, the sorted digests of the referrers the mirror holds in ECR (copied, or found there); null without it.")),
                 ("source_digest", string(Computed, "Digest of the source manifest that was mirrored (the index digest for a multi-platform source).")),
             ]),
             blocks: [("timeouts".to_string(), NestedBlock::Optional(timeouts))]

@@ -186,6 +186,8 @@ impl EcrEmulator {
             calls: Mutex::new(BTreeMap::new()),
             first_ranges: Mutex::new(BTreeMap::new()),
         });
+        // ECR serves the OCI 1.1 referrers API.
+        state.front.serve_referrers(true);
         let router = Router::new()
             .route("/", post(api::api))
             .route("/_standin/ecr/bad-tokens", post(set_bad_tokens))
@@ -281,6 +283,15 @@ impl Ecr {
         let input = json!({"repositoryName": repository, "imageIds": [{"imageTag": tag}]});
         let response = api::batch_delete_image(self, &input).await?;
         anyhow::ensure!(response.status().is_success(), "untag failed");
+        Ok(())
+    }
+
+    /// Deletes the manifest `digest` (and its tags), as `aws ecr batch-delete-image
+    /// --image-ids imageDigest=…` would (outside Terraform).
+    pub async fn delete_manifest(&self, repository: &str, digest: &str) -> Result<()> {
+        let input = json!({"repositoryName": repository, "imageIds": [{"imageDigest": digest}]});
+        let response = api::batch_delete_image(self, &input).await?;
+        anyhow::ensure!(response.status().is_success(), "delete failed");
         Ok(())
     }
 

@@ -1,0 +1,180 @@
+//! `copy_referrers`: the supply chain copied with the image. Every referrer (signature,
+//! attestation, SBOM) of every manifest a mirror holds is found at the source with the OCI
+//! 1.1 referrers API (oci-client falls back to the referrers tag schema, `sha256-<hex>`, when
+//! the registry lacks the API) and with cosign's tags (`sha256-<hex>.sig`, `.att`, `.sbom`),
+//! then referrers of those, to [`MAX_DEPTH`]. Each is copied byte for byte, so every digest
+//! and signature still verifies: its blobs as image blobs are (skipped, mounted or streamed
+//! and verified), then its manifest, by digest (ECR lists one with a `subject` in its own
+//! referrers API) or under its cosign tag. What ECR holds already is not copied again.
+
+use std::collections::{BTreeSet, VecDeque};
+
+use oci_client::Reference;
+
+use super::{target_error, unique_blobs, RegistryTransfer, Side};
+use crate::distribution::{source_error, Answer};
+use crate::error::Result;
+use crate::manifest::Fetched;
+
+/// How deep referrers of referrers are followed (a signature on an attestation on an image
+/// is depth 2).
+pub const MAX_DEPTH: usize = 3;
+
+/// cosign's tag suffixes: signatures, attestations, SBOMs.
+const COSIGN_SUFFIXES: [&str; 3] = ["sig", "att", "sbom"];
+
+/// The sorted digests of `found`.
+fn digests(found: &[Found]) -> Vec<String> {
+    let mut digests: Vec<String> = found.iter().map(|f| f.digest.clone()).collect();
+    digests.sort();
+    digests.dedup();
+    digests
+}
+
+/// A referrer found at the source.
+struct Found {
+    digest: String,
+    /// cosign's tag that names it, when it was found by one (it keeps that tag in ECR).
+    tag: Option<String>,
+    depth: usize,
+}
+
+impl RegistryTransfer {
+    /// The referrers of `subjects` (digests of manifests ECR holds now) and of their
+    /// referrers, copied from `source` to `target` unless ECR holds them; returns every
+    /// referrer's digest, sorted.
+    pub(super) async fn copy_referrers_of(
+        &self,
+        source: &Side<'_>,
+        target: &Side<'_>,
+        subjects: Vec<String>,
+    ) -> Result<Vec<String>> {
+        let found = self.find_referrers(source, subjects).await?;
+        let mut missing: Vec<(&Found, Fetched)> = Vec::new();
+        for referrer in &found {
+            if !self.held(target, referrer).await {
+                missing.push((referrer, self.fetch(source, &referrer.digest).await?));
+            }
+        }
+        // Every blob once, then the manifests, subjects before their referrers.
+        self.copy_blobs(source, target, unique_blobs(missing.iter().map(|(_, f)| f)))
+            .await?;
+        for (referrer, fetched) in &missing {
+            let reference = match &referrer.tag {
+                Some(tag) => Reference::with_tag(
+                    target.reference.registry().to_string(),
+                    target.reference.repository().to_string(),
+                    tag.clone(),
+                ),
+                None => target.reference.clone_with_digest(referrer.digest.clone()),
+            };
+            self.push_manifest(target, &reference, fetched).await?;
+            tracing::debug!(referrer = %referrer.digest, depth = referrer.depth, "referrer copied");
+        }
+        Ok(digests(&found))
+    }
+
+    /// The referrers of `subjects` and of their referrers at `source`, to [`MAX_DEPTH`],
+    /// each once, subjects before their referrers.
+    async fn find_referrers(&self, source: &Side<'_>, subjects: Vec<String>) -> Result<Vec<Found>> {
+        let mut queue: VecDeque<(String, usize)> = subjects.into_iter().map(|s| (s, 0)).collect();
+        let mut seen = BTreeSet::new();
+        let mut found = Vec::new();
+        while let Some((subject, depth)) = queue.pop_front() {
+            if depth >= MAX_DEPTH {
+                continue;
+            }
+            for referrer in self
+                .referrers_at_source(source, &subject, depth + 1)
+                .await?
+            {
+                if seen.insert(referrer.digest.clone()) {
+                    queue.push_back((referrer.digest.clone(), referrer.depth));
+                    found.push(referrer);
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// The digests of the referrers of `subjects` at `source` (nothing copied), sorted.
+    pub(super) async fn referrers_of(
+        &self,
+        source: &Side<'_>,
+        subjects: Vec<String>,
+    ) -> Result<Vec<String>> {
+        Ok(digests(&self.find_referrers(source, subjects).await?))
+    }
+
+    /// The referrers the source lists for `subject`: its referrers API (or tag schema) and
+    /// cosign's tags.
+    async fn referrers_at_source(
+        &self,
+        source: &Side<'_>,
+        subject: &str,
+        depth: usize,
+    ) -> Result<Vec<Found>> {
+        let reference = source.reference.clone_with_digest(subject.to_string());
+        let listed = source
+            .client
+            .pull_referrers(&reference, None)
+            .await
+            .map_err(|err| source_error(reference.to_string(), &err, &source.auth))?;
+        let mut found: Vec<Found> = listed
+            .manifests
+            .into_iter()
+            .map(|entry| Found {
+                digest: entry.digest,
+                tag: None,
+                depth,
+            })
+            .collect();
+        for suffix in COSIGN_SUFFIXES {
+            let tag = format!("{}.{suffix}", subject.replace(':', "-"));
+            let tagged = Reference::with_tag(
+                source.reference.registry().to_string(),
+                source.reference.repository().to_string(),
+                tag.clone(),
+            );
+            match source
+                .client
+                .fetch_manifest_digest(&tagged, &source.auth)
+                .await
+            {
+                Ok(digest) => found.push(Found {
+                    digest,
+                    tag: Some(tag),
+                    depth,
+                }),
+                Err(err) if Answer::of(&err) == Answer::NotFound => {}
+                Err(err) => return Err(source_error(tagged.to_string(), &err, &source.auth)),
+            }
+        }
+        Ok(found)
+    }
+
+    /// Whether the target holds `found` already (under its cosign tag, when it has one).
+    async fn held(&self, target: &Side<'_>, found: &Found) -> bool {
+        let reference = match &found.tag {
+            Some(tag) => Reference::with_tag(
+                target.reference.registry().to_string(),
+                target.reference.repository().to_string(),
+                tag.clone(),
+            ),
+            None => target.reference.clone_with_digest(found.digest.clone()),
+        };
+        match target
+            .client
+            .fetch_manifest_digest(&reference, &target.auth)
+            .await
+        {
+            Ok(digest) => digest == found.digest,
+            Err(err) => {
+                if Answer::of(&err) != Answer::NotFound {
+                    tracing::debug!(%reference, "{}", target_error(&reference, err));
+                }
+                false
+            }
+        }
+    }
+}

@@ -1,0 +1,359 @@
+//! `copy_referrers`: the supply chain mirrored with the image. A signed two-platform index
+//! with a cosign-style signature, an in-toto attestation, an SPDX SBOM (by cosign's tag) and
+//! a signature on the attestation: every referrer reaches ECR byte for byte and ECR's
+//! referrers API lists those with a `subject`; a new upstream signature with `track_source`
+//! copies just its blobs; a referrer deleted in ECR is restored; adoption copies only the
+//! missing referrers; the Docker method refuses `copy_referrers` at plan.
+
+mod support;
+
+use serde_json::json;
+use standin::images::{push_referrer, Artifact, Referrer, Scheme};
+use support::{image, Harness};
+
+const REPO: &str = "mirror/app";
+
+/// The mirror under test, registry to registry with its referrers, tracked upstream.
+const SIGNED: &str = r#"
+  docker_source = "{source}/upstream/app:1.0"
+  repository    = "mirror/app"
+  copy_method   = "registry"
+  copy_referrers = true
+  track_source  = true
+"#;
+
+/// The signed image's referrers.
+struct Signed {
+    index: String,
+    signature: Referrer,
+    attestation: Referrer,
+    sbom: Referrer,
+    attestation_signature: Referrer,
+}
+
+impl Signed {
+    fn digests(&self) -> Vec<String> {
+        let mut digests: Vec<String> = [
+            &self.signature,
+            &self.attestation,
+            &self.sbom,
+            &self.attestation_signature,
+        ]
+        .iter()
+        .map(|r| r.manifest_digest.clone())
+        .collect();
+        digests.sort();
+        digests
+    }
+}
+
+/// Seeds `upstream/app:1.0` (two platforms) with its supply chain: a signature of the index
+/// and an attestation of the arm64 image (by `subject`), an SBOM of the index (by cosign's
+/// tag), and a signature of the attestation (a referrer of a referrer).
+async fn seed_signed(h: &Harness) -> Signed {
+    h.world.source.serve_referrers(true);
+    let (index, images) = h.seed_index("upstream/app", "1.0", 31).await;
+    let source = h.source_client();
+    let served = source
+        .require_manifest("upstream/app", &index)
+        .await
+        .unwrap();
+    let index_subject = (index.as_str(), served.media_type.as_str(), served.size);
+    let arm = &images[1];
+    let arm_subject = (
+        arm.manifest_digest.as_str(),
+        standin::images::DOCKER_MANIFEST,
+        arm.manifest_size,
+    );
+    let signature = push_referrer(
+        &source,
+        "upstream/app",
+        index_subject,
+        Artifact::Signature,
+        Scheme::Subject,
+        1,
+    )
+    .await
+    .unwrap();
+    let attestation = push_referrer(
+        &source,
+        "upstream/app",
+        arm_subject,
+        Artifact::Attestation,
+        Scheme::Subject,
+        2,
+    )
+    .await
+    .unwrap();
+    let sbom = push_referrer(
+        &source,
+        "upstream/app",
+        index_subject,
+        Artifact::Sbom,
+        Scheme::CosignTag,
+        3,
+    )
+    .await
+    .unwrap();
+    let attested = source
+        .require_manifest("upstream/app", &attestation.manifest_digest)
+        .await
+        .unwrap();
+    let attestation_signature = push_referrer(
+        &source,
+        "upstream/app",
+        (
+            attestation.manifest_digest.as_str(),
+            standin::images::OCI_MANIFEST,
+            attested.size,
+        ),
+        Artifact::Signature,
+        Scheme::Subject,
+        4,
+    )
+    .await
+    .unwrap();
+    Signed {
+        index,
+        signature,
+        attestation,
+        sbom,
+        attestation_signature,
+    }
+}
+
+/// `referrer_digests` in state.
+async fn recorded(h: &Harness) -> Vec<String> {
+    let resources = h.resources().await;
+    resources[0]["values"]["referrer_digests"]
+        .as_array()
+        .map(|list| {
+            list.iter()
+                .map(|d| d.as_str().unwrap_or_default().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Asserts that ECR holds each referrer, byte for byte (same digest).
+async fn assert_in_ecr(h: &Harness, referrers: &[&Referrer]) {
+    for referrer in referrers {
+        let copied = h.ecr_manifest(REPO, &referrer.manifest_digest).await;
+        assert_eq!(
+            copied.map(|m| m.digest),
+            Some(referrer.manifest_digest.clone()),
+            "ECR lacks {}",
+            referrer.manifest_digest
+        );
+        for blob in &referrer.blob_digests {
+            assert!(h.ecr_has_blob(REPO, blob).await, "ECR lacks blob {blob}");
+        }
+    }
+}
+
+/// Blob uploads ECR received since the logs were last cleared.
+fn uploads(h: &Harness) -> usize {
+    h.ecr_requests()
+        .iter()
+        .filter(|r| r.starts_with("POST ") && r.contains("/blobs/uploads/"))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_index_is_mirrored_with_every_referrer() {
+    let h = Harness::start().await;
+    let signed = seed_signed(&h).await;
+    h.config(&image(SIGNED));
+    h.apply().await;
+
+    assert_eq!(h.attr("test", "image_digest").await, signed.index);
+    assert_in_ecr(
+        &h,
+        &[
+            &signed.signature,
+            &signed.attestation,
+            &signed.sbom,
+            &signed.attestation_signature,
+        ],
+    )
+    .await;
+    assert_eq!(recorded(&h).await, signed.digests());
+    // ECR's referrers API lists the referrers with a subject; cosign's tag is kept.
+    let ecr = h.world.ecr_client();
+    assert_eq!(
+        ecr.referrers(REPO, &signed.index).await.unwrap(),
+        Some(vec![signed.signature.manifest_digest.clone()])
+    );
+    assert_eq!(
+        ecr.referrers(REPO, &signed.attestation.manifest_digest)
+            .await
+            .unwrap(),
+        Some(vec![signed.attestation_signature.manifest_digest.clone()])
+    );
+    assert_eq!(
+        h.ecr_tag(REPO, signed.sbom.tag.as_deref().unwrap()),
+        Some(signed.sbom.manifest_digest.clone())
+    );
+    let (_, changes) = h.plan().await;
+    assert!(!changes, "the plan after the apply is not empty");
+
+    // A new signature upstream: tracked, one update that uploads just its blobs.
+    let source = h.source_client();
+    let served = source
+        .require_manifest("upstream/app", &signed.index)
+        .await
+        .unwrap();
+    let resigned = push_referrer(
+        &source,
+        "upstream/app",
+        (
+            signed.index.as_str(),
+            served.media_type.as_str(),
+            served.size,
+        ),
+        Artifact::Signature,
+        Scheme::Subject,
+        5,
+    )
+    .await
+    .unwrap();
+    let mut new_blobs = 0;
+    for blob in &resigned.blob_digests {
+        if !h.ecr_has_blob(REPO, blob).await {
+            new_blobs += 1;
+        }
+    }
+    let (run, changes) = h.plan().await;
+    assert!(changes);
+    run.stdout_has("1 to change");
+    h.clear_logs();
+    h.apply().await;
+    assert_eq!(uploads(&h), new_blobs, "{:?}", h.ecr_requests());
+    assert!(
+        !h.ecr_requests()
+            .iter()
+            .any(|r| r.starts_with("PUT ") && r.ends_with("/manifests/1.0")),
+        "the image's tag was pushed again"
+    );
+    assert_in_ecr(&h, &[&resigned]).await;
+    assert!(recorded(&h).await.contains(&resigned.manifest_digest));
+    let (_, changes) = h.plan().await;
+    assert!(!changes);
+
+    // A referrer deleted in ECR outside Terraform is restored.
+    h.delete_ecr_manifest(REPO, &signed.attestation.manifest_digest)
+        .await;
+    let (_, changes) = h.plan().await;
+    assert!(changes, "the deleted referrer is not noticed");
+    h.apply().await;
+    assert_in_ecr(&h, &[&signed.attestation]).await;
+    let (_, changes) = h.plan().await;
+    assert!(!changes);
+
+    // Lost state, and ECR holds the image but not all its referrers: only those are copied.
+    let run = h
+        .terraform(&["state", "rm", "-no-color", "ecrmirror_image.test"])
+        .await;
+    assert!(run.success, "{}", run.output());
+    h.delete_ecr_manifest(REPO, &signed.signature.manifest_digest)
+        .await;
+    h.clear_logs();
+    h.apply().await;
+    let pushes: Vec<String> = h
+        .ecr_requests()
+        .into_iter()
+        .filter(|r| r.starts_with("PUT ") && r.contains("/manifests/"))
+        .collect();
+    assert_eq!(
+        pushes,
+        vec![format!(
+            "PUT /v2/{REPO}/manifests/{}",
+            signed.signature.manifest_digest
+        )]
+    );
+    assert_eq!(uploads(&h), 0, "the signature's blobs are in ECR already");
+    assert_in_ecr(&h, &[&signed.signature]).await;
+    let (_, changes) = h.plan().await;
+    assert!(!changes);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn referrers_are_found_by_the_tag_schema_where_the_source_lacks_the_api() {
+    let h = Harness::start().await;
+    let (index, _) = h.seed_index("upstream/app", "1.0", 32).await;
+    let source = h.source_client();
+    let served = source
+        .require_manifest("upstream/app", &index)
+        .await
+        .unwrap();
+    // The source serves no referrers API: a client that pushes a referrer with a subject
+    // also records it in the referrers tag schema's index, `sha256-<hex>`.
+    let signature = push_referrer(
+        &source,
+        "upstream/app",
+        (index.as_str(), served.media_type.as_str(), served.size),
+        Artifact::Signature,
+        Scheme::Subject,
+        6,
+    )
+    .await
+    .unwrap();
+    let pushed = source
+        .require_manifest("upstream/app", &signature.manifest_digest)
+        .await
+        .unwrap();
+    let schema_index = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": standin::images::OCI_INDEX,
+        "manifests": [{
+            "mediaType": standin::images::OCI_MANIFEST,
+            "digest": signature.manifest_digest,
+            "size": pushed.size,
+            "artifactType": Artifact::Signature.artifact_type(),
+        }],
+    }))
+    .unwrap();
+    source
+        .put_manifest(
+            "upstream/app",
+            &index.replace(':', "-"),
+            standin::images::OCI_INDEX,
+            schema_index,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        source.referrers("upstream/app", &index).await.unwrap(),
+        None
+    );
+
+    h.config(&image(SIGNED));
+    h.apply().await;
+    assert_in_ecr(&h, &[&signature]).await;
+    assert_eq!(recorded(&h).await, vec![signature.manifest_digest.clone()]);
+    assert_eq!(
+        h.world.ecr_client().referrers(REPO, &index).await.unwrap(),
+        Some(vec![signature.manifest_digest.clone()])
+    );
+    let (_, changes) = h.plan().await;
+    assert!(!changes);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_docker_method_refuses_copy_referrers_at_plan() {
+    let h = Harness::start().await;
+    h.seed_image("upstream/app", "1.0", 33).await;
+    h.config(&image(
+        r#"
+  docker_source  = "{source}/upstream/app:1.0"
+  repository     = "mirror/app"
+  copy_method    = "docker"
+  copy_referrers = true
+"#,
+    ));
+    let run = h.terraform(&["plan", "-no-color", "-input=false"]).await;
+    assert!(!run.success, "{}", run.output());
+    run.stderr_has("Invalid copy_referrers")
+        .stderr_has("`copy_referrers` needs `copy_method = \"registry\"`");
+    assert!(h.ecr_requests().is_empty());
+}
