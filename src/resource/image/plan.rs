@@ -205,6 +205,7 @@ mod tests {
             registry_id: v("123456789012"),
             keep_remotely: Value::Value(false),
             track_source: Value::Value(false),
+            copy_referrers: Value::Value(false),
             copy_method: v("docker"),
             id: v("host/mirror/app:1.0"),
             image_uri: v("host/mirror/app:1.0"),
@@ -339,6 +340,34 @@ mod tests {
         assert!(replace.is_empty());
         assert_eq!(planned.docker_source, v("app:1.0"));
         assert!(planned.image_digest.is_unknown());
+    }
+
+    #[test]
+    fn referrers_deleted_in_ecr_or_new_upstream_plan_a_remirror() {
+        let mut prior = applied("app:1.0");
+        prior.copy_referrers = Value::Value(true);
+        prior.copy_method = v("registry");
+        prior.referrer_digests = Value::Value(vec![v("sha256:r1")]);
+        let mut cfg = config("app:1.0");
+        cfg.copy_referrers = Value::Value(true);
+        let copied = |digests: &[&str]| {
+            Some(PrivateData {
+                pushed_digest: Some("sha256:aaa".into()),
+                source_digest: Some("sha256:src".into()),
+                referrer_digests: Some(digests.iter().map(|d| d.to_string()).collect()),
+            })
+        };
+        let plan = |cfg: &ImageState, private: &Private| {
+            plan_update(&prior, prior.clone(), cfg, private, CopyMethod::Registry).0
+        };
+        assert_eq!(plan(&cfg, &copied(&["sha256:r1"])), prior);
+        let remirror = plan(&cfg, &copied(&["sha256:r1", "sha256:r2"]));
+        assert!(remirror.image_digest.is_unknown());
+        assert!(remirror.referrer_digests.is_unknown());
+        // Turned off: nothing to copy, nothing recorded.
+        cfg.copy_referrers = Value::Value(false);
+        let off = plan(&cfg, &copied(&["sha256:r1"]));
+        assert!(off.referrer_digests.is_null());
     }
 
     #[test]
