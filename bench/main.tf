@@ -19,8 +19,14 @@ variable "copy_method" {
   type = string
 }
 
+variable "copy_referrers" {
+  type    = bool
+  default = false
+}
+
 resource "ecrmirror_image" "bench" {
-  docker_source = var.source_image
-  repository    = var.repository
-  copy_method   = var.copy_method
+  docker_source  = var.source_image
+  repository     = var.repository
+  copy_method    = var.copy_method
+  copy_referrers = var.copy_referrers
 }

@@ -120,6 +120,14 @@ fn provider_peak_kib(terraform: u32) -> u64 {
 
 /// `terraform apply` of bench/main.tf mirroring `source` into `repository` by `copy_method`.
 fn apply_args(source: &str, repository: &str, copy_method: &str) -> Vec<String> {
+    let mut args = referrers_args(source, repository, false);
+    args.push(format!("-var=copy_method={copy_method}"));
+    args
+}
+
+/// `terraform apply` of bench/main.tf mirroring `source` into `repository` registry to
+/// registry, with or without its referrers.
+fn referrers_args(source: &str, repository: &str, copy_referrers: bool) -> Vec<String> {
     vec![
         "apply".into(),
         "-auto-approve".into(),
@@ -127,7 +135,7 @@ fn apply_args(source: &str, repository: &str, copy_method: &str) -> Vec<String> 
         "-no-color".into(),
         format!("-var=source_image={source}"),
         format!("-var=repository={repository}"),
-        format!("-var=copy_method={copy_method}"),
+        format!("-var=copy_referrers={copy_referrers}"),
     ]
 }
 
@@ -210,7 +218,15 @@ impl Bench {
                 run(command).await?;
             }
             terraform => {
-                let copy_method = terraform.trim_start_matches("terraform ");
+                let args = match terraform.strip_prefix("terraform ") {
+                    Some(SIGNED_WITH) => {
+                        let mut args = referrers_args(source, repository, true);
+                        args.push("-var=copy_method=registry".into());
+                        args
+                    }
+                    Some(copy_method) => apply_args(source, repository, copy_method),
+                    None => bail!("unknown method {terraform}"),
+                };
                 std::fs::copy(
                     Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/main.tf"),
                     work.join("main.tf"),
@@ -218,7 +234,7 @@ impl Bench {
                 let mut command = self.command("terraform");
                 command
                     .current_dir(&work)
-                    .args(apply_args(source, repository, copy_method))
+                    .args(args)
                     .stdin(Stdio::null())
                     .stdout(Stdio::piped())
                     .stderr(Stdio::piped());
@@ -270,6 +286,118 @@ impl Bench {
             .filter(|r| matches!(r.method.as_str(), "POST" | "PATCH" | "PUT"))
             .count())
     }
+}
+
+/// The `once` method of a registry copy with `copy_referrers = true`.
+const SIGNED_WITH: &str = "registry with referrers";
+
+/// Times a signed two-platform image (an index signature, an SBOM by cosign's tag, an
+/// attestation per platform, a signature on each attestation) copied registry to registry
+/// without and with `copy_referrers`, in alternating rounds; returns the report's rows and
+/// how many referrers the image has.
+async fn signed_case(bench: &mut Bench, rounds: usize) -> Result<(String, usize)> {
+    use standin::images::{push_index, push_referrer, Artifact, Scheme};
+    let client = bench.world.source_client(None);
+    bench.world.source.serve_referrers(true);
+    let specs = [
+        Spec {
+            layers: 3,
+            layer_size: 4 << 20,
+            ..Spec::small(11)
+        },
+        Spec {
+            layers: 3,
+            layer_size: 4 << 20,
+            ..Spec::small(11)
+        }
+        .for_platform("arm64", Some("v8")),
+    ];
+    let (index, images) = push_index(&client, "bench/signed", "1", &specs).await?;
+    let served = client.require_manifest("bench/signed", &index).await?;
+    let index_subject = (index.as_str(), served.media_type.as_str(), served.size);
+    let mut referrers = vec![
+        push_referrer(
+            &client,
+            "bench/signed",
+            index_subject,
+            Artifact::Signature,
+            Scheme::Subject,
+            1,
+        )
+        .await?,
+        push_referrer(
+            &client,
+            "bench/signed",
+            index_subject,
+            Artifact::Sbom,
+            Scheme::CosignTag,
+            2,
+        )
+        .await?,
+    ];
+    for (n, image) in images.iter().enumerate() {
+        let subject = (
+            image.manifest_digest.as_str(),
+            "application/vnd.docker.distribution.manifest.v2+json",
+            image.manifest_size,
+        );
+        let attestation = push_referrer(
+            &client,
+            "bench/signed",
+            subject,
+            Artifact::Attestation,
+            Scheme::Subject,
+            10 + n as u64,
+        )
+        .await?;
+        let attested = client
+            .require_manifest("bench/signed", &attestation.manifest_digest)
+            .await?;
+        let signature = push_referrer(
+            &client,
+            "bench/signed",
+            (
+                attestation.manifest_digest.as_str(),
+                attested.media_type.as_str(),
+                attested.size,
+            ),
+            Artifact::Signature,
+            Scheme::Subject,
+            20 + n as u64,
+        )
+        .await?;
+        referrers.push(attestation);
+        referrers.push(signature);
+    }
+    let source = format!("{}/bench/signed:1", bench.world.source_host());
+    let mut times: BTreeMap<&str, Vec<Duration>> = BTreeMap::new();
+    for round in 0..rounds {
+        let mut order = ["terraform registry", "terraform registry with referrers"];
+        if round % 2 == 1 {
+            order.reverse();
+        }
+        for method in order {
+            let repository = format!("bench/signed-{}-{round}", method.replace(' ', "-"));
+            let (elapsed, _) = bench.once(method, &source, &repository).await?;
+            eprintln!(
+                "bench: signed round {round} {method}: {:.2}s",
+                elapsed.as_secs_f64()
+            );
+            times.entry(method).or_default().push(elapsed);
+        }
+    }
+    let without = median(times.get_mut("terraform registry").context("times")?).as_secs_f64();
+    let with = median(
+        times
+            .get_mut("terraform registry with referrers")
+            .context("times")?,
+    )
+    .as_secs_f64();
+    let rows = format!(
+        "| `copy_referrers = false` | {without:.2} s | 1.00 |\n| `copy_referrers = true` | {with:.2} s | {:.2} |\n",
+        with / without
+    );
+    Ok((rows, referrers.len()))
 }
 
 /// Times no-op `terraform plan`s with 1 and 100 resources: mirrors, and the same shape made
@@ -445,6 +573,9 @@ async fn main() -> Result<()> {
         }
     }
 
+    eprintln!("bench: signed image");
+    let (signed_rows, referrer_count) = signed_case(&mut bench, options.rounds).await?;
+
     eprintln!("bench: plan overhead");
     let small_source = format!("{}/bench/source:small", bench.world.source_host());
     let plan_rows = plan_overhead(&bench, &small_source, 5).await?;
@@ -479,6 +610,12 @@ async fn main() -> Result<()> {
          ## Provider peak RSS (VmHWM)\n\n| run | peak |\n|---|---|\n{peak_rows}\n\
          ## Re-applying with nothing to do\n\nUploads (POST/PATCH/PUT to ECR's registry) made by a second `terraform apply`:\n\n\
          | image | copy_method | uploads |\n|---|---|---|\n{noops}\n\n\
+         ## Supply chain: a signed image\n\nA two-platform image (2 × 12 MiB) with \
+         {referrer_count} referrers (a signature and an SBOM of the index, an attestation of each \
+         platform, a signature of each attestation), copied registry to registry without and \
+         with `copy_referrers`, {rounds} alternating rounds each, a fresh ECR each time. \
+         Medians; the ratio is the cost of the referrers relative to the image copy alone.\n\n\
+         | mirror | median | ÷ without |\n|---|---|---|\n{signed_rows}\n\
          ## Plan overhead\n\nMedian of 5 no-op `terraform plan`s (refresh included) with N \
          resources: `terraform_data` (Terraform alone) against `ecrmirror_image` (Terraform \
          starts the provider, which reads each tag from ECR). Target: under 1.5× the baseline \
