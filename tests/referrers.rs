@@ -357,3 +357,38 @@ async fn the_docker_method_refuses_copy_referrers_at_plan() {
         .stderr_has("`copy_referrers` needs `copy_method = \"registry\"`");
     assert!(h.ecr_requests().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_that_refuses_the_referrers_api_still_has_its_cosign_tags_copied() {
+    let h = Harness::start().await;
+    let (index, _) = h.seed_index("upstream/app", "1.0", 34).await;
+    let source = h.source_client();
+    let served = source
+        .require_manifest("upstream/app", &index)
+        .await
+        .unwrap();
+    let signature = push_referrer(
+        &source,
+        "upstream/app",
+        (index.as_str(), served.media_type.as_str(), served.size),
+        Artifact::Signature,
+        Scheme::CosignTag,
+        7,
+    )
+    .await
+    .unwrap();
+    // Some registries answer the referrers API with 405 rather than 404.
+    h.source_faults().add(standin::faults::Rule {
+        status: Some(405),
+        ..standin::faults::Rule::on("registry:GET:/referrers/")
+    });
+    h.config(&image(SIGNED));
+    h.apply().await;
+    assert_in_ecr(&h, &[&signature]).await;
+    assert_eq!(
+        h.ecr_tag(REPO, signature.tag.as_deref().unwrap()),
+        Some(signature.manifest_digest.clone())
+    );
+    let (_, changes) = h.plan().await;
+    assert!(!changes);
+}

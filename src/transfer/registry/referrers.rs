@@ -115,13 +115,20 @@ impl RegistryTransfer {
         depth: usize,
     ) -> Result<Vec<Found>> {
         let reference = source.reference.clone_with_digest(subject.to_string());
-        let listed = source
-            .client
-            .pull_referrers(&reference, None)
-            .await
-            .map_err(|err| source_error(reference.to_string(), &err, &source.auth))?;
+        let listed = match source.client.pull_referrers(&reference, None).await {
+            Ok(listed) => listed.manifests,
+            // A registry that answers the referrers API with something other than 404 (some
+            // answer 400 or 405) has none: cosign's tags are still asked below.
+            Err(err)
+                if matches!(Answer::of(&err), Answer::Other | Answer::NotFound)
+                    && crate::distribution::oci_network_error("", None, &err).is_none() =>
+            {
+                tracing::debug!(%reference, "no referrers API: {err}");
+                Vec::new()
+            }
+            Err(err) => return Err(source_error(reference.to_string(), &err, &source.auth)),
+        };
         let mut found: Vec<Found> = listed
-            .manifests
             .into_iter()
             .map(|entry| Found {
                 digest: entry.digest,
