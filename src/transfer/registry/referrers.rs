@@ -39,6 +39,20 @@ struct Found {
     depth: usize,
 }
 
+impl Found {
+    /// Where the referrer goes in `target`: under its cosign tag, else by digest.
+    fn at(&self, target: &Side<'_>) -> Reference {
+        match &self.tag {
+            Some(tag) => Reference::with_tag(
+                target.reference.registry().to_string(),
+                target.reference.repository().to_string(),
+                tag.clone(),
+            ),
+            None => target.reference.clone_with_digest(self.digest.clone()),
+        }
+    }
+}
+
 impl RegistryTransfer {
     /// The referrers of `subjects` (digests of manifests ECR holds now) and of their
     /// referrers, copied from `source` to `target` unless ECR holds them; returns every
@@ -60,15 +74,8 @@ impl RegistryTransfer {
         self.copy_blobs(source, target, unique_blobs(missing.iter().map(|(_, f)| f)))
             .await?;
         for (referrer, fetched) in &missing {
-            let reference = match &referrer.tag {
-                Some(tag) => Reference::with_tag(
-                    target.reference.registry().to_string(),
-                    target.reference.repository().to_string(),
-                    tag.clone(),
-                ),
-                None => target.reference.clone_with_digest(referrer.digest.clone()),
-            };
-            self.push_manifest(target, &reference, fetched).await?;
+            self.push_manifest(target, &referrer.at(target), fetched)
+                .await?;
             tracing::debug!(referrer = %referrer.digest, depth = referrer.depth, "referrer copied");
         }
         Ok(digests(&found))
@@ -162,14 +169,7 @@ impl RegistryTransfer {
 
     /// Whether the target holds `found` already (under its cosign tag, when it has one).
     async fn held(&self, target: &Side<'_>, found: &Found) -> bool {
-        let reference = match &found.tag {
-            Some(tag) => Reference::with_tag(
-                target.reference.registry().to_string(),
-                target.reference.repository().to_string(),
-                tag.clone(),
-            ),
-            None => target.reference.clone_with_digest(found.digest.clone()),
-        };
+        let reference = found.at(target);
         match target
             .client
             .fetch_manifest_digest(&reference, &target.auth)
