@@ -7,11 +7,12 @@
 //! and verified), then its manifest, by digest (ECR lists one with a `subject` in its own
 //! referrers API) or under its cosign tag. What ECR holds already is not copied again.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::BTreeSet;
 
+use futures_util::{stream, StreamExt, TryStreamExt};
 use oci_client::Reference;
 
-use super::{target_error, unique_blobs, RegistryTransfer, Side};
+use super::{target_error, unique_blobs, RegistryTransfer, Side, CONCURRENT_BLOBS};
 use crate::distribution::{source_error, Answer};
 use crate::error::Result;
 use crate::manifest::Fetched;
@@ -64,12 +65,17 @@ impl RegistryTransfer {
         subjects: Vec<String>,
     ) -> Result<Vec<String>> {
         let found = self.find_referrers(source, subjects).await?;
-        let mut missing: Vec<(&Found, Fetched)> = Vec::new();
-        for referrer in &found {
-            if !self.held(target, referrer).await {
-                missing.push((referrer, self.fetch(source, &referrer.digest).await?));
-            }
-        }
+        let checks: Vec<_> = found
+            .iter()
+            .map(|referrer| self.missing_at(source, target, referrer))
+            .collect();
+        let missing: Vec<(&Found, Fetched)> = stream::iter(checks)
+            .buffered(CONCURRENT_BLOBS)
+            .try_collect::<Vec<_>>()
+            .await?
+            .into_iter()
+            .flatten()
+            .collect();
         // Every blob once, then the manifests, subjects before their referrers.
         self.copy_blobs(source, target, unique_blobs(missing.iter().map(|(_, f)| f)))
             .await?;
@@ -82,21 +88,28 @@ impl RegistryTransfer {
     }
 
     /// The referrers of `subjects` and of their referrers at `source`, to [`MAX_DEPTH`],
-    /// each once, subjects before their referrers.
+    /// each once, subjects before their referrers. The subjects of one depth are asked at
+    /// once, a few at a time.
     async fn find_referrers(&self, source: &Side<'_>, subjects: Vec<String>) -> Result<Vec<Found>> {
-        let mut queue: VecDeque<(String, usize)> = subjects.into_iter().map(|s| (s, 0)).collect();
         let mut seen = BTreeSet::new();
         let mut found = Vec::new();
-        while let Some((subject, depth)) = queue.pop_front() {
-            if depth >= MAX_DEPTH {
-                continue;
+        let mut level = subjects;
+        for depth in 1..=MAX_DEPTH {
+            if level.is_empty() {
+                break;
             }
-            for referrer in self
-                .referrers_at_source(source, &subject, depth + 1)
-                .await?
-            {
+            let asks: Vec<_> = level
+                .iter()
+                .map(|subject| self.referrers_at_source(source, subject, depth))
+                .collect();
+            let answers: Vec<Vec<Found>> = stream::iter(asks)
+                .buffered(CONCURRENT_BLOBS)
+                .try_collect()
+                .await?;
+            level = Vec::new();
+            for referrer in answers.into_iter().flatten() {
                 if seen.insert(referrer.digest.clone()) {
-                    queue.push_back((referrer.digest.clone(), referrer.depth));
+                    level.push(referrer.digest.clone());
                     found.push(referrer);
                 }
             }
@@ -122,10 +135,20 @@ impl RegistryTransfer {
         depth: usize,
     ) -> Result<Vec<Found>> {
         let reference = source.reference.clone_with_digest(subject.to_string());
-        let listed = match source.client.pull_referrers(&reference, None).await {
+        let cosign_tags =
+            COSIGN_SUFFIXES.map(|suffix| format!("{}.{suffix}", subject.replace(':', "-")));
+        let (listed, tagged) = tokio::join!(
+            source.client.pull_referrers(&reference, None),
+            futures_util::future::join_all(
+                cosign_tags
+                    .iter()
+                    .map(|tag| self.cosign_tagged(source, tag))
+            ),
+        );
+        let listed = match listed {
             Ok(listed) => listed.manifests,
             // A registry that answers the referrers API with something other than 404 (some
-            // answer 400 or 405) has none: cosign's tags are still asked below.
+            // answer 400 or 405) has none: cosign's tags are still asked.
             Err(err)
                 if matches!(Answer::of(&err), Answer::Other | Answer::NotFound)
                     && crate::distribution::oci_network_error("", None, &err).is_none() =>
@@ -143,28 +166,47 @@ impl RegistryTransfer {
                 depth,
             })
             .collect();
-        for suffix in COSIGN_SUFFIXES {
-            let tag = format!("{}.{suffix}", subject.replace(':', "-"));
-            let tagged = Reference::with_tag(
-                source.reference.registry().to_string(),
-                source.reference.repository().to_string(),
-                tag.clone(),
-            );
-            match source
-                .client
-                .fetch_manifest_digest(&tagged, &source.auth)
-                .await
-            {
-                Ok(digest) => found.push(Found {
+        for (tag, digest) in cosign_tags.into_iter().zip(tagged) {
+            if let Some(digest) = digest? {
+                found.push(Found {
                     digest,
                     tag: Some(tag),
                     depth,
-                }),
-                Err(err) if Answer::of(&err) == Answer::NotFound => {}
-                Err(err) => return Err(source_error(tagged.to_string(), &err, &source.auth)),
+                });
             }
         }
         Ok(found)
+    }
+
+    /// The digest cosign's `tag` names at `source`, if it exists.
+    async fn cosign_tagged(&self, source: &Side<'_>, tag: &str) -> Result<Option<String>> {
+        let tagged = Reference::with_tag(
+            source.reference.registry().to_string(),
+            source.reference.repository().to_string(),
+            tag.to_string(),
+        );
+        match source
+            .client
+            .fetch_manifest_digest(&tagged, &source.auth)
+            .await
+        {
+            Ok(digest) => Ok(Some(digest)),
+            Err(err) if Answer::of(&err) == Answer::NotFound => Ok(None),
+            Err(err) => Err(source_error(tagged.to_string(), &err, &source.auth)),
+        }
+    }
+
+    /// `found` with its manifest, when the target lacks it.
+    async fn missing_at<'f>(
+        &self,
+        source: &Side<'_>,
+        target: &Side<'_>,
+        found: &'f Found,
+    ) -> Result<Option<(&'f Found, Fetched)>> {
+        if self.held(target, found).await {
+            return Ok(None);
+        }
+        Ok(Some((found, self.fetch(source, &found.digest).await?)))
     }
 
     /// Whether the target holds `found` already (under its cosign tag, when it has one).
