@@ -392,3 +392,46 @@ async fn a_source_that_refuses_the_referrers_api_still_has_its_cosign_tags_copie
     let (_, changes) = h.plan().await;
     assert!(!changes);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ecr_answers_a_push_with_a_subject_as_an_oci_1_1_registry_does() {
+    let h = Harness::start().await;
+    let ecr = h.world.ecr_client();
+    let image =
+        standin::images::push_image(&ecr, REPO, Some("1.0"), &standin::images::Spec::small(35))
+            .await
+            .unwrap();
+    let empty = ecr.put_blob(REPO, b"{}".to_vec()).await.unwrap();
+    let referrer = |subject: Option<&str>| {
+        let mut manifest = json!({
+            "schemaVersion": 2,
+            "mediaType": standin::images::OCI_MANIFEST,
+            "artifactType": "application/vnd.example+json",
+            "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": empty, "size": 2},
+            "layers": [{"mediaType": "application/vnd.oci.empty.v1+json", "digest": empty, "size": 2}],
+        });
+        if let Some(subject) = subject {
+            manifest["subject"] = json!({"mediaType": standin::images::DOCKER_MANIFEST, "digest": subject, "size": image.manifest_size});
+        }
+        serde_json::to_vec(&manifest).unwrap()
+    };
+    let body = referrer(Some(&image.manifest_digest));
+    let digest = standin::client::digest_of(&body);
+    let (_, subject) = ecr
+        .put_manifest_answered(REPO, &digest, standin::images::OCI_MANIFEST, body)
+        .await
+        .unwrap();
+    assert_eq!(subject.as_deref(), Some(image.manifest_digest.as_str()));
+    assert_eq!(
+        ecr.referrers(REPO, &image.manifest_digest).await.unwrap(),
+        Some(vec![digest])
+    );
+    // Without a subject, no OCI-Subject.
+    let body = referrer(None);
+    let digest = standin::client::digest_of(&body);
+    let (_, subject) = ecr
+        .put_manifest_answered(REPO, &digest, standin::images::OCI_MANIFEST, body)
+        .await
+        .unwrap();
+    assert_eq!(subject, None);
+}

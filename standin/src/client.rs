@@ -166,6 +166,21 @@ impl Client {
         media_type: &str,
         body: Vec<u8>,
     ) -> Result<String> {
+        Ok(self
+            .put_manifest_answered(repository, reference, media_type, body)
+            .await?
+            .0)
+    }
+
+    /// [`Client::put_manifest`], with the `OCI-Subject` the registry answered with (an OCI
+    /// 1.1 registry's sign that it took the manifest's `subject` into its referrers API).
+    pub async fn put_manifest_answered(
+        &self,
+        repository: &str,
+        reference: &str,
+        media_type: &str,
+        body: Vec<u8>,
+    ) -> Result<(String, Option<String>)> {
         let digest = digest_of(&body);
         let body = bytes::Bytes::from(body);
         let response = self
@@ -182,7 +197,12 @@ impl Client {
                 response.text().await.unwrap_or_default()
             );
         }
-        Ok(digest)
+        let subject = response
+            .headers()
+            .get("oci-subject")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        Ok((digest, subject))
     }
 
     /// Reads a manifest; `None` when the registry says it is not there.
