@@ -53,66 +53,18 @@ impl Signed {
 async fn seed_signed(h: &Harness) -> Signed {
     h.world.source.serve_referrers(true);
     let (index, images) = h.seed_index("upstream/app", "1.0", 31).await;
-    let source = h.source_client();
-    let served = source
-        .require_manifest("upstream/app", &index)
-        .await
-        .unwrap();
-    let index_subject = (index.as_str(), served.media_type.as_str(), served.size);
-    let arm = &images[1];
-    let arm_subject = (
-        arm.manifest_digest.as_str(),
-        standin::images::DOCKER_MANIFEST,
-        arm.manifest_size,
-    );
-    let signature = push_referrer(
-        &source,
-        "upstream/app",
-        index_subject,
-        Artifact::Signature,
-        Scheme::Subject,
-        1,
-    )
-    .await
-    .unwrap();
-    let attestation = push_referrer(
-        &source,
-        "upstream/app",
-        arm_subject,
-        Artifact::Attestation,
-        Scheme::Subject,
-        2,
-    )
-    .await
-    .unwrap();
-    let sbom = push_referrer(
-        &source,
-        "upstream/app",
-        index_subject,
-        Artifact::Sbom,
-        Scheme::CosignTag,
-        3,
-    )
-    .await
-    .unwrap();
-    let attested = source
-        .require_manifest("upstream/app", &attestation.manifest_digest)
-        .await
-        .unwrap();
-    let attestation_signature = push_referrer(
-        &source,
-        "upstream/app",
-        (
-            attestation.manifest_digest.as_str(),
-            standin::images::OCI_MANIFEST,
-            attested.size,
-        ),
+    let arm = &images[1].manifest_digest;
+    let signature = refer(h, &index, Artifact::Signature, Scheme::Subject, 1).await;
+    let attestation = refer(h, arm, Artifact::Attestation, Scheme::Subject, 2).await;
+    let sbom = refer(h, &index, Artifact::Sbom, Scheme::CosignTag, 3).await;
+    let attestation_signature = refer(
+        h,
+        &attestation.manifest_digest,
         Artifact::Signature,
         Scheme::Subject,
         4,
     )
-    .await
-    .unwrap();
+    .await;
     Signed {
         index,
         signature,
@@ -120,6 +72,26 @@ async fn seed_signed(h: &Harness) -> Signed {
         sbom,
         attestation_signature,
     }
+}
+
+/// Pushes an `artifact` about `subject` of the source's `upstream/app`, named by `scheme`.
+async fn refer(
+    h: &Harness,
+    subject: &str,
+    artifact: Artifact,
+    scheme: Scheme,
+    seed: u64,
+) -> Referrer {
+    push_referrer(
+        &h.source_client(),
+        "upstream/app",
+        subject,
+        artifact,
+        scheme,
+        seed,
+    )
+    .await
+    .expect("seeding a referrer")
 }
 
 /// `referrer_digests` in state.
@@ -198,25 +170,7 @@ async fn a_signed_index_is_mirrored_with_every_referrer() {
     assert!(!changes, "the plan after the apply is not empty");
 
     // A new signature upstream: tracked, one update that uploads just its blobs.
-    let source = h.source_client();
-    let served = source
-        .require_manifest("upstream/app", &signed.index)
-        .await
-        .unwrap();
-    let resigned = push_referrer(
-        &source,
-        "upstream/app",
-        (
-            signed.index.as_str(),
-            served.media_type.as_str(),
-            served.size,
-        ),
-        Artifact::Signature,
-        Scheme::Subject,
-        5,
-    )
-    .await
-    .unwrap();
+    let resigned = refer(&h, &signed.index, Artifact::Signature, Scheme::Subject, 5).await;
     let mut new_blobs = 0;
     for blob in &resigned.blob_digests {
         if !h.ecr_has_blob(REPO, blob).await {
@@ -281,23 +235,10 @@ async fn a_signed_index_is_mirrored_with_every_referrer() {
 async fn referrers_are_found_by_the_tag_schema_where_the_source_lacks_the_api() {
     let h = Harness::start().await;
     let (index, _) = h.seed_index("upstream/app", "1.0", 32).await;
-    let source = h.source_client();
-    let served = source
-        .require_manifest("upstream/app", &index)
-        .await
-        .unwrap();
     // The source serves no referrers API: a client that pushes a referrer with a subject
     // also records it in the referrers tag schema's index, `sha256-<hex>`.
-    let signature = push_referrer(
-        &source,
-        "upstream/app",
-        (index.as_str(), served.media_type.as_str(), served.size),
-        Artifact::Signature,
-        Scheme::Subject,
-        6,
-    )
-    .await
-    .unwrap();
+    let signature = refer(&h, &index, Artifact::Signature, Scheme::Subject, 6).await;
+    let source = h.source_client();
     let pushed = source
         .require_manifest("upstream/app", &signature.manifest_digest)
         .await
@@ -362,21 +303,7 @@ async fn the_docker_method_refuses_copy_referrers_at_plan() {
 async fn a_source_that_refuses_the_referrers_api_still_has_its_cosign_tags_copied() {
     let h = Harness::start().await;
     let (index, _) = h.seed_index("upstream/app", "1.0", 34).await;
-    let source = h.source_client();
-    let served = source
-        .require_manifest("upstream/app", &index)
-        .await
-        .unwrap();
-    let signature = push_referrer(
-        &source,
-        "upstream/app",
-        (index.as_str(), served.media_type.as_str(), served.size),
-        Artifact::Signature,
-        Scheme::CosignTag,
-        7,
-    )
-    .await
-    .unwrap();
+    let signature = refer(&h, &index, Artifact::Signature, Scheme::CosignTag, 7).await;
     // Some registries answer the referrers API with 405 rather than 404.
     h.source_faults().add(standin::faults::Rule {
         status: Some(405),

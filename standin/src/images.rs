@@ -331,17 +331,18 @@ pub struct Referrer {
     pub tag: Option<String>,
 }
 
-/// Pushes an `artifact` about the manifest `subject` (`digest`, `media_type`, `size`) of
-/// `repository`, named by `scheme`; `seed` makes its signature and so its digest.
+/// Pushes an `artifact` about the manifest `subject_digest` of `repository` (whose media
+/// type and size are read from the registry), named by `scheme`; `seed` makes its
+/// signature and so its digest.
 pub async fn push_referrer(
     client: &Client,
     repository: &str,
-    subject: (&str, &str, usize),
+    subject_digest: &str,
     artifact: Artifact,
     scheme: Scheme,
     seed: u64,
 ) -> Result<Referrer> {
-    let (subject_digest, subject_type, subject_size) = subject;
+    let subject = client.require_manifest(repository, subject_digest).await?;
     let (layer_type, payload, annotations) = artifact.layer(repository, subject_digest, seed);
     let payload_size = payload.len();
     let payload_digest = digest_of(&payload);
@@ -379,8 +380,11 @@ pub async fn push_referrer(
         )),
         Scheme::Subject => {
             manifest["artifactType"] = json!(artifact.artifact_type());
-            manifest["subject"] =
-                json!({"mediaType": subject_type, "digest": subject_digest, "size": subject_size});
+            manifest["subject"] = json!({
+                "mediaType": subject.media_type,
+                "digest": subject_digest,
+                "size": subject.size,
+            });
             manifest["annotations"] =
                 json!({"org.opencontainers.image.created": "2026-01-01T00:00:00Z"});
             None

@@ -313,57 +313,28 @@ async fn signed_case(bench: &mut Bench, rounds: usize) -> Result<(String, usize)
         .for_platform("arm64", Some("v8")),
     ];
     let (index, images) = push_index(&client, "bench/signed", "1", &specs).await?;
-    let served = client.require_manifest("bench/signed", &index).await?;
-    let index_subject = (index.as_str(), served.media_type.as_str(), served.size);
+    let refer = |subject: String, artifact, scheme, seed| {
+        let client = client.clone();
+        async move { push_referrer(&client, "bench/signed", &subject, artifact, scheme, seed).await }
+    };
     let mut referrers = vec![
-        push_referrer(
-            &client,
-            "bench/signed",
-            index_subject,
-            Artifact::Signature,
-            Scheme::Subject,
-            1,
-        )
-        .await?,
-        push_referrer(
-            &client,
-            "bench/signed",
-            index_subject,
-            Artifact::Sbom,
-            Scheme::CosignTag,
-            2,
-        )
-        .await?,
+        refer(index.clone(), Artifact::Signature, Scheme::Subject, 1).await?,
+        refer(index.clone(), Artifact::Sbom, Scheme::CosignTag, 2).await?,
     ];
     for (n, image) in images.iter().enumerate() {
-        let subject = (
-            image.manifest_digest.as_str(),
-            "application/vnd.docker.distribution.manifest.v2+json",
-            image.manifest_size,
-        );
-        let attestation = push_referrer(
-            &client,
-            "bench/signed",
-            subject,
+        let seed = n as u64;
+        let attestation = refer(
+            image.manifest_digest.clone(),
             Artifact::Attestation,
             Scheme::Subject,
-            10 + n as u64,
+            10 + seed,
         )
         .await?;
-        let attested = client
-            .require_manifest("bench/signed", &attestation.manifest_digest)
-            .await?;
-        let signature = push_referrer(
-            &client,
-            "bench/signed",
-            (
-                attestation.manifest_digest.as_str(),
-                attested.media_type.as_str(),
-                attested.size,
-            ),
+        let signature = refer(
+            attestation.manifest_digest.clone(),
             Artifact::Signature,
             Scheme::Subject,
-            20 + n as u64,
+            20 + seed,
         )
         .await?;
         referrers.push(attestation);
