@@ -37,10 +37,7 @@ async fn import_then_apply_transfers_nothing() {
     h.config(&image(APP));
     h.apply().await;
     let digest = h.attr("test", "image_digest").await;
-    let run = h
-        .terraform(&["state", "rm", "-no-color", "ecrmirror_image.test"])
-        .await;
-    assert!(run.success, "{}", run.output());
+    h.forget("test").await;
 
     // Malformed IDs and missing tags are clear errors.
     let run = h
@@ -92,10 +89,7 @@ async fn an_import_id_naming_another_registry_is_refused() {
     h.seed_image("upstream/app", "1.0", 79).await;
     h.config(&image(APP));
     h.apply().await;
-    let run = h
-        .terraform(&["state", "rm", "-no-color", "ecrmirror_image.test"])
-        .await;
-    assert!(run.success, "{}", run.output());
+    h.forget("test").await;
 
     let elsewhere = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/mirror/app:1.0";
     let run = h

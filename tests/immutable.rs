@@ -40,21 +40,22 @@ async fn an_identical_image_is_adopted_into_an_immutable_tag_by_both_methods() {
     let h = Harness::start().await;
     h.seed_index("upstream/app", "1.0", 82).await;
     for method in ["registry", "docker"] {
-        h.config(&image(&format!(
-            r#"
+        // The mirror by `method` into the tag named after it, with `extra` arguments.
+        let mirror = |extra: &str| {
+            image(&format!(
+                r#"
   docker_source = "{{source}}/upstream/app:1.0"
   repository    = "{REPO}"
   tag           = "{method}"
   copy_method   = "{method}"
-"#
-        )));
+{extra}"#
+            ))
+        };
+        h.config(&mirror(""));
         h.set_tag_mutability(REPO, "MUTABLE", &[]);
         h.apply().await;
         let digest = h.attr("test", "image_digest").await;
-        let run = h
-            .terraform(&["state", "rm", "-no-color", "ecrmirror_image.test"])
-            .await;
-        assert!(run.success, "{}", run.output());
+        h.forget("test").await;
 
         // The state is lost; the repository has become immutable. The next apply finds the
         // same image under the tag and records it without a push.
@@ -68,15 +69,7 @@ async fn an_identical_image_is_adopted_into_an_immutable_tag_by_both_methods() {
 
         // New triggers ask for a copy; into an immutable tag that holds the source's image,
         // the copy would make the same, so it is recorded as it is.
-        h.config(&image(&format!(
-            r#"
-  docker_source = "{{source}}/upstream/app:1.0"
-  repository    = "{REPO}"
-  tag           = "{method}"
-  copy_method   = "{method}"
-  triggers      = {{ build = "2" }}
-"#
-        )));
+        h.config(&mirror("  triggers = { build = \"2\" }\n"));
         h.clear_logs();
         h.apply().await;
         assert_eq!(ecr_writes(&h), Vec::<String>::new(), "{method}");

@@ -243,10 +243,7 @@ async fn a_subset_of_platforms_is_a_new_index_of_their_manifests_digests_preserv
     assert!(!changes, "the plan after the apply is not empty");
 
     // Lost state: the next apply finds the same subset in ECR and transfers nothing.
-    let run = h
-        .terraform(&["state", "rm", "-no-color", "ecrmirror_image.app"])
-        .await;
-    assert!(run.success, "{}", run.output());
+    h.forget("app").await;
     h.clear_logs();
     h.apply().await;
     assert_nothing_transferred(&h, &[]);

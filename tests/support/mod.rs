@@ -295,6 +295,16 @@ impl Harness {
         (run, changes)
     }
 
+    /// `terraform state rm ecrmirror_image.<name>`, which must succeed: the state forgets the
+    /// mirror, ECR keeps it (a lost state, or the start of an import).
+    pub async fn forget(&self, name: &str) {
+        let address = format!("ecrmirror_image.{name}");
+        let run = self
+            .terraform(&["state", "rm", "-no-color", &address])
+            .await;
+        assert!(run.success, "state rm failed:\n{}", run.output());
+    }
+
     /// `terraform destroy` that must succeed.
     pub async fn destroy(&self) -> Run {
         let run = self
