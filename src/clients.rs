@@ -77,6 +77,11 @@ impl Clients {
 /// Clients set once `configure` has run.
 pub type SharedClients = Arc<OnceLock<Arc<Clients>>>;
 
+/// The clients `configure` set, or [`Error::NotConfigured`] before it ran.
+pub fn configured(clients: &SharedClients) -> Result<Arc<Clients>> {
+    clients.get().cloned().ok_or(Error::NotConfigured)
+}
+
 /// The provider block's settings, checked and typed.
 #[derive(Debug, Default)]
 pub struct Settings {

@@ -312,11 +312,6 @@ mod tests {
 
     #[test]
     fn every_attribute_and_block_is_documented() {
-        let schema = provider_schema();
-        assert!(schema.block.description.content.len() > 10);
-        assert_eq!(
-            crate::schema::undocumented(&schema.block),
-            Vec::<String>::new()
-        );
+        crate::schema::assert_documented(&provider_schema());
     }
 }

@@ -111,7 +111,19 @@ struct Asking<'a> {
     auth: RegistryAuth,
 }
 
-impl Asking<'_> {
+impl<'a> Asking<'a> {
+    fn new(
+        distribution: &'a Distribution,
+        source: &'a SourceRef,
+        credentials: Option<&Credentials>,
+    ) -> Asking<'a> {
+        Asking {
+            client: distribution.client_for(source.host()),
+            source,
+            auth: oci_auth(credentials),
+        }
+    }
+
     async fn manifest(&self, reference: &Reference) -> Result<Fetched> {
         let (body, digest) = self
             .client
@@ -148,11 +160,7 @@ pub async fn resolve(
     wanted: Wanted<'_>,
     credentials: Option<&Credentials>,
 ) -> std::result::Result<Resolved, Unresolved> {
-    let asking = Asking {
-        client: distribution.client_for(source.host()),
-        source,
-        auth: oci_auth(credentials),
-    };
+    let asking = Asking::new(distribution, source, credentials);
     let named = asking.manifest(source.as_oci()).await?;
     let whole = |named| Resolved {
         named,
@@ -200,11 +208,7 @@ pub async fn platforms(
     if let Some(index) = named.index() {
         return Ok(manifest::platforms(index));
     }
-    let asking = Asking {
-        client: distribution.client_for(source.host()),
-        source,
-        auth: oci_auth(credentials),
-    };
+    let asking = Asking::new(distribution, source, credentials);
     Ok(vec![asking.platform_of(named).await?.to_string()])
 }
 

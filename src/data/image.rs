@@ -8,7 +8,7 @@ use tf_provider::value::{Value, ValueEmpty};
 use tf_provider::{DataSource, Diagnostics};
 
 use super::attributes;
-use crate::clients::{Clients, SharedClients};
+use crate::clients::{configured, Clients, SharedClients};
 use crate::ecr::TagLookup;
 use crate::error::{Error, Result};
 use crate::reference::{check_registry_id, check_repository, check_tag};
@@ -104,17 +104,11 @@ impl DataSource for ImageDataSource {
         config: ImageData,
         _meta: ValueEmpty,
     ) -> Option<ImageData> {
-        let Some(clients) = self.clients.get().cloned() else {
-            Error::NotConfigured.report(diags);
-            return None;
+        let answer = match configured(&self.clients) {
+            Ok(clients) => look_up(&clients, &config).await,
+            Err(err) => Err(err),
         };
-        match look_up(&clients, &config).await {
-            Ok(state) => Some(state),
-            Err(err) => {
-                err.report(diags);
-                None
-            }
-        }
+        answer.map_err(|err| err.report(diags)).ok()
     }
 }
 
@@ -168,12 +162,7 @@ mod tests {
 
     #[test]
     fn every_attribute_is_documented() {
-        let schema = schema();
-        assert!(schema.block.description.content.len() > 10);
-        assert_eq!(
-            crate::schema::undocumented(&schema.block),
-            Vec::<String>::new()
-        );
+        crate::schema::assert_documented(&schema());
     }
 
     #[test]

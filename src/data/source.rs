@@ -9,7 +9,7 @@ use tf_provider::value::{Value, ValueEmpty};
 use tf_provider::{DataSource, Diagnostics};
 
 use super::attributes;
-use crate::clients::SharedClients;
+use crate::clients::{configured, SharedClients};
 use crate::error::{Error, Result};
 use crate::reference::{Platform, SourceRef};
 use crate::schema::{attribute, string};
@@ -104,17 +104,11 @@ impl DataSource for SourceDataSource {
         config: SourceState,
         _meta: ValueEmpty,
     ) -> Option<SourceState> {
-        let Some(clients) = self.clients.get().cloned() else {
-            Error::NotConfigured.report(diags);
-            return None;
+        let answer = match configured(&self.clients) {
+            Ok(clients) => look_up(&clients, &config).await,
+            Err(err) => Err(err),
         };
-        match look_up(&clients, &config).await {
-            Ok(state) => Some(state),
-            Err(err) => {
-                err.report(diags);
-                None
-            }
-        }
+        answer.map_err(|err| err.report(diags)).ok()
     }
 }
 
@@ -163,12 +157,7 @@ mod tests {
 
     #[test]
     fn every_attribute_is_documented() {
-        let schema = schema();
-        assert!(schema.block.description.content.len() > 10);
-        assert_eq!(
-            crate::schema::undocumented(&schema.block),
-            Vec::<String>::new()
-        );
+        crate::schema::assert_documented(&schema());
     }
 
     #[test]

@@ -104,6 +104,14 @@ impl TagMutability {
     }
 }
 
+/// The manifest media types BatchGetImage may answer with: those the provider reads.
+fn accepted_media_types() -> Vec<String> {
+    crate::manifest::ACCEPTED
+        .iter()
+        .map(|t| t.to_string())
+        .collect()
+}
+
 /// The ECR API with a per-registry token cache.
 pub struct Ecr {
     client: aws_sdk_ecr::Client,
@@ -242,12 +250,7 @@ impl Ecr {
             .batch_get_image()
             .repository_name(repository)
             .image_ids(ImageIdentifier::builder().image_tag(tag).build())
-            .set_accepted_media_types(Some(
-                crate::manifest::ACCEPTED
-                    .iter()
-                    .map(|t| t.to_string())
-                    .collect(),
-            ))
+            .set_accepted_media_types(Some(accepted_media_types()))
             .set_registry_id(registry_id.map(str::to_string))
             .send()
             .await;
@@ -302,12 +305,7 @@ impl Ecr {
                         .map(|d| ImageIdentifier::builder().image_digest(d).build())
                         .collect(),
                 ))
-                .set_accepted_media_types(Some(
-                    crate::manifest::ACCEPTED
-                        .iter()
-                        .map(|t| t.to_string())
-                        .collect(),
-                ))
+                .set_accepted_media_types(Some(accepted_media_types()))
                 .set_registry_id(registry_id.map(str::to_string))
                 .send()
                 .await;

@@ -141,6 +141,18 @@ struct Side<'a> {
     auth: RegistryAuth,
 }
 
+impl Side<'_> {
+    /// Meets the source registry's challenge for pulling (the referrers API's requests
+    /// carry the token it gives).
+    async fn authorise_pull(&self) -> Result<()> {
+        self.client
+            .auth(&self.reference, &self.auth, RegistryOperation::Pull)
+            .await
+            .map(|_| ())
+            .map_err(|err| source_error(self.reference.to_string(), &err, &self.auth))
+    }
+}
+
 /// A manifest to copy, and the reference to push it under.
 struct Manifest {
     fetched: Fetched,
@@ -214,14 +226,9 @@ impl RegistryTransfer {
     /// returns every referrer's digest, sorted. See [`referrers`].
     pub async fn copy_referrers(&self, job: &Job<'_>, resolved: &Resolved) -> Result<Vec<String>> {
         let (source, target) = self.sides(job);
-        let (authorised, allowed) = tokio::join!(
-            self.authorise(&target),
-            source
-                .client
-                .auth(&source.reference, &source.auth, RegistryOperation::Pull),
-        );
+        let (authorised, allowed) = tokio::join!(self.authorise(&target), source.authorise_pull());
         authorised?;
-        allowed.map_err(|err| source_error(source.reference.to_string(), &err, &source.auth))?;
+        allowed?;
         self.copy_referrers_of(&source, &target, subjects(resolved))
             .await
     }
@@ -234,25 +241,27 @@ impl RegistryTransfer {
         resolved: &Resolved,
         credentials: Option<&Credentials>,
     ) -> Result<Vec<String>> {
-        let side = Side {
+        let side = self.source_side(source, credentials);
+        side.authorise_pull().await?;
+        self.referrers_of(&side, subjects(resolved)).await
+    }
+
+    /// The source registry's side of a copy of `source`.
+    fn source_side<'a>(
+        &'a self,
+        source: &SourceRef,
+        credentials: Option<&Credentials>,
+    ) -> Side<'a> {
+        Side {
             client: self.distribution.client_for(source.host()),
             reference: source.as_oci().clone(),
             auth: oci_auth(credentials),
-        };
-        side.client
-            .auth(&side.reference, &side.auth, RegistryOperation::Pull)
-            .await
-            .map_err(|err| source_error(side.reference.to_string(), &err, &side.auth))?;
-        self.referrers_of(&side, subjects(resolved)).await
+        }
     }
 
     /// The source and the target of `job`, each with its client.
     fn sides<'a>(&'a self, job: &Job<'_>) -> (Side<'a>, Side<'a>) {
-        let source = Side {
-            client: self.distribution.client_for(job.source.host()),
-            reference: job.source.as_oci().clone(),
-            auth: oci_auth(job.source_credentials.as_ref()),
-        };
+        let source = self.source_side(job.source, job.source_credentials.as_ref());
         let target = Side {
             client: self.distribution.client_for(&job.target.host),
             reference: Reference::with_tag(

@@ -13,7 +13,7 @@ use tf_provider::schema::Schema;
 use tf_provider::value::{Value, ValueEmpty};
 use tf_provider::{AttributePath, Diagnostics, Resource};
 
-use crate::clients::{Clients, SharedClients};
+use crate::clients::{configured, Clients, SharedClients};
 use crate::error::Error;
 use crate::transfer::CopyMethod;
 use apply::Adopt;
@@ -70,11 +70,9 @@ impl ImageResource {
     }
 
     fn clients(&self, diags: &mut Diagnostics) -> Option<Arc<Clients>> {
-        let clients = self.clients.get().cloned();
-        if clients.is_none() {
-            Error::NotConfigured.report(diags);
-        }
-        clients
+        configured(&self.clients)
+            .map_err(|err| err.report(diags))
+            .ok()
     }
 }
 
