@@ -28,26 +28,14 @@ const PRIVATE_APP: &str = r#"
 /// block whose password comes from a sensitive variable (`TF_VAR_source_password`).
 fn with_registry_auth(more: &str) -> String {
     format!(
-        r#"
-variable "source_password" {{
-  type      = string
-  sensitive = true
-}}
-
-provider "ecrmirror" {{
-  registry_auth {{
-    address  = "{{source}}"
-    username = "{USER}"
-    password = var.source_password
-  }}
-}}
-
+        r#"{}
 resource "ecrmirror_image" "test" {{
   docker_source = "{{source}}/private/app:1.0"
   repository    = "mirror/app"
 {more}
 }}
-"#
+"#,
+        support::provider_with_registry_auth(USER)
     )
 }
 

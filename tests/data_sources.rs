@@ -251,20 +251,8 @@ output "digest" {
 
     h.var("source_password", Some("s3cr3t-lookup-pass"));
     h.config(&format!(
-        r#"
-variable "source_password" {{
-  type      = string
-  sensitive = true
-}}
-
-provider "ecrmirror" {{
-  registry_auth {{
-    address  = "{{source}}"
-    username = "mirror-bot"
-    password = var.source_password
-  }}
-}}
-{lookup}"#
+        "{}{lookup}",
+        support::provider_with_registry_auth("mirror-bot")
     ));
     let run = h.apply().await;
     assert_eq!(h.outputs().await["digest"], json!(index));

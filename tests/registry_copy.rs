@@ -238,28 +238,17 @@ async fn a_bearer_token_source_is_copied_registry_to_registry() {
     let mut h = Harness::start_with(standin::SourceAuth::Token(user)).await;
     let (index, _) = h.seed_index("private/app", "1.0", 96).await;
     h.var("source_password", Some("s3cr3t-token-pass"));
-    h.config(
+    h.config(&format!(
+        "{}{}",
+        support::provider_with_registry_auth("mirror-bot"),
         r#"
-variable "source_password" {
-  type      = string
-  sensitive = true
-}
-
-provider "ecrmirror" {
-  registry_auth {
-    address  = "{source}"
-    username = "mirror-bot"
-    password = var.source_password
-  }
-}
-
 resource "ecrmirror_image" "test" {
   docker_source = "{source}/private/app:1.0"
   repository    = "mirror/app"
   copy_method   = "registry"
 }
-"#,
-    );
+"#
+    ));
     h.apply().await;
     assert_eq!(h.ecr_manifest(REPO, "1.0").await.unwrap().digest, index);
     let (_, changes) = h.plan().await;

@@ -73,6 +73,28 @@ pub fn image(arguments: &str) -> String {
     )
 }
 
+/// A provider block with the source registry's credentials for `username` in a
+/// `registry_auth` block, whose password comes from the sensitive variable
+/// `source_password` (set it with `h.var`); `{source}` stands for the source's host.
+pub fn provider_with_registry_auth(username: &str) -> String {
+    format!(
+        r#"
+variable "source_password" {{
+  type      = string
+  sensitive = true
+}}
+
+provider "ecrmirror" {{
+  registry_auth {{
+    address  = "{{source}}"
+    username = "{username}"
+    password = var.source_password
+  }}
+}}
+"#
+    )
+}
+
 /// `docker <args>`, which must succeed; its output.
 pub async fn docker(args: &[&str]) -> String {
     let output = tokio::process::Command::new("docker")
