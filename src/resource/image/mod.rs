@@ -60,13 +60,15 @@ impl ImageResource {
         }
     }
 
-    /// Reports what only a plan can find wrong: validation runs before the provider is
-    /// configured, so the arguments that depend on its `copy_method` (`platforms`) are
-    /// checked here, with the method known.
-    fn check_method(&self, config: &ImageState, diags: &mut Diagnostics) {
-        for error in config::Arguments::parse(config, self.default_method()).errors {
+    /// The arguments of `config`, parsed once for the plan, with what only a plan can find
+    /// wrong reported: validation runs before the provider is configured, so the arguments
+    /// that depend on its `copy_method` (`platforms`, `copy_referrers`) are checked here.
+    fn arguments(&self, config: &ImageState, diags: &mut Diagnostics) -> config::Arguments {
+        let args = config::Arguments::parse(config, self.default_method());
+        for error in &args.errors {
             error.report(diags);
         }
+        args
     }
 
     fn clients(&self, diags: &mut Diagnostics) -> Option<Arc<Clients>> {
@@ -125,9 +127,8 @@ impl Resource for ImageResource {
         config: ImageState,
         _meta: ValueEmpty,
     ) -> Option<(ImageState, Private)> {
-        let default_method = self.default_method();
-        self.check_method(&config, diags);
-        let planned = plan::plan_create(proposed, &config, default_method);
+        let args = self.arguments(&config, diags);
+        let planned = plan::plan_create(proposed, &config, args);
         self.check_owner(&planned, diags);
         Some((planned, None))
     }
@@ -141,10 +142,8 @@ impl Resource for ImageResource {
         private: Private,
         _meta: ValueEmpty,
     ) -> Option<(ImageState, Private, Vec<AttributePath>)> {
-        let default_method = self.default_method();
-        self.check_method(&config, diags);
-        let (planned, replace) =
-            plan::plan_update(&prior, proposed, &config, &private, default_method);
+        let args = self.arguments(&config, diags);
+        let (planned, replace) = plan::plan_update(&prior, proposed, &config, &private, args);
         self.check_owner(&planned, diags);
         // A re-mirror into the same tag (not an import's first plan, which adopts) meets an
         // immutable tag: said at plan time.

@@ -11,7 +11,6 @@ use super::state::{
     or_false, ImageState, Private, Timeouts, CREATE_TIMEOUT, DELETE_TIMEOUT, UPDATE_TIMEOUT,
 };
 use crate::error::Error;
-use crate::transfer::CopyMethod;
 
 /// Attributes whose change replaces the mirror (another tag is another object).
 pub const REPLACE_ON_CHANGE: [&str; 3] = ["repository", "tag", "registry_id"];
@@ -80,13 +79,8 @@ pub fn timeout(timeouts: &Value<Timeouts>, operation: Operation) -> Result<Durat
     }
 }
 
-/// Plans a new mirror; `default_method` is the provider's `copy_method`.
-pub fn plan_create(
-    proposed: ImageState,
-    config: &ImageState,
-    default_method: CopyMethod,
-) -> ImageState {
-    let args = Arguments::parse(config, default_method);
+/// Plans a new mirror of `config`, whose arguments are `args`.
+pub fn plan_create(proposed: ImageState, config: &ImageState, args: Arguments) -> ImageState {
     ImageState {
         copy_method: args.method.map(|m| m.to_string()),
         tag: args.tag,
@@ -137,16 +131,15 @@ pub fn drifted(prior: &ImageState, private: &Private) -> bool {
         || (prior.copy_referrers == Value::Value(true) && referrers_moved)
 }
 
-/// Plans a change to an existing mirror; returns the planned state and the attributes
-/// that force replacement.
+/// Plans a change to an existing mirror of `config`, whose arguments are `args`; returns
+/// the planned state and the attributes that force replacement.
 pub fn plan_update(
     prior: &ImageState,
     proposed: ImageState,
     config: &ImageState,
     private: &Private,
-    default_method: CopyMethod,
+    args: Arguments,
 ) -> (ImageState, Vec<&'static str>) {
-    let args = Arguments::parse(config, default_method);
     let mut planned = ImageState {
         copy_method: args.method.map(|m| m.to_string()),
         tag: args.tag,
@@ -198,6 +191,7 @@ mod tests {
     use super::super::state::fixtures::{config, v};
     use super::super::state::PrivateData;
     use super::*;
+    use crate::transfer::CopyMethod;
 
     fn applied(source: &str) -> ImageState {
         ImageState {
@@ -227,7 +221,7 @@ mod tests {
             proposed,
             config,
             &pushed("sha256:aaa"),
-            CopyMethod::Docker,
+            Arguments::parse(config, CopyMethod::Docker),
         )
     }
 
@@ -241,7 +235,14 @@ mod tests {
 
     #[test]
     fn tag_defaults_to_the_source_tag_or_latest() {
-        let tag = |cfg: ImageState| plan_create(cfg.clone(), &cfg, CopyMethod::Docker).tag;
+        let tag = |cfg: ImageState| {
+            plan_create(
+                cfg.clone(),
+                &cfg,
+                Arguments::parse(&cfg, CopyMethod::Docker),
+            )
+            .tag
+        };
         assert_eq!(tag(config("nginx:1.27")), v("1.27"));
         assert_eq!(tag(config("nginx")), v("latest"));
         let mut unknown = config("nginx");
@@ -251,7 +252,12 @@ mod tests {
 
     #[test]
     fn create_plans_computed_values_unknown_and_defaults_known() {
-        let planned = plan_create(config("app:1.0"), &config("app:1.0"), CopyMethod::Docker);
+        let cfg = config("app:1.0");
+        let planned = plan_create(
+            cfg.clone(),
+            &cfg,
+            Arguments::parse(&cfg, CopyMethod::Docker),
+        );
         assert_eq!(planned.tag, v("1.0"));
         assert_eq!(planned.keep_remotely, Value::Value(false));
         assert!(planned.image_digest.is_unknown());
@@ -330,12 +336,13 @@ mod tests {
             docker_source: v("app:1.0"),
             ..prior.clone()
         };
+        let cfg = config("app:1.0");
         let (planned, replace) = plan_update(
             &prior,
             proposed,
-            &config("app:1.0"),
+            &cfg,
             &None,
-            CopyMethod::Docker,
+            Arguments::parse(&cfg, CopyMethod::Docker),
         );
         assert!(replace.is_empty());
         assert_eq!(planned.docker_source, v("app:1.0"));
@@ -358,7 +365,8 @@ mod tests {
             })
         };
         let plan = |cfg: &ImageState, private: &Private| {
-            plan_update(&prior, prior.clone(), cfg, private, CopyMethod::Registry).0
+            let args = Arguments::parse(cfg, CopyMethod::Registry);
+            plan_update(&prior, prior.clone(), cfg, private, args).0
         };
         assert_eq!(plan(&cfg, &copied(&["sha256:r1"])), prior);
         let remirror = plan(&cfg, &copied(&["sha256:r1", "sha256:r2"]));
