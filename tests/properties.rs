@@ -1,0 +1,347 @@
+//! Property tests for the pure parsers and classifiers that take what users and registries
+//! send: image references, platforms, import IDs, ECR hosts, manifests and indexes, image
+//! configs, ECR error codes, and the functions that keep credentials out of diagnostics.
+//! Every parser must answer any input without a panic, and what it accepts must read back as
+//! the same value after display (parse → display → parse).
+//!
+//! `make test` runs each property for proptest's default 256 cases; `make fuzz` runs them
+//! with many more (`PROPTEST_CASES`).
+
+use bytes::Bytes;
+use ecrmirror::credentials::{normalize_address, AuthBlock, Credentials, SourceAuth};
+use ecrmirror::error::{without_queries, AwsRefusal};
+use ecrmirror::manifest::{self, ConfigPlatform, Fetched};
+use ecrmirror::network::origin;
+use ecrmirror::reference::{EcrHost, ImportId, Platform, SourceRef};
+use ecrmirror::secret::Secret;
+use proptest::prelude::*;
+
+/// Strings made of the characters references, IDs and platforms are written with, so the
+/// parsers' inner paths are reached far more often than with any `String`.
+fn reference_like() -> impl Strategy<Value = String> {
+    "[a-zA-Z0-9./:@_+-]{0,90}"
+}
+
+/// Any text at all, up to a few hundred characters.
+fn any_text() -> impl Strategy<Value = String> {
+    prop_oneof![any::<String>(), reference_like()]
+}
+
+/// A reference written from its parts, with the parts it was written from.
+#[derive(Debug, Clone)]
+struct Written {
+    text: String,
+    registry: Option<String>,
+    path: String,
+    tag: Option<String>,
+    digest: Option<String>,
+}
+
+fn written_reference() -> impl Strategy<Value = Written> {
+    (
+        proptest::option::of("[a-z][a-z0-9]{0,8}\\.[a-z]{2,3}(:[0-9]{2,5})?"),
+        "[a-z0-9]{1,8}(/[a-z0-9]{1,8}){0,2}",
+        proptest::option::of("[A-Za-z0-9_][A-Za-z0-9_.-]{0,20}"),
+        proptest::option::of("sha256:[0-9a-f]{64}"),
+    )
+        .prop_map(|(registry, path, tag, digest)| {
+            let mut text = match &registry {
+                Some(registry) => format!("{registry}/{path}"),
+                None => path.clone(),
+            };
+            if let Some(tag) = &tag {
+                text.push(':');
+                text.push_str(tag);
+            }
+            if let Some(digest) = &digest {
+                text.push('@');
+                text.push_str(digest);
+            }
+            Written {
+                text,
+                registry,
+                path,
+                tag,
+                digest,
+            }
+        })
+}
+
+/// The parts of a parsed reference that any consumer reads.
+fn parts(reference: &SourceRef) -> (String, String, Option<String>, Option<String>) {
+    (
+        reference.host().to_string(),
+        reference.repository().to_string(),
+        reference.tag().map(str::to_string),
+        reference.digest().map(str::to_string),
+    )
+}
+
+proptest! {
+    #[test]
+    fn any_reference_text_is_answered_and_accepted_ones_read_back(text in any_text()) {
+        if let Ok(reference) = SourceRef::parse(&text) {
+            let again = SourceRef::parse(&reference.to_string())
+                .map_err(|err| TestCaseError::fail(format!("{reference} does not parse again: {err}")))?;
+            prop_assert_eq!(parts(&again), parts(&reference));
+            prop_assert_eq!(again.to_string(), reference.to_string());
+            // What the engine is asked to pull names the same image.
+            let pulled = SourceRef::parse(&reference.pull_reference())
+                .map_err(|err| TestCaseError::fail(format!("pull reference of {reference}: {err}")))?;
+            prop_assert_eq!(pulled.host(), reference.host());
+            prop_assert_eq!(pulled.repository(), reference.repository());
+        }
+    }
+
+    #[test]
+    fn a_reference_written_from_parts_has_those_parts(w in written_reference()) {
+        let reference = SourceRef::parse(&w.text)
+            .map_err(|err| TestCaseError::fail(format!("{} refused: {err}", w.text)))?;
+        let host = w.registry.clone().unwrap_or_else(|| "docker.io".into());
+        prop_assert_eq!(reference.host(), host.as_str());
+        let repository = if w.registry.is_none() && !w.path.contains('/') {
+            format!("library/{}", w.path)
+        } else {
+            w.path.clone()
+        };
+        prop_assert_eq!(reference.repository(), repository.as_str());
+        prop_assert_eq!(reference.digest(), w.digest.as_deref());
+        // The tag mirrored by default: the tag written, `latest` without one, none when
+        // pinned by digest only.
+        let default_tag = match (&w.tag, &w.digest) {
+            (Some(tag), _) => Some(tag.as_str()),
+            (None, Some(_)) => None,
+            (None, None) => Some("latest"),
+        };
+        prop_assert_eq!(reference.default_tag(), default_tag);
+    }
+
+    #[test]
+    fn an_uppercase_digest_is_refused(w in written_reference(), at in 0usize..64) {
+        prop_assume!(w.digest.is_some());
+        let digest = w.digest.clone().unwrap_or_default();
+        let hex = &digest["sha256:".len()..];
+        let letter = hex.char_indices().map(|(i, _)| i).find(|i| *i >= at && hex.as_bytes()[*i].is_ascii_alphabetic());
+        prop_assume!(letter.is_some());
+        let i = letter.unwrap_or_default() + "sha256:".len();
+        let mut upper = digest.clone();
+        upper.replace_range(i..=i, &digest[i..=i].to_ascii_uppercase());
+        let text = w.text.replace(&digest, &upper);
+        prop_assert!(SourceRef::parse(&text).is_err(), "{} was accepted", text);
+    }
+
+    #[test]
+    fn any_platform_text_is_answered_and_accepted_ones_read_back(text in any_text()) {
+        if let Ok(platform) = Platform::parse(&text) {
+            prop_assert_eq!(platform.to_string(), text.clone());
+            prop_assert_eq!(Platform::parse(&platform.to_string()), Ok(platform.clone()));
+            prop_assert!(platform.same_as(&platform));
+        }
+    }
+
+    #[test]
+    fn a_platform_written_from_parts_has_those_parts(
+        os in "[a-z0-9_]{1,8}",
+        architecture in "[a-z0-9_]{1,8}",
+        variant in proptest::option::of("[a-z0-9_]{1,4}"),
+    ) {
+        let text = match &variant {
+            Some(v) => format!("{os}/{architecture}/{v}"),
+            None => format!("{os}/{architecture}"),
+        };
+        let platform = Platform::parse(&text)
+            .map_err(|err| TestCaseError::fail(format!("{text} refused: {err}")))?;
+        prop_assert_eq!(&platform.os, &os);
+        prop_assert_eq!(&platform.architecture, &architecture);
+        prop_assert_eq!(&platform.variant, &variant);
+        // An image of that platform matches it, one of another architecture never does.
+        prop_assert!(platform.matches(&os, &architecture, variant.as_deref()));
+        let other = format!("{architecture}x");
+        prop_assert!(!platform.matches(&os, &other, variant.as_deref()));
+    }
+
+    #[test]
+    fn any_import_id_is_answered_and_accepted_ones_read_back(text in any_text()) {
+        if let Ok(id) = ImportId::parse(&text) {
+            let written = match &id.host {
+                Some(host) => format!("{host}/{}:{}", id.repository, id.tag),
+                None => format!("{}:{}", id.repository, id.tag),
+            };
+            prop_assert_eq!(ImportId::parse(&written), Ok(id.clone()));
+        }
+    }
+
+    #[test]
+    fn an_ecr_host_reads_as_its_account_and_region(
+        account in "[0-9]{12}",
+        region in "[a-z]{2}-[a-z]{4,9}-[1-9]",
+        domain in prop_oneof![Just("amazonaws.com"), Just("amazonaws.com.cn"), Just("on.aws")],
+        noise in any_text(),
+    ) {
+        let host = format!("{account}.dkr.ecr.{region}.{domain}");
+        let parsed = EcrHost::parse(&host);
+        prop_assert_eq!(parsed, Some(EcrHost { registry_id: &account, region: &region }));
+        // Anything else is answered too, and a host that is not ECR's never names an account.
+        let _ = EcrHost::parse(&noise);
+        let foreign = format!("{account}.dkr.ecr.{region}.example.com");
+        prop_assert_eq!(EcrHost::parse(&foreign), None);
+    }
+
+    #[test]
+    fn any_manifest_body_is_answered(body in prop_oneof![
+        proptest::collection::vec(any::<u8>(), 0..400),
+        "[\\[\\]{}\":,0-9a-z ]{0,200}".prop_map(String::into_bytes),
+    ]) {
+        if let Ok(fetched) = Fetched::parse("sha256:x".into(), Bytes::from(body.clone())) {
+            let _ = fetched.media_type();
+            let _ = fetched.config_digest();
+            let _ = fetched.blobs();
+            if let Some(index) = fetched.index() {
+                let _ = manifest::platforms(index);
+            }
+        }
+        let _ = ConfigPlatform::parse(&body);
+        let _ = manifest::index_of(&body, |_, _| true);
+    }
+
+    #[test]
+    fn an_index_finds_every_platform_it_lists_and_keeps_what_is_kept(
+        entries in proptest::collection::vec(
+            ("[a-z]{1,6}", "[a-z0-9]{1,6}", proptest::option::of("v[0-9]")),
+            1..8,
+        ),
+        kept in proptest::collection::vec(any::<bool>(), 8),
+    ) {
+        let manifests: Vec<serde_json::Value> = entries
+            .iter()
+            .enumerate()
+            .map(|(i, (os, arch, variant))| {
+                let mut platform = serde_json::json!({"os": os, "architecture": arch});
+                if let Some(variant) = variant {
+                    platform["variant"] = variant.clone().into();
+                }
+                serde_json::json!({
+                    "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                    "digest": format!("sha256:{i:064x}"),
+                    "size": 1,
+                    "platform": platform,
+                })
+            })
+            .collect();
+        let body = serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "manifests": manifests,
+        })).map_err(|err| TestCaseError::fail(err.to_string()))?;
+        let fetched = Fetched::parse(manifest::digest_of(&body), Bytes::from(body.clone()))
+            .map_err(|err| TestCaseError::fail(err))?;
+        let index = fetched.index().ok_or_else(|| TestCaseError::fail("not an index"))?;
+        for listed in manifest::platforms(index) {
+            let platform = Platform::parse(&listed)
+                .map_err(|err| TestCaseError::fail(format!("listed {listed}: {err}")))?;
+            let found = manifest::find_platform(index, &platform)
+                .ok_or_else(|| TestCaseError::fail(format!("{listed} listed but not found")))?;
+            let p = found.platform.as_ref().ok_or_else(|| TestCaseError::fail("no platform"))?;
+            prop_assert!(platform.matches(&p.os.to_string(), &p.architecture.to_string(), p.variant.as_deref()));
+        }
+        let keep = |digest: &str| {
+            let i = usize::from_str_radix(digest.trim_start_matches("sha256:"), 16).unwrap_or(usize::MAX);
+            kept.get(i).copied().unwrap_or(false)
+        };
+        let subset = manifest::index_of(&body, |digest, _| keep(digest))
+            .map_err(|err| TestCaseError::fail(err))?;
+        let subset = Fetched::parse(manifest::digest_of(&subset), Bytes::from(subset))
+            .map_err(|err| TestCaseError::fail(err))?;
+        let left: Vec<String> = subset
+            .index()
+            .map(|i| i.manifests.iter().map(|m| m.digest.clone()).collect())
+            .unwrap_or_default();
+        let expected: Vec<String> = (0..entries.len())
+            .map(|i| format!("sha256:{i:064x}"))
+            .filter(|d| keep(d))
+            .collect();
+        prop_assert_eq!(left, expected);
+        prop_assert_eq!(subset.media_type(), fetched.media_type());
+    }
+
+    #[test]
+    fn ecr_error_codes_are_classified_by_the_whole_code(
+        known in prop_oneof![
+            Just(("ExpiredTokenException", true)),
+            Just(("UnrecognizedClientException", true)),
+            Just(("InvalidSignatureException", true)),
+            Just(("AccessDeniedException", false)),
+        ],
+        prefix in "[A-Za-z]{0,6}",
+        suffix in "[A-Za-z]{1,6}",
+    ) {
+        let (code, credentials) = known;
+        let refusal = AwsRefusal::of_code(code);
+        if credentials {
+            prop_assert!(matches!(refusal, AwsRefusal::Credentials), "{}", code);
+        } else {
+            prop_assert!(matches!(refusal, AwsRefusal::Access), "{}", code);
+        }
+        // A code that only contains a known one is another error: no credential advice.
+        let other = format!("{prefix}{code}{suffix}");
+        prop_assert!(matches!(AwsRefusal::of_code(&other), AwsRefusal::Other), "{}", other);
+    }
+
+    #[test]
+    fn no_query_string_or_url_credential_reaches_a_diagnostic(
+        before in "[a-zA-Z ,:]{0,20}",
+        scheme in prop_oneof![Just("http"), Just("https")],
+        user in "[a-z]{1,8}",
+        secret in "[A-Za-z0-9]{12,24}",
+        host in "[a-z]{1,10}\\.[a-z]{2,3}(:[0-9]{2,5})?",
+        path in "(/[a-z0-9]{1,8}){0,3}",
+        after in "[a-zA-Z ,]{0,20}",
+    ) {
+        let url = format!("{scheme}://{user}:{secret}@{host}{path}?X-Amz-Signature={secret}&_state={secret}");
+        prop_assert_eq!(origin(&url), format!("{scheme}://{host}"));
+        let text = format!("{before} {url} {after}");
+        let shown = without_queries(&text);
+        prop_assert!(!shown.contains(&format!("Signature={secret}")), "{}", shown);
+        prop_assert!(!shown.contains("_state="), "{}", shown);
+        prop_assert_eq!(without_queries(&shown), shown.clone());
+    }
+
+    #[test]
+    fn any_text_is_answered_by_the_diagnostic_filters(text in any_text()) {
+        let shown = without_queries(&text);
+        prop_assert!(shown.len() <= text.len());
+        let _ = origin(&text);
+        let _ = normalize_address(&text);
+    }
+
+    #[test]
+    fn a_registry_auth_block_serves_only_its_own_registry(
+        address in prop_oneof![
+            "[a-z]{1,8}\\.[a-z]{2,3}(:[0-9]{2,5})?",
+            Just("docker.io".to_string()),
+            Just("https://index.docker.io/v1/".to_string()),
+        ],
+        asked in prop_oneof![
+            "[a-z]{1,8}\\.[a-z]{2,3}(:[0-9]{2,5})?",
+            Just("registry-1.docker.io".to_string()),
+            Just("docker.io".to_string()),
+        ],
+    ) {
+        let auth = SourceAuth::new(vec![AuthBlock {
+            address: address.clone(),
+            username: "me".into(),
+            password: Secret::new("block-password"),
+        }]);
+        let given = match auth.for_host(&asked) {
+            Some(Credentials::Basic { password, server, .. }) => {
+                (password.expose() == "block-password").then_some(server)
+            }
+            _ => None,
+        };
+        let same = normalize_address(&address) == normalize_address(&asked);
+        prop_assert_eq!(given.is_some(), same, "block for {} asked for {}", address, asked);
+        if let Some(server) = given {
+            prop_assert_eq!(server, normalize_address(&asked));
+        }
+    }
+}
