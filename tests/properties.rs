@@ -234,7 +234,7 @@ proptest! {
             "manifests": manifests,
         })).map_err(|err| TestCaseError::fail(err.to_string()))?;
         let fetched = Fetched::parse(manifest::digest_of(&body), Bytes::from(body.clone()))
-            .map_err(|err| TestCaseError::fail(err))?;
+            .map_err(TestCaseError::fail)?;
         let index = fetched.index().ok_or_else(|| TestCaseError::fail("not an index"))?;
         for listed in manifest::platforms(index) {
             let platform = Platform::parse(&listed)
@@ -249,9 +249,9 @@ proptest! {
             kept.get(i).copied().unwrap_or(false)
         };
         let subset = manifest::index_of(&body, |digest, _| keep(digest))
-            .map_err(|err| TestCaseError::fail(err))?;
+            .map_err(TestCaseError::fail)?;
         let subset = Fetched::parse(manifest::digest_of(&subset), Bytes::from(subset))
-            .map_err(|err| TestCaseError::fail(err))?;
+            .map_err(TestCaseError::fail)?;
         let left: Vec<String> = subset
             .index()
             .map(|i| i.manifests.iter().map(|m| m.digest.clone()).collect())
