@@ -37,33 +37,45 @@ struct Written {
     digest: Option<String>,
 }
 
-fn written_reference() -> impl Strategy<Value = Written> {
+/// A reference's parts, any of which may be left out but the path.
+fn reference_parts() -> impl Strategy<Value = (Option<String>, String, Option<String>)> {
     (
         proptest::option::of("[a-z][a-z0-9]{0,8}\\.[a-z]{2,3}(:[0-9]{2,5})?"),
         "[a-z0-9]{1,8}(/[a-z0-9]{1,8}){0,2}",
         proptest::option::of("[A-Za-z0-9_][A-Za-z0-9_.-]{0,20}"),
+    )
+}
+
+/// `[registry/]path[:tag][@digest]`, as a user writes it.
+fn write(registry: Option<&str>, path: &str, tag: Option<&str>, digest: Option<&str>) -> String {
+    let mut text = registry.map_or_else(|| path.to_string(), |r| format!("{r}/{path}"));
+    if let Some(tag) = tag {
+        text.push(':');
+        text.push_str(tag);
+    }
+    if let Some(digest) = digest {
+        text.push('@');
+        text.push_str(digest);
+    }
+    text
+}
+
+fn written_reference() -> impl Strategy<Value = Written> {
+    (
+        reference_parts(),
         proptest::option::of("sha256:[0-9a-f]{64}"),
     )
-        .prop_map(|(registry, path, tag, digest)| {
-            let mut text = match &registry {
-                Some(registry) => format!("{registry}/{path}"),
-                None => path.clone(),
-            };
-            if let Some(tag) = &tag {
-                text.push(':');
-                text.push_str(tag);
-            }
-            if let Some(digest) = &digest {
-                text.push('@');
-                text.push_str(digest);
-            }
-            Written {
-                text,
-                registry,
-                path,
-                tag,
-                digest,
-            }
+        .prop_map(|((registry, path, tag), digest)| Written {
+            text: write(
+                registry.as_deref(),
+                &path,
+                tag.as_deref(),
+                digest.as_deref(),
+            ),
+            registry,
+            path,
+            tag,
+            digest,
         })
 }
 
@@ -117,16 +129,16 @@ proptest! {
     }
 
     #[test]
-    fn an_uppercase_digest_is_refused(w in written_reference(), at in 0usize..64) {
-        prop_assume!(w.digest.is_some());
-        let digest = w.digest.clone().unwrap_or_default();
-        let hex = &digest["sha256:".len()..];
-        let letter = hex.char_indices().map(|(i, _)| i).find(|i| *i >= at && hex.as_bytes()[*i].is_ascii_alphabetic());
-        prop_assume!(letter.is_some());
-        let i = letter.unwrap_or_default() + "sha256:".len();
-        let mut upper = digest.clone();
-        upper.replace_range(i..=i, &digest[i..=i].to_ascii_uppercase());
-        let text = w.text.replace(&digest, &upper);
+    fn an_uppercase_digest_is_refused(
+        (registry, path, tag) in reference_parts(),
+        (before, after) in ("[0-9a-f]{0,63}", "[0-9a-f]{0,63}"),
+        upper in "[A-F]",
+    ) {
+        // 64 hex digits, one of them an uppercase letter.
+        let hex: String = format!("{before}{upper}{after}").chars().take(64).collect();
+        let hex = format!("{hex:0>64}");
+        let digest = format!("sha256:{hex}");
+        let text = write(registry.as_deref(), &path, tag.as_deref(), Some(&digest));
         prop_assert!(SourceRef::parse(&text).is_err(), "{} was accepted", text);
     }
 
