@@ -147,6 +147,27 @@ impl Ecr {
         Ok(login)
     }
 
+    /// Push credentials for `registry_id` after ECR's registry refused `stale`, the ones
+    /// [`Ecr::login`] gave (a token that expired or was revoked): the cached token is dropped
+    /// and GetAuthorizationToken asked again, unless another mirror renewed it already.
+    pub async fn renew_login(
+        &self,
+        registry_id: Option<&str>,
+        stale: &RegistryLogin,
+    ) -> Result<RegistryLogin> {
+        {
+            let mut cached = self.token.lock().await;
+            if cached
+                .as_ref()
+                .is_some_and(|login| login.password.expose() == stale.password.expose())
+            {
+                *cached = None;
+            }
+        }
+        tracing::info!(registry = %stale.host, "ECR's registry refused the push credentials; asking GetAuthorizationToken for new ones");
+        self.login(registry_id).await
+    }
+
     async fn own_login(&self) -> Result<RegistryLogin> {
         let mut cached = self.token.lock().await;
         if let Some(login) = cached.as_ref() {

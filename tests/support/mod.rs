@@ -465,6 +465,17 @@ impl Harness {
         self.world.ecr.state.set_bad_tokens(bad);
     }
 
+    /// Makes the ECR tokens issued so far expire once `requests` more registry requests
+    /// have passed with one (tokens issued later work).
+    pub fn expire_ecr_tokens_after(&self, requests: u64) {
+        self.world.ecr.state.expire_tokens_after(requests);
+    }
+
+    /// How often ECR tokens expired so.
+    pub fn ecr_token_expirations(&self) -> u64 {
+        self.world.ecr.state.expirations()
+    }
+
     /// Creates an ECR repository, as someone outside Terraform would.
     pub fn create_repository(&self, name: &str) {
         self.world.ecr.state.create_repository(name);

@@ -93,7 +93,7 @@ async fn mirror_now(
     adopt: Adopt,
 ) -> Result<(ImageState, PrivateData)> {
     let mirror = Arguments::parse(planned, clients.default_method).mirror()?;
-    let destination = destination(clients, &mirror).await?;
+    let mut destination = destination(clients, &mirror).await?;
     let transfer = clients.transfer(mirror.method);
     let credentials = clients.source_auth.for_host(mirror.source.host());
     // What the source holds (a platform it lacks stops here, before any transfer) and what
@@ -118,28 +118,39 @@ async fn mirror_now(
         &destination,
         &mirror,
     )?;
-    let job = Job {
+    let mut job = Job {
         source: &mirror.source,
         platform: mirror.platform.as_ref(),
         resolved: resolved.as_ref(),
         source_credentials: credentials,
         target: destination.target.clone(),
-        target_credentials: Credentials::Basic {
-            server: destination.login.host.clone(),
-            username: destination.login.username.clone(),
-            password: destination.login.password.clone(),
-        },
+        target_credentials: push_credentials(&destination.login),
     };
+    // ECR's registry refusing the credentials mid-copy means, most often, a token that
+    // expired or was revoked: each step is tried once more with a fresh one.
     let mut mirrored = match adopted {
         Some(adopted) => {
             tracing::info!(target = %destination.target, "ECR already holds the source image; nothing transferred");
             adopted
         }
-        None => copy(clients, transfer, &job, &destination).await?,
+        None => match copy(clients, transfer, &job, &destination).await {
+            Err(Error::TargetDenied { .. }) => {
+                renew(clients, &mirror, &mut destination, &mut job).await?;
+                copy(clients, transfer, &job, &destination).await?
+            }
+            copied => copied?,
+        },
     };
     // The referrers follow the image, also when it was adopted (only those ECR lacks).
     if let (true, Some(resolved)) = (mirror.copy_referrers, &resolved) {
-        mirrored.referrers = Some(clients.registry.copy_referrers(&job, resolved).await?);
+        let referrers = match clients.registry.copy_referrers(&job, resolved).await {
+            Err(Error::TargetDenied { .. }) => {
+                renew(clients, &mirror, &mut destination, &mut job).await?;
+                clients.registry.copy_referrers(&job, resolved).await?
+            }
+            copied => copied?,
+        };
+        mirrored.referrers = Some(referrers);
     }
     clients.mirrored.insert(TagKey {
         registry_id: destination.registry_id().to_string(),
@@ -182,6 +193,32 @@ fn adoption(
         }),
         _ => Ok(None),
     }
+}
+
+/// The credentials a copy pushes with, from ECR's `login`.
+fn push_credentials(login: &RegistryLogin) -> Credentials {
+    Credentials::Basic {
+        server: login.host.clone(),
+        username: login.username.clone(),
+        password: login.password.clone(),
+    }
+}
+
+/// Replaces the push credentials of `destination` and `job`, which ECR's registry refused,
+/// with ones from a fresh GetAuthorizationToken.
+async fn renew(
+    clients: &Clients,
+    mirror: &Mirror,
+    destination: &mut Destination,
+    job: &mut Job<'_>,
+) -> Result<()> {
+    let login = clients
+        .ecr
+        .renew_login(mirror.registry_id.as_deref(), &destination.login)
+        .await?;
+    job.target_credentials = push_credentials(&login);
+    destination.login = login;
+    Ok(())
 }
 
 /// ECR's login (cached after the first) and the repository check, at once: nothing is asked

@@ -4,6 +4,8 @@
 //! which demands basic auth `AWS:<token>` with a token from `GetAuthorizationToken` and knows
 //! only repositories made with `CreateRepository`. Control routes:
 //! `POST /_standin/ecr/bad-tokens` (`true`/`false`): hand out tokens the registry refuses;
+//! `POST /_standin/ecr/expire-tokens` (a number `n`): every token handed out so far stops
+//! working after `n` more registry requests pass with one (a token expiring mid-copy);
 //! `GET /_standin/ecr/calls`: how often each operation was called.
 //!
 //! Blob uploads answer as ECR's do (aws/containers-roadmap#2831): a `PATCH` is answered
@@ -155,6 +157,10 @@ pub struct Ecr {
     pub(crate) tokens: Mutex<HashSet<String>>,
     pub(crate) issued: Mutex<Vec<String>>,
     pub(crate) bad_tokens: AtomicBool,
+    /// Registry requests the tokens handed out so far still pass, when they are to expire.
+    pub(crate) expiry: Mutex<Option<u64>>,
+    /// How often tokens expired so.
+    pub(crate) expirations: AtomicU64,
     pub(crate) counter: AtomicU64,
     pub(crate) calls: Mutex<BTreeMap<String, u64>>,
     /// The `Range` each upload's first `PATCH` was answered with, by upload path.
@@ -182,6 +188,8 @@ impl EcrEmulator {
             tokens: Mutex::new(HashSet::new()),
             issued: Mutex::new(Vec::new()),
             bad_tokens: AtomicBool::new(false),
+            expiry: Mutex::new(None),
+            expirations: AtomicU64::new(0),
             counter: AtomicU64::new(0),
             calls: Mutex::new(BTreeMap::new()),
             first_ranges: Mutex::new(BTreeMap::new()),
@@ -191,6 +199,7 @@ impl EcrEmulator {
         let router = Router::new()
             .route("/", post(api::api))
             .route("/_standin/ecr/bad-tokens", post(set_bad_tokens))
+            .route("/_standin/ecr/expire-tokens", post(expire_tokens))
             .route("/_standin/ecr/calls", get(calls))
             .with_state(state.clone())
             .merge(front::router(state.front.clone()));
@@ -276,6 +285,37 @@ impl Ecr {
     /// Makes the registry refuse every token handed out from now on (a wrong password).
     pub fn set_bad_tokens(&self, bad: bool) {
         self.bad_tokens.store(bad, Ordering::SeqCst);
+    }
+
+    /// Makes every token handed out so far stop working once `requests` more registry
+    /// requests have passed with one, as a token that expires (or is revoked) mid-copy.
+    /// Tokens handed out later work.
+    pub fn expire_tokens_after(&self, requests: u64) {
+        *self.expiry.lock().unwrap() = Some(requests);
+    }
+
+    /// How often tokens expired (see [`Ecr::expire_tokens_after`]).
+    pub fn expirations(&self) -> u64 {
+        self.expirations.load(Ordering::SeqCst)
+    }
+
+    /// Counts one request that passed with a token; `true` when it is the one the tokens
+    /// expire at (they are then dropped, and the request refused).
+    fn expires_now(&self) -> bool {
+        let mut expiry = self.expiry.lock().unwrap();
+        match *expiry {
+            Some(0) => {
+                *expiry = None;
+                self.tokens.lock().unwrap().clear();
+                self.expirations.fetch_add(1, Ordering::SeqCst);
+                true
+            }
+            Some(n) => {
+                *expiry = Some(n - 1);
+                false
+            }
+            None => false,
+        }
     }
 
     /// Removes a tag as `aws ecr batch-delete-image` would (outside Terraform).
@@ -364,6 +404,9 @@ impl Gate for TokenGate {
             Some((user, pass)) if user == "AWS" && ecr.tokens.lock().unwrap().contains(&pass) => {}
             _ => return Some(unauthorized(&realm)),
         }
+        if ecr.expires_now() {
+            return Some(unauthorized(&realm));
+        }
         let repository = repository_of(path)?;
         if ecr.has_repository(&repository) {
             return ecr.refuse_overwrite(method, path, &repository);
@@ -414,6 +457,11 @@ pub(crate) fn now() -> f64 {
 
 async fn set_bad_tokens(State(ecr): State<Arc<Ecr>>, Json(bad): Json<bool>) -> StatusCode {
     ecr.set_bad_tokens(bad);
+    StatusCode::NO_CONTENT
+}
+
+async fn expire_tokens(State(ecr): State<Arc<Ecr>>, Json(requests): Json<u64>) -> StatusCode {
+    ecr.expire_tokens_after(requests);
     StatusCode::NO_CONTENT
 }
 
