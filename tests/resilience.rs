@@ -3,6 +3,9 @@
 
 mod support;
 
+use std::time::Duration;
+
+use standin::faults::Rule;
 use support::{image, Harness};
 
 const REPO: &str = "mirror/app";
@@ -67,4 +70,122 @@ async fn a_token_expiring_mid_copy_is_renewed_once(method: &str) {
         .stderr_has("ecrmirror_image.test")
         .stderr_has("ecr:GetAuthorizationToken");
     assert_eq!(token_requests(&h) - before, 2, "asked once, renewed once");
+}
+
+/// Two mirrors; the provider is killed (SIGKILL) once one is in ECR but not yet confirmed
+/// (ECR's DescribeImages hangs) and the other's manifest push is under way (after its
+/// blobs). Terraform reports the crash; the state claims nothing ECR lacks; the next apply
+/// adopts the finished mirror without a transfer and, of the other, pushes only the
+/// manifest ECR lacks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_killed_mid_apply_loses_nothing_and_the_next_apply_finishes() {
+    let h = Harness::start().await;
+    h.seed_image("upstream/app", "1.0", 132).await;
+    h.seed_image("upstream/other", "1.0", 133).await;
+    h.config(
+        r#"
+provider "ecrmirror" {}
+
+resource "ecrmirror_image" "done" {
+  docker_source = "{source}/upstream/app:1.0"
+  repository    = "mirror/app"
+  tag           = "done"
+  copy_method   = "registry"
+}
+
+resource "ecrmirror_image" "hung" {
+  docker_source = "{source}/upstream/other:1.0"
+  repository    = "mirror/app"
+  tag           = "hung"
+  copy_method   = "registry"
+}
+"#,
+    );
+    for target in ["DescribeImages", "registry:PUT:/manifests/hung"] {
+        h.ecr_faults().add(Rule {
+            delay_ms: 120_000,
+            ..Rule::on(target)
+        });
+    }
+
+    let child = h.spawn_terraform(&["apply", "-auto-approve", "-input=false", "-no-color"]);
+    let pgid = child.id().expect("terraform runs");
+    let under_way = || {
+        h.ecr_tag(REPO, "done").is_some()
+            && h.ecr_faults().fired("DescribeImages") > 0
+            && h.ecr_faults().fired("registry:PUT:/manifests/hung") > 0
+    };
+    for _ in 0..600 {
+        if under_way() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        under_way(),
+        "the apply never got there: {:?}",
+        h.ecr_requests()
+    );
+    let provider = tokio::process::Command::new("pgrep")
+        .args([
+            "-g",
+            &pgid.to_string(),
+            "-f",
+            "terraform-provider-ecrmirror",
+        ])
+        .output()
+        .await
+        .unwrap();
+    let pid = String::from_utf8_lossy(&provider.stdout).trim().to_string();
+    assert!(
+        !pid.is_empty() && !pid.contains('\n'),
+        "provider pid: {pid:?}"
+    );
+    let killed = tokio::process::Command::new("kill")
+        .args(["-KILL", &pid])
+        .status()
+        .await
+        .unwrap();
+    assert!(killed.success());
+    let output = child.wait_with_output().await.unwrap();
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{said}");
+    assert!(
+        said.contains("Plugin did not respond"),
+        "Terraform reports the crash: {said}"
+    );
+
+    // Whatever the state holds, ECR holds with that digest.
+    for resource in h.resources().await {
+        let values = &resource["values"];
+        let tag = values["tag"].as_str().unwrap();
+        assert_eq!(
+            h.ecr_tag(REPO, tag).as_deref(),
+            values["image_digest"].as_str(),
+            "state claims what ECR lacks: {resource}"
+        );
+    }
+
+    h.ecr_faults().clear();
+    h.clear_logs();
+    h.apply().await;
+    let pushed: Vec<String> = h
+        .ecr_requests()
+        .into_iter()
+        .filter(|r| r.starts_with("POST ") || r.starts_with("PATCH ") || r.starts_with("PUT "))
+        .collect();
+    assert_eq!(
+        pushed,
+        vec!["PUT /v2/mirror/app/manifests/hung".to_string()],
+        "the finished mirror is adopted; of the other only its manifest is pushed"
+    );
+    for name in ["done", "hung"] {
+        assert_eq!(
+            Some(h.attr(name, "image_digest").await),
+            h.ecr_tag(REPO, name),
+            "{name}"
+        );
+    }
+    let (_, changes) = h.plan().await;
+    assert!(!changes);
 }

@@ -72,6 +72,8 @@ pub struct Fault {
 #[derive(Default)]
 pub struct Faults {
     rules: Mutex<Vec<(Rule, u32)>>,
+    /// How often rules fired, by the rule's target (kept when rules are cleared).
+    fired: Mutex<std::collections::BTreeMap<String, u64>>,
 }
 
 impl Faults {
@@ -85,6 +87,11 @@ impl Faults {
         self.rules.lock().unwrap().clear();
     }
 
+    /// How often rules for `target` (a rule's target, as set) fired, cleared or not.
+    pub fn fired(&self, target: &str) -> u64 {
+        self.fired.lock().unwrap().get(target).copied().unwrap_or(0)
+    }
+
     /// The fault for one call of `target`, if a rule matches; counts the call against it.
     pub fn take(&self, target: &str) -> Option<Fault> {
         let mut rules = self.rules.lock().unwrap();
@@ -93,6 +100,12 @@ impl Faults {
         })?;
         let (rule, used) = &mut rules[index];
         *used += 1;
+        *self
+            .fired
+            .lock()
+            .unwrap()
+            .entry(rule.target.clone())
+            .or_default() += 1;
         let fault = Fault {
             delay: Duration::from_millis(rule.delay_ms),
             status: rule.status,
