@@ -129,7 +129,7 @@ async fn load_aws(settings: &Settings) -> Result<aws_config::SdkConfig> {
     if let Some(region) = &settings.region {
         loader = loader.region(Region::new(region.clone()));
     }
-    let sdk = loader.load().await;
+    let sdk = with_retries(loader.load().await);
     if sdk.region().is_none() {
         return Err(Error::Config {
             attribute: "region",
@@ -138,6 +138,28 @@ async fn load_aws(settings: &Settings) -> Result<aws_config::SdkConfig> {
         });
     }
     Ok(sdk)
+}
+
+/// How often an ECR API call is tried, unless AWS_MAX_ATTEMPTS or the profile says.
+const ECR_ATTEMPTS: u32 = 6;
+
+/// `sdk` with the SDK's adaptive retries (a client-side rate limit that slows down under
+/// throttling, then exponential backoff with jitter) and [`ECR_ATTEMPTS`] tries: many mirrors
+/// at once make ECR throttle its API in bursts, which the default three tries do not outlast.
+/// Retry settings the user made (AWS_RETRY_MODE, AWS_MAX_ATTEMPTS, the profile's
+/// `retry_mode`/`max_attempts`) are kept; only the SDK's default (standard mode, three tries)
+/// is replaced.
+fn with_retries(sdk: aws_config::SdkConfig) -> aws_config::SdkConfig {
+    use aws_config::retry::{RetryConfig, RetryMode};
+    let defaulted = sdk
+        .retry_config()
+        .is_none_or(|r| r.mode() == RetryMode::Standard && r.max_attempts() == 3);
+    if !defaulted {
+        return sdk;
+    }
+    sdk.into_builder()
+        .retry_config(RetryConfig::adaptive().with_max_attempts(ECR_ATTEMPTS))
+        .build()
 }
 
 impl Clients {

@@ -189,3 +189,36 @@ resource "ecrmirror_image" "hung" {
     let (_, changes) = h.plan().await;
     assert!(!changes);
 }
+
+/// A burst of ThrottlingExceptions from ECR's API (more than the SDK's default three tries
+/// outlast) is ridden out by the provider's retry settings; a user's AWS_MAX_ATTEMPTS is
+/// kept, and the throttling then reported as such.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_ecr_api_throttling_is_ridden_out() {
+    let mut h = Harness::start().await;
+    h.seed_image("upstream/app", "1.0", 134).await;
+    h.config(&app_by("registry", "1.0"));
+    let burst = |count| Rule {
+        count,
+        status: Some(400),
+        error_type: Some("ThrottlingException".into()),
+        message: Some("Rate exceeded".into()),
+        ..Rule::on("DescribeImages")
+    };
+    h.ecr_faults().add(burst(4));
+    h.apply().await;
+    assert_eq!(h.ecr_faults().fired("DescribeImages"), 4);
+    assert_eq!(
+        Some(h.attr("test", "image_digest").await),
+        h.ecr_tag(REPO, "1.0")
+    );
+
+    h.set_env("AWS_MAX_ATTEMPTS", "2");
+    h.config(&app_by("registry", "other"));
+    h.ecr_faults().add(burst(4));
+    h.apply_fails()
+        .await
+        .stderr_has("ThrottlingException")
+        .stderr_has("ecrmirror_image.test");
+    assert_eq!(h.ecr_faults().fired("DescribeImages"), 4 + 2, "two tries");
+}
