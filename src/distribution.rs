@@ -39,7 +39,7 @@ fn distribution_client(
 }
 
 /// Whether `registry` (`host[:port]`) is on this machine, where Docker uses plain HTTP.
-fn is_loopback(registry: &str) -> bool {
+pub fn is_loopback(registry: &str) -> bool {
     let host = match registry.strip_prefix('[') {
         Some(rest) => rest.split(']').next().unwrap_or_default(),
         None => registry.split(':').next().unwrap_or_default(),

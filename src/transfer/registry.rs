@@ -17,12 +17,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures_util::stream::BoxStream;
 use futures_util::{stream, StreamExt, TryStreamExt};
 use oci_client::errors::OciDistributionError;
 use oci_client::manifest::OciDescriptor;
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Reference, RegistryOperation};
 
+mod download;
 mod referrers;
 
 use super::{Copied, Job, Locks, Transfer};
@@ -50,6 +52,8 @@ pub struct RegistryTransfer {
     /// (Registries also mishandle the same blob uploaded twice at once: docker-registry
     /// answers 500 and loses the blob.)
     uploading: Locks<BlobInRepository>,
+    /// The client for blob downloads ([`download`]), made on first use.
+    downloads: std::sync::OnceLock<reqwest::Client>,
 }
 
 impl RegistryTransfer {
@@ -59,6 +63,7 @@ impl RegistryTransfer {
             distribution,
             seen: Default::default(),
             uploading: Default::default(),
+            downloads: Default::default(),
         }
     }
 
@@ -139,6 +144,8 @@ struct Side<'a> {
     reference: Reference,
     /// The credentials requests to this side carry.
     auth: RegistryAuth,
+    /// The `Authorization` header blob downloads from this side carry, once known.
+    pull_authorization: tokio::sync::Mutex<Option<Option<String>>>,
 }
 
 impl Side<'_> {
@@ -256,6 +263,7 @@ impl RegistryTransfer {
             client: self.distribution.client_for(source.host()),
             reference: source.as_oci().clone(),
             auth: oci_auth(credentials),
+            pull_authorization: Default::default(),
         }
     }
 
@@ -270,6 +278,7 @@ impl RegistryTransfer {
                 job.target.tag.clone(),
             ),
             auth: oci_auth(Some(&job.target_credentials)),
+            pull_authorization: Default::default(),
         };
         (source, target)
     }
@@ -381,9 +390,14 @@ impl RegistryTransfer {
         loop {
             match self.copy_blob(source, target, blob).await {
                 Ok(()) => return Ok(()),
-                Err(Failed { error, retry: true }) if attempt < ATTEMPTS => {
-                    tracing::debug!(digest = %blob.digest, attempt, "retrying a blob: {error}");
-                    tokio::time::sleep(Duration::from_millis(500 * 2u64.pow(attempt))).await;
+                Err(Failed {
+                    error,
+                    retry: true,
+                    wait,
+                }) if attempt < ATTEMPTS => {
+                    let wait = wait.unwrap_or_else(|| backoff(attempt));
+                    tracing::debug!(digest = %blob.digest, attempt, ?wait, "retrying a blob: {error}");
+                    tokio::time::sleep(wait).await;
                     attempt += 1;
                 }
                 Err(failed) => return Err(failed.error),
@@ -453,6 +467,7 @@ impl RegistryTransfer {
                 cause: format!("the manifest gives a negative size for {}", blob.digest),
             },
             retry: false,
+            wait: None,
         })?;
         // The source's blob and the target's upload session are asked for at once; the
         // upload's body waits for the source's bytes. What went wrong on the source's side
@@ -460,21 +475,12 @@ impl RegistryTransfer {
         // only sees its body end badly, or the target refuse the digest.
         let source_failure = Arc::new(std::sync::Mutex::new(None::<Failed>));
         let (send, receive) = tokio::sync::oneshot::channel();
+        let downloads = self.downloads.get_or_init(download::client);
         let pull = async {
-            let _ = send.send(
-                source
-                    .client
-                    .pull_blob_stream(&source.reference, blob.digest.as_str())
-                    .await,
-            );
+            let pulled = download::pull(downloads, source, &blob.digest, &source_failure).await;
+            let _ = send.send(body_of(pulled, &source_failure));
         };
-        let body = {
-            let (failure, auth) = (source_failure.clone(), source.auth.clone());
-            let (reference, digest) = (source.reference.to_string(), blob.digest.clone());
-            stream::once(receive)
-                .map(move |pulled| body_of(pulled, &failure, &reference, &digest, &auth))
-                .flatten()
-        };
+        let body = stream::once(receive).map(received).flatten();
         let push = self
             .distribution
             .upload_client_for(target.reference.registry())
@@ -492,6 +498,7 @@ impl RegistryTransfer {
                         cause: "ECR computed another digest for the bytes it received.".into(),
                     },
                     retry: true,
+                    wait: None,
                 },
                 None => target_failure(err),
             });
@@ -518,58 +525,41 @@ impl RegistryTransfer {
     }
 }
 
-/// The upload body for a blob the source answered `pulled` for: its bytes, through
-/// oci-client's verifying stream. A failed request or a digest mismatch is noted in
-/// `failure` and ends the body with an error.
+/// An upload body, as it passes from the source's request to the target's. (A struct: a
+/// bare boxed stream in the channel's type makes the copy's future fail `Send`'s
+/// higher-ranked check.)
+struct Body(BoxStream<'static, oci_client::errors::Result<bytes::Bytes>>);
+
+/// The upload body for a blob the source answered `pulled` for (see [`download::pull`]):
+/// its checked bytes, or, when the request failed, that failure noted in `failure` and a
+/// body that ends with an error.
 fn body_of(
-    pulled: std::result::Result<
-        oci_client::errors::Result<oci_client::client::SizedStream>,
-        tokio::sync::oneshot::error::RecvError,
-    >,
+    pulled: std::result::Result<BoxStream<'static, std::io::Result<bytes::Bytes>>, Failed>,
     failure: &Arc<std::sync::Mutex<Option<Failed>>>,
-    reference: &str,
-    digest: &str,
-    auth: &RegistryAuth,
-) -> futures_util::stream::BoxStream<'static, oci_client::errors::Result<bytes::Bytes>> {
-    let pulled = match pulled {
-        Ok(Ok(pulled)) => pulled,
-        Ok(Err(err)) => {
-            note(
-                failure,
-                Failed {
-                    error: source_error(reference.to_string(), &err, auth),
-                    retry: transient(&err),
-                },
-            );
-            return stream::iter([Err(err)]).boxed();
+) -> Body {
+    Body(match pulled {
+        Ok(body) => body.map_err(OciDistributionError::IoError).boxed(),
+        Err(failed) => {
+            let cause = failed.error.to_string();
+            note(failure, failed);
+            stream::iter([Err(OciDistributionError::GenericError(Some(cause)))]).boxed()
         }
-        Err(_) => return stream::empty().boxed(),
-    };
-    let (failure, reference, digest) = (failure.clone(), reference.to_string(), digest.to_string());
-    pulled
-        .stream
-        .map_err(move |err| {
-            let mismatch = err
-                .get_ref()
-                .is_some_and(|inner| inner.is::<oci_client::errors::DigestError>());
-            if mismatch {
-                let corrupt = Error::Corrupt {
-                    reference: reference.clone(),
-                    digest: digest.clone(),
-                    cause: err.to_string(),
-                };
-                // Damaged in transit, perhaps: another try costs one blob.
-                note(
-                    &failure,
-                    Failed {
-                        error: corrupt,
-                        retry: true,
-                    },
-                );
-            }
-            OciDistributionError::IoError(err)
-        })
-        .boxed()
+    })
+}
+
+/// The body the download sent over, or none when it was dropped.
+fn received(
+    body: std::result::Result<Body, tokio::sync::oneshot::error::RecvError>,
+) -> BoxStream<'static, oci_client::errors::Result<bytes::Bytes>> {
+    body.map_or_else(|_| stream::empty().boxed(), |body| body.0)
+}
+
+/// How long to wait before try `attempt + 1` of a blob when the registry did not say:
+/// exponential (1 s, 2 s, …) with full jitter, so that copies failed by one blip do not all
+/// come back at once.
+fn backoff(attempt: u32) -> Duration {
+    let ceiling = Duration::from_millis(500 * 2u64.pow(attempt.min(6)));
+    ceiling.mul_f64(fastrand::f64())
 }
 
 /// Keeps `failed` as the source's failure, unless one is kept already.
@@ -579,10 +569,12 @@ fn note(failure: &std::sync::Mutex<Option<Failed>>, failed: Failed) {
     }
 }
 
-/// A blob copy that failed, and whether another try may succeed.
+/// A blob copy that failed, whether another try may succeed, and when (a registry's
+/// `Retry-After`).
 struct Failed {
     error: Error,
     retry: bool,
+    wait: Option<Duration>,
 }
 
 impl Failed {
@@ -591,6 +583,7 @@ impl Failed {
         Failed {
             retry: transient(&err),
             error: target_error(target, err),
+            wait: None,
         }
     }
 }
