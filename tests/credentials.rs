@@ -280,3 +280,66 @@ async fn a_refused_registry_auth_password_says_to_check_it() {
         assert!(h.resources().await.is_empty(), "{method}");
     }
 }
+
+/// The source sends blob downloads to "storage" on another origin (another port), as
+/// Docker Hub and ECR send them to signed storage URLs: the copy follows, the source's
+/// credentials go to the source only, and the storage gets no `Authorization`. A redirect to
+/// plain HTTP on another host is refused, with the signed URL's secret left out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_stay_with_their_registry_when_blob_downloads_are_redirected() {
+    let mut h = Harness::start_with(source_auth()).await;
+    h.seed_image("private/app", "1.0", 135).await;
+    let storage = standin::front::Front::new(h.world.source.backend.clone(), None);
+    let storage_addr = standin::front::serve(standin::front::router(storage.clone()))
+        .await
+        .unwrap();
+    h.world
+        .source
+        .redirect_blobs_to(Some(format!("http://{storage_addr}")));
+    h.var("source_password", Some(PASSWORD));
+    h.config(&with_registry_auth("  copy_method = \"registry\""));
+    h.clear_logs();
+    h.apply().await;
+
+    let downloads = storage.log.lock().unwrap().clone();
+    assert!(
+        downloads
+            .iter()
+            .any(|r| r.method == "GET" && r.status == 200),
+        "the blobs came from storage: {downloads:?}"
+    );
+    assert!(
+        downloads.iter().all(|r| !r.authorized),
+        "Authorization reached the storage host: {downloads:?}"
+    );
+    let source = h.world.source.log.lock().unwrap().clone();
+    let redirected: Vec<_> = source.iter().filter(|r| r.status == 307).collect();
+    assert!(!redirected.is_empty(), "{source:?}");
+    assert!(redirected.iter().all(|r| r.authorized));
+
+    // To plain HTTP on a host other than this machine: refused before any connection.
+    h.world
+        .source
+        .redirect_blobs_to(Some("http://storage.example.invalid".into()));
+    h.seed_image("private/other", "1.0", 136).await;
+    h.config(&format!(
+        r#"{}
+resource "ecrmirror_image" "other" {{
+  docker_source = "{{source}}/private/other:1.0"
+  repository    = "mirror/app"
+  tag           = "other"
+  copy_method   = "registry"
+}}
+"#,
+        support::provider_with_registry_auth(USER)
+    ));
+    let run = h.apply_fails().await;
+    run.stderr_has("over plain HTTP")
+        .stderr_has("storage.example.invalid");
+    assert!(!run.output().contains("standin-signed-url-secret"));
+    assert!(
+        !run.output().contains("does not resolve"),
+        "{}",
+        run.output()
+    );
+}

@@ -222,3 +222,38 @@ async fn a_burst_of_ecr_api_throttling_is_ridden_out() {
         .stderr_has("ecrmirror_image.test");
     assert_eq!(h.ecr_faults().fired("DescribeImages"), 4 + 2, "two tries");
 }
+
+/// A source blob answered `429` with `Retry-After: 3` is asked for again no sooner than
+/// three seconds later (without it, the first retry comes within a second).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_after_from_the_source_is_honoured() {
+    let h = Harness::start().await;
+    h.seed_image("upstream/app", "1.0", 137).await;
+    h.config(&app_by("registry", "1.0"));
+    h.source_faults().add(Rule {
+        count: 1,
+        status: Some(429),
+        retry_after: Some(3),
+        ..Rule::on("registry:GET:/blobs/")
+    });
+    h.clear_logs();
+    h.apply().await;
+    let log = h.world.source.log.lock().unwrap().clone();
+    let throttled = log
+        .iter()
+        .find(|r| r.status == 429)
+        .expect("a blob was throttled");
+    let again = log
+        .iter()
+        .find(|r| r.path == throttled.path && r.status == 200)
+        .expect("the throttled blob was asked for again");
+    assert!(
+        again.at_ms - throttled.at_ms >= 2_900,
+        "asked again after {} ms",
+        again.at_ms - throttled.at_ms
+    );
+    assert_eq!(
+        Some(h.attr("test", "image_digest").await),
+        h.ecr_tag(REPO, "1.0")
+    );
+}

@@ -16,11 +16,12 @@ fn registry_binary() -> String {
     std::env::var("STANDIN_REGISTRY_BIN").unwrap_or_else(|_| "docker-registry".to_string())
 }
 
-/// A running registry process. It is killed when this value is dropped.
+/// A running registry process. It is killed when this value and its clones are dropped.
+#[derive(Clone)]
 pub struct Backend {
     socket: PathBuf,
     storage: PathBuf,
-    _child: Child,
+    _child: std::sync::Arc<Child>,
 }
 
 impl Backend {
@@ -60,7 +61,7 @@ impl Backend {
         let backend = Backend {
             socket,
             storage,
-            _child: child,
+            _child: std::sync::Arc::new(child),
         };
         backend.wait_ready().await?;
         Ok(backend)

@@ -80,6 +80,10 @@ pub struct Logged {
     pub method: String,
     pub path: String,
     pub status: u16,
+    /// Whether the request carried an `Authorization` header.
+    pub authorized: bool,
+    /// When it was answered, in milliseconds since the Unix epoch.
+    pub at_ms: u64,
 }
 
 /// The shared state of one front.
@@ -93,6 +97,9 @@ pub struct Front {
     /// it the front answers 404 there, as distribution 2.8 and many registries do, and
     /// clients fall back to the referrers tag schema.
     pub referrers: AtomicBool,
+    /// Where blob downloads are sent (`307` to `<base><path>?X-Amz-Signature=…`), as ECR
+    /// and Docker Hub send them to signed storage URLs on other hosts.
+    pub blob_storage: Mutex<Option<String>>,
 }
 
 impl Front {
@@ -104,7 +111,28 @@ impl Front {
             log: Mutex::new(Vec::new()),
             gate,
             referrers: AtomicBool::new(false),
+            blob_storage: Mutex::new(None),
         })
+    }
+
+    /// Sends blob downloads to `base` (another front over the same backend, say) from now
+    /// on; `None` serves them here again.
+    pub fn redirect_blobs_to(&self, base: Option<String>) {
+        *self.blob_storage.lock().unwrap() = base;
+    }
+
+    /// The redirect for a blob download `method path`, when blob downloads go elsewhere.
+    fn blob_redirect(&self, method: &str, path: &str) -> Option<Response> {
+        let base = self.blob_storage.lock().unwrap().clone()?;
+        if method != "GET" || !path.contains("/blobs/") || path.contains("/blobs/uploads") {
+            return None;
+        }
+        let location = format!("{base}{path}?X-Amz-Signature=standin-signed-url-secret");
+        let mut response = StatusCode::TEMPORARY_REDIRECT.into_response();
+        response
+            .headers_mut()
+            .insert("location", HeaderValue::from_str(&location).ok()?);
+        Some(response)
     }
 
     /// Serves (or stops serving) the referrers API.
@@ -156,11 +184,17 @@ impl Front {
         Some(response)
     }
 
-    fn record(&self, method: &str, path: &str, status: u16) {
+    fn record(&self, method: &str, path: &str, status: u16, authorized: bool) {
+        let at_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis() as u64;
         self.log.lock().unwrap().push(Logged {
             method: method.to_string(),
             path: path.to_string(),
             status,
+            authorized,
+            at_ms,
         });
     }
 
@@ -168,8 +202,9 @@ impl Front {
     pub async fn forward(&self, request: Request) -> Response {
         let method = request.method().as_str().to_string();
         let path = request.uri().path().to_string();
+        let authorized = request.headers().contains_key("authorization");
         let response = self.forward_inner(request, &method, &path).await;
-        self.record(&method, &path, response.status().as_u16());
+        self.record(&method, &path, response.status().as_u16(), authorized);
         response
     }
 
@@ -205,6 +240,9 @@ impl Front {
             if let Some(refusal) = gate.check(method, authorization, path) {
                 return refusal;
             }
+        }
+        if let Some(redirect) = self.blob_redirect(method, path) {
+            return redirect;
         }
         let query = request.uri().query().map(str::to_string);
         if let Some(answer) = self.referrers_answer(method, path, query.as_deref()) {
