@@ -308,12 +308,7 @@ async fn an_interrupted_apply_keeps_what_it_made() {
         "the push never started"
     );
     let pgid = child.id().expect("terraform runs");
-    let status = tokio::process::Command::new("kill")
-        .args(["-INT", "--", &format!("-{pgid}")])
-        .status()
-        .await
-        .unwrap();
-    assert!(status.success());
+    support::kill("INT", &format!("-{pgid}")).await;
     let output = child.wait_with_output().await.unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("Interrupt received"), "{stdout}");

@@ -141,12 +141,7 @@ resource "ecrmirror_image" "hung" {
         !pid.is_empty() && !pid.contains('\n'),
         "provider pid: {pid:?}"
     );
-    let killed = tokio::process::Command::new("kill")
-        .args(["-KILL", &pid])
-        .status()
-        .await
-        .unwrap();
-    assert!(killed.success());
+    support::kill("KILL", &pid).await;
     let output = child.wait_with_output().await.unwrap();
     let said = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success(), "{said}");

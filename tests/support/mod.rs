@@ -545,6 +545,16 @@ fn logged(log: &[standin::front::Logged]) -> Vec<String> {
         .collect()
 }
 
+/// Sends `signal` (`INT`, `KILL`, …) to `target`: a pid, or `-<pgid>` for a process group.
+pub async fn kill(signal: &str, target: &str) {
+    let status = tokio::process::Command::new("kill")
+        .args([&format!("-{signal}"), "--", target])
+        .status()
+        .await
+        .expect("kill runs");
+    assert!(status.success(), "kill -{signal} {target}");
+}
+
 impl Harness {
     /// Starts `terraform <args>` in a process group of its own (so a test can interrupt the
     /// whole group, as a terminal's Ctrl-C does) and returns it running.
