@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: all setup build demo test lint docs release bench fmt clean fresh-machine lint-workflows fuzz
+.PHONY: all setup build demo test lint docs release bench soak fmt clean fresh-machine lint-workflows fuzz
 
 all: build
 
@@ -35,6 +35,11 @@ release: setup
 # make bench: times the seed module's loop, both copy methods and skopeo (BENCHMARKS.md).
 bench: setup
 	@scripts/bench.sh $(BENCH_ARGS)
+
+# make soak: about a hundred mirrors applied under seeded faults, invariants checked after
+# every apply (SOAK.md; SOAK_ARGS="--seed N" to draw other faults).
+soak: setup
+	@scripts/soak.sh $(SOAK_ARGS)
 
 # make fuzz: the property tests of tests/properties.rs with many cases (make test runs 256).
 FUZZ_CASES ?= 200000

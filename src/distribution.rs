@@ -155,6 +155,39 @@ pub fn transient(err: &OciDistributionError) -> bool {
     }
 }
 
+/// How often a registry request that failed transiently is tried in all.
+pub const ATTEMPTS: u32 = 3;
+
+/// How long to wait before try `attempt + 1` of a request when the registry did not say:
+/// exponential (below 1 s, then below 2 s, …) with full jitter, so that requests failed by
+/// one blip do not all come back at once.
+pub fn backoff(attempt: u32) -> Duration {
+    let ceiling = Duration::from_millis(500 * 2u64.pow(attempt.min(6)));
+    ceiling.mul_f64(fastrand::f64())
+}
+
+/// `request` (made anew by each call) tried up to [`ATTEMPTS`] times while it fails
+/// [`transient`]ly, after [`backoff`]. For the requests oci-client makes (manifests, config
+/// blobs): its errors carry no `Retry-After`.
+pub async fn retried<T, F, Fut>(what: &str, mut request: F) -> oci_client::errors::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = oci_client::errors::Result<T>>,
+{
+    let mut attempt = 1;
+    loop {
+        match request().await {
+            Err(err) if transient(&err) && attempt < ATTEMPTS => {
+                let wait = backoff(attempt);
+                tracing::debug!(attempt, ?wait, "retrying {what}: {err}");
+                tokio::time::sleep(wait).await;
+                attempt += 1;
+            }
+            answer => return answer,
+        }
+    }
+}
+
 /// A failure to get `reference` from its source registry, classified by what the registry
 /// answered; `auth`: the credentials the request carried.
 pub fn source_error(reference: String, err: &OciDistributionError, auth: &RegistryAuth) -> Error {

@@ -7,7 +7,7 @@ use oci_client::secrets::RegistryAuth;
 use oci_client::Reference;
 
 use crate::credentials::Credentials;
-use crate::distribution::{oci_auth, source_error, Distribution};
+use crate::distribution::{oci_auth, retried, source_error, Distribution};
 use crate::error::{Error, Result};
 use crate::manifest::{self, ConfigPlatform, Fetched};
 use crate::reference::{Platform, SourceRef};
@@ -125,11 +125,12 @@ impl<'a> Asking<'a> {
     }
 
     async fn manifest(&self, reference: &Reference) -> Result<Fetched> {
-        let (body, digest) = self
-            .client
-            .pull_manifest_raw(reference, &self.auth, &manifest::ACCEPTED)
-            .await
-            .map_err(|err| source_error(reference.to_string(), &err, &self.auth))?;
+        let (body, digest) = retried("a manifest", || {
+            self.client
+                .pull_manifest_raw(reference, &self.auth, &manifest::ACCEPTED)
+        })
+        .await
+        .map_err(|err| source_error(reference.to_string(), &err, &self.auth))?;
         Fetched::parse(digest, body).map_err(|cause| Error::NotAnImage {
             reference: reference.to_string(),
             cause,
@@ -139,11 +140,15 @@ impl<'a> Asking<'a> {
     /// The platform of the image `image` names, from its config blob.
     async fn platform_of(&self, image: &Fetched) -> Result<ConfigPlatform> {
         let digest = image.config_digest().unwrap_or_default();
-        let mut body = Vec::new();
-        self.client
-            .pull_blob(self.source.as_oci(), digest, &mut body)
-            .await
-            .map_err(|err| source_error(self.source.to_string(), &err, &self.auth))?;
+        let body = retried("an image config", || async {
+            let mut body = Vec::new();
+            self.client
+                .pull_blob(self.source.as_oci(), digest, &mut body)
+                .await
+                .map(|()| body)
+        })
+        .await
+        .map_err(|err| source_error(self.source.to_string(), &err, &self.auth))?;
         ConfigPlatform::parse(&body).map_err(|cause| Error::NotAnImage {
             reference: self.source.to_string(),
             cause,
@@ -219,9 +224,10 @@ pub async fn digest(
     credentials: Option<&Credentials>,
 ) -> Result<String> {
     let auth = oci_auth(credentials);
-    distribution
-        .client_for(source.host())
-        .fetch_manifest_digest(source.as_oci(), &auth)
-        .await
-        .map_err(|err| source_error(source.to_string(), &err, &auth))
+    let client = distribution.client_for(source.host());
+    retried("a digest", || {
+        client.fetch_manifest_digest(source.as_oci(), &auth)
+    })
+    .await
+    .map_err(|err| source_error(source.to_string(), &err, &auth))
 }

@@ -63,7 +63,10 @@ async fn a_token_expiring_mid_copy_is_renewed_once(method: &str) {
     // The source is anonymous: ECR's passwords, the first and the renewed, went nowhere but
     // ECR's registry.
     let source = h.world.source.log.lock().unwrap().clone();
-    assert!(!source.is_empty() && source.iter().all(|r| !r.authorized), "{source:?}");
+    assert!(
+        !source.is_empty() && source.iter().all(|r| !r.authorized),
+        "{source:?}"
+    );
 
     // Every token refused: one renewal, then the refusal is reported, on the mirror.
     h.set_bad_tokens(true);

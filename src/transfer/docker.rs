@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use super::{Copied, Job, Locks, Target, Transfer};
 use crate::credentials::Credentials;
-use crate::distribution::Distribution;
+use crate::distribution::{backoff, Distribution, ATTEMPTS};
 use crate::ecr::RegistryLogin;
 use crate::error::{Error, Result};
 use crate::manifest::Fetched;
@@ -89,9 +89,33 @@ impl DockerTransfer {
             .await
     }
 
+    /// Pulls `job`'s source, again (up to [`ATTEMPTS`] in all, after a backoff) when the
+    /// engine reports that the source throttled it or failed on its side.
+    async fn pull(
+        &self,
+        docker: &Docker,
+        job: &Job<'_>,
+        cleanup: &Cleanup,
+    ) -> Result<Option<String>> {
+        let mut attempt = 1;
+        loop {
+            match self.pull_clearing(docker, job, cleanup).await {
+                Err(Error::RateLimited { cause, .. } | Error::Docker { cause, .. })
+                    if attempt < ATTEMPTS && transient_answer(&cause) =>
+                {
+                    let wait = backoff(attempt);
+                    tracing::debug!(source = %job.source, attempt, ?wait, "pulling again: {cause}");
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                }
+                pulled => return pulled,
+            }
+        }
+    }
+
     /// Pulls `job`'s source, once more after clearing a digest reference the engine cannot
     /// overwrite (a leftover of an earlier pull) when that reference is not the user's.
-    async fn pull(
+    async fn pull_clearing(
         &self,
         docker: &Docker,
         job: &Job<'_>,
@@ -200,7 +224,28 @@ impl DockerTransfer {
         }
     }
 
+    /// Pushes `job`'s target, again (up to [`ATTEMPTS`] in all, after a backoff) when the
+    /// engine reports that a registry throttled it or failed: the engine retries a layer
+    /// upload itself, but not a refused manifest, and a second push sends only what ECR
+    /// lacks.
     async fn push(&self, docker: &Docker, job: &Job<'_>) -> Result<Option<String>> {
+        let mut attempt = 1;
+        loop {
+            match self.push_once(docker, job).await {
+                Err(Error::Push { cause, .. })
+                    if attempt < ATTEMPTS && transient_answer(&cause) =>
+                {
+                    let wait = backoff(attempt);
+                    tracing::debug!(target = %job.target, attempt, ?wait, "pushing again: {cause}");
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                }
+                pushed => return pushed,
+            }
+        }
+    }
+
+    async fn push_once(&self, docker: &Docker, job: &Job<'_>) -> Result<Option<String>> {
         let target = &job.target;
         let options = PushImageOptions {
             tag: Some(target.tag.clone()),
@@ -502,6 +547,24 @@ impl Drop for Cleanup {
     }
 }
 
+/// Whether the engine's report `cause` says a registry throttled the request or failed on
+/// its side (words: the engine gives no status code).
+fn transient_answer(cause: &str) -> bool {
+    let text = cause.to_ascii_lowercase();
+    [
+        "toomanyrequests",
+        "429 too many requests",
+        "500 internal server error",
+        "502 bad gateway",
+        "503 service unavailable",
+        "504 gateway timeout",
+        "connection reset",
+        "unexpected eof",
+    ]
+    .iter()
+    .any(|words| text.contains(words))
+}
+
 async fn remove(
     docker: &Docker,
     reference: &str,
@@ -728,6 +791,24 @@ fn to_bollard(credentials: &Credentials) -> DockerCredentials {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn throttling_and_server_failures_are_tried_again_refusals_are_not() {
+        for cause in [
+            "Docker stream error: toomanyrequests: injected fault",
+            "received unexpected HTTP status: 503 Service Unavailable",
+            "Get \"http://r/v2/\": read: connection reset by peer",
+        ] {
+            assert!(transient_answer(cause), "{cause}");
+        }
+        for cause in [
+            "unauthorized: authentication required",
+            "manifest unknown",
+            "tag invalid: the image tag 'v1' already exists",
+        ] {
+            assert!(!transient_answer(cause), "{cause}");
+        }
+    }
 
     #[test]
     fn pushed_digest_is_read_from_the_status_line() {

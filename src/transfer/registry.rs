@@ -29,7 +29,9 @@ mod referrers;
 
 use super::{Copied, Job, Locks, Transfer};
 use crate::credentials::Credentials;
-use crate::distribution::{oci_auth, source_error, transient, Answer, Distribution};
+use crate::distribution::{
+    backoff, oci_auth, retried, source_error, transient, Answer, Distribution, ATTEMPTS,
+};
 use crate::ecr::RegistryLogin;
 use crate::error::{Error, Result};
 use crate::manifest::{self, Fetched};
@@ -38,8 +40,6 @@ use crate::source::{self, Resolved, Unresolved, Wanted};
 
 /// How many blobs are copied at once.
 const CONCURRENT_BLOBS: usize = 6;
-/// How often a blob is tried before the copy fails.
-const ATTEMPTS: u32 = 3;
 
 /// The registry-to-registry transfer.
 pub struct RegistryTransfer {
@@ -369,11 +369,13 @@ impl RegistryTransfer {
     /// One manifest of the source, by digest.
     async fn fetch(&self, source: &Side<'_>, digest: &str) -> Result<Fetched> {
         let reference = source.reference.clone_with_digest(digest.to_string());
-        let (body, digest) = source
-            .client
-            .pull_manifest_raw(&reference, &source.auth, &manifest::ACCEPTED)
-            .await
-            .map_err(|err| source_error(reference.to_string(), &err, &source.auth))?;
+        let (body, digest) = retried("a manifest", || {
+            source
+                .client
+                .pull_manifest_raw(&reference, &source.auth, &manifest::ACCEPTED)
+        })
+        .await
+        .map_err(|err| source_error(reference.to_string(), &err, &source.auth))?;
         Fetched::parse(digest, body).map_err(|cause| Error::NotAnImage {
             reference: reference.to_string(),
             cause,
@@ -512,15 +514,18 @@ impl RegistryTransfer {
         reference: &Reference,
         manifest: &Fetched,
     ) -> Result<()> {
-        let content_type = manifest.media_type().parse().map_err(|_| Error::Push {
-            target: reference.to_string(),
-            cause: "the manifest's media type is not a valid header".into(),
-        })?;
-        target
-            .client
-            .push_manifest_raw(reference, manifest.body.clone(), content_type)
-            .await
-            .map_err(|err| target_error(reference, err))?;
+        let content_type: http::HeaderValue =
+            manifest.media_type().parse().map_err(|_| Error::Push {
+                target: reference.to_string(),
+                cause: "the manifest's media type is not a valid header".into(),
+            })?;
+        retried("a manifest push", || {
+            target
+                .client
+                .push_manifest_raw(reference, manifest.body.clone(), content_type.clone())
+        })
+        .await
+        .map_err(|err| target_error(reference, err))?;
         Ok(())
     }
 }
@@ -552,14 +557,6 @@ fn received(
     body: std::result::Result<Body, tokio::sync::oneshot::error::RecvError>,
 ) -> BoxStream<'static, oci_client::errors::Result<bytes::Bytes>> {
     body.map_or_else(|_| stream::empty().boxed(), |body| body.0)
-}
-
-/// How long to wait before try `attempt + 1` of a blob when the registry did not say:
-/// exponential (1 s, 2 s, …) with full jitter, so that copies failed by one blip do not all
-/// come back at once.
-fn backoff(attempt: u32) -> Duration {
-    let ceiling = Duration::from_millis(500 * 2u64.pow(attempt.min(6)));
-    ceiling.mul_f64(fastrand::f64())
 }
 
 /// Keeps `failed` as the source's failure, unless one is kept already.

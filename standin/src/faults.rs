@@ -39,6 +39,10 @@ pub struct Rule {
     /// (a blob whose bytes do not match its digest).
     #[serde(default)]
     pub corrupt: bool,
+    /// Registry rules: answer as the backend does, but drop the connection after half the
+    /// body (a reset or a truncated body mid-blob).
+    #[serde(default)]
+    pub truncate: bool,
 }
 
 impl Rule {
@@ -53,7 +57,34 @@ impl Rule {
             delay_ms: 0,
             retry_after: None,
             corrupt: false,
+            truncate: false,
         }
+    }
+}
+
+impl Rule {
+    /// What the rule does to a call, in words: `ThrottlingException`, `429 (Retry-After:
+    /// 2 s)`, `reset mid-body`, `slow (800 ms)`.
+    pub fn effect(&self) -> String {
+        let mut effect = match (&self.error_type, self.status) {
+            (Some(error_type), _) => error_type.clone(),
+            (None, Some(status)) => match self.retry_after {
+                Some(after) => format!("{status} (Retry-After: {after} s)"),
+                None => status.to_string(),
+            },
+            (None, None) if self.truncate => "reset mid-body".into(),
+            (None, None) if self.corrupt => "damaged body".into(),
+            (None, None) => String::new(),
+        };
+        if self.delay_ms > 0 {
+            let slow = format!("slow ({} ms)", self.delay_ms);
+            effect = if effect.is_empty() {
+                slow
+            } else {
+                format!("{effect}, {slow}")
+            };
+        }
+        effect
     }
 }
 
@@ -66,14 +97,16 @@ pub struct Fault {
     pub message: Option<String>,
     pub retry_after: Option<u32>,
     pub corrupt: bool,
+    pub truncate: bool,
 }
 
 /// The rules in force.
 #[derive(Default)]
 pub struct Faults {
     rules: Mutex<Vec<(Rule, u32)>>,
-    /// How often rules fired, by the rule's target (kept when rules are cleared).
-    fired: Mutex<std::collections::BTreeMap<String, u64>>,
+    /// How often rules fired, by target and by what they did (kept when rules are
+    /// cleared).
+    fired: Mutex<std::collections::BTreeMap<(String, String), u64>>,
 }
 
 impl Faults {
@@ -89,7 +122,18 @@ impl Faults {
 
     /// How often rules for `target` (a rule's target, as set) fired, cleared or not.
     pub fn fired(&self, target: &str) -> u64 {
-        self.fired.lock().unwrap().get(target).copied().unwrap_or(0)
+        self.fired
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|((t, _), _)| t == target)
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    /// How often rules fired, by target and [`Rule::effect`].
+    pub fn fired_by_kind(&self) -> std::collections::BTreeMap<(String, String), u64> {
+        self.fired.lock().unwrap().clone()
     }
 
     /// The fault for one call of `target`, if a rule matches; counts the call against it.
@@ -104,7 +148,7 @@ impl Faults {
             .fired
             .lock()
             .unwrap()
-            .entry(rule.target.clone())
+            .entry((rule.target.clone(), rule.effect()))
             .or_default() += 1;
         let fault = Fault {
             delay: Duration::from_millis(rule.delay_ms),
@@ -113,6 +157,7 @@ impl Faults {
             message: rule.message.clone(),
             retry_after: rule.retry_after,
             corrupt: rule.corrupt,
+            truncate: rule.truncate,
         };
         if rule.count != 0 && *used >= rule.count {
             rules.remove(index);

@@ -80,6 +80,8 @@ pub struct Logged {
     pub method: String,
     pub path: String,
     pub status: u16,
+    /// The query string, if any (a blob upload's `digest=`).
+    pub query: Option<String>,
     /// Whether the request carried an `Authorization` header.
     pub authorized: bool,
     /// When it was answered, in milliseconds since the Unix epoch.
@@ -184,7 +186,14 @@ impl Front {
         Some(response)
     }
 
-    fn record(&self, method: &str, path: &str, status: u16, authorized: bool) {
+    fn record(
+        &self,
+        method: &str,
+        path: &str,
+        query: Option<String>,
+        status: u16,
+        authorized: bool,
+    ) {
         let at_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default()
@@ -192,6 +201,7 @@ impl Front {
         self.log.lock().unwrap().push(Logged {
             method: method.to_string(),
             path: path.to_string(),
+            query,
             status,
             authorized,
             at_ms,
@@ -203,15 +213,23 @@ impl Front {
         let method = request.method().as_str().to_string();
         let path = request.uri().path().to_string();
         let authorized = request.headers().contains_key("authorization");
+        let query = request.uri().query().map(str::to_string);
         let response = self.forward_inner(request, &method, &path).await;
-        self.record(&method, &path, response.status().as_u16(), authorized);
+        self.record(
+            &method,
+            &path,
+            query,
+            response.status().as_u16(),
+            authorized,
+        );
         response
     }
 
     async fn forward_inner(&self, request: Request, method: &str, path: &str) -> Response {
-        let mut corrupt = false;
+        let (mut corrupt, mut truncate) = (false, false);
         if let Some(fault) = self.faults.take(&format!("registry:{method}:{path}")) {
             corrupt = fault.corrupt;
+            truncate = fault.truncate;
             tokio::time::sleep(fault.delay).await;
             if let Some(status) = fault.status {
                 let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
@@ -285,6 +303,7 @@ impl Front {
         });
         match forwarded {
             Ok(response) if corrupt => corrupted(response.map(Body::new)).await,
+            Ok(response) if truncate => truncated(response.map(Body::new)).await,
             Ok(response) => {
                 let response = response.map(Body::new);
                 match &self.gate {
@@ -299,6 +318,27 @@ impl Front {
             ),
         }
     }
+}
+
+/// `response` whose body breaks off after half its bytes (its length header stays), as a
+/// connection reset mid-body does.
+async fn truncated(response: Response) -> Response {
+    let (parts, body) = response.into_parts();
+    let bytes = match axum::body::to_bytes(body, usize::MAX).await {
+        Ok(bytes) => bytes,
+        Err(err) => {
+            return registry_error(StatusCode::BAD_GATEWAY, "UNAVAILABLE", &err.to_string())
+        }
+    };
+    let half = bytes.slice(..bytes.len() / 2);
+    let chunks: Vec<std::io::Result<bytes::Bytes>> = vec![
+        Ok(half),
+        Err(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "injected reset",
+        )),
+    ];
+    Response::from_parts(parts, Body::from_stream(futures_util::stream::iter(chunks)))
 }
 
 /// `response` with the first byte of its body changed (the length stays).

@@ -1,0 +1,769 @@
+//! `ecrmirror-soak --provider-dir DIR [--seed N] [--mirrors N] [--sources N] [--report FILE]`:
+//! the fault soak behind `make soak`. One stand-in world; `--sources` images (every third
+//! a two-platform index) mirrored `--mirrors` times (several tags of each, a quarter through
+//! Docker, some by platform) with `terraform apply -parallelism=10`, while the world injects
+//! a mix of faults drawn from the seed: ECR API throttling bursts and 500s, 429 with
+//! Retry-After and 503 on blobs and manifests on both sides, resets and truncated bodies
+//! mid-blob, damaged blobs, slow answers, an ECR token that expires mid-run, and the provider
+//! killed with SIGKILL mid-apply. The first two applies run under faults; then the faults
+//! stop and it applies until a plan is empty. After every apply it checks, from ECR's own
+//! state: every mirror in Terraform's state is in ECR with the digest state records; no
+//! manifest in ECR names a blob or manifest ECR lacks; every provider diagnostic says what
+//! to do; a successful apply committed no blob twice to one repository. It writes the
+//! figures and the invariants' results to the report (SOAK.md).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use standin::faults::Rule;
+use standin::images::{push_image, push_index, Spec};
+use standin::World;
+
+/// Applies after the faults stop before the soak calls the run unconverged.
+const CLEAN_APPLIES: usize = 3;
+
+struct Options {
+    provider_dir: PathBuf,
+    seed: u64,
+    mirrors: usize,
+    sources: usize,
+    report: PathBuf,
+}
+
+fn options() -> Result<Options> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut options = Options {
+        provider_dir: PathBuf::new(),
+        seed: 20261202,
+        mirrors: 100,
+        sources: 30,
+        report: PathBuf::from("SOAK.md"),
+    };
+    let mut i = 0;
+    while i < args.len() {
+        let value = || {
+            args.get(i + 1)
+                .with_context(|| format!("{} needs a value", args[i]))
+        };
+        match args[i].as_str() {
+            "--provider-dir" => options.provider_dir = PathBuf::from(value()?),
+            "--seed" => options.seed = value()?.parse()?,
+            "--mirrors" => options.mirrors = value()?.parse()?,
+            "--sources" => options.sources = value()?.parse()?,
+            "--report" => options.report = PathBuf::from(value()?),
+            other => bail!("unknown argument {other}"),
+        }
+        i += 2;
+    }
+    if !options
+        .provider_dir
+        .join("terraform-provider-ecrmirror")
+        .exists()
+    {
+        bail!("--provider-dir must hold a build of terraform-provider-ecrmirror");
+    }
+    options.provider_dir = options.provider_dir.canonicalize()?;
+    Ok(options)
+}
+
+/// One mirror of the configuration.
+struct Mirror {
+    name: String,
+    source: usize,
+    method: &'static str,
+    platform: Option<&'static str>,
+}
+
+impl Mirror {
+    fn repository(&self) -> String {
+        format!("soak/s{}", self.source)
+    }
+}
+
+/// The mirrors: `count` of them over `sources` sources, a quarter through Docker (which
+/// takes one platform of an index), a third of the registry copies of an index by platform.
+fn mirrors(count: usize, sources: usize) -> Vec<Mirror> {
+    (0..count)
+        .map(|i| {
+            let source = i % sources;
+            let index = source % 3 == 0;
+            let method = if i % 4 == 0 { "docker" } else { "registry" };
+            let platform = match (index, method, i % 3) {
+                (true, "docker", _) => Some("linux/amd64"),
+                (true, _, 0) => Some("linux/arm64/v8"),
+                _ => None,
+            };
+            Mirror {
+                name: format!("m{i}"),
+                source,
+                method,
+                platform,
+            }
+        })
+        .collect()
+}
+
+fn configuration(source_host: &str, mirrors: &[Mirror]) -> String {
+    let mut hcl = String::from(
+        "terraform {\n  required_providers {\n    ecrmirror = {\n      source = \"techtospeech/ecrmirror\"\n    }\n  }\n}\n\nprovider \"ecrmirror\" {}\n",
+    );
+    for m in mirrors {
+        hcl.push_str(&format!(
+            "\nresource \"ecrmirror_image\" \"{name}\" {{\n  docker_source = \"{source_host}/upstream/s{s}:1.0\"\n  repository    = \"{repo}\"\n  tag           = \"{name}\"\n  copy_method   = \"{method}\"\n{platform}}}\n",
+            name = m.name,
+            s = m.source,
+            repo = m.repository(),
+            method = m.method,
+            platform = m
+                .platform
+                .map(|p| format!("  platform      = \"{p}\"\n"))
+                .unwrap_or_default(),
+        ));
+    }
+    hcl
+}
+
+/// The faults of one apply, drawn from `rng`.
+fn faults(rng: &mut fastrand::Rng) -> Vec<(&'static str, Rule)> {
+    let mut rules = Vec::new();
+    let api = |rng: &mut fastrand::Rng, target: &str, error_type: &str, status, most| Rule {
+        count: rng.u32(1..=most),
+        status: Some(status),
+        error_type: Some(error_type.into()),
+        message: Some("injected by the soak".into()),
+        ..Rule::on(target)
+    };
+    for target in ["DescribeImages", "BatchGetImage", "DescribeRepositories"] {
+        rules.push(("ecr", api(rng, target, "ThrottlingException", 400, 6)));
+    }
+    rules.push(("ecr", api(rng, "DescribeImages", "ServerException", 500, 2)));
+    rules.push((
+        "ecr",
+        api(rng, "GetAuthorizationToken", "ServerException", 500, 1),
+    ));
+    let status = |rng: &mut fastrand::Rng, target: &str, status, retry_after, most| Rule {
+        count: rng.u32(1..=most),
+        status: Some(status),
+        retry_after,
+        ..Rule::on(target)
+    };
+    for side in ["source", "ecr"] {
+        let (blobs, manifests) = if side == "source" {
+            ("registry:GET:/blobs/", "registry:GET:/manifests/")
+        } else {
+            ("registry:PUT:/blobs/", "registry:PUT:/manifests/")
+        };
+        let after = Some(rng.u32(1..=2));
+        rules.push((side, status(rng, blobs, 429, after, 4)));
+        rules.push((side, status(rng, blobs, 503, None, 4)));
+        rules.push((side, status(rng, manifests, 429, Some(1), 2)));
+        rules.push((side, status(rng, manifests, 503, None, 2)));
+    }
+    rules.push(("ecr", status(rng, "registry:HEAD:/blobs/", 500, None, 3)));
+    rules.push((
+        "source",
+        Rule {
+            count: rng.u32(1..=3),
+            truncate: true,
+            ..Rule::on("registry:GET:/blobs/")
+        },
+    ));
+    rules.push((
+        "source",
+        Rule {
+            count: rng.u32(1..=2),
+            corrupt: true,
+            ..Rule::on("registry:GET:/blobs/")
+        },
+    ));
+    rules.push((
+        "source",
+        Rule {
+            count: rng.u32(3..=8),
+            delay_ms: rng.u64(500..=2500),
+            ..Rule::on("registry:GET:/blobs/")
+        },
+    ));
+    rules
+}
+
+/// What one apply did and found.
+#[derive(Default)]
+struct Apply {
+    label: String,
+    success: bool,
+    seconds: f64,
+    peak_rss_kib: u64,
+    peak_fds: u64,
+    killed: bool,
+    errors: usize,
+    failed_mirrors: BTreeSet<String>,
+    /// The diagnostics' summaries (references left out), with how often each was given.
+    summaries: BTreeMap<String, usize>,
+    violations: Vec<String>,
+    held: usize,
+}
+
+/// The processes `pid` started.
+fn children(pid: u32) -> Vec<u32> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .filter_map(|task| std::fs::read_to_string(task.path().join("children")).ok())
+        .flat_map(|t| {
+            t.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect::<Vec<u32>>()
+        })
+        .collect()
+}
+
+/// The provider processes Terraform (`pid`) runs now.
+fn providers(pid: u32) -> Vec<u32> {
+    children(pid)
+        .into_iter()
+        .filter(|child| {
+            std::fs::read_to_string(format!("/proc/{child}/comm"))
+                .is_ok_and(|name| name.starts_with("terraform-provi"))
+        })
+        .collect()
+}
+
+/// Peak RSS (KiB) and open file descriptors of `pid` now.
+fn usage(pid: u32) -> (u64, u64) {
+    let rss = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0);
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count() as u64)
+        .unwrap_or(0);
+    (rss, fds)
+}
+
+/// Whether `text` (one diagnostic) has a sentence that says what to do.
+fn says_what_to_do(text: &str) -> bool {
+    const VERBS: [&str; 24] = [
+        "Check", "Give", "Wait", "Start", "Raise", "Point", "Import", "Create", "Apply", "Set",
+        "Use", "Remove", "Allow", "Trust", "Run", "List", "Leave", "Pin", "Choose", "Log in",
+        "Mirror", "Delete", "Rename", "Make",
+    ];
+    text.split("\n\n")
+        .map(|paragraph| paragraph.split_whitespace().collect::<Vec<_>>().join(" "))
+        .any(|paragraph| {
+            paragraph
+                .split(". ")
+                .flat_map(|sentence| sentence.split(": "))
+                .chain(paragraph.split("; "))
+                .any(|sentence| {
+                    VERBS
+                        .iter()
+                        .any(|verb| sentence.trim_start().starts_with(verb))
+                })
+        })
+}
+
+struct Soak {
+    world: World,
+    work: PathBuf,
+    env: Vec<(String, String)>,
+    mirrors: Vec<Mirror>,
+}
+
+impl Soak {
+    fn command(&self, program: &str) -> tokio::process::Command {
+        let mut command = tokio::process::Command::new(program);
+        command
+            .envs(self.world.aws_env())
+            .envs(self.env.iter().cloned())
+            .current_dir(&self.work)
+            .stdin(Stdio::null());
+        command
+    }
+
+    fn set_faults(&self, rules: Vec<(&'static str, Rule)>) {
+        for (side, rule) in rules {
+            match side {
+                "source" => self.world.source.faults.add(rule),
+                _ => self.world.ecr.state.front().faults.add(rule),
+            }
+        }
+    }
+
+    fn clear_faults(&self) {
+        self.world.source.faults.clear();
+        self.world.ecr.state.front().faults.clear();
+    }
+
+    /// How many of the mirrors ECR holds now.
+    fn in_ecr(&self) -> usize {
+        self.mirrors
+            .iter()
+            .filter(|m| {
+                self.world
+                    .ecr
+                    .state
+                    .tag_digest(&m.repository(), &m.name)
+                    .is_some()
+            })
+            .count()
+    }
+
+    /// One `terraform apply`; `kill_at`: SIGKILL the provider once ECR holds that many of
+    /// the mirrors.
+    async fn apply(&self, label: &str, kill_at: Option<usize>) -> Result<Apply> {
+        self.world.ecr.state.front().log.lock().unwrap().clear();
+        let mut command = self.command("terraform");
+        command
+            .args([
+                "apply",
+                "-auto-approve",
+                "-input=false",
+                "-no-color",
+                "-parallelism=10",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let started = Instant::now();
+        let child = command.spawn().context("starting terraform")?;
+        let pid = child.id().unwrap_or_default();
+        let (mut rss, mut fds, mut killed) = (0, 0, false);
+        let wait = child.wait_with_output();
+        tokio::pin!(wait);
+        let output = loop {
+            tokio::select! {
+                output = &mut wait => break output?,
+                _ = tokio::time::sleep(Duration::from_millis(50)) => {
+                    let due = kill_at.is_some_and(|n| !killed && self.in_ecr() >= n);
+                    for provider in providers(pid) {
+                        let (r, f) = usage(provider);
+                        rss = rss.max(r);
+                        fds = fds.max(f);
+                        if due {
+                            eprintln!("soak: SIGKILL to the provider (pid {provider})");
+                            let _ = std::process::Command::new("kill")
+                                .args(["-KILL", &provider.to_string()])
+                                .status();
+                            killed = true;
+                        }
+                    }
+                }
+            }
+        };
+        // Terraform frames each diagnostic (`╷`, `│ `, `╵`) when its output is no terminal.
+        let stderr: String = String::from_utf8_lossy(&output.stderr)
+            .lines()
+            .map(|line| {
+                let line = line.trim_start_matches(['╷', '╵']);
+                line.strip_prefix("│ ")
+                    .or(line.strip_prefix('│'))
+                    .unwrap_or(line)
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let mut apply = Apply {
+            label: label.to_string(),
+            success: output.status.success(),
+            seconds: started.elapsed().as_secs_f64(),
+            peak_rss_kib: rss,
+            peak_fds: fds,
+            killed,
+            ..Apply::default()
+        };
+        for block in stderr.split("Error: ").skip(1) {
+            apply.errors += 1;
+            let summary = block.lines().next().unwrap_or_default();
+            let host = self.world.source_host();
+            let ecr = self.world.ecr_host();
+            let summary = summary
+                .split([' ', ','])
+                .map(|word| {
+                    if word.contains(&host) || word.contains(&ecr) {
+                        "…"
+                    } else {
+                        word
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(" ");
+            *apply.summaries.entry(summary).or_default() += 1;
+            let mirror = block
+                .split("with ecrmirror_image.")
+                .nth(1)
+                .and_then(|rest| rest.split(',').next())
+                .map(str::to_string);
+            if let Some(mirror) = &mirror {
+                apply.failed_mirrors.insert(mirror.clone());
+            }
+            // Terraform's own reports of the crash are not the provider's diagnostics.
+            let terraform_own = block.starts_with("Plugin did not respond")
+                || block.starts_with("Request cancelled")
+                || block.starts_with("Failed to load plugin schemas");
+            if !terraform_own && !says_what_to_do(block) {
+                apply.violations.push(format!(
+                    "a diagnostic says nothing to do: Error: {}",
+                    block.lines().take(12).collect::<Vec<_>>().join("\n")
+                ));
+            }
+        }
+        eprintln!(
+            "soak: {label}: {} in {:.1}s, {} errors{}",
+            if apply.success { "succeeded" } else { "failed" },
+            apply.seconds,
+            apply.errors,
+            if apply.killed {
+                ", provider killed"
+            } else {
+                ""
+            }
+        );
+        Ok(apply)
+    }
+
+    /// Checks the invariants after an apply; records what breaks them in `apply`.
+    async fn check(&self, apply: &mut Apply) -> Result<()> {
+        // 1. Every mirror in state is in ECR with the digest state records.
+        let show = self
+            .command("terraform")
+            .args(["show", "-json", "-no-color"])
+            .output()
+            .await?;
+        if !show.status.success() {
+            apply
+                .violations
+                .push("terraform show failed: the state is unreadable".into());
+            return Ok(());
+        }
+        let json: serde_json::Value = serde_json::from_slice(&show.stdout)?;
+        let resources = json
+            .pointer("/values/root_module/resources")
+            .and_then(|v| v.as_array())
+            .cloned()
+            .unwrap_or_default();
+        for resource in &resources {
+            let values = &resource["values"];
+            let (repository, tag) = (
+                values["repository"].as_str().unwrap_or_default(),
+                values["tag"].as_str().unwrap_or_default(),
+            );
+            let recorded = values["image_digest"].as_str();
+            let held = self.world.ecr.state.tag_digest(repository, tag);
+            if held.as_deref() != recorded || recorded.is_none() {
+                apply.violations.push(format!(
+                    "state records {repository}:{tag} as {recorded:?}, ECR holds {held:?}"
+                ));
+            } else {
+                apply.held += 1;
+            }
+        }
+        // 2. No manifest in ECR names a blob or a manifest ECR lacks.
+        let client = self.world.ecr_client();
+        let repositories: BTreeSet<String> = self.mirrors.iter().map(Mirror::repository).collect();
+        for repository in &repositories {
+            for tag in (0..self.mirrors.len()).map(|i| format!("m{i}")) {
+                if self.world.ecr.state.tag_digest(repository, &tag).is_none() {
+                    continue;
+                }
+                let Some(manifest) = client.manifest(repository, &tag).await? else {
+                    apply.violations.push(format!(
+                        "ECR lists {repository}:{tag} but serves no manifest"
+                    ));
+                    continue;
+                };
+                let mut manifests = vec![manifest];
+                while let Some(manifest) = manifests.pop() {
+                    if let Some(entries) = manifest.json["manifests"].as_array() {
+                        for entry in entries {
+                            let digest = entry["digest"].as_str().unwrap_or_default();
+                            match client.manifest(repository, digest).await? {
+                                Some(child) => manifests.push(child),
+                                None => apply.violations.push(format!(
+                                    "{repository}:{tag} names the manifest {digest}, which ECR lacks"
+                                )),
+                            }
+                        }
+                    }
+                    let blobs = manifest.json["layers"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .chain(std::iter::once(&manifest.json["config"]))
+                        .filter_map(|d| d["digest"].as_str());
+                    for digest in blobs {
+                        if !self.world.ecr.state.has_blob(repository, digest).await {
+                            apply.violations.push(format!(
+                                "{repository}:{tag} ({}) names the blob {digest}, which ECR lacks",
+                                manifest.digest
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        // 3. A successful apply committed no blob twice to one repository.
+        if apply.success {
+            let log = self.world.ecr.state.front().log.lock().unwrap().clone();
+            let mut commits: BTreeMap<(String, String), usize> = BTreeMap::new();
+            for request in log.iter().filter(|r| {
+                r.method == "PUT" && r.status == 201 && r.path.contains("/blobs/uploads/")
+            }) {
+                let repository = request.path[4..]
+                    .split("/blobs/uploads/")
+                    .next()
+                    .unwrap_or_default()
+                    .to_string();
+                let digest = request
+                    .query
+                    .as_deref()
+                    .unwrap_or_default()
+                    .split('&')
+                    .find_map(|p| p.strip_prefix("digest="))
+                    .unwrap_or_default()
+                    .replace("%3A", ":");
+                *commits.entry((repository, digest)).or_default() += 1;
+            }
+            for ((repository, digest), n) in commits.into_iter().filter(|(_, n)| *n > 1) {
+                apply
+                    .violations
+                    .push(format!("{digest} was committed {n} times to {repository}"));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn tempfile_dir() -> Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("ecrmirror-soak-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+/// Seeds `count` sources `upstream/s<i>:1.0`: every third a two-platform index.
+async fn seed(world: &World, count: usize) -> Result<()> {
+    let client = world.source_client(None);
+    for s in 0..count {
+        let repository = format!("upstream/s{s}");
+        let base = Spec {
+            layers: 1 + s % 4,
+            layer_size: 64 << 10,
+            ..Spec::small(1000 + s as u64)
+        };
+        if s % 3 == 0 {
+            let arm = base.clone().for_platform("arm64", Some("v8"));
+            push_index(&client, &repository, "1.0", &[base, arm]).await?;
+        } else {
+            push_image(&client, &repository, Some("1.0"), &base).await?;
+        }
+        world.ecr.state.create_repository(&format!("soak/s{s}"));
+    }
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let options = options()?;
+    let scratch = tempfile_dir()?;
+    let world = World::start(&scratch.join("world")).await?;
+    let work = scratch.join("work");
+    std::fs::create_dir_all(&work)?;
+    let cli_config = scratch.join("terraformrc");
+    std::fs::write(
+        &cli_config,
+        format!(
+            "provider_installation {{\n  dev_overrides {{\n    \"techtospeech/ecrmirror\" = \"{}\"\n  }}\n  direct {{}}\n}}\n",
+            options.provider_dir.display()
+        ),
+    )?;
+    let env = vec![
+        (
+            "TF_CLI_CONFIG_FILE".into(),
+            cli_config.display().to_string(),
+        ),
+        ("TF_IN_AUTOMATION".into(), "1".into()),
+        ("CHECKPOINT_DISABLE".into(), "1".into()),
+        (
+            "DOCKER_CONFIG".into(),
+            scratch.join("docker").display().to_string(),
+        ),
+    ];
+    eprintln!("soak: seeding {} sources", options.sources);
+    seed(&world, options.sources).await?;
+    let mirrors = mirrors(options.mirrors, options.sources);
+    std::fs::write(
+        work.join("main.tf"),
+        configuration(&world.source_host(), &mirrors),
+    )?;
+    let soak = Soak {
+        world,
+        work,
+        env,
+        mirrors,
+    };
+
+    let mut rng = fastrand::Rng::with_seed(options.seed);
+    let started = Instant::now();
+    let mut applies: Vec<Apply> = Vec::new();
+    for round in 0..2 {
+        soak.set_faults(faults(&mut rng));
+        // The provider is killed once ECR holds a fifth to three fifths of the mirrors.
+        let n = soak.mirrors.len();
+        let kill_at = (round == 0).then(|| rng.usize(n / 5..=n * 3 / 5).max(1));
+        if round == 0 {
+            let requests = rng.u64(100..=400);
+            soak.world.ecr.state.expire_tokens_after(requests);
+        }
+        let label = format!("apply {} (faults)", round + 1);
+        let mut apply = soak.apply(&label, kill_at).await?;
+        soak.clear_faults();
+        soak.check(&mut apply).await?;
+        applies.push(apply);
+    }
+    let mut converged_after = None;
+    for n in 0..CLEAN_APPLIES {
+        let mut apply = soak
+            .apply(&format!("apply {} (no faults)", n + 3), None)
+            .await?;
+        soak.check(&mut apply).await?;
+        let plan = soak
+            .command("terraform")
+            .args(["plan", "-detailed-exitcode", "-input=false", "-no-color"])
+            .output()
+            .await?;
+        let empty = plan.status.code() == Some(0);
+        applies.push(apply);
+        if empty {
+            converged_after = Some(n + 3);
+            break;
+        }
+    }
+    let wall = started.elapsed();
+    let report = report(&options, &soak, &applies, converged_after, wall);
+    std::fs::write(&options.report, &report)?;
+    eprintln!("soak: report written to {}", options.report.display());
+    let violations: usize = applies.iter().map(|a| a.violations.len()).sum();
+    if violations > 0 || converged_after.is_none() {
+        bail!("soak: {violations} invariant violations; converged: {converged_after:?}");
+    }
+    let _ = std::fs::remove_dir_all(&scratch);
+    Ok(())
+}
+
+fn report(
+    options: &Options,
+    soak: &Soak,
+    applies: &[Apply],
+    converged_after: Option<usize>,
+    wall: Duration,
+) -> String {
+    let docker = soak.mirrors.iter().filter(|m| m.method == "docker").count();
+    let by_platform = soak.mirrors.iter().filter(|m| m.platform.is_some()).count();
+    let mut out = format!(
+        "# Fault soak\n\nWritten by `make soak` (`standin/src/bin/soak.rs`); seed **{seed}**. Re-run with \
+         `make soak SOAK_ARGS=\"--seed {seed}\"`.\n\n\
+         {mirrors} mirrors of {sources} sources (every third a two-platform index) into {sources} ECR \
+         repositories: {docker} through Docker, {registry} registry to registry, {by_platform} by platform; \
+         `terraform apply -parallelism=10`. The first two applies run under faults drawn from the \
+         seed; then the faults stop and it applies until a plan is empty.\n\n",
+        seed = options.seed,
+        mirrors = soak.mirrors.len(),
+        sources = options.sources,
+        registry = soak.mirrors.len() - docker,
+    );
+    out.push_str("## Applies\n\n| apply | result | wall time | errors | mirrors held after | provider peak RSS | peak open fds | invariants |\n|---|---|---|---|---|---|---|---|\n");
+    for apply in applies {
+        out.push_str(&format!(
+            "| {} | {}{} | {:.1} s | {} | {} | {:.1} MiB | {} | {} |\n",
+            apply.label,
+            if apply.success { "succeeded" } else { "failed" },
+            if apply.killed {
+                ", provider SIGKILLed"
+            } else {
+                ""
+            },
+            apply.seconds,
+            apply.errors,
+            apply.held,
+            apply.peak_rss_kib as f64 / 1024.0,
+            apply.peak_fds,
+            if apply.violations.is_empty() {
+                "held".to_string()
+            } else {
+                format!("**{} broken**", apply.violations.len())
+            }
+        ));
+    }
+    out.push_str("\nWhat the failed applies reported (the provider's diagnostics, and Terraform's for the crash):\n\n");
+    for apply in applies.iter().filter(|a| !a.summaries.is_empty()) {
+        for (summary, n) in &apply.summaries {
+            out.push_str(&format!("- {}: {n} × \"{summary}\"\n", apply.label));
+        }
+    }
+    out.push_str(&format!(
+        "\nConverged (an empty plan) after **{}**; wall time {:.0} s in all.\n\n",
+        converged_after
+            .map(|n| format!("{n} applies"))
+            .unwrap_or_else(|| "no apply (not converged)".into()),
+        wall.as_secs_f64()
+    ));
+    out.push_str("## Faults injected\n\nEach was answered instead of the real answer (and tried again by the provider, or by the next apply).\n\n| where | kind | times |\n|---|---|---|\n");
+    let mut total = 0;
+    let sides = [
+        ("source registry", &soak.world.source.faults),
+        ("ECR", &soak.world.ecr.state.front().faults),
+    ];
+    for (side, faults) in sides {
+        for ((target, effect), n) in faults.fired_by_kind() {
+            total += n;
+            out.push_str(&format!("| {side} | `{target}`: {effect} | {n} |\n"));
+        }
+    }
+    out.push_str(&format!(
+        "\n{total} requests were answered with a fault in all.\n\n"
+    ));
+    out.push_str(
+        "## Invariants\n\nChecked after every apply, from ECR's own state:\n\n\
+        1. every mirror in Terraform's state is in ECR with the digest state records;\n\
+        2. no manifest in ECR names a blob or a manifest ECR lacks;\n\
+        3. every provider diagnostic says what to do;\n\
+        4. a successful apply committed no blob twice to one repository;\n\
+        5. re-applying converges to an empty plan within 3 applies after the faults stop.\n\n",
+    );
+    let broken: Vec<&String> = applies.iter().flat_map(|a| &a.violations).collect();
+    if broken.is_empty() && converged_after.is_some() {
+        out.push_str("All held.\n");
+    } else {
+        out.push_str("Broken:\n\n");
+        for violation in broken {
+            out.push_str(&format!("- {violation}\n"));
+        }
+    }
+    let failed: BTreeSet<&String> = applies.iter().flat_map(|a| &a.failed_mirrors).collect();
+    out.push_str(&format!(
+        "\nMirrors that failed in some apply under faults and were finished by a later one: {}.\n",
+        failed.len()
+    ));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_diagnostic_with_a_hint_says_what_to_do() {
+        let block = "Cannot query the source registry about 127.0.0.1:43361/upstream/s3:1.0\n\n  with ecrmirror_image.m9,\n  on main.tf line 78, in resource \"ecrmirror_image\" \"m9\":\n  78:   docker_source = \"127.0.0.1:43361/upstream/s3:1.0\"\n\nDownloading a blob from http://127.0.0.1:43361: error sending request: client\nerror (SendRequest): connection closed before message completed\n\nCheck that the source registry is reachable from the machine that runs\nTerraform, and its credentials (`registry_auth` or the Docker config file).\n";
+        assert!(says_what_to_do(block));
+        assert!(!says_what_to_do(
+            "Pushing failed\n\nServer error: code 503\n"
+        ));
+    }
+}
