@@ -9,7 +9,7 @@
 //! registry are mounted from there; the others stream from source to target, each in one
 //! request (`POST`, then `PUT ?digest=` with the blob as its body, which ECR handles; its
 //! answers to chunked `PATCH`es break spec-following clients). Each blob is checked against
-//! its digest twice: by oci-client's verifying stream as it passes, and by the target, which
+//! its digest twice: by the download's check as it passes ([`download`]), and by the target, which
 //! commits nothing whose bytes do not match `?digest=`. No manifest is pushed after a failed
 //! blob. Each blob is retried on its own after a transient failure.
 
