@@ -259,3 +259,30 @@ async fn retry_after_from_the_source_is_honoured() {
         h.ecr_tag(REPO, "1.0")
     );
 }
+
+/// The source's connection breaks off halfway through a blob (a reset, a truncated body):
+/// that blob is asked for again and the copy completes; what ECR committed matches.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blob_cut_short_mid_body_is_asked_for_again() {
+    let h = Harness::start().await;
+    let seeded = h.seed_image("upstream/app", "1.0", 138).await;
+    h.config(&app_by("registry", "1.0"));
+    h.source_faults().add(Rule {
+        count: 1,
+        truncate: true,
+        ..Rule::on("registry:GET:/blobs/")
+    });
+    h.clear_logs();
+    h.apply().await;
+    assert_eq!(h.source_faults().fired("registry:GET:/blobs/"), 1);
+    let gets = h
+        .source_requests()
+        .into_iter()
+        .filter(|r| r.starts_with("GET ") && r.contains("/blobs/"))
+        .count();
+    assert_eq!(gets, 1 + seeded.layer_digests.len() + 1, "one blob twice");
+    assert_eq!(h.ecr_tag(REPO, "1.0"), Some(seeded.manifest_digest));
+    for blob in std::iter::once(&seeded.config_digest).chain(&seeded.layer_digests) {
+        assert!(h.ecr_has_blob(REPO, blob).await, "{blob}");
+    }
+}

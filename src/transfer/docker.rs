@@ -89,8 +89,7 @@ impl DockerTransfer {
             .await
     }
 
-    /// Pulls `job`'s source, again (up to [`ATTEMPTS`] in all, after a backoff) when the
-    /// engine reports that the source throttled it or failed on its side.
+    /// Pulls `job`'s source, again when [`again`] says.
     async fn pull(
         &self,
         docker: &Docker,
@@ -100,14 +99,14 @@ impl DockerTransfer {
         let mut attempt = 1;
         loop {
             match self.pull_clearing(docker, job, cleanup).await {
-                Err(Error::RateLimited { cause, .. } | Error::Docker { cause, .. })
-                    if attempt < ATTEMPTS && transient_answer(&cause) =>
-                {
-                    let wait = backoff(attempt);
-                    tracing::debug!(source = %job.source, attempt, ?wait, "pulling again: {cause}");
-                    tokio::time::sleep(wait).await;
-                    attempt += 1;
-                }
+                Err(err) => match again(&err, attempt) {
+                    Some(wait) => {
+                        tracing::debug!(source = %job.source, attempt, ?wait, "pulling again: {err}");
+                        tokio::time::sleep(wait).await;
+                        attempt += 1;
+                    }
+                    None => return Err(err),
+                },
                 pulled => return pulled,
             }
         }
@@ -224,22 +223,20 @@ impl DockerTransfer {
         }
     }
 
-    /// Pushes `job`'s target, again (up to [`ATTEMPTS`] in all, after a backoff) when the
-    /// engine reports that a registry throttled it or failed: the engine retries a layer
-    /// upload itself, but not a refused manifest, and a second push sends only what ECR
-    /// lacks.
+    /// Pushes `job`'s target, again when [`again`] says: the engine retries a layer upload
+    /// itself, but not a refused manifest, and a second push sends only what ECR lacks.
     async fn push(&self, docker: &Docker, job: &Job<'_>) -> Result<Option<String>> {
         let mut attempt = 1;
         loop {
             match self.push_once(docker, job).await {
-                Err(Error::Push { cause, .. })
-                    if attempt < ATTEMPTS && transient_answer(&cause) =>
-                {
-                    let wait = backoff(attempt);
-                    tracing::debug!(target = %job.target, attempt, ?wait, "pushing again: {cause}");
-                    tokio::time::sleep(wait).await;
-                    attempt += 1;
-                }
+                Err(err) => match again(&err, attempt) {
+                    Some(wait) => {
+                        tracing::debug!(target = %job.target, attempt, ?wait, "pushing again: {err}");
+                        tokio::time::sleep(wait).await;
+                        attempt += 1;
+                    }
+                    None => return Err(err),
+                },
                 pushed => return pushed,
             }
         }
@@ -547,6 +544,30 @@ impl Drop for Cleanup {
     }
 }
 
+/// How often a pull or push is tried while the engine is out of reach (it was restarted,
+/// say), waiting 2 s, 4 s, 8 s and 16 s in between.
+const ENGINE_ATTEMPTS: u32 = 5;
+
+/// When to try a pull or push that failed with `err` (its `attempt`th failure) again: after
+/// a backoff when a registry throttled the engine or failed on its side (up to
+/// [`ATTEMPTS`] in all), after a longer wait when the engine went out of reach mid-copy
+/// (up to [`ENGINE_ATTEMPTS`]); never for a refusal.
+fn again(err: &Error, attempt: u32) -> Option<Duration> {
+    match err {
+        Error::DockerUnreachable { .. } if attempt < ENGINE_ATTEMPTS => {
+            Some(Duration::from_secs(2u64.pow(attempt)))
+        }
+        Error::Push { cause, .. }
+        | Error::RateLimited { cause, .. }
+        | Error::Docker { cause, .. }
+            if attempt < ATTEMPTS && transient_answer(cause) =>
+        {
+            Some(backoff(attempt))
+        }
+        _ => None,
+    }
+}
+
 /// Whether the engine's report `cause` says a registry throttled the request or failed on
 /// its side (words: the engine gives no status code).
 fn transient_answer(cause: &str) -> bool {
@@ -791,6 +812,31 @@ fn to_bollard(credentials: &Credentials) -> DockerCredentials {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_engine_out_of_reach_mid_copy_is_waited_for_longer_than_a_registry_blip() {
+        let unreachable = Error::DockerUnreachable {
+            host: "unix:///var/run/docker.sock".into(),
+            cause: "connection refused".into(),
+        };
+        let waits: Vec<_> = (1..=ENGINE_ATTEMPTS)
+            .map(|attempt| again(&unreachable, attempt))
+            .collect();
+        assert_eq!(waits[0], Some(Duration::from_secs(2)));
+        assert_eq!(waits[3], Some(Duration::from_secs(16)));
+        assert_eq!(waits[4], None, "five tries in all");
+        let throttled = Error::Push {
+            target: "r/a:1".into(),
+            cause: "toomanyrequests: slow down".into(),
+        };
+        assert!(again(&throttled, 1).is_some_and(|w| w < Duration::from_secs(1)));
+        assert_eq!(again(&throttled, ATTEMPTS), None);
+        let refused = Error::Push {
+            target: "r/a:1".into(),
+            cause: "denied: not allowed".into(),
+        };
+        assert_eq!(again(&refused, 1), None);
+    }
 
     #[test]
     fn throttling_and_server_failures_are_tried_again_refusals_are_not() {

@@ -13,7 +13,7 @@
 //! figures and the invariants' results to the report (SOAK.md).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -21,6 +21,24 @@ use anyhow::{bail, Context, Result};
 use standin::faults::Rule;
 use standin::images::{push_image, push_index, Spec};
 use standin::World;
+
+/// The provider's retries by kind, and the words its debug log says each with.
+const RETRIES: [(&str, &str); 8] = [
+    ("a blob copied again", "retrying a blob"),
+    ("a manifest asked for again", "retrying a manifest:"),
+    ("a manifest pushed again", "retrying a manifest push"),
+    (
+        "an image config asked for again",
+        "retrying an image config",
+    ),
+    ("a digest asked for again", "retrying a digest"),
+    ("Docker push again", "pushing again"),
+    ("Docker pull again", "pulling again"),
+    (
+        "new ECR token after a refusal",
+        "refused the push credentials",
+    ),
+];
 
 /// Applies after the faults stop before the soak calls the run unconverged.
 const CLEAN_APPLIES: usize = 3;
@@ -31,6 +49,8 @@ struct Options {
     mirrors: usize,
     sources: usize,
     report: PathBuf,
+    /// Whether the local Docker engine may be restarted mid-apply (`--no-docker-restart`).
+    restart_docker: bool,
 }
 
 fn options() -> Result<Options> {
@@ -41,6 +61,7 @@ fn options() -> Result<Options> {
         mirrors: 100,
         sources: 30,
         report: PathBuf::from("SOAK.md"),
+        restart_docker: std::env::var_os("DOCKER_HOST").is_none(),
     };
     let mut i = 0;
     while i < args.len() {
@@ -54,6 +75,10 @@ fn options() -> Result<Options> {
             "--mirrors" => options.mirrors = value()?.parse()?,
             "--sources" => options.sources = value()?.parse()?,
             "--report" => options.report = PathBuf::from(value()?),
+            "--no-docker-restart" => {
+                options.restart_docker = false;
+                i -= 1;
+            }
             other => bail!("unknown argument {other}"),
         }
         i += 2;
@@ -89,8 +114,12 @@ fn mirrors(count: usize, sources: usize) -> Vec<Mirror> {
     (0..count)
         .map(|i| {
             let source = i % sources;
-            let index = source % 3 == 0;
-            let method = if i % 4 == 0 { "docker" } else { "registry" };
+            let index = source.is_multiple_of(3);
+            let method = if i.is_multiple_of(4) {
+                "docker"
+            } else {
+                "registry"
+            };
             let platform = match (index, method, i % 3) {
                 (true, "docker", _) => Some("linux/amd64"),
                 (true, _, 0) => Some("linux/arm64/v8"),
@@ -199,6 +228,10 @@ struct Apply {
     peak_rss_kib: u64,
     peak_fds: u64,
     killed: bool,
+    /// The provider's own retries, by kind (from its debug log).
+    retries: BTreeMap<String, usize>,
+    /// Whether the Docker engine was restarted during it.
+    restarted: bool,
     errors: usize,
     failed_mirrors: BTreeSet<String>,
     /// The diagnostics' summaries (references left out), with how often each was given.
@@ -250,6 +283,59 @@ fn usage(pid: u32) -> (u64, u64) {
     (rss, fds)
 }
 
+/// Restarts the local Docker engine (`dockerd`, as scripts/setup.sh started it) with the
+/// arguments it runs with, and waits until it answers again.
+fn restart_dockerd() -> Result<()> {
+    use std::process::Command;
+    let pid = String::from_utf8(
+        Command::new("pgrep")
+            .args(["-x", "dockerd"])
+            .output()?
+            .stdout,
+    )?;
+    let pid = pid
+        .split_whitespace()
+        .next()
+        .context("no local dockerd to restart")?;
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline"))?;
+    let args: Vec<String> = cmdline
+        .split(|b| *b == 0)
+        .filter(|a| !a.is_empty())
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    Command::new("kill").args(["-TERM", pid]).status()?;
+    for _ in 0..300 {
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open("/var/log/ecrmirror-dockerd.log")?;
+    Command::new("setsid")
+        .args(&args)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()
+        .context("starting dockerd again")?;
+    for _ in 0..300 {
+        let up = Command::new("docker")
+            .arg("version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if up {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    bail!("dockerd did not answer within 30 s of its restart")
+}
+
 /// Whether `text` (one diagnostic) has a sentence that says what to do.
 fn says_what_to_do(text: &str) -> bool {
     const VERBS: [&str; 24] = [
@@ -275,6 +361,8 @@ fn says_what_to_do(text: &str) -> bool {
 struct Soak {
     world: World,
     work: PathBuf,
+    /// Where each apply's provider log goes.
+    logs: PathBuf,
     env: Vec<(String, String)>,
     mirrors: Vec<Mirror>,
 }
@@ -319,11 +407,25 @@ impl Soak {
     }
 
     /// One `terraform apply`; `kill_at`: SIGKILL the provider once ECR holds that many of
-    /// the mirrors.
-    async fn apply(&self, label: &str, kill_at: Option<usize>) -> Result<Apply> {
+    /// the mirrors; `restart_at`: restart the Docker engine then.
+    async fn apply(
+        &self,
+        label: &str,
+        kill_at: Option<usize>,
+        restart_at: Option<usize>,
+    ) -> Result<Apply> {
         self.world.ecr.state.front().log.lock().unwrap().clear();
+        std::fs::create_dir_all(&self.logs)?;
+        let provider_log = self
+            .logs
+            .join(format!("{}.provider.log", label.replace(' ', "-")));
         let mut command = self.command("terraform");
+        // The provider's debug lines (its retries) go to a file of their own; Terraform's to
+        // another, so stderr holds only the diagnostics.
         command
+            .env("TF_LOG_PROVIDER", "DEBUG")
+            .env("TF_LOG_PATH", self.logs.join("terraform.log"))
+            .env("PLUGIN_LOG_FILE", &provider_log)
             .args([
                 "apply",
                 "-auto-approve",
@@ -337,13 +439,19 @@ impl Soak {
         let child = command.spawn().context("starting terraform")?;
         let pid = child.id().unwrap_or_default();
         let (mut rss, mut fds, mut killed) = (0, 0, false);
+        let mut restart = None;
         let wait = child.wait_with_output();
         tokio::pin!(wait);
         let output = loop {
             tokio::select! {
                 output = &mut wait => break output?,
                 _ = tokio::time::sleep(Duration::from_millis(50)) => {
-                    let due = kill_at.is_some_and(|n| !killed && self.in_ecr() >= n);
+                    let held = self.in_ecr();
+                    if restart.is_none() && restart_at.is_some_and(|n| held >= n) {
+                        eprintln!("soak: restarting the Docker engine");
+                        restart = Some(tokio::task::spawn_blocking(restart_dockerd));
+                    }
+                    let due = kill_at.is_some_and(|n| !killed && held >= n);
                     for provider in providers(pid) {
                         let (r, f) = usage(provider);
                         rss = rss.max(r);
@@ -359,6 +467,13 @@ impl Soak {
                 }
             }
         };
+        let restarted = match restart {
+            Some(restart) => {
+                restart.await??;
+                true
+            }
+            None => false,
+        };
         // Terraform frames each diagnostic (`╷`, `│ `, `╵`) when its output is no terminal.
         let stderr: String = String::from_utf8_lossy(&output.stderr)
             .lines()
@@ -370,13 +485,23 @@ impl Soak {
             })
             .collect::<Vec<_>>()
             .join("\n");
+        let log = std::fs::read_to_string(&provider_log).unwrap_or_default();
+        let mut retries = BTreeMap::new();
+        for (kind, words) in RETRIES {
+            let n = log.lines().filter(|line| line.contains(words)).count();
+            if n > 0 {
+                retries.insert(kind.to_string(), n);
+            }
+        }
         let mut apply = Apply {
             label: label.to_string(),
+            retries,
             success: output.status.success(),
             seconds: started.elapsed().as_secs_f64(),
             peak_rss_kib: rss,
             peak_fds: fds,
             killed,
+            restarted,
             ..Apply::default()
         };
         for block in stderr.split("Error: ").skip(1) {
@@ -557,7 +682,7 @@ async fn seed(world: &World, count: usize) -> Result<()> {
             layer_size: 64 << 10,
             ..Spec::small(1000 + s as u64)
         };
-        if s % 3 == 0 {
+        if s.is_multiple_of(3) {
             let arm = base.clone().for_platform("arm64", Some("v8"));
             push_index(&client, &repository, "1.0", &[base, arm]).await?;
         } else {
@@ -604,6 +729,7 @@ async fn main() -> Result<()> {
     )?;
     let soak = Soak {
         world,
+        logs: scratch.join("logs"),
         work,
         env,
         mirrors,
@@ -621,17 +747,21 @@ async fn main() -> Result<()> {
             let requests = rng.u64(100..=400);
             soak.world.ecr.state.expire_tokens_after(requests);
         }
+        // The Docker engine is restarted in the second, once it has added a few mirrors.
+        let restart_at = (round == 1 && options.restart_docker).then(|| {
+            let held = soak.in_ecr();
+            held + rng.usize(1..=((n - held) / 3).max(1))
+        });
         let label = format!("apply {} (faults)", round + 1);
-        let mut apply = soak.apply(&label, kill_at).await?;
+        let mut apply = soak.apply(&label, kill_at, restart_at).await?;
         soak.clear_faults();
         soak.check(&mut apply).await?;
         applies.push(apply);
     }
     let mut converged_after = None;
     for n in 0..CLEAN_APPLIES {
-        let mut apply = soak
-            .apply(&format!("apply {} (no faults)", n + 3), None)
-            .await?;
+        let label = format!("apply {} (no faults)", n + 3);
+        let mut apply = soak.apply(&label, None, None).await?;
         soak.check(&mut apply).await?;
         let plan = soak
             .command("terraform")
@@ -678,19 +808,20 @@ fn report(
         sources = options.sources,
         registry = soak.mirrors.len() - docker,
     );
-    out.push_str("## Applies\n\n| apply | result | wall time | errors | mirrors held after | provider peak RSS | peak open fds | invariants |\n|---|---|---|---|---|---|---|---|\n");
+    out.push_str("## Applies\n\n| apply | result | wall time | errors | provider retries | mirrors held after | provider peak RSS | peak open fds | invariants |\n|---|---|---|---|---|---|---|---|---|\n");
     for apply in applies {
         out.push_str(&format!(
-            "| {} | {}{} | {:.1} s | {} | {} | {:.1} MiB | {} | {} |\n",
+            "| {} | {}{} | {:.1} s | {} | {} | {} | {:.1} MiB | {} | {} |\n",
             apply.label,
             if apply.success { "succeeded" } else { "failed" },
-            if apply.killed {
-                ", provider SIGKILLed"
-            } else {
-                ""
+            match (apply.killed, apply.restarted) {
+                (true, _) => ", provider SIGKILLed",
+                (_, true) => ", Docker engine restarted",
+                _ => "",
             },
             apply.seconds,
             apply.errors,
+            apply.retries.values().sum::<usize>(),
             apply.held,
             apply.peak_rss_kib as f64 / 1024.0,
             apply.peak_fds,
@@ -700,6 +831,16 @@ fn report(
                 format!("**{} broken**", apply.violations.len())
             }
         ));
+    }
+    let mut retries: BTreeMap<&String, usize> = BTreeMap::new();
+    for apply in applies {
+        for (kind, n) in &apply.retries {
+            *retries.entry(kind).or_default() += n;
+        }
+    }
+    out.push_str("\nThe provider's own retries (its debug log; the AWS SDK's retries of throttled API calls come on top):\n\n");
+    for (kind, n) in retries {
+        out.push_str(&format!("- {kind}: {n}\n"));
     }
     out.push_str("\nWhat the failed applies reported (the provider's diagnostics, and Terraform's for the crash):\n\n");
     for apply in applies.iter().filter(|a| !a.summaries.is_empty()) {
@@ -726,6 +867,12 @@ fn report(
             out.push_str(&format!("| {side} | `{target}`: {effect} | {n} |\n"));
         }
     }
+    out.push_str(&format!(
+        "| ECR | token expired mid-run | {} |\n| provider | SIGKILL mid-apply | {} |\n| Docker engine | restarted mid-apply | {} |\n",
+        soak.world.ecr.state.expirations(),
+        applies.iter().filter(|a| a.killed).count(),
+        applies.iter().filter(|a| a.restarted).count()
+    ));
     out.push_str(&format!(
         "\n{total} requests were answered with a fault in all.\n\n"
     ));
