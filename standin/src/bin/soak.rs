@@ -506,20 +506,33 @@ impl Soak {
         };
         for block in stderr.split("Error: ").skip(1) {
             apply.errors += 1;
-            let summary = block.lines().next().unwrap_or_default();
-            let host = self.world.source_host();
-            let ecr = self.world.ecr_host();
-            let summary = summary
-                .split([' ', ','])
-                .map(|word| {
-                    if word.contains(&host) || word.contains(&ecr) {
-                        "…"
-                    } else {
-                        word
-                    }
-                })
-                .collect::<Vec<_>>()
-                .join(" ");
+            // The summary and the first line of the detail (after the `with …` lines), with
+            // the world's addresses left out.
+            let (host, ecr) = (self.world.source_host(), self.world.ecr_host());
+            let anonymous = |line: &str| {
+                line.split([' ', ','])
+                    .map(|word| {
+                        if word.contains(&host) || word.contains(&ecr) {
+                            "…"
+                        } else {
+                            word
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            };
+            let mut paragraphs = block.split("\n\n").map(str::trim);
+            let summary = anonymous(paragraphs.next().unwrap_or_default());
+            let detail = paragraphs
+                .find(|p| !p.is_empty() && !p.starts_with("with ") && !p.starts_with("on "))
+                .and_then(|p| p.lines().next())
+                .map(anonymous)
+                .unwrap_or_default();
+            let summary = if detail.is_empty() {
+                summary
+            } else {
+                format!("{summary} — {detail}")
+            };
             *apply.summaries.entry(summary).or_default() += 1;
             let mirror = block
                 .split("with ecrmirror_image.")
@@ -845,7 +858,7 @@ fn report(
     out.push_str("\nWhat the failed applies reported (the provider's diagnostics, and Terraform's for the crash):\n\n");
     for apply in applies.iter().filter(|a| !a.summaries.is_empty()) {
         for (summary, n) in &apply.summaries {
-            out.push_str(&format!("- {}: {n} × \"{summary}\"\n", apply.label));
+            out.push_str(&format!("- {}: {n} × {summary}\n", apply.label));
         }
     }
     out.push_str(&format!(
