@@ -581,6 +581,8 @@ fn transient_answer(cause: &str) -> bool {
         "504 gateway timeout",
         "connection reset",
         "unexpected eof",
+        // A layer or config whose bytes do not match its digest: damaged on the way, perhaps.
+        "verification failed",
     ]
     .iter()
     .any(|words| text.contains(words))
@@ -844,6 +846,7 @@ mod tests {
             "Docker stream error: toomanyrequests: injected fault",
             "received unexpected HTTP status: 503 Service Unavailable",
             "Get \"http://r/v2/\": read: connection reset by peer",
+            "filesystem layer verification failed for digest sha256:00",
         ] {
             assert!(transient_answer(cause), "{cause}");
         }

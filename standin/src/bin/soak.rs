@@ -815,7 +815,9 @@ fn report(
          {mirrors} mirrors of {sources} sources (every third a two-platform index) into {sources} ECR \
          repositories: {docker} through Docker, {registry} registry to registry, {by_platform} by platform; \
          `terraform apply -parallelism=10`. The first two applies run under faults drawn from the \
-         seed; then the faults stop and it applies until a plan is empty.\n\n",
+         seed; then the faults stop and it applies until a plan is empty. The seed fixes which \
+         faults are set and how often each fires; which request meets which fault, and so the \
+         figures below, vary with timing from run to run.\n\n",
         seed = options.seed,
         mirrors = soak.mirrors.len(),
         sources = options.sources,
