@@ -583,6 +583,8 @@ fn transient_answer(cause: &str) -> bool {
         "unexpected eof",
         // A layer or config whose bytes do not match its digest: damaged on the way, perhaps.
         "verification failed",
+        // The engine shutting down (restarted) while it answered.
+        "connection is closing",
     ]
     .iter()
     .any(|words| text.contains(words))
@@ -847,6 +849,7 @@ mod tests {
             "received unexpected HTTP status: 503 Service Unavailable",
             "Get \"http://r/v2/\": read: connection reset by peer",
             "filesystem layer verification failed for digest sha256:00",
+            "error creating lease: grpc: the client connection is closing",
         ] {
             assert!(transient_answer(cause), "{cause}");
         }
