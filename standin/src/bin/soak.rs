@@ -233,7 +233,6 @@ struct Apply {
     /// Whether the Docker engine was restarted during it.
     restarted: bool,
     errors: usize,
-    failed_mirrors: BTreeSet<String>,
     /// The diagnostics' summaries (references left out), with how often each was given.
     summaries: BTreeMap<String, usize>,
     violations: Vec<String>,
@@ -510,7 +509,7 @@ impl Soak {
             // the world's addresses left out.
             let (host, ecr) = (self.world.source_host(), self.world.ecr_host());
             let anonymous = |line: &str| {
-                line.split([' ', ','])
+                line.split(' ')
                     .map(|word| {
                         if word.contains(&host) || word.contains(&ecr) {
                             "…"
@@ -534,14 +533,6 @@ impl Soak {
                 format!("{summary} — {detail}")
             };
             *apply.summaries.entry(summary).or_default() += 1;
-            let mirror = block
-                .split("with ecrmirror_image.")
-                .nth(1)
-                .and_then(|rest| rest.split(',').next())
-                .map(str::to_string);
-            if let Some(mirror) = &mirror {
-                apply.failed_mirrors.insert(mirror.clone());
-            }
             // Terraform's own reports of the crash are not the provider's diagnostics.
             let terraform_own = block.starts_with("Plugin did not respond")
                 || block.starts_with("Request cancelled")
@@ -908,11 +899,6 @@ fn report(
             out.push_str(&format!("- {violation}\n"));
         }
     }
-    let failed: BTreeSet<&String> = applies.iter().flat_map(|a| &a.failed_mirrors).collect();
-    out.push_str(&format!(
-        "\nMirrors that failed in some apply under faults and were finished by a later one: {}.\n",
-        failed.len()
-    ));
     out
 }
 
