@@ -96,20 +96,8 @@ impl DockerTransfer {
         job: &Job<'_>,
         cleanup: &Cleanup,
     ) -> Result<Option<String>> {
-        let mut attempt = 1;
-        loop {
-            match self.pull_clearing(docker, job, cleanup).await {
-                Err(err) => match again(&err, attempt) {
-                    Some(wait) => {
-                        tracing::debug!(source = %job.source, attempt, ?wait, "pulling again: {err}");
-                        tokio::time::sleep(wait).await;
-                        attempt += 1;
-                    }
-                    None => return Err(err),
-                },
-                pulled => return pulled,
-            }
-        }
+        let what = format!("the pull of {}", job.source);
+        with_retries(&what, || self.pull_clearing(docker, job, cleanup)).await
     }
 
     /// Pulls `job`'s source, once more after clearing a digest reference the engine cannot
@@ -226,20 +214,8 @@ impl DockerTransfer {
     /// Pushes `job`'s target, again when [`again`] says: the engine retries a layer upload
     /// itself, but not a refused manifest, and a second push sends only what ECR lacks.
     async fn push(&self, docker: &Docker, job: &Job<'_>) -> Result<Option<String>> {
-        let mut attempt = 1;
-        loop {
-            match self.push_once(docker, job).await {
-                Err(err) => match again(&err, attempt) {
-                    Some(wait) => {
-                        tracing::debug!(target = %job.target, attempt, ?wait, "pushing again: {err}");
-                        tokio::time::sleep(wait).await;
-                        attempt += 1;
-                    }
-                    None => return Err(err),
-                },
-                pushed => return pushed,
-            }
-        }
+        let what = format!("the push of {}", job.target);
+        with_retries(&what, || self.push_once(docker, job)).await
     }
 
     async fn push_once(&self, docker: &Docker, job: &Job<'_>) -> Result<Option<String>> {
@@ -540,6 +516,28 @@ impl Drop for Cleanup {
             _ => {
                 runtime.spawn(async move { pending.undo_now().await });
             }
+        }
+    }
+}
+
+/// `step` (made anew by each call), tried again as long as [`again`] says.
+async fn with_retries<T, F, Fut>(what: &str, mut step: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let mut attempt = 1;
+    loop {
+        match step().await {
+            Err(err) => match again(&err, attempt) {
+                Some(wait) => {
+                    tracing::debug!(attempt, ?wait, "trying {what} again: {err}");
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                }
+                None => return Err(err),
+            },
+            done => return done,
         }
     }
 }

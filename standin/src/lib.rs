@@ -18,6 +18,7 @@
 //! - [`provider_registry`] serves a release over the Terraform provider registry protocol
 //!   (HTTPS, throwaway CA), for `terraform init` to install it.
 //! - [`tls`] makes a throwaway CA and serves any of these routers over HTTPS with it.
+//! - [`runner`] is what the bench and the soak share to drive Terraform over a world.
 //! - [`proxy`] is a forwarding HTTP proxy (`CONNECT` and absolute-form requests) that logs
 //!   what passed and alone resolves the names under `proxied.test`.
 //!
@@ -31,6 +32,7 @@ pub mod front;
 pub mod images;
 pub mod provider_registry;
 pub mod proxy;
+pub mod runner;
 pub mod tls;
 pub mod token;
 pub mod world;

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use standin::images::{push_image, Spec};
-use standin::World;
+use standin::{runner, World};
 
 const METHODS: [&str; 4] = [
     "seed loop",
@@ -84,36 +84,11 @@ async fn run(mut command: tokio::process::Command) -> Result<()> {
     Ok(())
 }
 
-/// The processes `pid` started (Linux's `/proc/<pid>/task/<tid>/children`).
-fn children(pid: u32) -> Vec<u32> {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return Vec::new();
-    };
-    tasks
-        .flatten()
-        .filter_map(|task| std::fs::read_to_string(task.path().join("children")).ok())
-        .flat_map(|text| {
-            text.split_whitespace()
-                .filter_map(|p| p.parse().ok())
-                .collect::<Vec<u32>>()
-        })
-        .collect()
-}
-
-/// The highest peak RSS (VmHWM, KiB) of the provider processes `terraform` runs now. Only
-/// Terraform's children are read, so the watching costs next to nothing.
+/// The highest peak RSS (VmHWM, KiB) of the provider processes `terraform` runs now.
 fn provider_peak_kib(terraform: u32) -> u64 {
-    children(terraform)
+    runner::providers(terraform)
         .into_iter()
-        .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/status")).ok())
-        .filter(|status| status.starts_with("Name:\tterraform-provi"))
-        .filter_map(|status| {
-            status
-                .lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse::<u64>().ok())
-        })
+        .map(runner::peak_rss_kib)
         .max()
         .unwrap_or(0)
 }
@@ -425,30 +400,11 @@ fn median(values: &mut [Duration]) -> Duration {
 #[tokio::main]
 async fn main() -> Result<()> {
     let options = options()?;
-    let scratch = tempfile_dir()?;
+    let scratch = runner::scratch_dir("ecrmirror-bench")?;
     let world = World::start(&scratch.join("world")).await?;
     let dir = scratch.join("work");
     std::fs::create_dir_all(&dir)?;
-    let cli_config = scratch.join("terraformrc");
-    std::fs::write(
-        &cli_config,
-        format!(
-            "provider_installation {{\n  dev_overrides {{\n    \"techtospeech/ecrmirror\" = \"{}\"\n  }}\n  direct {{}}\n}}\n",
-            options.provider_dir.display()
-        ),
-    )?;
-    let env: Vec<(String, String)> = vec![
-        (
-            "TF_CLI_CONFIG_FILE".into(),
-            cli_config.display().to_string(),
-        ),
-        ("TF_IN_AUTOMATION".into(), "1".into()),
-        ("CHECKPOINT_DISABLE".into(), "1".into()),
-        (
-            "DOCKER_CONFIG".into(),
-            scratch.join("docker").display().to_string(),
-        ),
-    ];
+    let env = runner::terraform_env(&scratch, &options.provider_dir)?;
     let mut bench = Bench { world, dir, env };
 
     // The tiny image shows each tool's fixed cost (start, plan, login, manifests); what the
@@ -653,10 +609,4 @@ fn copy_rows(labels: &[&str], medians: &BTreeMap<String, BTreeMap<String, f64>>)
         }
     }
     rows
-}
-
-fn tempfile_dir() -> Result<PathBuf> {
-    let dir = std::env::temp_dir().join(format!("ecrmirror-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    Ok(dir)
 }

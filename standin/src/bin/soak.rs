@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use standin::faults::Rule;
 use standin::images::{push_image, push_index, Spec};
-use standin::World;
+use standin::{runner, World};
 
 /// The provider's retries by kind, and the words its debug log says each with.
 const RETRIES: [(&str, &str); 8] = [
@@ -32,8 +32,8 @@ const RETRIES: [(&str, &str); 8] = [
         "retrying an image config",
     ),
     ("a digest asked for again", "retrying a digest"),
-    ("Docker push again", "pushing again"),
-    ("Docker pull again", "pulling again"),
+    ("Docker push again", "trying the push of"),
+    ("Docker pull again", "trying the pull of"),
     (
         "new ECR token after a refusal",
         "refused the push credentials",
@@ -239,47 +239,12 @@ struct Apply {
     held: usize,
 }
 
-/// The processes `pid` started.
-fn children(pid: u32) -> Vec<u32> {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return Vec::new();
-    };
-    tasks
-        .flatten()
-        .filter_map(|task| std::fs::read_to_string(task.path().join("children")).ok())
-        .flat_map(|t| {
-            t.split_whitespace()
-                .filter_map(|p| p.parse().ok())
-                .collect::<Vec<u32>>()
-        })
-        .collect()
-}
-
-/// The provider processes Terraform (`pid`) runs now.
-fn providers(pid: u32) -> Vec<u32> {
-    children(pid)
-        .into_iter()
-        .filter(|child| {
-            std::fs::read_to_string(format!("/proc/{child}/comm"))
-                .is_ok_and(|name| name.starts_with("terraform-provi"))
-        })
-        .collect()
-}
-
 /// Peak RSS (KiB) and open file descriptors of `pid` now.
 fn usage(pid: u32) -> (u64, u64) {
-    let rss = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0);
     let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
         .map(|d| d.count() as u64)
         .unwrap_or(0);
-    (rss, fds)
+    (runner::peak_rss_kib(pid), fds)
 }
 
 /// Restarts the local Docker engine (`dockerd`, as scripts/setup.sh started it) with the
@@ -451,7 +416,7 @@ impl Soak {
                         restart = Some(tokio::task::spawn_blocking(restart_dockerd));
                     }
                     let due = kill_at.is_some_and(|n| !killed && held >= n);
-                    for provider in providers(pid) {
+                    for provider in runner::providers(pid) {
                         let (r, f) = usage(provider);
                         rss = rss.max(r);
                         fds = fds.max(f);
@@ -670,12 +635,6 @@ impl Soak {
     }
 }
 
-fn tempfile_dir() -> Result<PathBuf> {
-    let dir = std::env::temp_dir().join(format!("ecrmirror-soak-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    Ok(dir)
-}
-
 /// Seeds `count` sources `upstream/s<i>:1.0`: every third a two-platform index.
 async fn seed(world: &World, count: usize) -> Result<()> {
     let client = world.source_client(None);
@@ -700,30 +659,11 @@ async fn seed(world: &World, count: usize) -> Result<()> {
 #[tokio::main]
 async fn main() -> Result<()> {
     let options = options()?;
-    let scratch = tempfile_dir()?;
+    let scratch = runner::scratch_dir("ecrmirror-soak")?;
     let world = World::start(&scratch.join("world")).await?;
     let work = scratch.join("work");
     std::fs::create_dir_all(&work)?;
-    let cli_config = scratch.join("terraformrc");
-    std::fs::write(
-        &cli_config,
-        format!(
-            "provider_installation {{\n  dev_overrides {{\n    \"techtospeech/ecrmirror\" = \"{}\"\n  }}\n  direct {{}}\n}}\n",
-            options.provider_dir.display()
-        ),
-    )?;
-    let env = vec![
-        (
-            "TF_CLI_CONFIG_FILE".into(),
-            cli_config.display().to_string(),
-        ),
-        ("TF_IN_AUTOMATION".into(), "1".into()),
-        ("CHECKPOINT_DISABLE".into(), "1".into()),
-        (
-            "DOCKER_CONFIG".into(),
-            scratch.join("docker").display().to_string(),
-        ),
-    ];
+    let env = runner::terraform_env(&scratch, &options.provider_dir)?;
     eprintln!("soak: seeding {} sources", options.sources);
     seed(&world, options.sources).await?;
     let mirrors = mirrors(options.mirrors, options.sources);
