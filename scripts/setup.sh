@@ -62,6 +62,8 @@ can_link_c() {
 can_dockerd() { command -v docker >/dev/null && { command -v dockerd >/dev/null || [ -n "${DOCKER_HOST:-}" ]; }; }
 can_registry() { command -v docker-registry >/dev/null; }
 can_gpg() { command -v gpg >/dev/null && gpg --version >/dev/null 2>&1; }
+# The tests and the soak signal processes (kill, pgrep): Debian's minimal images lack them.
+can_signal() { type -P kill >/dev/null && type -P pgrep >/dev/null; }
 can_python_venv() {
   command -v python3 >/dev/null && python3 -c 'import zipfile, venv, ensurepip' 2>/dev/null
 }
@@ -73,8 +75,9 @@ declare -A packages=(
   [can_registry]="docker-registry"
   [can_gpg]="gpg"
   [can_python_venv]="python3 python3-venv"
+  [can_signal]="procps"
 )
-checks=(can_protoc can_link_c can_dockerd can_registry can_gpg can_python_venv)
+checks=(can_protoc can_link_c can_dockerd can_registry can_gpg can_python_venv can_signal)
 missing=()
 for check in "${checks[@]}"; do
   if ! "$check"; then

@@ -422,9 +422,11 @@ impl Soak {
                         fds = fds.max(f);
                         if due {
                             eprintln!("soak: SIGKILL to the provider (pid {provider})");
-                            let _ = std::process::Command::new("kill")
+                            let sent = std::process::Command::new("kill")
                                 .args(["-KILL", &provider.to_string()])
-                                .status();
+                                .status()
+                                .context("running kill (Debian package procps)")?;
+                            anyhow::ensure!(sent.success(), "kill -KILL {provider} failed");
                             killed = true;
                         }
                     }
@@ -688,7 +690,8 @@ async fn main() -> Result<()> {
         let n = soak.mirrors.len();
         let kill_at = (round == 0).then(|| rng.usize(n / 5..=n * 3 / 5).max(1));
         if round == 0 {
-            let requests = rng.u64(100..=400);
+            // After one to four registry requests per mirror.
+            let requests = rng.u64(n as u64..=4 * n as u64);
             soak.world.ecr.state.expire_tokens_after(requests);
         }
         // The Docker engine is restarted in the second, once it has added a few mirrors.
