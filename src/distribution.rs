@@ -166,26 +166,47 @@ pub fn backoff(attempt: u32) -> Duration {
     ceiling.mul_f64(fastrand::f64())
 }
 
+/// `step` (made anew by each call), tried again after the wait `again` gives for its error
+/// and the number of tries so far, until `again` gives none. Every retry loop of the
+/// provider is this one; the debug log names `what`.
+pub async fn with_retries<T, E, F, Fut>(
+    what: &str,
+    mut step: F,
+    again: impl Fn(&E, u32) -> Option<Duration>,
+) -> std::result::Result<T, E>
+where
+    E: std::fmt::Display,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = std::result::Result<T, E>>,
+{
+    let mut attempt = 1;
+    loop {
+        match step().await {
+            Err(err) => match again(&err, attempt) {
+                Some(wait) => {
+                    tracing::debug!(attempt, ?wait, "retrying {what}: {err}");
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                }
+                None => return Err(err),
+            },
+            done => return done,
+        }
+    }
+}
+
 /// `request` (made anew by each call) tried up to [`ATTEMPTS`] times while it fails
 /// [`transient`]ly, after [`backoff`]. For the requests oci-client makes (manifests, config
 /// blobs): its errors carry no `Retry-After`.
-pub async fn retried<T, F, Fut>(what: &str, mut request: F) -> oci_client::errors::Result<T>
+pub async fn retried<T, F, Fut>(what: &str, request: F) -> oci_client::errors::Result<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = oci_client::errors::Result<T>>,
 {
-    let mut attempt = 1;
-    loop {
-        match request().await {
-            Err(err) if transient(&err) && attempt < ATTEMPTS => {
-                let wait = backoff(attempt);
-                tracing::debug!(attempt, ?wait, "retrying {what}: {err}");
-                tokio::time::sleep(wait).await;
-                attempt += 1;
-            }
-            answer => return answer,
-        }
-    }
+    with_retries(what, request, |err, attempt| {
+        (transient(err) && attempt < ATTEMPTS).then(|| backoff(attempt))
+    })
+    .await
 }
 
 /// A failure to get `reference` from its source registry, classified by what the registry

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use super::{Copied, Job, Locks, Target, Transfer};
 use crate::credentials::Credentials;
-use crate::distribution::{backoff, Distribution, ATTEMPTS};
+use crate::distribution::{backoff, with_retries, Distribution, ATTEMPTS};
 use crate::ecr::RegistryLogin;
 use crate::error::{Error, Result};
 use crate::manifest::Fetched;
@@ -97,7 +97,7 @@ impl DockerTransfer {
         cleanup: &Cleanup,
     ) -> Result<Option<String>> {
         let what = format!("the pull of {}", job.source);
-        with_retries(&what, || self.pull_clearing(docker, job, cleanup)).await
+        with_retries(&what, || self.pull_clearing(docker, job, cleanup), again).await
     }
 
     /// Pulls `job`'s source, once more after clearing a digest reference the engine cannot
@@ -215,7 +215,7 @@ impl DockerTransfer {
     /// itself, but not a refused manifest, and a second push sends only what ECR lacks.
     async fn push(&self, docker: &Docker, job: &Job<'_>) -> Result<Option<String>> {
         let what = format!("the push of {}", job.target);
-        with_retries(&what, || self.push_once(docker, job)).await
+        with_retries(&what, || self.push_once(docker, job), again).await
     }
 
     async fn push_once(&self, docker: &Docker, job: &Job<'_>) -> Result<Option<String>> {
@@ -516,28 +516,6 @@ impl Drop for Cleanup {
             _ => {
                 runtime.spawn(async move { pending.undo_now().await });
             }
-        }
-    }
-}
-
-/// `step` (made anew by each call), tried again as long as [`again`] says.
-async fn with_retries<T, F, Fut>(what: &str, mut step: F) -> Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T>>,
-{
-    let mut attempt = 1;
-    loop {
-        match step().await {
-            Err(err) => match again(&err, attempt) {
-                Some(wait) => {
-                    tracing::debug!(attempt, ?wait, "trying {what} again: {err}");
-                    tokio::time::sleep(wait).await;
-                    attempt += 1;
-                }
-                None => return Err(err),
-            },
-            done => return done,
         }
     }
 }

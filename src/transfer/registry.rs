@@ -30,7 +30,8 @@ mod referrers;
 use super::{Copied, Job, Locks, Transfer};
 use crate::credentials::Credentials;
 use crate::distribution::{
-    backoff, oci_auth, retried, source_error, transient, Answer, Distribution, ATTEMPTS,
+    backoff, oci_auth, retried, source_error, transient, with_retries, Answer, Distribution,
+    ATTEMPTS,
 };
 use crate::ecr::RegistryLogin;
 use crate::error::{Error, Result};
@@ -144,8 +145,9 @@ struct Side<'a> {
     reference: Reference,
     /// The credentials requests to this side carry.
     auth: RegistryAuth,
-    /// The `Authorization` header blob downloads from this side carry, once known.
-    pull_authorization: tokio::sync::Mutex<Option<Option<String>>>,
+    /// The bearer token blob downloads from this side carry, once asked for (`Some(None)`:
+    /// the registry gives none).
+    pull_token: tokio::sync::Mutex<Option<Option<String>>>,
 }
 
 impl Side<'_> {
@@ -263,7 +265,7 @@ impl RegistryTransfer {
             client: self.distribution.client_for(source.host()),
             reference: source.as_oci().clone(),
             auth: oci_auth(credentials),
-            pull_authorization: Default::default(),
+            pull_token: Default::default(),
         }
     }
 
@@ -278,7 +280,7 @@ impl RegistryTransfer {
                 job.target.tag.clone(),
             ),
             auth: oci_auth(Some(&job.target_credentials)),
-            pull_authorization: Default::default(),
+            pull_token: Default::default(),
         };
         (source, target)
     }
@@ -388,23 +390,17 @@ impl RegistryTransfer {
         target: &Side<'_>,
         blob: &OciDescriptor,
     ) -> Result<()> {
-        let mut attempt = 1;
-        loop {
-            match self.copy_blob(source, target, blob).await {
-                Ok(()) => return Ok(()),
-                Err(Failed {
-                    error,
-                    retry: true,
-                    wait,
-                }) if attempt < ATTEMPTS => {
-                    let wait = wait.unwrap_or_else(|| backoff(attempt));
-                    tracing::debug!(digest = %blob.digest, attempt, ?wait, "retrying a blob: {error}");
-                    tokio::time::sleep(wait).await;
-                    attempt += 1;
-                }
-                Err(failed) => return Err(failed.error),
-            }
-        }
+        let what = format!("a blob ({})", blob.digest);
+        with_retries(
+            &what,
+            || self.copy_blob(source, target, blob),
+            |failed: &Failed, attempt| {
+                (failed.retry && attempt < ATTEMPTS)
+                    .then(|| failed.wait.unwrap_or_else(|| backoff(attempt)))
+            },
+        )
+        .await
+        .map_err(|failed| failed.error)
     }
 
     async fn copy_blob(
@@ -572,6 +568,12 @@ struct Failed {
     error: Error,
     retry: bool,
     wait: Option<Duration>,
+}
+
+impl std::fmt::Display for Failed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.error.fmt(f)
+    }
 }
 
 impl Failed {

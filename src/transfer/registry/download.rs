@@ -72,12 +72,12 @@ fn blob_url(reference: &Reference, digest: &str) -> String {
     )
 }
 
-/// The `Authorization` header the source's blob requests carry: the bearer token the
-/// registry's challenge gave for pulling, else the basic credentials, else none.
-async fn authorization(side: &Side<'_>, refresh: bool) -> Result<Option<String>, Failed> {
-    let mut cached = side.pull_authorization.lock().await;
-    if let (Some(header), false) = (cached.as_ref(), refresh) {
-        return Ok(header.clone());
+/// The bearer token the source's blob requests carry, when its challenge gives one for
+/// pulling (asked once per copy, or again with `refresh`).
+async fn bearer_token(side: &Side<'_>, refresh: bool) -> Result<Option<String>, Failed> {
+    let mut cached = side.pull_token.lock().await;
+    if let (Some(token), false) = (cached.as_ref(), refresh) {
+        return Ok(token.clone());
     }
     let token = side
         .client
@@ -88,20 +88,8 @@ async fn authorization(side: &Side<'_>, refresh: bool) -> Result<Option<String>,
             error: source_error(side.reference.to_string(), &err, &side.auth),
             wait: None,
         })?;
-    let header = match (token, &side.auth) {
-        (Some(token), _) => Some(format!("Bearer {token}")),
-        (None, RegistryAuth::Basic(username, password)) => {
-            use base64::Engine;
-            let pair = format!("{username}:{password}");
-            Some(format!(
-                "Basic {}",
-                base64::engine::general_purpose::STANDARD.encode(pair)
-            ))
-        }
-        (None, _) => None,
-    };
-    *cached = Some(header.clone());
-    Ok(header)
+    *cached = Some(token.clone());
+    Ok(token)
 }
 
 /// How long `Retry-After` in `headers` asks to wait (seconds or an HTTP date), capped.
@@ -129,10 +117,14 @@ pub async fn pull(
     let reference = side.reference.to_string();
     let mut refreshed = false;
     let response = loop {
-        let mut request = http.get(&url);
-        if let Some(header) = authorization(side, refreshed).await? {
-            request = request.header(reqwest::header::AUTHORIZATION, header);
-        }
+        // The bearer token the challenge gave, else the basic credentials, else none.
+        let request = match (bearer_token(side, refreshed).await?, &side.auth) {
+            (Some(token), _) => http.get(&url).bearer_auth(token),
+            (None, RegistryAuth::Basic(username, password)) => {
+                http.get(&url).basic_auth(username, Some(password))
+            }
+            (None, _) => http.get(&url),
+        };
         let response = request
             .send()
             .await
@@ -276,10 +268,9 @@ impl Hasher {
 
     /// The digest of what passed, once (`None` when not checked).
     fn finish(&mut self) -> Option<String> {
-        let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
         match std::mem::replace(self, Hasher::Done) {
-            Hasher::Sha256(h) => Some(format!("sha256:{}", hex(&h.finalize()))),
-            Hasher::Sha512(h) => Some(format!("sha512:{}", hex(&h.finalize()))),
+            Hasher::Sha256(h) => Some(format!("sha256:{:x}", h.finalize())),
+            Hasher::Sha512(h) => Some(format!("sha512:{:x}", h.finalize())),
             Hasher::Unchecked | Hasher::Done => None,
         }
     }

@@ -32,8 +32,8 @@ const RETRIES: [(&str, &str); 8] = [
         "retrying an image config",
     ),
     ("a digest asked for again", "retrying a digest"),
-    ("Docker push again", "trying the push of"),
-    ("Docker pull again", "trying the pull of"),
+    ("Docker push again", "retrying the push of"),
+    ("Docker pull again", "retrying the pull of"),
     (
         "new ECR token after a refusal",
         "refused the push credentials",
