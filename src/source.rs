@@ -3,11 +3,11 @@
 //! limit), and [`resolve`], the one answer to "which manifest, for which platform" that the
 //! platform check, adoption and the registry copy all use.
 
-use oci_client::secrets::RegistryAuth;
 use oci_client::Reference;
 
 use crate::credentials::Credentials;
-use crate::distribution::{oci_auth, retried, source_error, Distribution};
+use crate::distribution::session::{retried, Session};
+use crate::distribution::{tag_or_digest, Distribution};
 use crate::error::{Error, Result};
 use crate::manifest::{self, ConfigPlatform, Fetched};
 use crate::reference::{Platform, SourceRef};
@@ -106,9 +106,8 @@ impl From<Error> for Unresolved {
 
 /// A source registry, asked about one reference.
 struct Asking<'a> {
-    client: &'a oci_client::Client,
+    session: Session<'a>,
     source: &'a SourceRef,
-    auth: RegistryAuth,
 }
 
 impl<'a> Asking<'a> {
@@ -118,42 +117,39 @@ impl<'a> Asking<'a> {
         credentials: Option<&Credentials>,
     ) -> Asking<'a> {
         Asking {
-            client: distribution.client_for(source.host()),
+            session: distribution.source(source.as_oci().clone(), credentials),
             source,
-            auth: oci_auth(credentials),
         }
     }
 
     async fn manifest(&self, reference: &Reference) -> Result<Fetched> {
-        let (body, digest) = retried("a manifest", || {
-            self.client
-                .pull_manifest_raw(reference, &self.auth, &manifest::ACCEPTED)
-        })
-        .await
-        .map_err(|err| source_error(reference.to_string(), &err, &self.auth))?;
-        Fetched::parse(digest, body).map_err(|cause| Error::NotAnImage {
-            reference: reference.to_string(),
-            cause,
-        })
+        fetch(&self.session, reference).await
     }
 
     /// The platform of the image `image` names, from its config blob.
     async fn platform_of(&self, image: &Fetched) -> Result<ConfigPlatform> {
         let digest = image.config_digest().unwrap_or_default();
-        let body = retried("an image config", || async {
-            let mut body = Vec::new();
-            self.client
-                .pull_blob(self.source.as_oci(), digest, &mut body)
-                .await
-                .map(|()| body)
-        })
-        .await
-        .map_err(|err| source_error(self.source.to_string(), &err, &self.auth))?;
+        let body = retried("an image config", || self.session.small_blob(digest))
+            .await
+            .map_err(|failure| failure.error(&self.session, &self.source.to_string()))?;
         ConfigPlatform::parse(&body).map_err(|cause| Error::NotAnImage {
             reference: self.source.to_string(),
             cause,
         })
     }
+}
+
+/// The manifest `reference` names, asked in `session` (its tag or digest; the repository is
+/// the session's).
+pub async fn fetch(session: &Session<'_>, reference: &Reference) -> Result<Fetched> {
+    let named = tag_or_digest(reference);
+    let document = retried("a manifest", || session.manifest(named))
+        .await
+        .map_err(|failure| failure.error(session, &reference.to_string()))?;
+    Fetched::parse(document.digest, document.body).map_err(|cause| Error::NotAnImage {
+        reference: reference.to_string(),
+        cause,
+    })
 }
 
 /// What `source` holds of what is `wanted`. A platform the source lacks is
@@ -223,11 +219,17 @@ pub async fn digest(
     source: &SourceRef,
     credentials: Option<&Credentials>,
 ) -> Result<String> {
-    let auth = oci_auth(credentials);
-    let client = distribution.client_for(source.host());
-    retried("a digest", || {
-        client.fetch_manifest_digest(source.as_oci(), &auth)
+    let session = distribution.source(source.as_oci().clone(), credentials);
+    let reference = source.as_oci();
+    let named = tag_or_digest(reference);
+    let found = retried("a digest", || session.manifest_digest(named))
+        .await
+        .map_err(|failure| failure.error(&session, &source.to_string()))?;
+    found.ok_or_else(|| Error::SourceNotFound {
+        reference: source.to_string(),
+        cause: format!(
+            "The registry has no manifest {named} in {}",
+            reference.repository()
+        ),
     })
-    .await
-    .map_err(|err| source_error(source.to_string(), &err, &auth))
 }

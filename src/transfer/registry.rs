@@ -9,9 +9,11 @@
 //! registry are mounted from there; the others stream from source to target, each in one
 //! request (`POST`, then `PUT ?digest=` with the blob as its body, which ECR handles; its
 //! answers to chunked `PATCH`es break spec-following clients). Each blob is checked against
-//! its digest twice: by the download's check as it passes ([`download`]), and by the target, which
+//! its digest twice: by the download's check as it passes ([`Session::blob`]), and by the target, which
 //! commits nothing whose bytes do not match `?digest=`. No manifest is pushed after a failed
-//! blob. Each blob is retried on its own after a transient failure.
+//! blob. Each blob is retried on its own after a transient failure, when the registry asked
+//! (`Retry-After`) or after a jittered backoff. Every request is the provider's own
+//! ([`Session`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,23 +21,21 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures_util::stream::BoxStream;
 use futures_util::{stream, StreamExt, TryStreamExt};
-use oci_client::errors::OciDistributionError;
 use oci_client::manifest::OciDescriptor;
-use oci_client::secrets::RegistryAuth;
-use oci_client::{Reference, RegistryOperation};
+use oci_client::Reference;
 
-mod download;
 mod referrers;
 
 use super::{Copied, Job, Locks, Transfer};
 use crate::credentials::Credentials;
+use crate::distribution::session::{retried, Failure};
 use crate::distribution::{
-    backoff, oci_auth, retried, source_error, transient, with_retries, Answer, Distribution,
+    backoff, oci_auth, tag_or_digest, with_retries, Access, Answer, Distribution, Role, Session,
     ATTEMPTS,
 };
 use crate::ecr::RegistryLogin;
 use crate::error::{Error, Result};
-use crate::manifest::{self, Fetched};
+use crate::manifest::Fetched;
 use crate::reference::{Platform, SourceRef};
 use crate::source::{self, Resolved, Unresolved, Wanted};
 
@@ -53,8 +53,6 @@ pub struct RegistryTransfer {
     /// (Registries also mishandle the same blob uploaded twice at once: docker-registry
     /// answers 500 and loses the blob.)
     uploading: Locks<BlobInRepository>,
-    /// The client for blob downloads ([`download`]), made on first use.
-    downloads: std::sync::OnceLock<reqwest::Client>,
 }
 
 impl RegistryTransfer {
@@ -64,7 +62,6 @@ impl RegistryTransfer {
             distribution,
             seen: Default::default(),
             uploading: Default::default(),
-            downloads: Default::default(),
         }
     }
 
@@ -139,58 +136,10 @@ struct BlobInRepository {
     digest: String,
 }
 
-/// One side of the copy: where, with which client.
-struct Side<'a> {
-    client: &'a oci_client::Client,
-    reference: Reference,
-    /// The credentials requests to this side carry.
-    auth: RegistryAuth,
-    /// The bearer token blob downloads from this side carry, once asked for (`Some(None)`:
-    /// the registry gives none).
-    pull_token: tokio::sync::Mutex<Option<Option<String>>>,
-}
-
-impl Side<'_> {
-    /// Meets the source registry's challenge for pulling (the referrers API's requests
-    /// carry the token it gives).
-    async fn authorise_pull(&self) -> Result<()> {
-        self.client
-            .auth(&self.reference, &self.auth, RegistryOperation::Pull)
-            .await
-            .map(|_| ())
-            .map_err(|err| source_error(self.reference.to_string(), &err, &self.auth))
-    }
-}
-
 /// A manifest to copy, and the reference to push it under.
 struct Manifest {
     fetched: Fetched,
     push_as: Reference,
-}
-
-/// The error for a failed request to the target: a refusal of the credentials is told
-/// apart, as it needs another fix than a network failure.
-fn target_error(target: &Reference, err: OciDistributionError) -> Error {
-    if let Some(network) = crate::distribution::oci_network_error("ECR's registry", None, &err) {
-        return network;
-    }
-    match Answer::of(&err) {
-        Answer::Denied(status) => Error::TargetDenied {
-            host: target.registry().to_string(),
-            cause: format!(
-                "The registry answered {} to the push credentials: {err}",
-                status.unwrap_or(401)
-            ),
-        },
-        Answer::TagInvalid => Error::TagRefused {
-            target: target.to_string(),
-            cause: err.to_string(),
-        },
-        _ => Error::Push {
-            target: target.to_string(),
-            cause: err.to_string(),
-        },
-    }
 }
 
 impl RegistryTransfer {
@@ -210,7 +159,7 @@ impl RegistryTransfer {
         // the index's platform manifests are fetched: each is a round trip to a registry.
         // (Resolving gave the source's client its credentials, for the blobs.)
         let (authorised, images) = tokio::join!(
-            self.authorise(&target),
+            authorise(&target),
             self.platform_images(&source, &target, &resolved),
         );
         authorised?;
@@ -235,7 +184,7 @@ impl RegistryTransfer {
     /// returns every referrer's digest, sorted. See [`referrers`].
     pub async fn copy_referrers(&self, job: &Job<'_>, resolved: &Resolved) -> Result<Vec<String>> {
         let (source, target) = self.sides(job);
-        let (authorised, allowed) = tokio::join!(self.authorise(&target), source.authorise_pull());
+        let (authorised, allowed) = tokio::join!(authorise(&target), authorise(&source));
         authorised?;
         allowed?;
         self.copy_referrers_of(&source, &target, subjects(resolved))
@@ -250,38 +199,28 @@ impl RegistryTransfer {
         resolved: &Resolved,
         credentials: Option<&Credentials>,
     ) -> Result<Vec<String>> {
-        let side = self.source_side(source, credentials);
-        side.authorise_pull().await?;
+        let side = self
+            .distribution
+            .source(source.as_oci().clone(), credentials);
+        authorise(&side).await?;
         self.referrers_of(&side, subjects(resolved)).await
     }
 
-    /// The source registry's side of a copy of `source`.
-    fn source_side<'a>(
-        &'a self,
-        source: &SourceRef,
-        credentials: Option<&Credentials>,
-    ) -> Side<'a> {
-        Side {
-            client: self.distribution.client_for(source.host()),
-            reference: source.as_oci().clone(),
-            auth: oci_auth(credentials),
-            pull_token: Default::default(),
-        }
-    }
-
-    /// The source and the target of `job`, each with its client.
-    fn sides<'a>(&'a self, job: &Job<'_>) -> (Side<'a>, Side<'a>) {
-        let source = self.source_side(job.source, job.source_credentials.as_ref());
-        let target = Side {
-            client: self.distribution.client_for(&job.target.host),
-            reference: Reference::with_tag(
+    /// The source and the target of `job`.
+    fn sides<'a>(&'a self, job: &Job<'_>) -> (Session<'a>, Session<'a>) {
+        let source = self
+            .distribution
+            .source(job.source.as_oci().clone(), job.source_credentials.as_ref());
+        let target = self.distribution.session(
+            Reference::with_tag(
                 job.target.host.clone(),
                 job.target.repository.clone(),
                 job.target.tag.clone(),
             ),
-            auth: oci_auth(Some(&job.target_credentials)),
-            pull_token: Default::default(),
-        };
+            oci_auth(Some(&job.target_credentials)),
+            Access::Push,
+            Role::Target,
+        );
         (source, target)
     }
 
@@ -291,8 +230,8 @@ impl RegistryTransfer {
     /// Copies `blobs`, a few at a time.
     async fn copy_blobs(
         &self,
-        source: &Side<'_>,
-        target: &Side<'_>,
+        source: &Session<'_>,
+        target: &Session<'_>,
         blobs: Vec<&OciDescriptor>,
     ) -> Result<()> {
         let copies: Vec<_> = blobs
@@ -307,7 +246,7 @@ impl RegistryTransfer {
     }
 
     /// Pushes the platforms' manifests of an index, a few at a time.
-    async fn push_manifests(&self, target: &Side<'_>, images: &[Manifest]) -> Result<()> {
+    async fn push_manifests(&self, target: &Session<'_>, images: &[Manifest]) -> Result<()> {
         let pushes: Vec<_> = images
             .iter()
             .map(|image| self.push_manifest(target, &image.push_as, &image.fetched))
@@ -319,33 +258,11 @@ impl RegistryTransfer {
             .map(|_| ())
     }
 
-    /// Meets the target's challenges for pushing (both clients) and for looking up blobs.
-    async fn authorise(&self, target: &Side<'_>) -> Result<()> {
-        let auth = &target.auth;
-        let uploads = self
-            .distribution
-            .upload_client_for(target.reference.registry());
-        let (pushing, uploading, looking) = tokio::join!(
-            target
-                .client
-                .auth(&target.reference, auth, RegistryOperation::Push),
-            uploads.auth(&target.reference, auth, RegistryOperation::Push),
-            target
-                .client
-                .auth(&target.reference, auth, RegistryOperation::Pull),
-        );
-        pushing
-            .and(uploading)
-            .and(looking)
-            .map(|_| ())
-            .map_err(|err| target_error(&target.reference, err))
-    }
-
     /// When the copy is a whole index, its platforms' manifests, each to push by digest.
     async fn platform_images(
         &self,
-        source: &Side<'_>,
-        target: &Side<'_>,
+        source: &Session<'_>,
+        target: &Session<'_>,
         resolved: &Resolved,
     ) -> Result<Vec<Manifest>> {
         let Some(index) = resolved.image().index() else {
@@ -369,25 +286,18 @@ impl RegistryTransfer {
     }
 
     /// One manifest of the source, by digest.
-    async fn fetch(&self, source: &Side<'_>, digest: &str) -> Result<Fetched> {
-        let reference = source.reference.clone_with_digest(digest.to_string());
-        let (body, digest) = retried("a manifest", || {
-            source
-                .client
-                .pull_manifest_raw(&reference, &source.auth, &manifest::ACCEPTED)
-        })
+    async fn fetch(&self, source: &Session<'_>, digest: &str) -> Result<Fetched> {
+        source::fetch(
+            source,
+            &source.reference.clone_with_digest(digest.to_string()),
+        )
         .await
-        .map_err(|err| source_error(reference.to_string(), &err, &source.auth))?;
-        Fetched::parse(digest, body).map_err(|cause| Error::NotAnImage {
-            reference: reference.to_string(),
-            cause,
-        })
     }
 
     async fn copy_blob_with_retries(
         &self,
-        source: &Side<'_>,
-        target: &Side<'_>,
+        source: &Session<'_>,
+        target: &Session<'_>,
         blob: &OciDescriptor,
     ) -> Result<()> {
         let what = format!("a blob ({})", blob.digest);
@@ -405,8 +315,8 @@ impl RegistryTransfer {
 
     async fn copy_blob(
         &self,
-        source: &Side<'_>,
-        target: &Side<'_>,
+        source: &Session<'_>,
+        target: &Session<'_>,
         blob: &OciDescriptor,
     ) -> std::result::Result<(), Failed> {
         let lock = self.uploading.of(BlobInRepository {
@@ -428,12 +338,11 @@ impl RegistryTransfer {
     /// repository of the registry this process saw it in.
     async fn present_or_mounted(
         &self,
-        target: &Side<'_>,
+        target: &Session<'_>,
         digest: &str,
     ) -> std::result::Result<bool, Failed> {
-        let target_failure = |err: OciDistributionError| Failed::at_target(&target.reference, err);
-        let exists = || target.client.blob_exists(&target.reference, digest);
-        if exists().await.map_err(target_failure)? {
+        let at_target = |failure| Failed::of(failure, target, &target.reference.to_string());
+        if target.has_blob(digest).await.map_err(at_target)? {
             return Ok(true);
         }
         let Some(from) = self.mount_source(&target.reference, digest) else {
@@ -442,21 +351,19 @@ impl RegistryTransfer {
         // A registry that cannot mount answers with an upload session instead; the blob is
         // then uploaded.
         let mounted = target
-            .client
-            .mount_blob(&target.reference, &from, digest)
+            .mount(digest, from.repository())
             .await
-            .is_ok();
-        Ok(mounted && exists().await.map_err(target_failure)?)
+            .unwrap_or(false);
+        Ok(mounted && target.has_blob(digest).await.map_err(at_target)?)
     }
 
     /// Streams `blob` from the source into the target, in one upload request.
     async fn stream_blob(
         &self,
-        source: &Side<'_>,
-        target: &Side<'_>,
+        source: &Session<'_>,
+        target: &Session<'_>,
         blob: &OciDescriptor,
     ) -> std::result::Result<(), Failed> {
-        let target_failure = |err: OciDistributionError| Failed::at_target(&target.reference, err);
         // The size goes in the upload's headers before any byte is read: the manifest gives
         // it (OCI and Docker manifests always do).
         let size = u64::try_from(blob.size).map_err(|_| Failed {
@@ -473,32 +380,55 @@ impl RegistryTransfer {
         // only sees its body end badly, or the target refuse the digest.
         let source_failure = Arc::new(std::sync::Mutex::new(None::<Failed>));
         let (send, receive) = tokio::sync::oneshot::channel();
-        let downloads = self.downloads.get_or_init(download::client);
+        let reference = source.reference.to_string();
         let pull = async {
-            let pulled = download::pull(downloads, source, &blob.digest, &source_failure).await;
+            let corrupt = {
+                let (failure, reference, digest) = (
+                    source_failure.clone(),
+                    reference.clone(),
+                    blob.digest.clone(),
+                );
+                move |cause| {
+                    let error = Error::Corrupt {
+                        reference,
+                        digest,
+                        cause,
+                    };
+                    // Damaged in transit, perhaps: another try costs one blob.
+                    note(
+                        &failure,
+                        Failed {
+                            error,
+                            retry: true,
+                            wait: None,
+                        },
+                    );
+                }
+            };
+            let pulled = source
+                .blob(&blob.digest, corrupt)
+                .await
+                .map_err(|failure| Failed::of(failure, source, &reference));
             let _ = send.send(body_of(pulled, &source_failure));
         };
         let body = stream::once(receive).map(received).flatten();
-        let push = self
-            .distribution
-            .upload_client_for(target.reference.registry())
-            .push_blob_stream(&target.reference, body, &blob.digest, Some(size));
+        let push = target.upload(&blob.digest, size, reqwest::Body::wrap_stream(body));
         let ((), pushed) = tokio::join!(pull, push);
-        if let Err(err) = pushed {
-            let failure = source_failure.lock().ok().and_then(|mut f| f.take());
-            return Err(match failure {
-                Some(failure) => failure,
-                None if Answer::of(&err) == Answer::DigestInvalid => Failed {
+        if let Err(failure) = pushed {
+            let noted = source_failure.lock().ok().and_then(|mut f| f.take());
+            return Err(match noted {
+                Some(noted) => noted,
+                None if failure.answer() == Answer::DigestInvalid => Failed {
                     // Damaged in transit, perhaps: another try costs one blob.
                     error: Error::Corrupt {
-                        reference: source.reference.to_string(),
+                        reference,
                         digest: blob.digest.clone(),
                         cause: "ECR computed another digest for the bytes it received.".into(),
                     },
                     retry: true,
                     wait: None,
                 },
-                None => target_failure(err),
+                None => Failed::of(failure, target, &target.reference.to_string()),
             });
         }
         Ok(())
@@ -506,32 +436,32 @@ impl RegistryTransfer {
 
     async fn push_manifest(
         &self,
-        target: &Side<'_>,
+        target: &Session<'_>,
         reference: &Reference,
         manifest: &Fetched,
     ) -> Result<()> {
-        let content_type: http::HeaderValue =
-            manifest.media_type().parse().map_err(|_| Error::Push {
-                target: reference.to_string(),
-                cause: "the manifest's media type is not a valid header".into(),
-            })?;
+        let name = tag_or_digest(reference);
         retried("a manifest push", || {
-            target
-                .client
-                .push_manifest_raw(reference, manifest.body.clone(), content_type.clone())
+            target.push_manifest(name, &manifest.body, manifest.media_type())
         })
         .await
-        .map_err(|err| target_error(reference, err))?;
-        Ok(())
+        .map_err(|failure| failure.error(target, &reference.to_string()))
     }
+}
+
+/// Meets `side`'s challenge, before the requests of a copy.
+async fn authorise(side: &Session<'_>) -> Result<()> {
+    retried("the registry's challenge", || side.authorise())
+        .await
+        .map_err(|failure| failure.error(side, &side.reference.to_string()))
 }
 
 /// An upload body, as it passes from the source's request to the target's. (A struct: a
 /// bare boxed stream in the channel's type makes the copy's future fail `Send`'s
 /// higher-ranked check.)
-struct Body(BoxStream<'static, oci_client::errors::Result<bytes::Bytes>>);
+struct Body(BoxStream<'static, std::io::Result<bytes::Bytes>>);
 
-/// The upload body for a blob the source answered `pulled` for (see [`download::pull`]):
+/// The upload body for a blob the source answered `pulled` for (see [`Session::blob`]):
 /// its checked bytes, or, when the request failed, that failure noted in `failure` and a
 /// body that ends with an error.
 fn body_of(
@@ -539,11 +469,11 @@ fn body_of(
     failure: &Arc<std::sync::Mutex<Option<Failed>>>,
 ) -> Body {
     Body(match pulled {
-        Ok(body) => body.map_err(OciDistributionError::IoError).boxed(),
+        Ok(body) => body,
         Err(failed) => {
             let cause = failed.error.to_string();
             note(failure, failed);
-            stream::iter([Err(OciDistributionError::GenericError(Some(cause)))]).boxed()
+            stream::iter([Err(std::io::Error::other(cause))]).boxed()
         }
     })
 }
@@ -551,7 +481,7 @@ fn body_of(
 /// The body the download sent over, or none when it was dropped.
 fn received(
     body: std::result::Result<Body, tokio::sync::oneshot::error::RecvError>,
-) -> BoxStream<'static, oci_client::errors::Result<bytes::Bytes>> {
+) -> BoxStream<'static, std::io::Result<bytes::Bytes>> {
     body.map_or_else(|_| stream::empty().boxed(), |body| body.0)
 }
 
@@ -577,12 +507,12 @@ impl std::fmt::Display for Failed {
 }
 
 impl Failed {
-    /// A request to the target that failed with `err`.
-    fn at_target(target: &Reference, err: OciDistributionError) -> Failed {
+    /// A request about `reference` in `session` that failed with `failure`.
+    fn of(failure: Failure, session: &Session<'_>, reference: &str) -> Failed {
         Failed {
-            retry: transient(&err),
-            error: target_error(target, err),
-            wait: None,
+            retry: failure.transient(),
+            wait: failure.wait,
+            error: failure.error(session, reference),
         }
     }
 }

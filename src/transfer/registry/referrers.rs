@@ -1,7 +1,7 @@
 //! `copy_referrers`: the supply chain copied with the image. Every referrer (signature,
 //! attestation, SBOM) of every manifest a mirror holds is found at the source with the OCI
-//! 1.1 referrers API (oci-client falls back to the referrers tag schema, `sha256-<hex>`, when
-//! the registry lacks the API) and with cosign's tags (`sha256-<hex>.sig`, `.att`, `.sbom`),
+//! 1.1 referrers API (or the referrers tag schema, `sha256-<hex>`, when the registry lacks
+//! the API: [`Session::referrers`]) and with cosign's tags (`sha256-<hex>.sig`, `.att`, `.sbom`),
 //! then referrers of those, to [`MAX_DEPTH`]. Each is copied byte for byte, so every digest
 //! and signature still verifies: its blobs as image blobs are (skipped, mounted or streamed
 //! and verified), then its manifest, by digest (ECR lists one with a `subject` in its own
@@ -10,11 +10,13 @@
 use std::collections::BTreeSet;
 
 use futures_util::{stream, StreamExt, TryStreamExt};
+use oci_client::manifest::OciImageIndex;
 use oci_client::Reference;
 
-use super::{target_error, unique_blobs, RegistryTransfer, Side, CONCURRENT_BLOBS};
-use crate::distribution::{source_error, Answer};
-use crate::error::Result;
+use super::{unique_blobs, RegistryTransfer, CONCURRENT_BLOBS};
+use crate::distribution::session::retried;
+use crate::distribution::{tag_or_digest, Session};
+use crate::error::{Error, Result};
 use crate::manifest::Fetched;
 
 /// How deep referrers of referrers are followed (a signature on an attestation on an image
@@ -42,7 +44,7 @@ struct Found {
 
 impl Found {
     /// Where the referrer goes in `target`: under its cosign tag, else by digest.
-    fn at(&self, target: &Side<'_>) -> Reference {
+    fn at(&self, target: &Session<'_>) -> Reference {
         match &self.tag {
             Some(tag) => Reference::with_tag(
                 target.reference.registry().to_string(),
@@ -60,8 +62,8 @@ impl RegistryTransfer {
     /// referrer's digest, sorted.
     pub(super) async fn copy_referrers_of(
         &self,
-        source: &Side<'_>,
-        target: &Side<'_>,
+        source: &Session<'_>,
+        target: &Session<'_>,
         subjects: Vec<String>,
     ) -> Result<Vec<String>> {
         let found = self.find_referrers(source, subjects).await?;
@@ -90,7 +92,11 @@ impl RegistryTransfer {
     /// The referrers of `subjects` and of their referrers at `source`, to [`MAX_DEPTH`],
     /// each once, subjects before their referrers. The subjects of one depth are asked at
     /// once, a few at a time.
-    async fn find_referrers(&self, source: &Side<'_>, subjects: Vec<String>) -> Result<Vec<Found>> {
+    async fn find_referrers(
+        &self,
+        source: &Session<'_>,
+        subjects: Vec<String>,
+    ) -> Result<Vec<Found>> {
         let mut seen = BTreeSet::new();
         let mut found = Vec::new();
         let mut level = subjects;
@@ -120,7 +126,7 @@ impl RegistryTransfer {
     /// The digests of the referrers of `subjects` at `source` (nothing copied), sorted.
     pub(super) async fn referrers_of(
         &self,
-        source: &Side<'_>,
+        source: &Session<'_>,
         subjects: Vec<String>,
     ) -> Result<Vec<String>> {
         Ok(digests(&self.find_referrers(source, subjects).await?))
@@ -130,7 +136,7 @@ impl RegistryTransfer {
     /// cosign's tags.
     async fn referrers_at_source(
         &self,
-        source: &Side<'_>,
+        source: &Session<'_>,
         subject: &str,
         depth: usize,
     ) -> Result<Vec<Found>> {
@@ -138,25 +144,24 @@ impl RegistryTransfer {
         let cosign_tags =
             COSIGN_SUFFIXES.map(|suffix| format!("{}.{suffix}", subject.replace(':', "-")));
         let (listed, tagged) = tokio::join!(
-            source.client.pull_referrers(&reference, None),
+            retried("the referrers", || source.referrers(subject)),
             futures_util::future::join_all(
                 cosign_tags
                     .iter()
                     .map(|tag| self.cosign_tagged(source, tag))
             ),
         );
+        let listed = listed.map_err(|failure| failure.error(source, &reference.to_string()))?;
         let listed = match listed {
-            Ok(listed) => listed.manifests,
-            // A registry that answers the referrers API with something other than 404 (some
-            // answer 400 or 405) has none: cosign's tags are still asked.
-            Err(err)
-                if matches!(Answer::of(&err), Answer::Other | Answer::NotFound)
-                    && crate::distribution::oci_network_error("", None, &err).is_none() =>
-            {
-                tracing::debug!(%reference, "no referrers API: {err}");
-                Vec::new()
+            Some(body) => {
+                serde_json::from_slice::<OciImageIndex>(&body)
+                    .map_err(|err| Error::Source {
+                        reference: reference.to_string(),
+                        cause: format!("The registry lists the referrers of {subject} in something that is not an image index: {err}"),
+                    })?
+                    .manifests
             }
-            Err(err) => return Err(source_error(reference.to_string(), &err, &source.auth)),
+            None => Vec::new(),
         };
         let mut found: Vec<Found> = listed
             .into_iter()
@@ -179,28 +184,22 @@ impl RegistryTransfer {
     }
 
     /// The digest cosign's `tag` names at `source`, if it exists.
-    async fn cosign_tagged(&self, source: &Side<'_>, tag: &str) -> Result<Option<String>> {
+    async fn cosign_tagged(&self, source: &Session<'_>, tag: &str) -> Result<Option<String>> {
         let tagged = Reference::with_tag(
             source.reference.registry().to_string(),
             source.reference.repository().to_string(),
             tag.to_string(),
         );
-        match source
-            .client
-            .fetch_manifest_digest(&tagged, &source.auth)
+        retried("a cosign tag", || source.manifest_digest(tag))
             .await
-        {
-            Ok(digest) => Ok(Some(digest)),
-            Err(err) if Answer::of(&err) == Answer::NotFound => Ok(None),
-            Err(err) => Err(source_error(tagged.to_string(), &err, &source.auth)),
-        }
+            .map_err(|failure| failure.error(source, &tagged.to_string()))
     }
 
     /// `found` with its manifest, when the target lacks it.
     async fn missing_at<'f>(
         &self,
-        source: &Side<'_>,
-        target: &Side<'_>,
+        source: &Session<'_>,
+        target: &Session<'_>,
         found: &'f Found,
     ) -> Result<Option<(&'f Found, Fetched)>> {
         if self.held(target, found).await {
@@ -210,18 +209,12 @@ impl RegistryTransfer {
     }
 
     /// Whether the target holds `found` already (under its cosign tag, when it has one).
-    async fn held(&self, target: &Side<'_>, found: &Found) -> bool {
+    async fn held(&self, target: &Session<'_>, found: &Found) -> bool {
         let reference = found.at(target);
-        match target
-            .client
-            .fetch_manifest_digest(&reference, &target.auth)
-            .await
-        {
-            Ok(digest) => digest == found.digest,
-            Err(err) => {
-                if Answer::of(&err) != Answer::NotFound {
-                    tracing::debug!(%reference, "{}", target_error(&reference, err));
-                }
+        match target.manifest_digest(tag_or_digest(&reference)).await {
+            Ok(held) => held.as_deref() == Some(found.digest.as_str()),
+            Err(failure) => {
+                tracing::debug!(%reference, "{failure}");
                 false
             }
         }
