@@ -260,6 +260,91 @@ async fn retry_after_from_the_source_is_honoured() {
     );
 }
 
+/// The first request that `log` shows throttled at `path` (a part of it) with `method`, and
+/// how long after it the request that `again` picks came: the registry's `Retry-After: 2`
+/// must have been waited for.
+fn waited_after_throttling(
+    log: &[standin::front::Logged],
+    method: &str,
+    path: &str,
+    again: impl Fn(&standin::front::Logged, &standin::front::Logged) -> bool,
+) -> u64 {
+    let throttled = log
+        .iter()
+        .find(|r| r.method == method && r.path.contains(path) && r.status == 429)
+        .unwrap_or_else(|| panic!("no {method} …{path}… was throttled: {log:#?}"));
+    let next = log
+        .iter()
+        .filter(|r| r.at_ms >= throttled.at_ms && !std::ptr::eq(*r, throttled))
+        .find(|r| again(throttled, r))
+        .unwrap_or_else(|| panic!("{method} {} was not tried again", throttled.path));
+    next.at_ms - throttled.at_ms
+}
+
+/// `Retry-After` is honoured on every kind of registry request of a registry copy, not only
+/// on blob downloads: the source's manifest, and ECR's blob `HEAD`, upload `PUT` and
+/// manifest `PUT` (each throttled once with `Retry-After: 2`) are each asked again only
+/// after 2 s; a jittered backoff alone would come back within 1 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_after_is_honoured_on_manifests_and_every_ecr_request() {
+    let h = Harness::start().await;
+    let seeded = h.seed_image("upstream/app", "1.0", 139).await;
+    h.config(&app_by("registry", "1.0"));
+    let throttle = |target: &str| Rule {
+        count: 1,
+        status: Some(429),
+        retry_after: Some(2),
+        ..Rule::on(target)
+    };
+    h.source_faults()
+        .add(throttle("registry:GET:/manifests/1.0"));
+    for target in [
+        "registry:HEAD:/blobs/sha256:",
+        "registry:PUT:/blobs/uploads/",
+        "registry:PUT:/manifests/",
+    ] {
+        h.ecr_faults().add(throttle(target));
+    }
+    h.clear_logs();
+    h.apply().await;
+    let same = |a: &standin::front::Logged, b: &standin::front::Logged| {
+        a.method == b.method && a.path == b.path
+    };
+    let source = h.world.source.log.lock().unwrap().clone();
+    let ecr = h.world.ecr.state.front().log.lock().unwrap().clone();
+    let waits = [
+        (
+            "source GET manifest",
+            waited_after_throttling(&source, "GET", "/manifests/1.0", same),
+        ),
+        (
+            "ECR HEAD blob",
+            waited_after_throttling(&ecr, "HEAD", "/blobs/sha256:", same),
+        ),
+        // The upload is begun anew (a new session): its blob is looked up again first.
+        (
+            "ECR PUT upload",
+            waited_after_throttling(&ecr, "PUT", "/blobs/uploads/", |put, r| {
+                let query = put.query.as_deref().unwrap_or_default();
+                let digest = query.split('&').find_map(|p| p.strip_prefix("digest="));
+                r.method == "HEAD" && digest.is_some_and(|d| r.path.ends_with(d))
+            }),
+        ),
+        (
+            "ECR PUT manifest",
+            waited_after_throttling(&ecr, "PUT", "/manifests/", same),
+        ),
+    ];
+    for (what, waited) in waits {
+        assert!(waited >= 1_900, "{what} asked again after {waited} ms");
+    }
+    assert_eq!(h.ecr_tag(REPO, "1.0"), Some(seeded.manifest_digest));
+    assert_eq!(
+        Some(h.attr("test", "image_digest").await),
+        h.ecr_tag(REPO, "1.0")
+    );
+}
+
 /// The source's connection breaks off halfway through a blob (a reset, a truncated body):
 /// that blob is asked for again and the copy completes; what ECR committed matches.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
