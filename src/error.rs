@@ -60,6 +60,11 @@ pub enum Error {
     #[error("{reference} is not a container image the provider can mirror")]
     NotAnImage { reference: String, cause: String },
 
+    /// A registry (or its token service, or a redirect) would have the provider speak plain
+    /// HTTP to another machine.
+    #[error("The registry would have the provider use plain HTTP for {reference}")]
+    PlainHttp { reference: String, cause: String },
+
     /// The source registry could not be asked about an image.
     #[error("Cannot query the source registry about {reference}")]
     Source { reference: String, cause: String },
@@ -196,6 +201,7 @@ impl Error {
             Error::RateLimited { .. } => "Wait and apply again, or authenticate to the source registry (a `registry_auth` block) to get a higher pull limit.".into(),
             Error::NotAnImage { .. } => "Point `docker_source` at a container image (an image manifest or a multi-platform index); other artifacts (Helm charts, signatures, WebAssembly modules) cannot be mirrored as images.".into(),
             Error::Source { .. } => "Check that the source registry is reachable from the machine that runs Terraform, and its credentials (`registry_auth` or the Docker config file).".into(),
+            Error::PlainHttp { .. } => "The provider speaks to registries, their token services and the storage they redirect to over HTTPS only (plain HTTP only on this machine), so that credentials and signed URLs cannot be read on the way. Have the registry serve and redirect to HTTPS URLs.".into(),
             Error::Import { .. } => "Import IDs are `REPOSITORY:TAG` or `<registry host>/<repository>:<tag>`, naming a tag that exists in ECR.".into(),
             Error::PlatformMissing { hint, .. } => hint.clone(),
             Error::RepositoryNotFound { .. } => "Create the repository first, for example with an `aws_ecr_repository` resource, and reference it in `repository` so Terraform orders the two.".into(),
@@ -227,6 +233,7 @@ impl Error {
             | Error::Push { cause, .. }
             | Error::TagRefused { cause, .. }
             | Error::Source { cause, .. }
+            | Error::PlainHttp { cause, .. }
             | Error::NotAnImage { cause, .. }
             | Error::Import { cause, .. }
             | Error::Aws { cause, .. } => cause.clone(),
@@ -550,6 +557,14 @@ mod tests {
                     cause: c(),
                 },
                 "reachable",
+                "IAM",
+            ),
+            (
+                Error::PlainHttp {
+                    reference: r(),
+                    cause: c(),
+                },
+                "HTTPS only",
                 "IAM",
             ),
             (

@@ -1,7 +1,7 @@
 //! terraform-provider-ecrmirror: keeps third-party container images mirrored in Amazon ECR.
 //!
 //! Module map, in the direction data flows (resource → transfer / source / ecr → bollard,
-//! oci-client, AWS SDK). Nothing below `resource` knows Terraform; nothing above an adapter
+//! distribution's own HTTP requests, AWS SDK). Nothing below `resource` knows Terraform; nothing above an adapter
 //! knows its crate's types.
 //!
 //! - [`provider`]: the provider schema, its block checked once into [`clients::Settings`],
@@ -25,9 +25,11 @@
 //!   "which manifest, for which platform" that the platform check, adoption and the copy use.
 //! - [`manifest`]: the one manifest model (oci-client's typed manifests with their digest and
 //!   bytes), the platforms an index holds and the rule that finds one (pure).
-//! - [`distribution`]: the OCI distribution clients for every registry (sources and ECR's),
-//!   and registries' answers told apart by code and status. oci-client types stop here and
-//!   in the modules that copy and resolve.
+//! - [`distribution`]: the HTTP clients for every registry (sources and ECR's), registries'
+//!   answers told apart by code and status, and the one retry loop; `distribution::session`
+//!   makes every request to a registry (challenges and tokens, manifests, blobs, uploads,
+//!   `Retry-After`). oci-client's types (references, manifests, error envelopes) stop here
+//!   and in the modules that copy and resolve.
 //! - [`ecr`]: the ECR API (token cache, repository and image queries, untag; `ecr::lookups`
 //!   batches tag lookups per repository). AWS SDK types stop here.
 //! - [`credentials`]: source registry credentials (`registry_auth`, Docker config file).

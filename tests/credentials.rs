@@ -335,7 +335,9 @@ resource "ecrmirror_image" "other" {{
     ));
     let run = h.apply_fails().await;
     run.stderr_has("over plain HTTP")
-        .stderr_has("storage.example.invalid");
+        .stderr_has("storage.example.invalid")
+        .stderr_has("use plain HTTP for")
+        .stderr_has("Have the registry serve and redirect to HTTPS URLs");
     assert!(!run.output().contains("standin-signed-url-secret"));
     assert!(
         !run.output().contains("does not resolve"),

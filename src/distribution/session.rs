@@ -46,6 +46,19 @@ pub fn allowed(url: &Url) -> bool {
     }
 }
 
+/// A redirect, token realm or upload location that would have the provider speak plain HTTP
+/// to another machine.
+#[derive(Debug)]
+struct PlainHttp(String);
+
+impl std::fmt::Display for PlainHttp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for PlainHttp {}
+
 /// An HTTP client for registries: redirects are followed only where [`allowed`], at most
 /// [`REDIRECTS`] of them; `read_timeout` bounds each wait for the registry.
 pub fn client(read_timeout: Option<Duration>) -> reqwest::Client {
@@ -54,9 +67,9 @@ pub fn client(read_timeout: Option<Duration>) -> reqwest::Client {
             attempt.error(format!("more than {REDIRECTS} redirects"))
         } else if !allowed(attempt.url()) {
             let origin = crate::network::origin(attempt.url().as_str());
-            attempt.error(format!(
+            attempt.error(PlainHttp(format!(
                 "the registry redirected the request to {origin}, over plain HTTP; the provider follows redirects over HTTPS only"
-            ))
+            )))
         } else {
             attempt.follow()
         }
@@ -116,6 +129,8 @@ pub enum Kind {
     },
     /// The registry answered with this status.
     Answered(Answer),
+    /// The registry would have the provider speak plain HTTP to another machine.
+    PlainHttp,
     /// The bytes do not match the digest they were asked by.
     Corrupt { digest: String },
     /// An answer the provider cannot use (too large, not what the protocol says).
@@ -151,6 +166,7 @@ impl Failure {
     pub fn transient(&self) -> bool {
         match &self.kind {
             Kind::Unanswered { retry, .. } => *retry,
+            Kind::PlainHttp => false,
             Kind::Answered(answer) => matches!(answer, Answer::Throttled | Answer::ServerError),
             Kind::Corrupt { .. } => true,
             Kind::Unusable => false,
@@ -187,6 +203,7 @@ impl Failure {
                     cause,
                 }
             }
+            Kind::PlainHttp => return Error::PlainHttp { reference, cause },
             Kind::Answered(answer) => answer,
             Kind::Unanswered { .. } | Kind::Unusable => Answer::Other,
         };
@@ -316,16 +333,27 @@ impl<'a> Session<'a> {
             })
             .map(Box::new);
         let retry = !err.is_redirect() && !err.is_builder();
+        let mut source = std::error::Error::source(&err);
+        let mut plain = false;
+        while let Some(inner) = source {
+            plain |= inner.is::<PlainHttp>();
+            source = inner.source();
+        }
         let cause = without_queries(&chain(&err.without_url()));
+        let kind = if plain {
+            Kind::PlainHttp
+        } else {
+            Kind::Unanswered { network, retry }
+        };
         Failure {
-            kind: Kind::Unanswered { network, retry },
+            kind,
             cause: format!("{method} {}: {cause}", without_queries(url)),
             wait: None,
         }
     }
 
     /// The failure for `response` to `method`, which is not a success.
-    pub async fn refused(method: &Method, response: Response) -> Failure {
+    async fn refused(method: &Method, response: Response) -> Failure {
         let status = response.status();
         let wait = retry_after(response.headers());
         let url = without_queries(response.url().as_str());
@@ -341,7 +369,10 @@ impl<'a> Session<'a> {
             Some(envelope) => envelope
                 .errors
                 .iter()
-                .map(|e| format!("{:?}: {}", e.code, e.message))
+                .map(|e| {
+                    let code = serde_json::to_value(&e.code).unwrap_or_default();
+                    format!("{}: {}", code.as_str().unwrap_or("?"), e.message)
+                })
                 .collect::<Vec<_>>()
                 .join("; "),
             None => text.trim().chars().take(QUOTED).collect(),
@@ -358,7 +389,7 @@ impl<'a> Session<'a> {
     }
 
     /// `method url` with what `build` adds, sent (again with a fresh token after a `401`,
-    /// once). Any answer comes back, a `401` the registry kept to included.
+    /// once). Whatever the registry answers comes back, a `401` it keeps to included.
     async fn send(
         &self,
         method: Method,
@@ -455,10 +486,14 @@ impl<'a> Session<'a> {
             ))
         })?;
         if !allowed(&url) {
-            return Err(Failure::unusable(format!(
-                "The registry names its token realm at {}, over plain HTTP; the provider sends credentials over HTTPS only",
-                crate::network::origin(realm)
-            )));
+            return Err(Failure {
+                kind: Kind::PlainHttp,
+                cause: format!(
+                    "The registry names its token service at {}, over plain HTTP; the provider sends credentials over HTTPS only",
+                    crate::network::origin(realm)
+                ),
+                wait: None,
+            });
         }
         let actions = match self.access {
             Access::Pull => "pull",
@@ -648,18 +683,27 @@ impl<'a> Session<'a> {
                 |r| r.header(header::CONTENT_LENGTH, 0),
             )
             .await?;
+        let posted = without_queries(started.url().as_str());
         let location = started
             .headers()
             .get(header::LOCATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|location| started.url().join(location).ok())
-            .filter(allowed)
             .ok_or_else(|| {
                 Failure::unusable(format!(
-                    "The registry answered the upload's POST {} without a Location to upload to over HTTPS",
-                    without_queries(started.url().as_str())
+                    "The registry answered the upload's POST {posted} without a Location to upload to"
                 ))
             })?;
+        if !allowed(&location) {
+            return Err(Failure {
+                kind: Kind::PlainHttp,
+                cause: format!(
+                    "The registry answered the upload's POST {posted} with a Location at {}, over plain HTTP",
+                    crate::network::origin(location.as_str())
+                ),
+                wait: None,
+            });
+        }
         let separator = if location.query().is_some() { '&' } else { '?' };
         let url = format!("{location}{separator}digest={digest}");
         let (_, scheme) = self.authorization.lock().await.clone();

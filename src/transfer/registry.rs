@@ -388,22 +388,7 @@ impl RegistryTransfer {
                     reference.clone(),
                     blob.digest.clone(),
                 );
-                move |cause| {
-                    let error = Error::Corrupt {
-                        reference,
-                        digest,
-                        cause,
-                    };
-                    // Damaged in transit, perhaps: another try costs one blob.
-                    note(
-                        &failure,
-                        Failed {
-                            error,
-                            retry: true,
-                            wait: None,
-                        },
-                    );
-                }
+                move |cause| note(&failure, Failed::corrupt(reference, digest, cause))
             };
             let pulled = source
                 .blob(&blob.digest, corrupt)
@@ -418,16 +403,11 @@ impl RegistryTransfer {
             let noted = source_failure.lock().ok().and_then(|mut f| f.take());
             return Err(match noted {
                 Some(noted) => noted,
-                None if failure.answer() == Answer::DigestInvalid => Failed {
-                    // Damaged in transit, perhaps: another try costs one blob.
-                    error: Error::Corrupt {
-                        reference,
-                        digest: blob.digest.clone(),
-                        cause: "ECR computed another digest for the bytes it received.".into(),
-                    },
-                    retry: true,
-                    wait: None,
-                },
+                None if failure.answer() == Answer::DigestInvalid => Failed::corrupt(
+                    reference,
+                    blob.digest.clone(),
+                    "ECR computed another digest for the bytes it received.".into(),
+                ),
                 None => Failed::of(failure, target, &target.reference.to_string()),
             });
         }
@@ -507,6 +487,20 @@ impl std::fmt::Display for Failed {
 }
 
 impl Failed {
+    /// Bytes of blob `digest` of `reference` that do not match it: damaged in transit,
+    /// perhaps, so another try (it costs one blob) may succeed.
+    fn corrupt(reference: String, digest: String, cause: String) -> Failed {
+        Failed {
+            error: Error::Corrupt {
+                reference,
+                digest,
+                cause,
+            },
+            retry: true,
+            wait: None,
+        }
+    }
+
     /// A request about `reference` in `session` that failed with `failure`.
     fn of(failure: Failure, session: &Session<'_>, reference: &str) -> Failed {
         Failed {
