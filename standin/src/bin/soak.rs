@@ -23,7 +23,7 @@ use standin::images::{push_image, push_index, Spec};
 use standin::{runner, World};
 
 /// The provider's retries by kind, and the words its debug log says each with.
-const RETRIES: [(&str, &str); 8] = [
+const RETRIES: [(&str, &str); 11] = [
     ("a blob copied again", "retrying a blob"),
     ("a manifest asked for again", "retrying a manifest:"),
     ("a manifest pushed again", "retrying a manifest push"),
@@ -32,6 +32,12 @@ const RETRIES: [(&str, &str); 8] = [
         "retrying an image config",
     ),
     ("a digest asked for again", "retrying a digest"),
+    ("referrers asked for again", "retrying the referrers"),
+    ("a cosign tag asked for again", "retrying a cosign tag"),
+    (
+        "a registry challenge met again",
+        "retrying the registry's challenge",
+    ),
     ("Docker push again", "retrying the push of"),
     ("Docker pull again", "retrying the pull of"),
     (
