@@ -162,6 +162,14 @@ impl Failure {
         }
     }
 
+    fn plain_http(cause: String) -> Failure {
+        Failure {
+            kind: Kind::PlainHttp,
+            cause,
+            wait: None,
+        }
+    }
+
     /// Whether another try may succeed: no answer, throttling, a server error, damaged bytes.
     pub fn transient(&self) -> bool {
         match &self.kind {
@@ -486,14 +494,10 @@ impl<'a> Session<'a> {
             ))
         })?;
         if !allowed(&url) {
-            return Err(Failure {
-                kind: Kind::PlainHttp,
-                cause: format!(
-                    "The registry names its token service at {}, over plain HTTP; the provider sends credentials over HTTPS only",
-                    crate::network::origin(realm)
-                ),
-                wait: None,
-            });
+            return Err(Failure::plain_http(format!(
+                "The registry names its token service at {}, over plain HTTP; the provider sends credentials over HTTPS only",
+                crate::network::origin(realm)
+            )));
         }
         let actions = match self.access {
             Access::Pull => "pull",
@@ -695,14 +699,10 @@ impl<'a> Session<'a> {
                 ))
             })?;
         if !allowed(&location) {
-            return Err(Failure {
-                kind: Kind::PlainHttp,
-                cause: format!(
-                    "The registry answered the upload's POST {posted} with a Location at {}, over plain HTTP",
-                    crate::network::origin(location.as_str())
-                ),
-                wait: None,
-            });
+            return Err(Failure::plain_http(format!(
+                "The registry answered the upload's POST {posted} with a Location at {}, over plain HTTP",
+                crate::network::origin(location.as_str())
+            )));
         }
         let separator = if location.query().is_some() { '&' } else { '?' };
         let url = format!("{location}{separator}digest={digest}");

@@ -247,7 +247,7 @@ impl Front {
                         .headers_mut()
                         .insert("retry-after", HeaderValue::from(seconds));
                 }
-                return response;
+                return answered_early(request, response).await;
             }
         }
         if let Some(gate) = &self.gate {
@@ -256,7 +256,7 @@ impl Front {
                 .get("authorization")
                 .and_then(|v| v.to_str().ok());
             if let Some(refusal) = gate.check(method, authorization, path) {
-                return refusal;
+                return answered_early(request, refusal).await;
             }
         }
         if let Some(redirect) = self.blob_redirect(method, path) {
@@ -318,6 +318,14 @@ impl Front {
             ),
         }
     }
+}
+
+/// `response`, sent once `request`'s body was read and dropped, as a registry behind nginx or
+/// a load balancer answers a refused upload: a client still sending the body then reads the
+/// answer (its status and `Retry-After`) instead of a connection closed under it.
+async fn answered_early(request: Request, response: Response) -> Response {
+    let _ = axum::body::to_bytes(request.into_body(), usize::MAX).await;
+    response
 }
 
 /// `response` whose body breaks off after half its bytes (its length header stays), as a
