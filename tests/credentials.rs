@@ -345,3 +345,141 @@ resource "ecrmirror_image" "other" {{
         run.output()
     );
 }
+
+/// Where the provider finds the source's credentials, in [`credentials_go_to_their_registry_only`].
+#[derive(Clone, Copy, Debug)]
+enum Given {
+    RegistryAuth,
+    DockerConfig,
+}
+
+/// A source's credentials (a `registry_auth` block, or the Docker config file's `auths`) go
+/// to that source and to no other: a second source that asks for credentials of its own
+/// (a `401` with a Basic challenge) never receives the first one's, with either copy
+/// method, and its mirror fails saying to give credentials for it. The first source did get
+/// them (the check can fail).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_go_to_their_registry_only() {
+    for (method, given) in [
+        ("registry", Given::RegistryAuth),
+        ("docker", Given::RegistryAuth),
+        ("registry", Given::DockerConfig),
+        ("docker", Given::DockerConfig),
+    ] {
+        let mut h = Harness::start_with(source_auth()).await;
+        h.seed_image("private/app", "1.0", 140).await;
+        // The other source serves the same images, behind another user's password.
+        let other = standin::front::Front::new(
+            h.world.source.backend.clone(),
+            Some(Box::new(BasicAuth {
+                username: "someone-else".into(),
+                password: "their-password".into(),
+            })),
+        );
+        let other_addr = standin::front::serve(standin::front::router(other.clone()))
+            .await
+            .unwrap();
+        let provider = match given {
+            Given::RegistryAuth => {
+                h.var("source_password", Some(PASSWORD));
+                support::provider_with_registry_auth(USER)
+            }
+            Given::DockerConfig => {
+                let auth =
+                    base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}"));
+                let config = serde_json::json!({"auths": {h.world.source_host(): {"auth": auth}}});
+                std::fs::write(h.docker_config().join("config.json"), config.to_string()).unwrap();
+                String::new()
+            }
+        };
+        h.config(&format!(
+            r#"{provider}
+resource "ecrmirror_image" "mine" {{
+  docker_source = "{{source}}/private/app:1.0"
+  repository    = "mirror/app"
+  tag           = "mine"
+  copy_method   = "{method}"
+}}
+
+resource "ecrmirror_image" "theirs" {{
+  docker_source = "{other_addr}/private/app:1.0"
+  repository    = "mirror/app"
+  tag           = "theirs"
+  copy_method   = "{method}"
+}}
+"#
+        ));
+        h.clear_logs();
+        let run = h.apply_fails().await;
+        let case = format!("{method}, {given:?}");
+        run.stderr_has("The source registry refused to serve")
+            .stderr_has(&other_addr.to_string())
+            .stderr_has("registry_auth");
+        assert!(h.ecr_tag("mirror/app", "mine").is_some(), "{case}");
+        assert_eq!(h.ecr_tag("mirror/app", "theirs"), None, "{case}");
+        let asked = other.log.lock().unwrap().clone();
+        assert!(
+            !asked.is_empty(),
+            "{case}: the other source was never asked"
+        );
+        assert!(
+            asked.iter().all(|r| !r.authorized && r.status == 401),
+            "{case}: the other source received credentials: {asked:#?}"
+        );
+        let source = h.world.source.log.lock().unwrap().clone();
+        assert!(
+            source.iter().any(|r| r.authorized && r.status == 200),
+            "{case}: the credentials never reached their own source: {source:#?}"
+        );
+        assert!(!run.output().contains(PASSWORD), "{case}");
+    }
+}
+
+/// ECR's push password goes to the registry GetAuthorizationToken named and nowhere else:
+/// when ECR's registry hands out upload sessions on another origin (an upload service, as
+/// the distribution spec allows), the upload goes there without `Authorization` (the
+/// session's state in its URL is what that service takes), and the mirror completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ecr_password_goes_to_the_proxy_endpoint_only() {
+    let h = Harness::start().await;
+    let seeded = h.seed_image("upstream/app", "1.0", 141).await;
+    let ecr = h.world.ecr.state.front();
+    let uploads = standin::front::Front::new(ecr.backend.clone(), None);
+    let uploads_addr = standin::front::serve(standin::front::router(uploads.clone()))
+        .await
+        .unwrap();
+    ecr.relocate_uploads_to(Some(format!("http://{uploads_addr}")));
+    h.config(&image(
+        r#"
+  docker_source = "{source}/upstream/app:1.0"
+  repository    = "mirror/app"
+  copy_method   = "registry"
+"#,
+    ));
+    h.clear_logs();
+    h.apply().await;
+
+    let uploaded = uploads.log.lock().unwrap().clone();
+    assert!(
+        uploaded
+            .iter()
+            .any(|r| r.method == "PUT" && r.path.contains("/blobs/uploads/") && r.status == 201),
+        "the blobs were not uploaded to the upload service: {uploaded:#?}"
+    );
+    assert!(
+        uploaded.iter().all(|r| !r.authorized),
+        "ECR's password reached the upload service: {uploaded:#?}"
+    );
+    let asked = ecr.log.lock().unwrap().clone();
+    assert!(
+        asked
+            .iter()
+            .any(|r| r.method == "POST" && r.authorized && r.status == 202),
+        "{asked:#?}"
+    );
+    assert_eq!(
+        h.ecr_tag("mirror/app", "1.0"),
+        Some(seeded.manifest_digest.clone())
+    );
+    assert_eq!(h.attr("test", "image_digest").await, seeded.manifest_digest);
+}

@@ -321,6 +321,12 @@ impl<'a> Session<'a> {
         format!("{scheme}://{registry}/v2")
     }
 
+    /// Whether `url` is on this session's registry (same scheme, host and port): the only
+    /// place its credentials, or a token bought with them, are sent.
+    fn on_registry(&self, url: &Url) -> bool {
+        Url::parse(&self.base()).is_ok_and(|base| base.origin() == url.origin())
+    }
+
     fn authorize(&self, request: RequestBuilder, scheme: &Scheme) -> RequestBuilder {
         match (scheme, &self.auth) {
             (Scheme::Bearer(token), _) => request.bearer_auth(token),
@@ -496,6 +502,12 @@ impl<'a> Session<'a> {
         if !allowed(&url) {
             return Err(Failure::plain_http(format!(
                 "The registry names its token service at {}, over plain HTTP; the provider sends credentials over HTTPS only",
+                crate::network::origin(realm)
+            )));
+        }
+        if self.role == Role::Target && !self.on_registry(&url) {
+            return Err(Failure::unusable(format!(
+                "ECR's registry names its token service at {}, not on the registry's own host; the provider sends ECR's credentials only to the registry that GetAuthorizationToken named. Check the ECR endpoint in use (AWS_ENDPOINT_URL_ECR, AWS_ENDPOINT_URL, a profile's endpoint_url)",
                 crate::network::origin(realm)
             )));
         }
@@ -706,7 +718,13 @@ impl<'a> Session<'a> {
         }
         let separator = if location.query().is_some() { '&' } else { '?' };
         let url = format!("{location}{separator}digest={digest}");
-        let (_, scheme) = self.authorization.lock().await.clone();
+        // An upload service on another origin gets no credentials: the session's state in
+        // its URL is what it takes (so Docker's client does too).
+        let scheme = if self.on_registry(&location) {
+            self.authorization.lock().await.1.clone()
+        } else {
+            Scheme::None
+        };
         let request = self
             .uploads
             .put(&url)
@@ -923,6 +941,57 @@ mod tests {
         assert!(ok("http://[::1]:5000/v2/"));
         assert!(!ok("http://storage.example.com/blob"));
         assert!(!ok("ftp://127.0.0.1/blob"));
+    }
+
+    /// A session with `registry`'s repository `mirror/app`, in `role`.
+    fn session<'a>(clients: &'a reqwest::Client, registry: &str, role: Role) -> Session<'a> {
+        let reference = Reference::with_tag(registry.into(), "mirror/app".into(), "1".into());
+        let auth = RegistryAuth::Basic("AWS".into(), "ecr-password".into());
+        Session::new(clients, clients, reference, auth, Access::Push, role)
+    }
+
+    #[test]
+    fn credentials_stay_on_the_registrys_own_origin() {
+        crate::install_crypto_provider();
+        let clients = client(None);
+        let ecr = session(
+            &clients,
+            "123.dkr.ecr.eu-west-1.amazonaws.com",
+            Role::Target,
+        );
+        let on = |url: &str| ecr.on_registry(&Url::parse(url).unwrap());
+        assert!(on(
+            "https://123.dkr.ecr.eu-west-1.amazonaws.com/v2/mirror/app/blobs/uploads/x?state=1"
+        ));
+        assert!(!on(
+            "https://uploads.example.com/v2/mirror/app/blobs/uploads/x"
+        ));
+        assert!(!on("http://123.dkr.ecr.eu-west-1.amazonaws.com/v2/"));
+        assert!(!on("https://123.dkr.ecr.eu-west-1.amazonaws.com:8443/v2/"));
+        let local = session(&clients, "127.0.0.1:5000", Role::Target);
+        assert!(local.on_registry(&Url::parse("http://127.0.0.1:5000/v2/x").unwrap()));
+        assert!(!local.on_registry(&Url::parse("http://127.0.0.1:5001/v2/x").unwrap()));
+    }
+
+    #[tokio::test]
+    async fn ecrs_password_goes_to_no_token_service_elsewhere() {
+        crate::install_crypto_provider();
+        let clients = client(None);
+        let ecr = session(
+            &clients,
+            "123.dkr.ecr.eu-west-1.amazonaws.com",
+            Role::Target,
+        );
+        // Refused before any connection (the host does not resolve: an attempt would fail
+        // as a network error instead).
+        let refused = ecr
+            .token("https://auth.example.invalid/token", Some("ecr"))
+            .await
+            .unwrap_err();
+        assert!(matches!(refused.kind, Kind::Unusable), "{refused:?}");
+        assert!(refused.cause.contains("AWS_ENDPOINT_URL_ECR"), "{refused}");
+        assert!(!refused.transient());
+        assert!(!refused.cause.contains("ecr-password"));
     }
 
     #[test]

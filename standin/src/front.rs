@@ -102,6 +102,9 @@ pub struct Front {
     /// Where blob downloads are sent (`307` to `<base><path>?X-Amz-Signature=…`), as ECR
     /// and Docker Hub send them to signed storage URLs on other hosts.
     pub blob_storage: Mutex<Option<String>>,
+    /// Where blob uploads are sent: the `Location` of an upload session begun here, put on
+    /// another origin, as a registry whose uploads go to a separate upload service does.
+    pub upload_service: Mutex<Option<String>>,
 }
 
 impl Front {
@@ -114,6 +117,7 @@ impl Front {
             gate,
             referrers: AtomicBool::new(false),
             blob_storage: Mutex::new(None),
+            upload_service: Mutex::new(None),
         })
     }
 
@@ -121,6 +125,37 @@ impl Front {
     /// on; `None` serves them here again.
     pub fn redirect_blobs_to(&self, base: Option<String>) {
         *self.blob_storage.lock().unwrap() = base;
+    }
+
+    /// Sends blob uploads to `base` (another front over the same backend, say) from now on:
+    /// the `Location` of every upload session begun here names it; `None` keeps them here.
+    pub fn relocate_uploads_to(&self, base: Option<String>) {
+        *self.upload_service.lock().unwrap() = base;
+    }
+
+    /// `response` to `method path`, its `Location` moved to the upload service when it begins
+    /// an upload session and uploads go elsewhere.
+    fn relocated(&self, method: &str, path: &str, mut response: Response) -> Response {
+        let base = self.upload_service.lock().unwrap().clone();
+        let Some(base) = base else {
+            return response;
+        };
+        if method != "POST"
+            || !path.ends_with("/blobs/uploads/")
+            || response.status() != StatusCode::ACCEPTED
+        {
+            return response;
+        }
+        let location = response
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .filter(|location| location.starts_with('/'))
+            .and_then(|location| HeaderValue::from_str(&format!("{base}{location}")).ok());
+        if let Some(location) = location {
+            response.headers_mut().insert("location", location);
+        }
+        response
     }
 
     /// The redirect for a blob download `method path`, when blob downloads go elsewhere.
@@ -305,7 +340,7 @@ impl Front {
             Ok(response) if corrupt => corrupted(response.map(Body::new)).await,
             Ok(response) if truncate => truncated(response.map(Body::new)).await,
             Ok(response) => {
-                let response = response.map(Body::new);
+                let response = self.relocated(method, path, response.map(Body::new));
                 match &self.gate {
                     Some(gate) => gate.answer(method, path, response),
                     None => response,
