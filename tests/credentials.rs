@@ -482,4 +482,25 @@ async fn the_ecr_password_goes_to_the_proxy_endpoint_only() {
         Some(seeded.manifest_digest.clone())
     );
     assert_eq!(h.attr("test", "image_digest").await, seeded.manifest_digest);
+
+    // An upload service over plain HTTP on another machine: refused before any connection.
+    ecr.relocate_uploads_to(Some("http://uploads.example.invalid".into()));
+    let other = h.seed_image("upstream/app", "2.0", 142).await;
+    h.config(&image(
+        r#"
+  docker_source = "{source}/upstream/app:2.0"
+  repository    = "mirror/app"
+  copy_method   = "registry"
+"#,
+    ));
+    let run = h.apply_fails().await;
+    run.stderr_has("over plain HTTP")
+        .stderr_has("uploads.example.invalid")
+        .stderr_has("Have the registry serve and redirect to HTTPS URLs");
+    assert!(
+        !run.output().contains("does not resolve"),
+        "{}",
+        run.output()
+    );
+    assert_ne!(h.ecr_tag("mirror/app", "2.0"), Some(other.manifest_digest));
 }
