@@ -39,6 +39,13 @@ resource "ecrmirror_image" "test" {{
     )
 }
 
+/// The source's credentials in the Docker config file's `auths`, as `docker login` writes them.
+fn write_docker_login(h: &Harness) {
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}"));
+    let config = serde_json::json!({"auths": {h.world.source_host(): {"auth": auth}}});
+    std::fs::write(h.docker_config().join("config.json"), config.to_string()).unwrap();
+}
+
 fn source_auth() -> SourceAuth {
     SourceAuth::Basic(user())
 }
@@ -118,9 +125,7 @@ async fn private_source_without_credentials_says_how_to_give_them() {
 async fn docker_config_file_credentials_are_used() {
     let h = Harness::start_with(source_auth()).await;
     h.seed_image("private/app", "1.0", 53).await;
-    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}"));
-    let config = serde_json::json!({"auths": {h.world.source_host(): {"auth": auth}}});
-    std::fs::write(h.docker_config().join("config.json"), config.to_string()).unwrap();
+    write_docker_login(&h);
     h.config(&image(PRIVATE_APP));
     h.apply().await;
     assert!(h.ecr_manifest("mirror/app", "1.0").await.is_some());
@@ -289,8 +294,7 @@ async fn a_refused_registry_auth_password_says_to_check_it() {
 async fn credentials_stay_with_their_registry_when_blob_downloads_are_redirected() {
     let mut h = Harness::start_with(source_auth()).await;
     h.seed_image("private/app", "1.0", 135).await;
-    let storage = standin::front::Front::new(h.world.source.backend.clone(), None);
-    let storage_addr = standin::front::serve(standin::front::router(storage.clone()))
+    let (storage, storage_addr) = standin::front::beside(&h.world.source.backend, None)
         .await
         .unwrap();
     h.world
@@ -369,26 +373,21 @@ async fn credentials_go_to_their_registry_only() {
         let mut h = Harness::start_with(source_auth()).await;
         h.seed_image("private/app", "1.0", 140).await;
         // The other source serves the same images, behind another user's password.
-        let other = standin::front::Front::new(
-            h.world.source.backend.clone(),
-            Some(Box::new(BasicAuth {
-                username: "someone-else".into(),
-                password: "their-password".into(),
-            })),
-        );
-        let other_addr = standin::front::serve(standin::front::router(other.clone()))
-            .await
-            .unwrap();
+        let theirs = BasicAuth {
+            username: "someone-else".into(),
+            password: "their-password".into(),
+        };
+        let (other, other_addr) =
+            standin::front::beside(&h.world.source.backend, Some(Box::new(theirs)))
+                .await
+                .unwrap();
         let provider = match given {
             Given::RegistryAuth => {
                 h.var("source_password", Some(PASSWORD));
                 support::provider_with_registry_auth(USER)
             }
             Given::DockerConfig => {
-                let auth =
-                    base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}"));
-                let config = serde_json::json!({"auths": {h.world.source_host(): {"auth": auth}}});
-                std::fs::write(h.docker_config().join("config.json"), config.to_string()).unwrap();
+                write_docker_login(&h);
                 String::new()
             }
         };
@@ -444,10 +443,7 @@ async fn the_ecr_password_goes_to_the_proxy_endpoint_only() {
     let h = Harness::start().await;
     let seeded = h.seed_image("upstream/app", "1.0", 141).await;
     let ecr = h.world.ecr.state.front();
-    let uploads = standin::front::Front::new(ecr.backend.clone(), None);
-    let uploads_addr = standin::front::serve(standin::front::router(uploads.clone()))
-        .await
-        .unwrap();
+    let (uploads, uploads_addr) = standin::front::beside(&ecr.backend, None).await.unwrap();
     ecr.relocate_uploads_to(Some(format!("http://{uploads_addr}")));
     h.config(&image(
         r#"

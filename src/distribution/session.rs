@@ -943,22 +943,32 @@ mod tests {
         assert!(!ok("ftp://127.0.0.1/blob"));
     }
 
-    /// A session with `registry`'s repository `mirror/app`, in `role`.
-    fn session<'a>(clients: &'a reqwest::Client, registry: &str, role: Role) -> Session<'a> {
+    /// A push session with `registry`'s repository `mirror/app`, as to ECR.
+    fn session<'a>(clients: &'a reqwest::Client, registry: &str) -> Session<'a> {
         let reference = Reference::with_tag(registry.into(), "mirror/app".into(), "1".into());
         let auth = RegistryAuth::Basic("AWS".into(), "ecr-password".into());
-        Session::new(clients, clients, reference, auth, Access::Push, role)
+        Session::new(
+            clients,
+            clients,
+            reference,
+            auth,
+            Access::Push,
+            Role::Target,
+        )
+    }
+
+    const ECR: &str = "123.dkr.ecr.eu-west-1.amazonaws.com";
+
+    /// The clients sessions use.
+    fn clients() -> reqwest::Client {
+        crate::install_crypto_provider();
+        client(None)
     }
 
     #[test]
     fn credentials_stay_on_the_registrys_own_origin() {
-        crate::install_crypto_provider();
-        let clients = client(None);
-        let ecr = session(
-            &clients,
-            "123.dkr.ecr.eu-west-1.amazonaws.com",
-            Role::Target,
-        );
+        let clients = clients();
+        let ecr = session(&clients, ECR);
         let on = |url: &str| ecr.on_registry(&Url::parse(url).unwrap());
         assert!(on(
             "https://123.dkr.ecr.eu-west-1.amazonaws.com/v2/mirror/app/blobs/uploads/x?state=1"
@@ -968,20 +978,15 @@ mod tests {
         ));
         assert!(!on("http://123.dkr.ecr.eu-west-1.amazonaws.com/v2/"));
         assert!(!on("https://123.dkr.ecr.eu-west-1.amazonaws.com:8443/v2/"));
-        let local = session(&clients, "127.0.0.1:5000", Role::Target);
+        let local = session(&clients, "127.0.0.1:5000");
         assert!(local.on_registry(&Url::parse("http://127.0.0.1:5000/v2/x").unwrap()));
         assert!(!local.on_registry(&Url::parse("http://127.0.0.1:5001/v2/x").unwrap()));
     }
 
     #[tokio::test]
     async fn ecrs_password_goes_to_no_token_service_elsewhere() {
-        crate::install_crypto_provider();
-        let clients = client(None);
-        let ecr = session(
-            &clients,
-            "123.dkr.ecr.eu-west-1.amazonaws.com",
-            Role::Target,
-        );
+        let clients = clients();
+        let ecr = session(&clients, ECR);
         // Refused before any connection (the host does not resolve: an attempt would fail
         // as a network error instead).
         let refused = ecr

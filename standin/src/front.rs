@@ -432,6 +432,17 @@ async fn clear_requests(State(front): State<Arc<Front>>) -> StatusCode {
 }
 
 /// Serves `router` on `127.0.0.1:0` in the background; returns the bound address.
+/// Another front over `backend` (behind `gate` when there is one), served on a port of its
+/// own: a second registry, a storage host or an upload service over the same images.
+pub async fn beside(
+    backend: &Backend,
+    gate: Option<Box<dyn Gate>>,
+) -> Result<(Arc<Front>, SocketAddr)> {
+    let front = Front::new(backend.clone(), gate);
+    let addr = serve(router(front.clone())).await?;
+    Ok((front, addr))
+}
+
 pub async fn serve(router: Router) -> Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
