@@ -431,7 +431,6 @@ async fn clear_requests(State(front): State<Arc<Front>>) -> StatusCode {
     StatusCode::NO_CONTENT
 }
 
-/// Serves `router` on `127.0.0.1:0` in the background; returns the bound address.
 /// Another front over `backend` (behind `gate` when there is one), served on a port of its
 /// own: a second registry, a storage host or an upload service over the same images.
 pub async fn beside(
@@ -443,6 +442,7 @@ pub async fn beside(
     Ok((front, addr))
 }
 
+/// Serves `router` on `127.0.0.1:0` in the background; returns the bound address.
 pub async fn serve(router: Router) -> Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
