@@ -2,6 +2,8 @@
 //! user's Docker config file (`auths`, `credHelpers`, `credsStore`) as the Docker CLI reads it,
 //! else anonymous.
 
+use std::path::Path;
+
 use crate::secret::Secret;
 
 /// Docker Hub's names; a `registry_auth` block for any of them serves all.
@@ -79,49 +81,61 @@ impl SourceAuth {
     }
 }
 
-/// Looks the registry at `host` up in the Docker config file.
+/// Looks the registry at `host` up in the Docker config file, where the Docker CLI keeps
+/// it: `$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`.
 fn from_docker_config(host: &str) -> Option<Credentials> {
+    let dir = std::env::var_os("DOCKER_CONFIG")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| Path::new(&home).join(".docker")))?;
+    let path = dir.join("config.json");
+    let config = std::fs::read(&path).ok()?;
+    in_docker_config(&config, host).unwrap_or_else(|kind| {
+        tracing::warn!(
+            registry = host,
+            config = %path.display(),
+            "no Docker config credentials: {kind}; pulling anonymously"
+        );
+        None
+    })
+}
+
+/// The credentials the Docker config file `config` (its bytes) holds for the registry at
+/// `host`, running the credential helper it names for it; why there are none, when the file
+/// or its helper failed (without what the helper printed, which may hold anything).
+pub fn in_docker_config(config: &[u8], host: &str) -> Result<Option<Credentials>, String> {
     let keys: Vec<&str> = if host == "docker.io" {
         vec![DOCKER_HUB_CONFIG_KEY, "docker.io", "index.docker.io"]
     } else {
         vec![host]
     };
+    let mut failed = None;
     for key in keys {
-        match docker_credential::get_credential(key) {
+        match docker_credential::get_credential_from_reader(config, key) {
             Ok(docker_credential::DockerCredential::UsernamePassword(username, password)) => {
-                return Some(Credentials::Basic {
+                return Ok(Some(Credentials::Basic {
                     server: host.to_string(),
                     username,
                     password: Secret::new(password),
-                })
+                }))
             }
             Ok(docker_credential::DockerCredential::IdentityToken(token)) => {
-                return Some(Credentials::IdentityToken {
+                return Ok(Some(Credentials::IdentityToken {
                     server: host.to_string(),
                     token: Secret::new(token),
-                })
+                }))
             }
-            Err(docker_credential::CredentialRetrievalError::NoCredentialConfigured)
-            | Err(docker_credential::CredentialRetrievalError::ConfigNotFound)
-            | Err(docker_credential::CredentialRetrievalError::ConfigReadError) => {}
-            Err(err) => {
-                // A helper's failure text can hold anything it printed; keep only the kind.
-                let kind = match err {
-                    docker_credential::CredentialRetrievalError::HelperFailure {
-                        helper, ..
-                    } => {
-                        format!("credential helper `{helper}` failed")
-                    }
-                    other => other.to_string(),
-                };
-                tracing::warn!(
-                    registry = host,
-                    "no Docker config credentials: {kind}; pulling anonymously"
-                );
+            Err(docker_credential::CredentialRetrievalError::NoCredentialConfigured) => {}
+            Err(docker_credential::CredentialRetrievalError::ConfigReadError) => {
+                return Err("the file is not a Docker config (JSON with `auths`)".into());
             }
+            // A helper's failure text can hold anything it printed; keep only the kind.
+            Err(docker_credential::CredentialRetrievalError::HelperFailure { helper, .. }) => {
+                failed = Some(format!("credential helper `{helper}` failed"));
+            }
+            Err(other) => failed = Some(other.to_string()),
         }
     }
-    None
+    failed.map_or(Ok(None), Err)
 }
 
 #[cfg(test)]

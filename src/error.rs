@@ -108,6 +108,11 @@ pub enum Error {
     #[error("ECR refused the push credentials for {host}")]
     TargetDenied { host: String, cause: String },
 
+    /// ECR's registry named a token service on another host than its own, where the
+    /// provider does not send ECR's credentials.
+    #[error("ECR's registry at {host} asked for its credentials elsewhere")]
+    Misdirected { host: String, cause: String },
+
     /// The push to ECR failed for another reason.
     #[error("Pushing {target} failed")]
     Push { target: String, cause: String },
@@ -207,6 +212,7 @@ impl Error {
             Error::RepositoryNotFound { .. } => "Create the repository first, for example with an `aws_ecr_repository` resource, and reference it in `repository` so Terraform orders the two.".into(),
             Error::TargetDenied { .. } => "Check that the AWS identity the provider uses may push to this repository (ecr:GetAuthorizationToken, ecr:InitiateLayerUpload, ecr:PutImage, …).".into(),
             Error::Corrupt { .. } => "Nothing of this blob was stored in ECR and no manifest was pushed. Apply again; if it keeps failing, the source registry (or a proxy on the way) serves damaged data.".into(),
+            Error::Misdirected { .. } => "The provider sends ECR's credentials only to the registry GetAuthorizationToken names. Check the ECR endpoint in use (AWS_ENDPOINT_URL_ECR, AWS_ENDPOINT_URL, a profile's `endpoint_url`): it should be ECR's, or an emulator that serves its own tokens.".into(),
             Error::Push { .. } => "Apply again; if it keeps failing, check the network to ECR (and, with copy_method \"docker\", the Docker engine's log).".into(),
             Error::Aws { refusal, .. } => refusal.hint().into(),
             Error::TagShared { .. } | Error::TagTaken { .. } => "Give each `ecrmirror_image` its own `tag` (or `repository`): an ECR tag holds one image, so two mirrors of one tag overwrite each other at every apply.".into(),
@@ -231,6 +237,7 @@ impl Error {
             | Error::RateLimited { cause, .. }
             | Error::TargetDenied { cause, .. }
             | Error::Push { cause, .. }
+            | Error::Misdirected { cause, .. }
             | Error::TagRefused { cause, .. }
             | Error::Source { cause, .. }
             | Error::PlainHttp { cause, .. }
@@ -619,6 +626,14 @@ mod tests {
                 },
                 "network to ECR",
                 "registry_auth",
+            ),
+            (
+                Error::Misdirected {
+                    host: c(),
+                    cause: c(),
+                },
+                "AWS_ENDPOINT_URL_ECR",
+                "Apply again",
             ),
             (
                 Error::Aws {

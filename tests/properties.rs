@@ -1,6 +1,7 @@
 //! Property tests for the pure parsers and classifiers that take what users and registries
 //! send: image references, platforms, import IDs, ECR hosts, manifests and indexes, image
-//! configs, ECR error codes, and the functions that keep credentials out of diagnostics.
+//! configs, ECR error codes, Docker config files, `Retry-After` and `WWW-Authenticate`
+//! headers, and the functions that keep credentials out of diagnostics.
 //! Every parser must answer any input without a panic, and what it accepts must read back as
 //! the same value after display (parse → display → parse).
 //!
@@ -8,13 +9,20 @@
 //! with many more (`PROPTEST_CASES`).
 
 use bytes::Bytes;
-use ecrmirror::credentials::{normalize_address, AuthBlock, Credentials, SourceAuth};
+use std::time::{Duration, SystemTime};
+
+use base64::Engine;
+use ecrmirror::credentials::{
+    in_docker_config, normalize_address, AuthBlock, Credentials, SourceAuth,
+};
+use ecrmirror::distribution::session::{challenge, retry_after, Challenge, LONGEST_WAIT};
 use ecrmirror::error::{without_queries, AwsRefusal};
 use ecrmirror::manifest::{self, ConfigPlatform, Fetched};
 use ecrmirror::network::origin;
 use ecrmirror::reference::{EcrHost, ImportId, Platform, SourceRef};
 use ecrmirror::secret::Secret;
 use proptest::prelude::*;
+use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
 
 /// Strings made of the characters references, IDs and platforms are written with, so the
 /// parsers' inner paths are reached far more often than with any `String`.
@@ -87,6 +95,81 @@ fn parts(reference: &SourceRef) -> (String, String, Option<String>, Option<Strin
         reference.tag().map(str::to_string),
         reference.digest().map(str::to_string),
     )
+}
+
+/// A registry host as `docker login` names one.
+fn registry_host() -> impl Strategy<Value = String> {
+    "[a-z]{1,8}\\.[a-z]{2,3}(:[0-9]{2,5})?"
+}
+
+/// What a Docker config file's `auths` entry holds, written as `docker login` or a user does.
+#[derive(Debug, Clone)]
+enum Entry {
+    /// `auth`: base64 of `user:password`.
+    Auth(String, String),
+    /// `username` and `password` fields.
+    Fields(String, String),
+    /// `identitytoken`.
+    Token(String),
+}
+
+fn entry() -> impl Strategy<Value = Entry> {
+    // Passwords hold any printable character, `:` and `"` included.
+    let user = "[a-z][a-z0-9_.-]{0,10}";
+    let password = "[ -~]{1,24}";
+    prop_oneof![
+        (user, password).prop_map(|(u, p)| Entry::Auth(u, p)),
+        (user, password).prop_map(|(u, p)| Entry::Fields(u, p)),
+        "[A-Za-z0-9._-]{8,40}".prop_map(Entry::Token),
+    ]
+}
+
+/// A Docker config file with one `auths` entry under `key`.
+fn docker_config(key: &str, entry: &Entry) -> Vec<u8> {
+    let value = match entry {
+        Entry::Auth(user, password) => serde_json::json!({
+            "auth": base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")),
+        }),
+        Entry::Fields(user, password) => {
+            serde_json::json!({ "username": user, "password": password })
+        }
+        Entry::Token(token) => serde_json::json!({ "identitytoken": token }),
+    };
+    serde_json::to_vec(&serde_json::json!({ "auths": { key: value } })).unwrap()
+}
+
+/// Whether `given` are the credentials `entry` holds, for `host`.
+fn holds(given: &Credentials, entry: &Entry, host: &str) -> bool {
+    match (given, entry) {
+        (
+            Credentials::Basic {
+                server,
+                username,
+                password,
+            },
+            Entry::Auth(user, pass) | Entry::Fields(user, pass),
+        ) => server == host && username == user && password.expose() == pass,
+        (Credentials::IdentityToken { server, token }, Entry::Token(t)) => {
+            server == host && token.expose() == t
+        }
+        _ => false,
+    }
+}
+
+/// A header map with `name` set to each of `values` that is a valid header value.
+fn headers(name: reqwest::header::HeaderName, values: &[String]) -> HeaderMap {
+    let mut map = HeaderMap::new();
+    for value in values {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            map.append(name.clone(), value);
+        }
+    }
+    map
+}
+
+/// `text` as an HTTP quoted string.
+fn quoted(text: &str) -> String {
+    format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
 proptest! {
@@ -355,5 +438,133 @@ proptest! {
         if let Some(server) = given {
             prop_assert_eq!(server, normalize_address(&asked));
         }
+    }
+
+    #[test]
+    fn any_docker_config_is_answered(
+        config in prop_oneof![
+            proptest::collection::vec(any::<u8>(), 0..400),
+            // JSON-like text; no upper case, so no `credsStore` or `credHelpers` to run.
+            "[\\[\\]{}\":,a-z0-9 ]{0,200}".prop_map(String::into_bytes),
+            ("[a-z]{0,12}", "[a-z0-9:/.{}\"]{0,30}").prop_map(|(key, auth)| {
+                serde_json::to_vec(&serde_json::json!({ "auths": { key: { "auth": auth } } }))
+                    .unwrap()
+            }),
+        ],
+        host in registry_host(),
+    ) {
+        if let Ok(Some(given)) = in_docker_config(&config, &host) {
+            let server = match &given {
+                Credentials::Basic { server, .. } | Credentials::IdentityToken { server, .. } => server,
+            };
+            prop_assert_eq!(server, &host);
+        }
+    }
+
+    #[test]
+    fn a_docker_config_entry_serves_its_registry_only(
+        registry in registry_host(),
+        form in 0..4usize,
+        entry in entry(),
+        other in registry_host(),
+    ) {
+        // The forms the Docker CLI and users write a registry's key in.
+        let key = match form {
+            0 => registry.clone(),
+            1 => format!("https://{registry}"),
+            2 => format!("https://{registry}/v1/"),
+            _ => format!("http://{registry}"),
+        };
+        let config = docker_config(&key, &entry);
+        let given = in_docker_config(&config, &registry);
+        prop_assert!(
+            matches!(&given, Ok(Some(c)) if holds(c, &entry, &registry)),
+            "{} under {:?}: {:?}", registry, key, given
+        );
+        if other != registry {
+            prop_assert!(matches!(in_docker_config(&config, &other), Ok(None)));
+        }
+        let hub = in_docker_config(&config, "docker.io");
+        prop_assert!(matches!(hub, Ok(None)));
+    }
+
+    #[test]
+    fn docker_hub_entries_serve_docker_hub_only(
+        key in prop_oneof![
+            Just("https://index.docker.io/v1/"),
+            Just("index.docker.io"),
+            Just("docker.io"),
+            Just("registry-1.docker.io"),
+        ],
+        entry in entry(),
+        other in registry_host(),
+    ) {
+        let config = docker_config(key, &entry);
+        let given = in_docker_config(&config, "docker.io");
+        prop_assert!(matches!(&given, Ok(Some(c)) if holds(c, &entry, "docker.io")), "{:?}", given);
+        prop_assert!(matches!(in_docker_config(&config, &other), Ok(None)));
+    }
+
+    #[test]
+    fn any_retry_after_is_answered_and_capped(values in proptest::collection::vec(any_text(), 0..3)) {
+        if let Some(wait) = retry_after(&headers(RETRY_AFTER, &values)) {
+            prop_assert!(wait <= LONGEST_WAIT);
+        }
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_and_dates(seconds in 0u64..100_000, date in any::<bool>()) {
+        let value = if date {
+            httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(seconds))
+        } else {
+            seconds.to_string()
+        };
+        let wait = retry_after(&headers(RETRY_AFTER, &[value])).expect("a wait");
+        let asked = Duration::from_secs(seconds).min(LONGEST_WAIT);
+        // A date has whole seconds, and time passes between writing and reading it.
+        let slack = if date { Duration::from_secs(2) } else { Duration::ZERO };
+        prop_assert!(wait <= asked && wait + slack >= asked, "{:?} for {:?}", wait, asked);
+    }
+
+    #[test]
+    fn any_www_authenticate_is_answered(values in proptest::collection::vec(any_text(), 0..3)) {
+        if let Challenge::Bearer { realm, .. } = challenge(&headers(WWW_AUTHENTICATE, &values)) {
+            prop_assert!(values.iter().any(|v| v.to_ascii_lowercase().contains("bearer")));
+            let _ = realm;
+        }
+    }
+
+    #[test]
+    fn a_bearer_challenge_reads_back_its_realm_and_service(
+        scheme in prop_oneof![Just("Bearer"), Just("bearer"), Just("BEARER")],
+        realm in "https://[a-z]{1,10}\\.[a-z]{2,3}(/[a-z0-9]{1,8}){0,2}",
+        service in proptest::option::of("[ -~]{0,30}"),
+        scope in proptest::option::of("repository:[a-z/]{1,12}:pull"),
+        basic in 0..3usize,
+    ) {
+        let mut params = vec![format!("realm={}", quoted(&realm))];
+        if let Some(service) = &service {
+            params.push(format!("service={}", quoted(service)));
+        }
+        if let Some(scope) = &scope {
+            params.push(format!("scope={}", quoted(scope)));
+        }
+        let bearer = format!("{scheme} {}", params.join(","));
+        // A basic challenge beside it: none, in the same header, or in a header of its own.
+        let values = match basic {
+            0 => vec![bearer],
+            1 => vec![format!("Basic realm=\"registry\", {bearer}")],
+            _ => vec!["Basic realm=\"registry\"".to_string(), bearer],
+        };
+        prop_assert_eq!(
+            challenge(&headers(WWW_AUTHENTICATE, &values)),
+            Challenge::Bearer { realm, service }
+        );
+        // Without a realm there is nothing to ask a token of; a basic challenge alone is met
+        // with the credentials.
+        let realmless = format!("{scheme} service=\"registry\"");
+        prop_assert_eq!(challenge(&headers(WWW_AUTHENTICATE, &[realmless])), Challenge::Unmet);
+        let basic_only = "Basic realm=\"registry\"".to_string();
+        prop_assert_eq!(challenge(&headers(WWW_AUTHENTICATE, &[basic_only])), Challenge::Basic);
     }
 }

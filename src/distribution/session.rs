@@ -102,6 +102,60 @@ pub fn retry_after(headers: &header::HeaderMap) -> Option<Duration> {
     Some(wait.min(LONGEST_WAIT))
 }
 
+/// What a `401` asks for in its `WWW-Authenticate` headers.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Challenge {
+    /// A token from `realm`, for `service` when it names one (a bearer challenge is met
+    /// before a basic one).
+    Bearer {
+        realm: String,
+        service: Option<String>,
+    },
+    /// The credentials themselves, with every request.
+    Basic,
+    /// Nothing the provider can meet: no challenge it knows, or a bearer one without a realm.
+    Unmet,
+}
+
+/// The challenge in `headers` (every `WWW-Authenticate` header, each of which may hold
+/// several challenges).
+pub fn challenge(headers: &header::HeaderMap) -> Challenge {
+    let header = headers
+        .get_all(header::WWW_AUTHENTICATE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let challenges = http_auth::parse_challenges(&header).unwrap_or_default();
+    let param = |challenge: &http_auth::ChallengeRef<'_>, name: &str| {
+        challenge
+            .params
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.to_unescaped())
+    };
+    if let Some(bearer) = challenges
+        .iter()
+        .find(|c| c.scheme.eq_ignore_ascii_case("bearer"))
+    {
+        return match param(bearer, "realm") {
+            Some(realm) => Challenge::Bearer {
+                realm,
+                service: param(bearer, "service"),
+            },
+            None => Challenge::Unmet,
+        };
+    }
+    if challenges
+        .iter()
+        .any(|c| c.scheme.eq_ignore_ascii_case("basic"))
+    {
+        Challenge::Basic
+    } else {
+        Challenge::Unmet
+    }
+}
+
 /// Which side of a copy a session speaks to: it names the service in network errors, and
 /// which errors its failures become.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -135,6 +189,8 @@ pub enum Kind {
     Corrupt { digest: String },
     /// An answer the provider cannot use (too large, not what the protocol says).
     Unusable,
+    /// ECR's registry would have its credentials go to another host.
+    Misdirected,
 }
 
 /// A request that failed: what happened, whether another try may succeed, and when.
@@ -177,7 +233,7 @@ impl Failure {
             Kind::PlainHttp => false,
             Kind::Answered(answer) => matches!(answer, Answer::Throttled | Answer::ServerError),
             Kind::Corrupt { .. } => true,
-            Kind::Unusable => false,
+            Kind::Unusable | Kind::Misdirected => false,
         }
     }
 
@@ -212,6 +268,12 @@ impl Failure {
                 }
             }
             Kind::PlainHttp => return Error::PlainHttp { reference, cause },
+            Kind::Misdirected => {
+                return Error::Misdirected {
+                    host: session.reference.registry().to_string(),
+                    cause,
+                }
+            }
             Kind::Answered(answer) => answer,
             Kind::Unanswered { .. } | Kind::Unusable => Answer::Other,
         };
@@ -454,36 +516,11 @@ impl<'a> Session<'a> {
             // Another request met the challenge meanwhile.
             return Ok(true);
         }
-        let header = response
-            .headers()
-            .get_all(header::WWW_AUTHENTICATE)
-            .iter()
-            .filter_map(|value| value.to_str().ok())
-            .collect::<Vec<_>>()
-            .join(", ");
-        let challenges = http_auth::parse_challenges(&header).unwrap_or_default();
-        let param = |challenge: &http_auth::ChallengeRef<'_>, name: &str| {
-            challenge
-                .params
-                .iter()
-                .find(|(key, _)| key.eq_ignore_ascii_case(name))
-                .map(|(_, value)| value.to_unescaped())
-        };
-        let bearer = challenges
-            .iter()
-            .find(|c| c.scheme.eq_ignore_ascii_case("bearer"));
-        let basic = challenges
-            .iter()
-            .any(|c| c.scheme.eq_ignore_ascii_case("basic"));
-        let scheme = match (bearer, &self.auth) {
-            (Some(challenge), _) => {
-                let Some(realm) = param(challenge, "realm") else {
-                    return Ok(false);
-                };
-                let service = param(challenge, "service");
+        let scheme = match (challenge(response.headers()), &self.auth) {
+            (Challenge::Bearer { realm, service }, _) => {
                 Scheme::Bearer(self.token(&realm, service.as_deref()).await?)
             }
-            (None, RegistryAuth::Basic(..)) if basic && !matches!(state.1, Scheme::Basic) => {
+            (Challenge::Basic, RegistryAuth::Basic(..)) if !matches!(state.1, Scheme::Basic) => {
                 Scheme::Basic
             }
             _ => return Ok(false),
@@ -506,10 +543,15 @@ impl<'a> Session<'a> {
             )));
         }
         if self.role == Role::Target && !self.on_registry(&url) {
-            return Err(Failure::unusable(format!(
-                "ECR's registry names its token service at {}, not on the registry's own host; the provider sends ECR's credentials only to the registry that GetAuthorizationToken named. Check the ECR endpoint in use (AWS_ENDPOINT_URL_ECR, AWS_ENDPOINT_URL, a profile's endpoint_url)",
-                crate::network::origin(realm)
-            )));
+            return Err(Failure {
+                kind: Kind::Misdirected,
+                cause: format!(
+                    "Its 401 names a token service at {}, not on the registry's own origin, {}.",
+                    crate::network::origin(realm),
+                    crate::network::origin(&self.base())
+                ),
+                wait: None,
+            });
         }
         let actions = match self.access {
             Access::Pull => "pull",
@@ -993,10 +1035,20 @@ mod tests {
             .token("https://auth.example.invalid/token", Some("ecr"))
             .await
             .unwrap_err();
-        assert!(matches!(refused.kind, Kind::Unusable), "{refused:?}");
-        assert!(refused.cause.contains("AWS_ENDPOINT_URL_ECR"), "{refused}");
+        assert!(matches!(refused.kind, Kind::Misdirected), "{refused:?}");
+        assert!(
+            refused.cause.contains("https://auth.example.invalid"),
+            "{refused}"
+        );
         assert!(!refused.transient());
         assert!(!refused.cause.contains("ecr-password"));
+        let err = refused.error(&ecr, "mirror/app:v1");
+        assert!(matches!(err, Error::Misdirected { .. }), "{err:?}");
+        assert!(
+            err.hint().contains("AWS_ENDPOINT_URL_ECR"),
+            "{}",
+            err.hint()
+        );
     }
 
     #[test]
