@@ -116,9 +116,41 @@ pub fn backoff(attempt: u32) -> Duration {
     ceiling.mul_f64(fastrand::f64())
 }
 
+tokio::task_local! {
+    /// Where the operation this task runs for notes its retries (see [`Retries`]).
+    static RETRIES: Retries;
+}
+
+/// The retries of one operation (a mirror under its `timeouts` limit), so that a timeout can
+/// say what the operation was waiting for when it ran out.
+#[derive(Clone, Default)]
+pub struct Retries(std::sync::Arc<std::sync::Mutex<Option<String>>>);
+
+impl Retries {
+    /// Runs `work` with its retries (of this task) noted here.
+    pub async fn watch<F: std::future::Future>(&self, work: F) -> F::Output {
+        RETRIES.scope(self.clone(), work).await
+    }
+
+    /// The last retry noted: what was tried again, after which failure and how long after.
+    pub fn last(&self) -> Option<String> {
+        self.0.lock().map(|last| last.clone()).unwrap_or_default()
+    }
+
+    /// Notes a retry with the operation this task runs for, if any.
+    fn note(retry: String) {
+        let _ = RETRIES.try_with(|retries| {
+            if let Ok(mut last) = retries.0.lock() {
+                *last = Some(retry);
+            }
+        });
+    }
+}
+
 /// `step` (made anew by each call), tried again after the wait `again` gives for its error
 /// and the number of tries so far, until `again` gives none. Every retry loop of the
-/// provider is this one; the debug log names `what`.
+/// provider is this one; the debug log names `what`, and the operation's [`Retries`] the
+/// last retry.
 pub async fn with_retries<T, E, F, Fut>(
     what: &str,
     mut step: F,
@@ -135,6 +167,13 @@ where
             Err(err) => match again(&err, attempt) {
                 Some(wait) => {
                     tracing::debug!(attempt, ?wait, "retrying {what}: {err}");
+                    Retries::note(format!(
+                        "Its last retry: {what}, try {}, {} after: {err}",
+                        attempt + 1,
+                        crate::error::display_duration(Duration::from_millis(
+                            wait.as_millis().try_into().unwrap_or(u64::MAX)
+                        ))
+                    ));
                     tokio::time::sleep(wait).await;
                     attempt += 1;
                 }

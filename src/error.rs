@@ -180,7 +180,12 @@ pub enum Error {
 
     /// A whole operation ran past its `timeouts` limit.
     #[error("Mirroring did not finish within the {kind} timeout of {limit}")]
-    Timeout { kind: &'static str, limit: String },
+    Timeout {
+        kind: &'static str,
+        limit: String,
+        /// The last failure the operation was trying again after, when there was one.
+        retrying: Option<String>,
+    },
 }
 
 /// What to do about an immutable tag that a mirror would overwrite.
@@ -274,7 +279,8 @@ impl Error {
                 "The repository's tags are immutable, and the tag names {held}, not {wanted}, which the mirror of the source is now: ECR refuses to overwrite an immutable tag. Nothing was transferred and the state is unchanged."
             ),
             Error::ImmutableRemirror { .. } => "The repository's tags are immutable: ECR refuses any push to an existing tag, even of the image it names. If ECR's tag already holds the source's image, the apply records it without transferring anything; otherwise the apply fails before transferring anything and the state stays as it is.".into(),
-            Error::Timeout { .. } | Error::NotConfigured => String::new(),
+            Error::Timeout { retrying, .. } => retrying.clone().unwrap_or_default(),
+            Error::NotConfigured => String::new(),
         }
     }
 
@@ -485,6 +491,7 @@ mod tests {
         let err = Error::Timeout {
             kind: "create",
             limit: display_duration(Duration::from_secs(90)),
+            retrying: None,
         };
         assert_eq!(
             err.to_string(),
@@ -714,6 +721,7 @@ mod tests {
                 Error::Timeout {
                     kind: "create",
                     limit: "1m".into(),
+                    retrying: None,
                 },
                 "Raise `create`",
                 "ECR API",
@@ -722,6 +730,7 @@ mod tests {
                 Error::Timeout {
                     kind: "delete",
                     limit: "1m".into(),
+                    retrying: None,
                 },
                 "the ECR API",
                 "Docker engine",

@@ -260,6 +260,41 @@ async fn retry_after_from_the_source_is_honoured() {
     );
 }
 
+/// A `Retry-After` longer than what is left of the `timeouts` limit is not waited out: the
+/// limit stops the mirror, and its diagnostic says what it was waiting for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_timeout_bounds_a_retry_after_and_says_what_was_awaited() {
+    let h = Harness::start().await;
+    h.seed_image("upstream/app", "1.0", 143).await;
+    h.config(&image(
+        r#"
+  docker_source = "{source}/upstream/app:1.0"
+  repository    = "mirror/app"
+  copy_method   = "registry"
+
+  timeouts {
+    create = "4s"
+  }
+"#,
+    ));
+    h.source_faults().add(Rule {
+        status: Some(429),
+        retry_after: Some(45),
+        ..Rule::on("registry:GET:/blobs/")
+    });
+    let started = std::time::Instant::now();
+    let run = h.apply_fails().await;
+    let took = started.elapsed();
+    run.stderr_has("Mirroring did not finish within the create timeout of 4s")
+        .stderr_has("Its last retry: a blob (sha256:")
+        .stderr_has("try 2, 45s after")
+        .stderr_has("rate-limited the pull")
+        .stderr_has("Raise `create`");
+    assert!(took < Duration::from_secs(40), "the apply took {took:?}");
+    assert!(h.resources().await.is_empty());
+    assert_eq!(h.ecr_tag(REPO, "1.0"), None);
+}
+
 /// The first request that `log` shows throttled at `path` (a part of it) with `method`, and
 /// how long after it the request that `again` picks came: the registry's `Retry-After: 2`
 /// must have been waited for.

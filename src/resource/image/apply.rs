@@ -17,6 +17,7 @@ use super::plan::{timeout, Operation};
 use super::state::{ImageState, PrivateData};
 use crate::clients::{Clients, TagKey};
 use crate::credentials::Credentials;
+use crate::distribution::Retries;
 use crate::ecr::{RegistryLogin, Repository, TagLookup};
 use crate::error::{display_duration, Error, Result};
 use crate::manifest::Fetched;
@@ -31,12 +32,16 @@ async fn limited<T>(
     work: impl Future<Output = Result<T>>,
 ) -> Result<T> {
     let limit = timeout(&state.timeouts, operation)?;
-    tokio::time::timeout(limit, work).await.unwrap_or_else(|_| {
-        Err(Error::Timeout {
-            kind: operation.name(),
-            limit: display_duration(limit),
+    let retries = Retries::default();
+    tokio::time::timeout(limit, retries.watch(work))
+        .await
+        .unwrap_or_else(|_| {
+            Err(Error::Timeout {
+                kind: operation.name(),
+                limit: display_duration(limit),
+                retrying: retries.last(),
+            })
         })
-    })
 }
 
 /// Whether a mirror may adopt what ECR already holds instead of copying.
