@@ -310,8 +310,26 @@ async fn a_blob_that_does_not_match_its_digest_is_never_committed() {
     });
     h.clear_logs();
     let run = h.apply_fails().await;
+    // Found by the provider as the bytes passed (not by ECR once it had them all), and
+    // blamed on the source.
     run.stderr_has("does not match its digest")
+        .stderr_has("the source sent bytes whose digest is")
         .stderr_has("Nothing of this blob was stored in ECR");
+    let refused = h
+        .world
+        .ecr
+        .state
+        .front()
+        .log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|r| r.method == "PUT" && r.path.contains("/blobs/uploads/") && r.status == 400)
+        .count();
+    assert_eq!(
+        refused, 0,
+        "ECR received whole blobs and refused their digests"
+    );
     let requests = h.ecr_requests();
     assert!(
         !requests.iter().any(|r| r.contains("/manifests/")),

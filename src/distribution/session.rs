@@ -672,18 +672,19 @@ impl<'a> Session<'a> {
         }
     }
 
-    /// A blob's bytes as they arrive, checked against `digest`: a mismatch ends the body with
-    /// an error, after `corrupt` is told what the bytes' digest is.
+    /// A blob's bytes as they arrive, checked against `digest` and `size` (see [`verified`]):
+    /// a mismatch ends the body with an error, after `corrupt` is told what was wrong.
     pub async fn blob(
         &self,
         digest: &str,
+        size: u64,
         corrupt: impl FnOnce(String) + Send + 'static,
     ) -> Result<futures_util::stream::BoxStream<'static, std::io::Result<Bytes>>, Failure> {
         let url = self.url(&format!("blobs/{digest}"));
         let response = self
             .expect(Method::GET, &url, &[StatusCode::OK], |r| r)
             .await?;
-        Ok(verified(response, digest.to_string(), corrupt))
+        Ok(verified(response, digest.to_string(), size, corrupt))
     }
 
     /// A small blob whole (an image config), checked against `digest`.
@@ -857,35 +858,57 @@ fn check(body: &[u8], digest: &str) -> Result<(), Failure> {
     }
 }
 
-/// The body of `response`, hashed as it passes and compared with `digest` at its end.
+/// `response`'s body, checked against `digest` and `size` as it passes: the chunk that
+/// completes `size` bytes is only passed on once the digest matches, so that a client
+/// which sends exactly `size` bytes (an upload with that `Content-Length` stops reading
+/// there) never sends damaged bytes whole. A body that differs (damaged, longer, shorter)
+/// ends with an error instead, after `corrupt` was told why.
 fn verified(
     response: Response,
     digest: String,
+    size: u64,
     corrupt: impl FnOnce(String) + Send + 'static,
 ) -> futures_util::stream::BoxStream<'static, std::io::Result<Bytes>> {
     let mut hasher = Hasher::of(&digest);
     let mut corrupt = Some(corrupt);
-    // The body's chunks, then its end (`None`), where the digest is compared.
+    let mut seen: u64 = 0;
+    let mut fail = move |cause: String| {
+        if let Some(corrupt) = corrupt.take() {
+            corrupt(cause.clone());
+        }
+        std::io::Error::new(std::io::ErrorKind::InvalidData, cause)
+    };
+    // The body's chunks, then its end (`None`).
     let body = response
         .bytes_stream()
         .map(|chunk| chunk.map(Some).map_err(std::io::Error::other));
     let end = futures_util::stream::once(async { Ok(None) });
     body.chain(end)
-        .map(move |chunk| match chunk? {
-            Some(chunk) => {
-                hasher.update(&chunk);
-                Ok(chunk)
+        .map(move |chunk| {
+            let chunk = chunk?;
+            if let Some(chunk) = &chunk {
+                seen += chunk.len() as u64;
+                hasher.update(chunk);
             }
-            None => match hasher.finish() {
-                Some(found) if found != digest => {
-                    let cause = format!("the source sent bytes whose digest is {found}");
-                    if let Some(corrupt) = corrupt.take() {
-                        corrupt(cause.clone());
-                    }
-                    Err(std::io::Error::new(std::io::ErrorKind::InvalidData, cause))
+            if seen > size {
+                return Err(fail(format!(
+                    "the source sent more than the {size} bytes the manifest gives"
+                )));
+            }
+            if seen == size || chunk.is_none() {
+                // Once: the hasher is done after this.
+                if let Some(found) = hasher.finish().filter(|found| *found != digest) {
+                    return Err(fail(format!(
+                        "the source sent bytes whose digest is {found}"
+                    )));
                 }
-                _ => Ok(Bytes::new()),
-            },
+                if seen < size {
+                    return Err(fail(format!(
+                        "the source sent {seen} of the {size} bytes the manifest gives"
+                    )));
+                }
+            }
+            Ok(chunk.unwrap_or_default())
         })
         .boxed()
 }
@@ -972,6 +995,68 @@ mod tests {
             .starts_with("sha512:"));
         assert_eq!(Hasher::of("blake3:00").finish(), None);
         assert!(check(b"a", "blake3:00").is_ok(), "left to the target");
+    }
+
+    /// What `verified` passes on of `chunks` for a blob of `digest` and `size`: the chunks
+    /// up to the first error, the error, and what `corrupt` was told.
+    async fn passed(
+        chunks: &[&'static [u8]],
+        digest: &str,
+        size: u64,
+    ) -> (Vec<u8>, Option<String>, Option<String>) {
+        let parts: Vec<std::io::Result<Bytes>> =
+            chunks.iter().map(|c| Ok(Bytes::from_static(c))).collect();
+        let body = reqwest::Body::wrap_stream(futures_util::stream::iter(parts));
+        let response = Response::from(http::Response::new(body));
+        let told = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let noted = told.clone();
+        let mut stream = verified(response, digest.into(), size, move |cause| {
+            *noted.lock().unwrap() = Some(cause);
+        });
+        let mut bytes = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            match chunk {
+                Ok(chunk) => bytes.extend_from_slice(&chunk),
+                Err(err) => {
+                    let told = told.lock().unwrap().clone();
+                    return (bytes, Some(err.to_string()), told);
+                }
+            }
+        }
+        let told = told.lock().unwrap().clone();
+        (bytes, None, told)
+    }
+
+    #[tokio::test]
+    async fn a_blob_is_checked_before_its_last_byte_is_passed_on() {
+        use sha2::Digest as _;
+        let digest = format!("sha256:{:x}", sha2::Sha256::digest(b"hello world"));
+        let checked = |chunks, size| passed(chunks, &digest, size);
+        assert_eq!(
+            checked(&[b"hello ", b"world"], 11).await,
+            (b"hello world".to_vec(), None, None)
+        );
+        // Damaged, of the same length: the chunk that completes the size is held back (an
+        // upload with `Content-Length: 11` would have sent it and stopped reading).
+        let (bytes, err, told) = checked(&[b"hello ", b"w0rld"], 11).await;
+        assert_eq!(bytes, b"hello ");
+        assert!(err
+            .unwrap()
+            .contains("the source sent bytes whose digest is sha256:"));
+        assert!(told.unwrap().contains("whose digest is"));
+        // Longer than the manifest says, and shorter.
+        let (bytes, err, _) = checked(&[b"hello ", b"world!"], 11).await;
+        assert_eq!(bytes, b"hello ");
+        assert!(err.unwrap().contains("more than the 11 bytes"));
+        let (bytes, err, told) = checked(&[b"hello "], 11).await;
+        assert_eq!(bytes, b"hello ");
+        assert!(err.unwrap().contains("whose digest is"));
+        assert!(told.is_some());
+        // An algorithm the provider does not hash is left to the target, but the size is not.
+        let unchecked = |chunks, size| passed(chunks, "blake3:00", size);
+        assert_eq!(unchecked(&[b"abc"], 3).await.1, None);
+        let short = unchecked(&[b"ab"], 3).await.1.unwrap();
+        assert!(short.contains("2 of the 3 bytes"), "{short}");
     }
 
     #[test]

@@ -391,7 +391,7 @@ impl RegistryTransfer {
                 move |cause| note(&failure, Failed::corrupt(reference, digest, cause))
             };
             let pulled = source
-                .blob(&blob.digest, corrupt)
+                .blob(&blob.digest, size, corrupt)
                 .await
                 .map_err(|failure| Failed::of(failure, source, &reference));
             let _ = send.send(body_of(pulled, &source_failure));
