@@ -210,17 +210,10 @@ impl std::fmt::Display for Failure {
 }
 
 impl Failure {
-    fn unusable(cause: String) -> Failure {
+    /// A failure of `kind` for which the registry asked no wait.
+    fn new(kind: Kind, cause: String) -> Failure {
         Failure {
-            kind: Kind::Unusable,
-            cause,
-            wait: None,
-        }
-    }
-
-    fn plain_http(cause: String) -> Failure {
-        Failure {
-            kind: Kind::PlainHttp,
+            kind,
             cause,
             wait: None,
         }
@@ -421,11 +414,7 @@ impl<'a> Session<'a> {
         } else {
             Kind::Unanswered { network, retry }
         };
-        Failure {
-            kind,
-            cause: format!("{method} {}: {cause}", without_queries(url)),
-            wait: None,
-        }
+        Failure::new(kind, format!("{method} {}: {cause}", without_queries(url)))
     }
 
     /// The failure for `response` to `method`, which is not a success.
@@ -532,26 +521,26 @@ impl<'a> Session<'a> {
     /// A bearer token from `realm` for this session's repository and access.
     async fn token(&self, realm: &str, service: Option<&str>) -> Result<String, Failure> {
         let mut url = Url::parse(realm).map_err(|err| {
-            Failure::unusable(format!(
-                "The registry names the token realm {realm:?}, which is not a URL: {err}"
-            ))
+            Failure::new(
+                Kind::Unusable,
+                format!("The registry names the token realm {realm:?}, which is not a URL: {err}"),
+            )
         })?;
         if !allowed(&url) {
-            return Err(Failure::plain_http(format!(
+            return Err(Failure::new(Kind::PlainHttp, format!(
                 "The registry names its token service at {}, over plain HTTP; the provider sends credentials over HTTPS only",
                 crate::network::origin(realm)
             )));
         }
         if self.role == Role::Target && !self.on_registry(&url) {
-            return Err(Failure {
-                kind: Kind::Misdirected,
-                cause: format!(
+            return Err(Failure::new(
+                Kind::Misdirected,
+                format!(
                     "Its 401 names a token service at {}, not on the registry's own origin, {}.",
                     crate::network::origin(realm),
                     crate::network::origin(&self.base())
                 ),
-                wait: None,
-            });
+            ));
         }
         let actions = match self.access {
             Access::Pull => "pull",
@@ -587,7 +576,10 @@ impl<'a> Session<'a> {
             .ok()
             .and_then(|t| t.token.or(t.access_token))
             .ok_or_else(|| {
-                Failure::unusable(format!("The token realm {origin} answered without a token"))
+                Failure::new(
+                    Kind::Unusable,
+                    format!("The token realm {origin} answered without a token"),
+                )
             })
     }
 
@@ -749,12 +741,12 @@ impl<'a> Session<'a> {
             .and_then(|v| v.to_str().ok())
             .and_then(|location| started.url().join(location).ok())
             .ok_or_else(|| {
-                Failure::unusable(format!(
+                Failure::new(Kind::Unusable, format!(
                     "The registry answered the upload's POST {posted} without a Location to upload to"
                 ))
             })?;
         if !allowed(&location) {
-            return Err(Failure::plain_http(format!(
+            return Err(Failure::new(Kind::PlainHttp, format!(
                 "The registry answered the upload's POST {posted} with a Location at {}, over plain HTTP",
                 crate::network::origin(location.as_str())
             )));
@@ -816,7 +808,12 @@ where
 /// The body of `response`, at most `limit` bytes.
 async fn read(response: Response, limit: usize) -> Result<Bytes, Failure> {
     let url = without_queries(response.url().as_str());
-    let too_large = || Failure::unusable(format!("{url} answered more than {limit} bytes"));
+    let too_large = || {
+        Failure::new(
+            Kind::Unusable,
+            format!("{url} answered more than {limit} bytes"),
+        )
+    };
     if response
         .content_length()
         .is_some_and(|length| length > limit as u64)
@@ -826,13 +823,14 @@ async fn read(response: Response, limit: usize) -> Result<Bytes, Failure> {
     let mut body = Vec::new();
     let mut chunks = response.bytes_stream();
     while let Some(chunk) = chunks.next().await {
-        let chunk = chunk.map_err(|err| Failure {
-            kind: Kind::Unanswered {
-                network: None,
-                retry: true,
-            },
-            cause: format!("Reading the answer of {url}: {}", chain(&err.without_url())),
-            wait: None,
+        let chunk = chunk.map_err(|err| {
+            Failure::new(
+                Kind::Unanswered {
+                    network: None,
+                    retry: true,
+                },
+                format!("Reading the answer of {url}: {}", chain(&err.without_url())),
+            )
         })?;
         if body.len() + chunk.len() > limit {
             return Err(too_large());
@@ -847,13 +845,12 @@ fn check(body: &[u8], digest: &str) -> Result<(), Failure> {
     let mut hasher = Hasher::of(digest);
     hasher.update(body);
     match hasher.finish() {
-        Some(found) if found != digest => Err(Failure {
-            cause: format!("the registry sent bytes whose digest is {found}"),
-            kind: Kind::Corrupt {
+        Some(found) if found != digest => Err(Failure::new(
+            Kind::Corrupt {
                 digest: digest.to_string(),
             },
-            wait: None,
-        }),
+            format!("the registry sent bytes whose digest is {found}"),
+        )),
         _ => Ok(()),
     }
 }
@@ -1152,6 +1149,6 @@ mod tests {
         assert_eq!(answered(Answer::ServerError, None).again(ATTEMPTS), None);
         assert_eq!(answered(Answer::NotFound, None).again(1), None);
         assert_eq!(answered(Answer::Denied(Some(401)), None).again(1), None);
-        assert_eq!(Failure::unusable("x".into()).again(1), None);
+        assert_eq!(Failure::new(Kind::Unusable, "x".into()).again(1), None);
     }
 }
