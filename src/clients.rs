@@ -2,6 +2,7 @@
 //! the ECR API, the distribution clients, the two transfers, source credentials and the
 //! provider's default copy method.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, OnceLock};
 
 use aws_config::{BehaviorVersion, Region};
@@ -25,8 +26,8 @@ pub struct Clients {
     /// The provider's `copy_method`, else [`CopyMethod::default`].
     pub default_method: CopyMethod,
     pub source_auth: SourceAuth,
-    /// The ECR tags mirrors of this process (one Terraform run) made or adopted.
-    pub mirrored: MirroredTags,
+    /// The ECR tags of this process: their locks, and those a mirror of this run owns.
+    pub tags: TagLedger,
 }
 
 /// One ECR tag: the registry's account id, the repository, the tag.
@@ -37,27 +38,46 @@ pub struct TagKey {
     pub tag: String,
 }
 
-/// The ECR tags this provider process mirrored. Terraform runs one provider process per run,
-/// so a destroy that finds its tag here is the deposed instance of a `create_before_destroy`
-/// replacement (or another resource of the configuration took the tag): the tag now belongs
-/// to the mirror made in this run, and the destroy must not untag it.
+/// The ECR tags of this provider process (one Terraform run): one lock per tag, and which
+/// tags a mirror of this run made or adopted.
+///
+/// A mirror holds its tag's lock from reading what ECR's tag holds to recording the tag as
+/// its own; a destroy holds it from asking whether a mirror of this run owns the tag to the
+/// untag. So when a renamed `for_each` key destroys and creates one tag in one apply, in
+/// whatever order Terraform runs them, each sees the other: a destroy that finds the tag
+/// owned leaves it (the deposed instance of a `create_before_destroy` replacement, or a key
+/// renamed), and a mirror that comes after a destroy pushes the tag again. Locks of other
+/// tags never wait on each other.
 #[derive(Debug, Default)]
-pub struct MirroredTags {
-    tags: std::sync::Mutex<std::collections::HashSet<TagKey>>,
+pub struct TagLedger {
+    locks: std::sync::Mutex<HashMap<TagKey, Arc<tokio::sync::Mutex<()>>>>,
+    mirrored: std::sync::Mutex<HashSet<TagKey>>,
 }
 
-impl MirroredTags {
-    /// Records that a mirror of this run now owns `tag`.
-    pub fn insert(&self, tag: TagKey) {
-        self.tags
+impl TagLedger {
+    /// Waits for the lock of `tag` and holds it until the guard is dropped.
+    pub async fn lock(&self, tag: &TagKey) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = self
+            .locks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(tag.clone())
+            .or_default()
+            .clone();
+        lock.lock_owned().await
+    }
+
+    /// Records that a mirror of this run now owns `tag` (under its lock).
+    pub fn record(&self, tag: TagKey) {
+        self.mirrored
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(tag);
     }
 
-    /// Whether a mirror of this run owns `tag`.
-    pub fn contains(&self, tag: &TagKey) -> bool {
-        self.tags
+    /// Whether a mirror of this run owns `tag` (asked under its lock).
+    pub fn mirrored(&self, tag: &TagKey) -> bool {
+        self.mirrored
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .contains(tag)
@@ -178,7 +198,7 @@ impl Clients {
             distribution,
             default_method: settings.default_method,
             source_auth: SourceAuth::new(settings.registry_auth),
-            mirrored: MirroredTags::default(),
+            tags: TagLedger::default(),
         })
     }
 }

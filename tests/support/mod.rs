@@ -294,6 +294,22 @@ impl Harness {
         run
     }
 
+    /// `terraform apply -parallelism=<n>` that must succeed.
+    pub async fn apply_parallel(&self, n: usize) -> Run {
+        let parallelism = format!("-parallelism={n}");
+        let run = self
+            .terraform(&[
+                "apply",
+                "-auto-approve",
+                "-input=false",
+                "-no-color",
+                &parallelism,
+            ])
+            .await;
+        assert!(run.success, "apply failed:\n{}", run.output());
+        run
+    }
+
     /// `terraform apply` that must fail.
     pub async fn apply_fails(&self) -> Run {
         let run = self

@@ -78,6 +78,15 @@ impl Destination {
         &self.repository.registry_id
     }
 
+    /// The tag, as the ledger of this run's tags knows it.
+    fn tag_key(&self) -> TagKey {
+        TagKey {
+            registry_id: self.registry_id().to_string(),
+            repository: self.target.repository.clone(),
+            tag: self.target.tag.clone(),
+        }
+    }
+
     /// Whether the target tag cannot be overwritten once it exists.
     fn immutable(&self) -> bool {
         self.repository.tags.immutable(&self.target.tag)
@@ -99,6 +108,10 @@ async fn mirror_now(
 ) -> Result<(ImageState, PrivateData)> {
     let mirror = Arguments::parse(planned, clients.default_method).mirror()?;
     let mut destination = destination(clients, &mirror).await?;
+    // From what ECR's tag holds to the tag recorded as this mirror's, no destroy of the
+    // same tag in this run runs in between (a renamed `for_each` key).
+    let tag = destination.tag_key();
+    let _locked = clients.tags.lock(&tag).await;
     let transfer = clients.transfer(mirror.method);
     let credentials = clients.source_auth.for_host(mirror.source.host());
     // What the source holds (a platform it lacks stops here, before any transfer) and what
@@ -157,11 +170,7 @@ async fn mirror_now(
         };
         mirrored.referrers = Some(referrers);
     }
-    clients.mirrored.insert(TagKey {
-        registry_id: destination.registry_id().to_string(),
-        repository: mirror.repository.clone(),
-        tag: mirror.tag.clone(),
-    });
+    clients.tags.record(tag);
     Ok(recorded(planned, mirror, &destination, mirrored))
 }
 
@@ -599,7 +608,9 @@ async fn read_ecr(clients: &Clients, state: &ImageState) -> Result<Option<ImageS
 
 /// Removes the tag from ECR unless `keep_remotely`, or unless a mirror made in this run
 /// holds the tag now (a `create_before_destroy` replacement destroys the deposed instance
-/// after the new one mirrored the same tag).
+/// after the new one mirrored the same tag; a renamed `for_each` key destroys the old
+/// instance before or after the new one mirrored it). The question and the untag are one
+/// step under the tag's lock, which a mirror of the same tag holds while it makes it.
 pub async fn delete(clients: &Clients, state: &ImageState) -> Result<()> {
     if state.keep_remotely == Value::Value(true) {
         return Ok(());
@@ -612,9 +623,8 @@ pub async fn delete(clients: &Clients, state: &ImageState) -> Result<()> {
         repository: repository.clone(),
         tag: tag.clone(),
     };
-    if clients.mirrored.contains(&key) {
-        // The deposed instance of a create_before_destroy replacement: the new one holds
-        // the tag now.
+    let _locked = clients.tags.lock(&key).await;
+    if clients.tags.mirrored(&key) {
         tracing::info!(
             repository,
             tag,

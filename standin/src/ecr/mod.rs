@@ -340,6 +340,11 @@ impl Ecr {
         api::tags(self, repository).get(tag).cloned()
     }
 
+    /// Every tag of `repository` with the digest it names.
+    pub fn tags(&self, repository: &str) -> BTreeMap<String, String> {
+        api::tags(self, repository)
+    }
+
     /// Whether ECR's registry holds the blob `digest` in `repository`.
     pub async fn has_blob(&self, repository: &str, digest: &str) -> bool {
         self.front
