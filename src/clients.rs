@@ -23,8 +23,10 @@ pub struct Clients {
     pub distribution: Arc<Distribution>,
     pub docker: DockerTransfer,
     pub registry: RegistryTransfer,
-    /// The provider's `copy_method`, else [`CopyMethod::default`].
+    /// The provider's `copy_method`, else [`CopyMethod::default`] (see [`Clients::method`]).
     pub default_method: CopyMethod,
+    /// The provider arguments Terraform does not know yet (a plan's).
+    pub pending: Pending,
     pub source_auth: SourceAuth,
     /// The ECR tags of this process: their locks, and those a mirror of this run owns.
     pub tags: TagLedger,
@@ -85,6 +87,20 @@ impl TagLedger {
 }
 
 impl Clients {
+    /// The error for a question a data source cannot answer while `what` (provider
+    /// arguments) is pending.
+    pub fn pending_error(what: &str) -> Error {
+        Error::Environment {
+            summary: format!("The provider's {what} is not known yet"),
+            detail: format!("The provider block's {what} comes from a value Terraform knows only after apply, and this data source must be read now. Give the provider a value known at plan (a variable, a literal, another data source), or apply the resources it comes from first (`terraform apply -target=...`)."),
+        }
+    }
+
+    /// The provider's `copy_method` as a plan knows it: `None` while it is pending.
+    pub fn method(&self) -> Option<CopyMethod> {
+        (!self.pending.copy_method).then_some(self.default_method)
+    }
+
     /// The transfer that copies with `method`.
     pub fn transfer(&self, method: CopyMethod) -> &dyn Transfer {
         match method {
@@ -110,6 +126,23 @@ pub struct Settings {
     pub docker_host: Option<String>,
     pub default_method: CopyMethod,
     pub registry_auth: Vec<AuthBlock>,
+    /// The arguments Terraform does not know yet.
+    pub pending: Pending,
+}
+
+/// Provider arguments whose values Terraform does not know yet: in a plan, before the
+/// resources they come from exist (`copy_method = terraform_data.m.output`). What depends on
+/// them is planned unknown, never as their default; the apply, for which Terraform
+/// configures the provider again with every value known, checks and uses them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Pending {
+    /// `region` or `profile`: which registry, and whose, the mirrors live in. Nothing asks
+    /// ECR anything while it is pending.
+    pub registry: bool,
+    /// `copy_method`: the default copy method.
+    pub copy_method: bool,
+    /// `registry_auth`: the source credentials (plans then ask sources nothing).
+    pub registry_auth: bool,
 }
 
 /// Checks that `profile` exists in the AWS config or credentials file.
@@ -150,7 +183,8 @@ async fn load_aws(settings: &Settings) -> Result<aws_config::SdkConfig> {
         loader = loader.region(Region::new(region.clone()));
     }
     let sdk = with_retries(loader.load().await);
-    if sdk.region().is_none() {
+    // A pending region is known at apply; until then nothing asks ECR anything.
+    if sdk.region().is_none() && !settings.pending.registry {
         return Err(Error::Config {
             attribute: "region",
             summary: "No AWS region".into(),
@@ -197,6 +231,7 @@ impl Clients {
             docker: DockerTransfer::new(settings.docker_host, distribution.clone()),
             distribution,
             default_method: settings.default_method,
+            pending: settings.pending,
             source_auth: SourceAuth::new(settings.registry_auth),
             tags: TagLedger::default(),
         })

@@ -174,6 +174,21 @@ pub enum Error {
     #[error("ECR refused the tag {target}")]
     TagRefused { target: String, cause: String },
 
+    /// State records the mirror in another registry than this provider configuration's
+    /// (another alias, region, profile or account): a warning, at plan (the mirror moves
+    /// here) and at destroy (nothing here to remove).
+    #[error("{}", if *destroyed { format!("{repository}:{tag} stays in the registry {from}") } else { format!("The mirror {repository}:{tag} moves to the registry {to}") })]
+    Relocated {
+        repository: String,
+        tag: String,
+        /// The registry host state records.
+        from: String,
+        /// This provider configuration's registry host.
+        to: String,
+        /// Whether it is said at a destroy.
+        destroyed: bool,
+    },
+
     /// A plan mirrors again into an immutable tag (a warning).
     #[error("This plan mirrors again into the immutable ECR tag {target}")]
     ImmutableRemirror { target: String },
@@ -223,6 +238,7 @@ impl Error {
             Error::TagShared { .. } | Error::TagTaken { .. } => "Give each `ecrmirror_image` its own `tag` (or `repository`): an ECR tag holds one image, so two mirrors of one tag overwrite each other at every apply.".into(),
             Error::TagNotFound { .. } => "Check `repository` and `tag`. When another configuration makes this mirror, apply that one first.".into(),
             Error::TagImmutable { .. } | Error::ImmutableRemirror { .. } | Error::TagRefused { .. } => IMMUTABLE_HINT.into(),
+            Error::Relocated { repository, tag, from, .. } => format!("To remove the copy in {from}, delete the tag there: with the provider configuration that made it, or `aws ecr batch-delete-image --repository-name {repository} --image-ids imageTag={tag}` against that registry. To keep it, there is nothing to do."),
             Error::Timeout { kind: "delete", .. } => "Raise `delete` in the resource's `timeouts` block, or check the network to the ECR API.".into(),
             Error::Timeout { kind, .. } => format!("Raise `{kind}` in the resource's `timeouts` block, or check the network to the registries (and, with copy_method \"docker\", the Docker engine's)."),
         }
@@ -280,6 +296,12 @@ impl Error {
             ),
             Error::ImmutableRemirror { .. } => "The repository's tags are immutable: ECR refuses any push to an existing tag, even of the image it names. If ECR's tag already holds the source's image, the apply records it without transferring anything; otherwise the apply fails before transferring anything and the state stays as it is.".into(),
             Error::Timeout { retrying, .. } => retrying.clone().unwrap_or_default(),
+            Error::Relocated { repository, tag, from, to, destroyed: false } => format!(
+                "State records {repository}:{tag} in the registry {from}, and this provider configuration's registry is {to} (another provider alias, region, profile or account). The apply records the mirror in {to}, copying it there unless {to} already holds the source's image, so `id`, `image_uri` and `image_uri_digest` are known after apply. The copy in {from} stays as it is: this provider configuration cannot reach it."
+            ),
+            Error::Relocated { repository, tag, from, to, destroyed: true } => format!(
+                "State records {repository}:{tag} in the registry {from}, and this provider configuration's registry is {to}, which cannot reach it: the destroy removes the mirror from state and leaves the tag in {from} as it is."
+            ),
             Error::NotConfigured => String::new(),
         }
     }

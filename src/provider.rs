@@ -10,7 +10,7 @@ use tf_provider::schema::{AttributeConstraint, Block, Description, NestedBlock, 
 use tf_provider::value::{Value, ValueEmpty};
 use tf_provider::{AttributePath, Diagnostics, DynamicDataSource, DynamicResource, Provider};
 
-use crate::clients::{Clients, Settings, SharedClients};
+use crate::clients::{Clients, Pending, Settings, SharedClients};
 use crate::credentials::AuthBlock;
 use crate::data::image::ImageDataSource;
 use crate::data::source::SourceDataSource;
@@ -152,10 +152,21 @@ fn invalid(attribute: &'static str, detail: String) -> Error {
 /// Validation and `configure` both read the block through here.
 pub fn settings(config: &ProviderConfig) -> Result<Settings, Vec<Error>> {
     let mut errors = Vec::new();
+    let auth_blocks = config.registry_auth.as_ref_option().into_iter().flatten();
     let mut settings = Settings {
         docker_host: config.docker_host.as_ref_option().cloned(),
         region: config.region.as_ref_option().cloned(),
         profile: config.profile.as_ref_option().cloned(),
+        pending: Pending {
+            registry: config.region.is_unknown() || config.profile.is_unknown(),
+            copy_method: config.copy_method.is_unknown(),
+            registry_auth: config.registry_auth.is_unknown()
+                || auth_blocks.clone().any(|block| {
+                    block.address.is_unknown()
+                        || block.username.is_unknown()
+                        || block.password.is_unknown()
+                }),
+        },
         ..Default::default()
     };
     if let Some(host) = &settings.docker_host {
@@ -182,7 +193,8 @@ pub fn settings(config: &ProviderConfig) -> Result<Settings, Vec<Error>> {
             ));
         }
     }
-    for block in config.registry_auth.as_ref_option().into_iter().flatten() {
+    // Pending credentials are not half-used: a plan asks the sources nothing until apply.
+    for block in auth_blocks.filter(|_| !settings.pending.registry_auth) {
         settings.registry_auth.push(AuthBlock {
             address: block.address.as_ref_option().cloned().unwrap_or_default(),
             username: block.username.as_ref_option().cloned().unwrap_or_default(),

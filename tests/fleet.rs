@@ -7,7 +7,7 @@ mod support;
 use std::collections::BTreeMap;
 
 use standin::faults::Rule;
-use support::Harness;
+use support::{Harness, Run};
 
 const REPO: &str = "mirror/app";
 
@@ -82,4 +82,227 @@ async fn renamed_for_each_keys_never_lose_a_tag() {
         "a plan after the renames is not empty:\n{}",
         run.stdout
     );
+}
+
+/// Runs a configuration whose provider argument comes from `terraform_data.p` (unknown at
+/// plan until it exists, and again whenever `var.round` replaces it): each round plans and
+/// applies successfully, state agrees with ECR, and the next plan is empty. Returns the
+/// plan of the second round, made with the argument unknown and the mirror in state.
+async fn applied_with_a_provider_argument_unknown_at_plan(h: &mut Harness, hcl: &str) -> Run {
+    let mut last = None;
+    for round in ["1", "2"] {
+        h.var("round", Some(round));
+        h.config(&format!(
+            r#"
+variable "round" {{
+  type = string
+}}
+
+{hcl}"#
+        ));
+        let (planned, changes) = h.plan().await;
+        assert!(changes, "round {round}: no changes planned");
+        planned.stdout_has("(known after apply)");
+        h.apply().await;
+        let digest = h.attr("test", "image_digest").await;
+        assert_eq!(h.ecr_tag(REPO, "1.0"), Some(digest), "round {round}");
+        let (plan, changes) = h.plan().await;
+        assert!(
+            !changes,
+            "round {round}: the plan after apply is not empty:\n{}",
+            plan.stdout
+        );
+        last = Some(planned);
+    }
+    last.expect("two rounds ran")
+}
+
+/// `copy_method` known only at apply: the plan does not take the default for it, and the
+/// arguments that need the registry method (`platforms`, `copy_referrers`) are checked when
+/// it is known.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_copy_method_is_planned_unknown() {
+    let mut h = Harness::start().await;
+    h.seed_index("upstream/app", "1.0", 41).await;
+    applied_with_a_provider_argument_unknown_at_plan(
+        &mut h,
+        r#"
+resource "terraform_data" "p" {
+  input            = "registry"
+  triggers_replace = var.round
+}
+
+provider "ecrmirror" {
+  copy_method = terraform_data.p.output
+}
+
+resource "ecrmirror_image" "test" {
+  docker_source  = "{source}/upstream/app:1.0"
+  repository     = "mirror/app"
+  platforms      = ["linux/amd64"]
+  copy_referrers = true
+}
+"#,
+    )
+    .await;
+    assert_eq!(h.attr("test", "copy_method").await, "registry");
+}
+
+/// `region` known only at apply (and no region anywhere else): no plan fails for the want
+/// of one, and a plan with the region pending asks no registry but plans the mirror anew.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_region_is_planned_unknown() {
+    let mut h = Harness::start().await;
+    h.seed_image("upstream/app", "1.0", 42).await;
+    h.unset_env("AWS_REGION");
+    applied_with_a_provider_argument_unknown_at_plan(
+        &mut h,
+        &format!(
+            r#"
+resource "terraform_data" "p" {{
+  input            = "{}"
+  triggers_replace = var.round
+}}
+
+provider "ecrmirror" {{
+  region = terraform_data.p.output
+}}
+
+resource "ecrmirror_image" "test" {{
+  docker_source = "{{source}}/upstream/app:1.0"
+  repository    = "mirror/app"
+  copy_method   = "registry"
+}}
+"#,
+            standin::ecr::REGION
+        ),
+    )
+    .await;
+}
+
+/// `profile` known only at apply, the ECR endpoint named by that profile alone: a plan
+/// with the profile pending never asks the default chain's registry about the mirror.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_profile_is_planned_unknown() {
+    let mut h = Harness::start().await;
+    h.seed_image("upstream/app", "1.0", 43).await;
+    for (name, value) in h.world.write_aws_profile("mirrors").unwrap() {
+        h.set_env(&name, &value);
+    }
+    h.unset_env("AWS_ENDPOINT_URL_ECR");
+    applied_with_a_provider_argument_unknown_at_plan(
+        &mut h,
+        r#"
+resource "terraform_data" "p" {
+  input            = "mirrors"
+  triggers_replace = var.round
+}
+
+provider "ecrmirror" {
+  profile = terraform_data.p.output
+}
+
+resource "ecrmirror_image" "test" {
+  docker_source = "{source}/upstream/app:1.0"
+  repository    = "mirror/app"
+  copy_method   = "registry"
+}
+"#,
+    )
+    .await;
+}
+
+/// `docker_host` known only at apply: the Docker method uses it then.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_docker_host_is_used_at_apply() {
+    let mut h = Harness::start().await;
+    h.seed_image("upstream/app", "1.0", 44).await;
+    applied_with_a_provider_argument_unknown_at_plan(
+        &mut h,
+        r#"
+resource "terraform_data" "p" {
+  input            = "unix:///var/run/docker.sock"
+  triggers_replace = var.round
+}
+
+provider "ecrmirror" {
+  docker_host = terraform_data.p.output
+}
+
+resource "ecrmirror_image" "test" {
+  docker_source = "{source}/upstream/app:1.0"
+  repository    = "mirror/app"
+  copy_method   = "docker"
+}
+"#,
+    )
+    .await;
+}
+
+/// `registry_auth` whose password is known only at apply, for a source that refuses
+/// anonymous pulls: plans ask the source nothing with half-known credentials (no refusal
+/// shown with `track_source`), and the apply pulls with them, by either method.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_registry_auth_is_used_at_apply() {
+    let mut h = Harness::start_with(standin::SourceAuth::Basic(standin::front::BasicAuth {
+        username: "puller".into(),
+        password: "pull-secret".into(),
+    }))
+    .await;
+    h.seed_image("upstream/app", "1.0", 45).await;
+    for method in ["registry", "docker"] {
+        let run = applied_with_a_provider_argument_unknown_at_plan(
+            &mut h,
+            &format!(
+                r#"
+resource "terraform_data" "p" {{
+  input            = "pull-secret"
+  triggers_replace = var.round
+}}
+
+provider "ecrmirror" {{
+  registry_auth {{
+    address  = "{{source}}"
+    username = "puller"
+    password = terraform_data.p.output
+  }}
+}}
+
+resource "ecrmirror_image" "test" {{
+  docker_source = "{{source}}/upstream/app:1.0"
+  repository    = "mirror/app"
+  copy_method   = "{method}"
+  track_source  = true
+}}
+"#
+            ),
+        )
+        .await;
+        assert!(
+            !run.output().contains("refused"),
+            "{method}: {}",
+            run.output()
+        );
+    }
+}
+
+/// A null element in `platforms` is an error on `platforms` at plan; nothing is copied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_null_in_platforms_fails_at_plan() {
+    let h = Harness::start().await;
+    h.seed_index("upstream/app", "1.0", 46).await;
+    h.config(&support::image(
+        r#"
+  docker_source = "{source}/upstream/app:1.0"
+  repository    = "mirror/app"
+  copy_method   = "registry"
+  platforms     = ["linux/amd64", null]
+"#,
+    ));
+    let run = h.terraform(&["plan", "-input=false", "-no-color"]).await;
+    assert!(!run.success, "the plan should fail:\n{}", run.output());
+    run.stderr_has("Invalid platforms");
+    run.stderr_has("`platforms` holds a null element");
+    run.stderr_has("platforms = [\"linux/amd64\", null]");
+    assert!(h.ecr_requests().is_empty(), "{:?}", h.ecr_requests());
 }

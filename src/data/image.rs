@@ -117,6 +117,9 @@ async fn look_up(clients: &Clients, config: &ImageData) -> Result<ImageData> {
     if let Some(error) = check(config).into_iter().next() {
         return Err(error);
     }
+    if clients.pending.registry {
+        return Err(Clients::pending_error("`region` or `profile`"));
+    }
     let known = |value: &Value<String>, attribute: &'static str| {
         crate::resource::image::config::known(value, attribute).cloned()
     };

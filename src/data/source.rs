@@ -120,6 +120,9 @@ async fn look_up(clients: &crate::clients::Clients, config: &SourceState) -> Res
         attribute: "docker_source",
         detail: "`docker_source` has no known value.".into(),
     })?;
+    if clients.pending.registry_auth {
+        return Err(crate::clients::Clients::pending_error("`registry_auth`"));
+    }
     let credentials = clients.source_auth.for_host(source.host());
     let wanted = platform.as_ref().map_or(Wanted::Named, Wanted::Platform);
     let distribution = &clients.distribution;

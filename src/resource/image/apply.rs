@@ -464,6 +464,64 @@ async fn import_registry_id(
     )))
 }
 
+/// Where a mirror in state lives, against the registry this provider configuration reaches.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Whereabouts {
+    /// In this provider's registry (or state records no host yet).
+    Here,
+    /// In another registry: the host state records, and this provider's.
+    Moved { from: String, to: String },
+    /// Not known until apply: the provider's `region` or `profile` is pending.
+    Pending,
+}
+
+impl Whereabouts {
+    /// The warning that says where the mirror goes and what stays, when it moved.
+    pub fn warning(&self, state: &ImageState, destroyed: bool) -> Option<Error> {
+        let Whereabouts::Moved { from, to } = self else {
+            return None;
+        };
+        Some(Error::Relocated {
+            repository: state
+                .repository
+                .as_ref_option()
+                .cloned()
+                .unwrap_or_default(),
+            tag: state.tag.as_ref_option().cloned().unwrap_or_default(),
+            from: from.clone(),
+            to: to.clone(),
+            destroyed,
+        })
+    }
+}
+
+/// Where the mirror `state` records lives: the registry is part of a mirror's identity, and
+/// a resource moved to another provider alias, region, profile or account finds its tag's
+/// name in another registry, which may hold anything.
+pub async fn whereabouts(clients: &Clients, state: &ImageState) -> Result<Whereabouts> {
+    if clients.pending.registry {
+        return Ok(Whereabouts::Pending);
+    }
+    let (Value::Value(id), Value::Value(repository), Value::Value(tag)) =
+        (&state.id, &state.repository, &state.tag)
+    else {
+        return Ok(Whereabouts::Here);
+    };
+    let Some(from) = id.strip_suffix(&format!("/{repository}:{tag}")) else {
+        return Ok(Whereabouts::Here);
+    };
+    let registry_id = state.registry_id.as_ref_option().map(String::as_str);
+    let to = clients.ecr.login(registry_id).await?.host;
+    Ok(if from == to {
+        Whereabouts::Here
+    } else {
+        Whereabouts::Moved {
+            from: from.to_string(),
+            to,
+        }
+    })
+}
+
 /// The warning for a plan that mirrors `planned` again into its existing tag, when ECR
 /// keeps that tag immutable. Asked only for such plans; a failure to ask is no warning (the
 /// apply checks again before any transfer).
@@ -471,6 +529,9 @@ pub async fn immutable_remirror(clients: &Clients, planned: &ImageState) -> Opti
     let (Value::Value(repository), Value::Value(tag)) = (&planned.repository, &planned.tag) else {
         return None;
     };
+    if clients.pending.registry {
+        return None;
+    }
     let registry_id = planned.registry_id.as_ref_option().map(String::as_str);
     match clients.ecr.repository(registry_id, repository).await {
         Ok(found) if found.tags.immutable(tag) => Some(Error::ImmutableRemirror {
@@ -493,9 +554,18 @@ pub struct Read {
 }
 
 /// Reads the tag back from ECR, and with `track_source` the source tag's digest (one
-/// `HEAD`). Without `track_source` the source registry is never contacted.
+/// `HEAD`). Without `track_source` the source registry is never contacted. A mirror this
+/// provider's registry does not hold by its state (it moved registry, or the registry is
+/// pending) is kept as state records it: another registry's tag of the same name is not
+/// this mirror.
 pub async fn read(clients: &Clients, state: &ImageState) -> Result<Read> {
     let mut warnings = Vec::new();
+    if whereabouts(clients, state).await? != Whereabouts::Here {
+        return Ok(Read {
+            state: Some(ImageState::with_defaults(state.clone())),
+            warnings,
+        });
+    }
     let mut found = read_ecr(clients, state)
         .await?
         .map(ImageState::with_defaults);
@@ -523,6 +593,10 @@ async fn track(clients: &Clients, state: &mut ImageState) -> Result<()> {
     let Value::Value(source) = config::source(&state.docker_source)? else {
         return Ok(());
     };
+    if clients.pending.registry_auth {
+        // Asked at the next plan, with the credentials known.
+        return Ok(());
+    }
     let credentials = clients.source_auth.for_host(source.host());
     let digest =
         crate::source::digest(&clients.distribution, &source, credentials.as_ref()).await?;
@@ -553,7 +627,7 @@ async fn referrers_now(clients: &Clients, state: &ImageState) -> Result<Vec<Stri
         .filter(|d| held.contains(*d))
         .cloned()
         .collect();
-    if state.track_source == Value::Value(true) {
+    if state.track_source == Value::Value(true) && !clients.pending.registry_auth {
         let mirror = Arguments::parse(state, clients.default_method).mirror()?;
         let credentials = clients.source_auth.for_host(mirror.source.host());
         let resolved = clients
@@ -611,9 +685,17 @@ async fn read_ecr(clients: &Clients, state: &ImageState) -> Result<Option<ImageS
 /// after the new one mirrored the same tag; a renamed `for_each` key destroys the old
 /// instance before or after the new one mirrored it). The question and the untag are one
 /// step under the tag's lock, which a mirror of the same tag holds while it makes it.
-pub async fn delete(clients: &Clients, state: &ImageState) -> Result<()> {
+///
+/// A mirror state records in another registry than this provider's is left there, with a
+/// warning (returned): this provider configuration cannot reach it, and its registry's tag
+/// of the same name is not this mirror's.
+pub async fn delete(clients: &Clients, state: &ImageState) -> Result<Option<Error>> {
     if state.keep_remotely == Value::Value(true) {
-        return Ok(());
+        return Ok(None);
+    }
+    let whereabouts = whereabouts(clients, state).await?;
+    if whereabouts != Whereabouts::Here {
+        return Ok(whereabouts.warning(state, true));
     }
     let repository = known(&state.repository, "repository")?;
     let tag = known(&state.tag, "tag")?;
@@ -630,7 +712,7 @@ pub async fn delete(clients: &Clients, state: &ImageState) -> Result<()> {
             tag,
             "a mirror made in this run holds the tag; it stays"
         );
-        return Ok(());
+        return Ok(None);
     }
     limited(
         state,
@@ -638,4 +720,5 @@ pub async fn delete(clients: &Clients, state: &ImageState) -> Result<()> {
         clients.ecr.untag(registry_id, repository, tag),
     )
     .await
+    .map(|()| None)
 }

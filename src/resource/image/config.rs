@@ -95,14 +95,20 @@ fn tag(tag: &Value<String>, source: &Value<SourceRef>) -> Result<Value<String>> 
     }
 }
 
-/// `platforms` parsed: every element a platform, none twice. An unknown element leaves the
-/// whole set unknown.
+/// `platforms` parsed: every element a platform, none twice, none null. An unknown element
+/// leaves the whole set unknown (checked at apply).
 fn platforms(set: &Value<BTreeSet<Value<String>>>) -> Result<Value<Vec<Platform>>> {
     let set = match set {
         Value::Value(set) => set,
         Value::Null => return Ok(Value::Null),
         Value::Unknown => return Ok(Value::Unknown),
     };
+    if set.iter().any(Value::is_null) {
+        return Err(Error::Invalid {
+            attribute: "platforms",
+            detail: "`platforms` holds a null element: every element must name a platform such as `linux/arm64/v8` (a conditional that yields null belongs outside the set, e.g. `compact([...])`).".into(),
+        });
+    }
     let mut parsed: Vec<Platform> = Vec::new();
     for element in set {
         let Value::Value(text) = element else {
@@ -315,6 +321,18 @@ mod tests {
             attributes(&Arguments::parse(&cfg, CopyMethod::Registry).errors),
             vec!["platforms"]
         );
+        let mut with_null = config("nginx");
+        with_null.platforms = Value::Value([v("linux/amd64"), Value::Null].into_iter().collect());
+        assert_eq!(
+            attributes(&Arguments::parse(&with_null, None).errors),
+            vec!["platforms"],
+            "a null element fails validation"
+        );
+        let mut with_unknown = config("nginx");
+        with_unknown.platforms =
+            Value::Value([v("linux/amd64"), Value::Unknown].into_iter().collect());
+        let args = Arguments::parse(&with_unknown, None);
+        assert!(args.errors.is_empty() && args.platforms.is_unknown());
         for bad in [&["linux"][..], &[], &["linux/arm64", "linux/arm64/v8"]] {
             let mut cfg = config("nginx");
             cfg.platforms = set(bad);

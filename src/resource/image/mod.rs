@@ -36,13 +36,13 @@ impl ImageResource {
         }
     }
 
-    /// The provider's `copy_method` (the plan may run before apply configures, e.g. with
-    /// validation only; then the default).
-    fn default_method(&self) -> CopyMethod {
-        self.clients
-            .get()
-            .map(|c| c.default_method)
-            .unwrap_or_default()
+    /// The provider's `copy_method` as the plan knows it: `None` while Terraform does not
+    /// know it yet; the default before `configure` ran (validation only).
+    fn default_method(&self) -> Option<CopyMethod> {
+        match self.clients.get() {
+            Some(clients) => clients.method(),
+            None => Some(CopyMethod::default()),
+        }
     }
 
     /// Warns on `tag` when another mirror planned in this process targets the same tag from
@@ -143,7 +143,21 @@ impl Resource for ImageResource {
         _meta: ValueEmpty,
     ) -> Option<(ImageState, Private, Vec<AttributePath>)> {
         let args = self.arguments(&config, diags);
-        let (planned, replace) = plan::plan_update(&prior, proposed, &config, &private, args);
+        let whereabouts = match self.clients.get() {
+            Some(clients) => apply::whereabouts(clients, &prior)
+                .await
+                .unwrap_or_else(|err| {
+                    tracing::debug!("where the mirror lives is asked again at apply: {err}");
+                    apply::Whereabouts::Here
+                }),
+            None => apply::Whereabouts::Here,
+        };
+        if let Some(warning) = whereabouts.warning(&prior, false) {
+            warning.warn(diags);
+        }
+        let relocated = whereabouts != apply::Whereabouts::Here;
+        let (planned, replace) =
+            plan::plan_update(&prior, proposed, &config, &private, args, relocated);
         self.check_owner(&planned, diags);
         // A re-mirror into the same tag (not an import's first plan, which adopts) meets an
         // immutable tag: said at plan time.
@@ -244,7 +258,12 @@ impl Resource for ImageResource {
     ) -> Option<()> {
         let clients = self.clients(diags)?;
         match apply::delete(&clients, &prior).await {
-            Ok(()) => Some(()),
+            Ok(warning) => {
+                if let Some(warning) = warning {
+                    warning.warn(diags);
+                }
+                Some(())
+            }
             Err(err) => {
                 err.report(diags);
                 None

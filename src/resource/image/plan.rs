@@ -132,13 +132,16 @@ pub fn drifted(prior: &ImageState, private: &Private) -> bool {
 }
 
 /// Plans a change to an existing mirror of `config`, whose arguments are `args`; returns
-/// the planned state and the attributes that force replacement.
+/// the planned state and the attributes that force replacement. `relocated`: the provider's
+/// registry is not the one state records the mirror in (it moved, or the provider's
+/// `region` or `profile` is not known yet), so the apply records it anew, wherever it lands.
 pub fn plan_update(
     prior: &ImageState,
     proposed: ImageState,
     config: &ImageState,
     private: &Private,
     args: Arguments,
+    relocated: bool,
 ) -> (ImageState, Vec<&'static str>) {
     let mut planned = ImageState {
         copy_method: args.method.map(|m| m.to_string()),
@@ -162,6 +165,7 @@ pub fn plan_update(
         })
         .collect();
     let remirror = !replace.is_empty()
+        || relocated
         || planned.docker_source != prior.docker_source
         || planned.platform != prior.platform
         || planned.platforms != prior.platforms
@@ -169,7 +173,7 @@ pub fn plan_update(
         || planned.copy_method != prior.copy_method
         || planned.triggers != prior.triggers
         || drifted(prior, private);
-    if !replace.is_empty() {
+    if !replace.is_empty() || relocated {
         planned.id = Value::Unknown;
         planned.image_uri = Value::Unknown;
     }
@@ -222,6 +226,7 @@ mod tests {
             config,
             &pushed("sha256:aaa"),
             Arguments::parse(config, CopyMethod::Docker),
+            false,
         )
     }
 
@@ -343,6 +348,7 @@ mod tests {
             &cfg,
             &None,
             Arguments::parse(&cfg, CopyMethod::Docker),
+            false,
         );
         assert!(replace.is_empty());
         assert_eq!(planned.docker_source, v("app:1.0"));
@@ -366,7 +372,7 @@ mod tests {
         };
         let plan = |cfg: &ImageState, private: &Private| {
             let args = Arguments::parse(cfg, CopyMethod::Registry);
-            plan_update(&prior, prior.clone(), cfg, private, args).0
+            plan_update(&prior, prior.clone(), cfg, private, args, false).0
         };
         assert_eq!(plan(&cfg, &copied(&["sha256:r1"])), prior);
         let remirror = plan(&cfg, &copied(&["sha256:r1", "sha256:r2"]));
