@@ -306,3 +306,166 @@ async fn a_null_in_platforms_fails_at_plan() {
     run.stderr_has("platforms = [\"linux/amd64\", null]");
     assert!(h.ecr_requests().is_empty(), "{:?}", h.ecr_requests());
 }
+
+/// A second ECR (another region's, say) beside the harness's, with `mirror/app`, and AWS
+/// profiles `one` and `two` whose `endpoint_url`s name the two.
+async fn two_registries(h: &mut Harness) -> standin::ecr::EcrEmulator {
+    let backend = standin::backend::Backend::start(&h.world.dir().join("ecr-two"))
+        .await
+        .expect("the second ECR's registry starts");
+    let two = standin::ecr::EcrEmulator::start(backend)
+        .await
+        .expect("the second ECR starts");
+    two.state.create_repository(REPO);
+    let aws = h.world.dir().join("aws-two-registries");
+    std::fs::create_dir_all(&aws).unwrap();
+    std::fs::write(
+        aws.join("config"),
+        format!(
+            "[profile one]\nendpoint_url = {}\n\n[profile two]\nendpoint_url = {}\n",
+            h.world.ecr.endpoint(),
+            two.endpoint()
+        ),
+    )
+    .unwrap();
+    std::fs::write(aws.join("credentials"), "").unwrap();
+    h.set_env("AWS_CONFIG_FILE", &aws.join("config").display().to_string());
+    h.set_env(
+        "AWS_SHARED_CREDENTIALS_FILE",
+        &aws.join("credentials").display().to_string(),
+    );
+    h.unset_env("AWS_ENDPOINT_URL_ECR");
+    two
+}
+
+/// The mirror `ecrmirror_image.test` of `upstream/app:1.0` by `method`, made through the
+/// provider alias `alias` (`one` or `two`).
+fn through(alias: &str, method: &str) -> String {
+    format!(
+        r#"
+provider "ecrmirror" {{
+  alias   = "one"
+  profile = "one"
+}}
+
+provider "ecrmirror" {{
+  alias   = "two"
+  profile = "two"
+}}
+
+resource "ecrmirror_image" "test" {{
+  provider      = ecrmirror.{alias}
+  docker_source = "{{source}}/upstream/app:1.0"
+  repository    = "mirror/app"
+  copy_method   = "{method}"
+}}
+"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mirror_moved_to_another_registry_is_recorded_there_registry() {
+    a_mirror_moved_to_another_registry_is_recorded_there("registry").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mirror_moved_to_another_registry_is_recorded_there_docker() {
+    a_mirror_moved_to_another_registry_is_recorded_there("docker").await;
+}
+
+/// A mirror moved from `provider = ecrmirror.one` to `ecrmirror.two`: when registry two's
+/// tag holds another image, the plan is an update that plans `id`, `image_uri` and
+/// `image_uri_digest` anew and warns that registry one's copy stays; the apply copies it
+/// there and records registry two. Moved back to one, which holds the same image, it is
+/// recorded there without a transfer. A destroy through a provider that cannot reach the
+/// mirror's registry leaves both registries' tags and warns.
+async fn a_mirror_moved_to_another_registry_is_recorded_there(method: &str) {
+    let mut h = Harness::start().await;
+    let two = two_registries(&mut h).await;
+    let (one_host, two_host) = (h.world.ecr_host(), two.addr.to_string());
+    h.seed_image("upstream/app", "1.0", 51).await;
+    let token = two.state.issue_token();
+    let client = standin::client::Client::new(&two.endpoint(), Some(("AWS".into(), token)));
+    let other = standin::images::push_image(
+        &client,
+        REPO,
+        Some("1.0"),
+        &standin::images::Spec::small(52),
+    )
+    .await
+    .unwrap();
+
+    h.config(&through("one", method));
+    h.apply().await;
+    let in_one = h
+        .ecr_tag(REPO, "1.0")
+        .expect("registry one holds the mirror");
+    assert_eq!(h.attr("test", "id").await, format!("{one_host}/{REPO}:1.0"));
+
+    // To registry two, whose tag holds another image.
+    h.config(&through("two", method));
+    let (plan, changes) = h.plan().await;
+    assert!(changes, "moving registry plans nothing:\n{}", plan.stdout);
+    plan.stdout_has("1 to change");
+    plan.stdout_has("id = \"");
+    plan.stdout_has("-> (known after apply)");
+    plan.stdout_has(&format!(
+        "The mirror mirror/app:1.0 moves to the registry {two_host}"
+    ));
+    plan.stdout_has(&format!("The copy in {one_host} stays as it is"));
+    h.apply().await;
+    let in_two = two
+        .state
+        .tag_digest(REPO, "1.0")
+        .expect("registry two holds it");
+    assert_ne!(
+        in_two, other.manifest_digest,
+        "registry two's tag was not mirrored"
+    );
+    assert_eq!(h.attr("test", "image_digest").await, in_two);
+    assert_eq!(h.attr("test", "id").await, format!("{two_host}/{REPO}:1.0"));
+    assert_eq!(
+        h.attr("test", "image_uri").await,
+        format!("{two_host}/{REPO}:1.0")
+    );
+    assert_eq!(
+        h.attr("test", "image_uri_digest").await,
+        format!("{two_host}/{REPO}@{in_two}")
+    );
+    assert_eq!(
+        h.ecr_tag(REPO, "1.0"),
+        Some(in_one.clone()),
+        "registry one's copy stays"
+    );
+    let (plan, changes) = h.plan().await;
+    assert!(!changes, "{}", plan.stdout);
+
+    // Back to registry one, which holds the same image: recorded, nothing transferred.
+    h.config(&through("one", method));
+    h.clear_logs();
+    let (plan, changes) = h.plan().await;
+    assert!(changes);
+    plan.stdout_has(&format!("moves to the registry {one_host}"));
+    h.apply().await;
+    assert_eq!(h.attr("test", "id").await, format!("{one_host}/{REPO}:1.0"));
+    assert_eq!(h.attr("test", "image_digest").await, in_one);
+    assert_eq!(
+        h.attr("test", "image_uri_digest").await,
+        format!("{one_host}/{REPO}@{in_one}")
+    );
+    let pushes: Vec<_> = h
+        .ecr_requests()
+        .into_iter()
+        .filter(|r| r.starts_with("PUT ") || r.starts_with("POST "))
+        .collect();
+    assert!(pushes.is_empty(), "registry one held the image: {pushes:?}");
+    let (plan, changes) = h.plan().await;
+    assert!(!changes, "{}", plan.stdout);
+
+    // A destroy through registry two's provider cannot reach registry one's mirror.
+    h.config(&through("two", method));
+    let run = h.destroy().await;
+    run.stdout_has(&format!("mirror/app:1.0 stays in the registry {one_host}"));
+    assert_eq!(h.ecr_tag(REPO, "1.0"), Some(in_one));
+    assert_eq!(two.state.tag_digest(REPO, "1.0"), Some(in_two));
+}
