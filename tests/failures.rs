@@ -283,3 +283,31 @@ async fn a_rate_limited_source_says_so() {
     run.stderr_has("registry_auth");
     assert!(h.resources().await.is_empty());
 }
+
+/// An ECR API error reads as its operation, code and message, then what to do: no SDK
+/// `Debug` output (bodies, headers, extensions) in the diagnostic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_aws_error_reads_as_code_message_and_hint() {
+    let h = Harness::start().await;
+    h.seed_image("upstream/app", "1.0", 48).await;
+    let mut refused = Rule::on("DescribeRepositories");
+    refused.status = Some(400);
+    refused.error_type = Some("UnrecognizedClientException".into());
+    refused.message = Some("The security token included in the request is invalid.".into());
+    h.ecr_faults().add(refused);
+    h.config(&image(
+        r#"
+  docker_source = "{source}/upstream/app:1.0"
+  repository    = "mirror/app"
+"#,
+    ));
+    let run = h.apply_fails().await;
+    run.stderr_has("ECR DescribeRepositories failed");
+    run.stderr_has("ECR answered UnrecognizedClientException: The security token included in the request is invalid.");
+    run.stderr_has("aws sts get-caller-identity --profile <name>");
+    for noise in ["SdkBody", "headers", "extensions", "ServiceError {"] {
+        assert!(!run.stderr.contains(noise), "{noise}:\n{}", run.stderr);
+    }
+    let lines = run.stderr.lines().filter(|l| !l.trim().is_empty()).count();
+    assert!(lines <= 12, "a long diagnostic:\n{}", run.stderr);
+}

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use aws_credential_types::provider::error::CredentialsError;
-use aws_sdk_ecr::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_ecr::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_ecr::operation::batch_delete_image::BatchDeleteImageError;
 use aws_sdk_ecr::operation::batch_get_image::BatchGetImageError;
 use aws_sdk_ecr::operation::describe_repositories::DescribeRepositoriesError;
@@ -447,10 +447,9 @@ fn host_of_registry_id(own_host: &str, registry_id: &str) -> String {
 
 /// A failed API call: a network failure when no answer came, else what ECR answered (the
 /// whole cause chain, no credentials).
-fn aws_error<E, R>(endpoint: &str, operation: &'static str, err: &SdkError<E, R>) -> Error
+fn aws_error<E>(endpoint: &str, operation: &'static str, err: &SdkError<E>) -> Error
 where
     E: std::error::Error + ProvideErrorMetadata + 'static,
-    R: std::fmt::Debug,
 {
     let network = match err {
         SdkError::DispatchFailure(failure) => failure
@@ -466,9 +465,33 @@ where
     };
     network.unwrap_or_else(|| Error::Aws {
         operation,
-        cause: DisplayErrorContext(err).to_string(),
+        cause: aws_cause(err),
         refusal: refusal(err),
     })
+}
+
+/// What a failed call ran into, in a sentence: ECR's error code, message and request id
+/// when it answered, else the chain of causes. Never the SDK's `Debug` output (bodies,
+/// headers, extensions), which says nothing to a user.
+fn aws_cause<E>(err: &SdkError<E>) -> String
+where
+    E: std::error::Error + ProvideErrorMetadata + 'static,
+{
+    use aws_types::request_id::RequestId;
+    let request = err
+        .request_id()
+        .map(|id| format!(" (request id {id})"))
+        .unwrap_or_default();
+    match err.as_service_error() {
+        Some(answer) => {
+            let code = answer.code().unwrap_or("an error without a code");
+            match answer.message() {
+                Some(message) => format!("ECR answered {code}: {message}{request}"),
+                None => format!("ECR answered {code}{request}"),
+            }
+        }
+        None => format!("{}{request}", crate::error::chain(err)),
+    }
 }
 
 /// What a failed call ran into: ECR's error code when it answered, else whether loading
@@ -494,6 +517,88 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `DescribeImages` failing with ECR's error `code`, as the SDK hands it over.
+    fn answered(
+        code: &str,
+    ) -> SdkError<aws_sdk_ecr::operation::describe_images::DescribeImagesError> {
+        use aws_sdk_ecr::operation::describe_images::DescribeImagesError;
+        let meta = aws_sdk_ecr::error::ErrorMetadata::builder()
+            .code(code)
+            .message(format!("what ECR says about {code}"))
+            .build();
+        let mut raw = aws_smithy_runtime_api::http::Response::new(
+            400.try_into().unwrap(),
+            aws_smithy_types::body::SdkBody::from(format!("{{\"__type\":\"{code}\"}}")),
+        );
+        raw.headers_mut().insert("x-amzn-requestid", "4f1c-request");
+        SdkError::service_error(DescribeImagesError::generic(meta), raw)
+    }
+
+    #[test]
+    fn every_ecr_error_reads_as_its_code_message_and_request_id_then_the_hint() {
+        let cases = [
+            (
+                "UnrecognizedClientException",
+                AwsRefusal::Credentials,
+                "credentials",
+            ),
+            (
+                "ExpiredTokenException",
+                AwsRefusal::Credentials,
+                "sign in again",
+            ),
+            ("AccessDeniedException", AwsRefusal::Access, "IAM policy"),
+            ("RepositoryNotFoundException", AwsRefusal::Other, "region"),
+            ("ThrottlingException", AwsRefusal::Other, "apply again"),
+            ("ServerException", AwsRefusal::Other, "apply again"),
+            ("InvalidParameterException", AwsRefusal::Other, "region"),
+        ];
+        for (code, kind, advice) in cases {
+            let error = aws_error("http://ecr", "DescribeImages", &answered(code));
+            let Error::Aws {
+                operation,
+                cause,
+                refusal,
+            } = &error
+            else {
+                panic!("{code}: {error:?}");
+            };
+            assert_eq!(*operation, "DescribeImages");
+            assert_eq!(*refusal, kind, "{code}");
+            assert_eq!(
+                cause,
+                &format!(
+                    "ECR answered {code}: what ECR says about {code} (request id 4f1c-request)"
+                )
+            );
+            let detail = error.detail();
+            assert!(detail.starts_with(cause.as_str()), "{detail}");
+            assert!(detail.contains(advice), "{code}: {detail}");
+            assert!(detail.lines().count() <= 3, "{code}: {detail}");
+            for noise in [
+                "SdkBody",
+                "headers",
+                "extensions",
+                "Response {",
+                "{\"__type",
+            ] {
+                assert!(!detail.contains(noise), "{code}: {noise} in {detail}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_call_without_an_answer_reads_as_its_causes() {
+        let err: SdkError<aws_sdk_ecr::operation::describe_images::DescribeImagesError> =
+            SdkError::construction_failure("no region was set");
+        let error = aws_error("http://ecr", "DescribeImages", &err);
+        assert_eq!(
+            error.detail().lines().next(),
+            Some("failed to construct request: no region was set")
+        );
+        assert!(!error.detail().contains("ConstructionFailure"));
+    }
 
     #[test]
     fn tag_mutability_follows_the_exclusion_filters() {
