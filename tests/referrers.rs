@@ -359,3 +359,105 @@ async fn ecr_answers_a_push_with_a_subject_as_an_oci_1_1_registry_does() {
         .unwrap();
     assert_eq!(subject, None);
 }
+
+/// The tags in ECR's `mirror/app` that hold referrers (`sha256-…`), sorted.
+fn referrer_tags(h: &Harness) -> Vec<String> {
+    h.world
+        .ecr
+        .state
+        .tags(REPO)
+        .into_keys()
+        .filter(|tag| tag.starts_with("sha256-"))
+        .collect()
+}
+
+/// Two mirrors of one signed index with `copy_referrers`, `test` (tag `1.0`) and `copy`.
+fn two_signed_mirrors(with_copy: bool, referrers: bool) -> String {
+    let mirror = |name: &str, tag: &str| {
+        format!(
+            r#"
+resource "ecrmirror_image" "{name}" {{
+  docker_source  = "{{source}}/upstream/app:1.0"
+  repository     = "mirror/app"
+  tag            = "{tag}"
+  copy_method    = "registry"
+  copy_referrers = {referrers}
+}}
+"#
+        )
+    };
+    let mut hcl = format!("provider \"ecrmirror\" {{}}\n{}", mirror("test", "1.0"));
+    if with_copy {
+        hcl.push_str(&mirror("copy", "copy"));
+    }
+    hcl
+}
+
+/// The referrer tags a mirror copied (cosign's, of the index and of a platform manifest)
+/// leave with it: when `copy_referrers` is turned off, which plans no new digest (nothing
+/// pinned to `image_uri_digest` churns), and at destroy, unless another tag still holds
+/// their subject.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn referrer_tags_leave_with_their_mirror() {
+    let h = Harness::start().await;
+    let signed = seed_signed(&h).await;
+    let (_, images) = h.seed_index("upstream/app", "1.0", 31).await;
+    let platform_signature = refer(
+        &h,
+        &images[0].manifest_digest,
+        Artifact::Signature,
+        Scheme::CosignTag,
+        6,
+    )
+    .await;
+    let copied = {
+        let mut tags = vec![
+            signed.sbom.tag.clone().expect("the SBOM has a cosign tag"),
+            platform_signature.tag.clone().expect("a cosign tag"),
+        ];
+        tags.sort();
+        tags
+    };
+
+    h.config(&two_signed_mirrors(false, true));
+    h.apply().await;
+    assert_eq!(referrer_tags(&h), copied);
+    let pinned = h.attr("test", "image_uri_digest").await;
+
+    // Turned off: only referrer_digests changes in the plan; the tags leave.
+    h.config(&two_signed_mirrors(false, false));
+    let (plan, changes) = h.plan().await;
+    assert!(changes);
+    plan.stdout_has("0 to add, 1 to change, 0 to destroy");
+    assert!(
+        !plan.stdout.contains("image_digest") && !plan.stdout.contains("image_uri_digest"),
+        "turning copy_referrers off plans new digests:\n{}",
+        plan.stdout
+    );
+    h.apply().await;
+    assert_eq!(referrer_tags(&h), Vec::<String>::new());
+    assert_eq!(h.attr("test", "image_uri_digest").await, pinned);
+    let (plan, changes) = h.plan().await;
+    assert!(!changes, "{}", plan.stdout);
+
+    // On again, with a second mirror of the index: destroying one leaves the tags the
+    // other still needs; destroying the last removes them.
+    h.config(&two_signed_mirrors(true, true));
+    h.apply().await;
+    assert_eq!(referrer_tags(&h), copied);
+    h.config(
+        &two_signed_mirrors(false, true)
+            .replace("\"1.0\"", "\"copy\"")
+            .replace("\"test\"", "\"copy\""),
+    );
+    let run = h.apply().await;
+    run.stdout_has("1 destroyed");
+    assert_eq!(
+        referrer_tags(&h),
+        copied,
+        "the other mirror's referrers left"
+    );
+    h.destroy().await;
+    assert_eq!(referrer_tags(&h), Vec::<String>::new());
+    assert!(h.world.ecr.state.tags(REPO).is_empty());
+}

@@ -11,6 +11,7 @@ use aws_sdk_ecr::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_ecr::operation::batch_delete_image::BatchDeleteImageError;
 use aws_sdk_ecr::operation::batch_get_image::BatchGetImageError;
 use aws_sdk_ecr::operation::describe_repositories::DescribeRepositoriesError;
+use aws_sdk_ecr::operation::list_images::ListImagesError;
 use aws_sdk_ecr::types::{ImageFailureCode, ImageIdentifier};
 use base64::Engine;
 use tokio::sync::Mutex;
@@ -351,6 +352,45 @@ impl Ecr {
         Ok(held)
     }
 
+    /// Every tag of `repository` with the digest it names (`ListImages`, every page); a
+    /// repository that is gone has none.
+    pub async fn tags(
+        &self,
+        registry_id: Option<&str>,
+        repository: &str,
+    ) -> Result<Vec<(String, String)>> {
+        let mut tags = Vec::new();
+        let mut pages = self
+            .client
+            .list_images()
+            .repository_name(repository)
+            .set_registry_id(registry_id.map(str::to_string))
+            .filter(
+                aws_sdk_ecr::types::ListImagesFilter::builder()
+                    .tag_status(aws_sdk_ecr::types::TagStatus::Tagged)
+                    .build(),
+            )
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            match page {
+                Ok(page) => tags.extend(page.image_ids().iter().filter_map(|id| {
+                    Some((id.image_tag()?.to_string(), id.image_digest()?.to_string()))
+                })),
+                Err(err)
+                    if matches!(
+                        err.as_service_error(),
+                        Some(ListImagesError::RepositoryNotFoundException(_))
+                    ) =>
+                {
+                    return Ok(Vec::new())
+                }
+                Err(err) => return Err(aws_error(&self.endpoint, "ListImages", &err)),
+            }
+        }
+        Ok(tags)
+    }
+
     /// Removes `tag` from `repository`; a tag or repository already gone is success.
     pub async fn untag(
         &self,
@@ -358,11 +398,39 @@ impl Ecr {
         repository: &str,
         tag: &str,
     ) -> Result<()> {
+        self.untag_all(registry_id, repository, &[tag.to_string()])
+            .await
+    }
+
+    /// Removes `tags` from `repository` (100 to a call, as ECR takes them); tags or a
+    /// repository already gone are success.
+    pub async fn untag_all(
+        &self,
+        registry_id: Option<&str>,
+        repository: &str,
+        tags: &[String],
+    ) -> Result<()> {
+        for chunk in tags.chunks(100) {
+            self.untag_chunk(registry_id, repository, chunk).await?;
+        }
+        Ok(())
+    }
+
+    async fn untag_chunk(
+        &self,
+        registry_id: Option<&str>,
+        repository: &str,
+        tags: &[String],
+    ) -> Result<()> {
+        let ids = tags
+            .iter()
+            .map(|tag| ImageIdentifier::builder().image_tag(tag).build())
+            .collect();
         let result = self
             .client
             .batch_delete_image()
             .repository_name(repository)
-            .image_ids(ImageIdentifier::builder().image_tag(tag).build())
+            .set_image_ids(Some(ids))
             .set_registry_id(registry_id.map(str::to_string))
             .send()
             .await;

@@ -210,13 +210,29 @@ impl Resource for ImageResource {
         private: Private,
         _meta: ValueEmpty,
     ) -> Option<(ImageState, Private)> {
-        if !planned.image_digest.is_unknown() {
+        // Referrers leave with `copy_referrers`: the tags the mirror copied are removed.
+        let drop_referrers = prior.copy_referrers == Value::Value(true)
+            && planned.copy_referrers == Value::Value(false);
+        if !planned.image_digest.is_unknown() && !drop_referrers {
             // Nothing in ECR changes (keep_remotely, timeouts): the plan is the result.
             return Some((planned, private));
         }
         let Some(clients) = self.clients(diags) else {
             return Some((prior, private));
         };
+        if drop_referrers {
+            if let Err(err) = apply::drop_referrers(&clients, &prior).await {
+                err.report(diags);
+                return Some((prior, private));
+            }
+        }
+        if !planned.image_digest.is_unknown() {
+            let private = private.map(|p| state::PrivateData {
+                referrer_digests: None,
+                ..p
+            });
+            return Some((planned, private));
+        }
         // New triggers ask for a copy whatever ECR holds; otherwise (an import getting its
         // docker_source, a new source, a tag re-pointed in ECR) what ECR already holds is
         // adopted when it is the source's image.

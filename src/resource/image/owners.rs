@@ -22,19 +22,8 @@ impl PlannedTags {
     /// Records the tag `planned` targets; returns the other sources planned to it. Nothing
     /// is recorded while the repository, the tag or the source is unknown.
     pub fn record(&self, planned: &ImageState) -> Vec<String> {
-        let (Value::Value(repository), Value::Value(tag), Value::Value(source)) =
-            (&planned.repository, &planned.tag, &planned.docker_source)
-        else {
+        let (Some(key), Value::Value(source)) = (planned.tag_key(), &planned.docker_source) else {
             return Vec::new();
-        };
-        let key = TagKey {
-            registry_id: planned
-                .registry_id
-                .as_ref_option()
-                .cloned()
-                .unwrap_or_default(),
-            repository: repository.clone(),
-            tag: tag.clone(),
         };
         let mut tags = self.tags.lock().unwrap_or_else(|e| e.into_inner());
         let sources = tags.entry(key).or_default();

@@ -169,7 +169,10 @@ pub fn plan_update(
         || planned.docker_source != prior.docker_source
         || planned.platform != prior.platform
         || planned.platforms != prior.platforms
-        || planned.copy_referrers != or_false(&prior.copy_referrers)
+        // Turning referrers on copies them (with the image the source names now); turning
+        // them off changes nothing the image digests name.
+        || (planned.copy_referrers != or_false(&prior.copy_referrers)
+            && planned.copy_referrers != Value::Value(false))
         || planned.copy_method != prior.copy_method
         || planned.triggers != prior.triggers
         || drifted(prior, private);
@@ -378,10 +381,13 @@ mod tests {
         let remirror = plan(&cfg, &copied(&["sha256:r1", "sha256:r2"]));
         assert!(remirror.image_digest.is_unknown());
         assert!(remirror.referrer_digests.is_unknown());
-        // Turned off: nothing to copy, nothing recorded.
+        // Turned off: nothing to copy, nothing recorded, and the image stays as it is.
         cfg.copy_referrers = Value::Value(false);
         let off = plan(&cfg, &copied(&["sha256:r1"]));
         assert!(off.referrer_digests.is_null());
+        assert_eq!(off.image_digest, prior.image_digest);
+        assert_eq!(off.image_uri_digest, prior.image_uri_digest);
+        assert_eq!(off.source_digest, prior.source_digest);
     }
 
     #[test]

@@ -75,6 +75,35 @@ fn attributes(
     list.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
 }
 
+impl ImageState {
+    /// The referrers state records (`referrer_digests`), known ones only.
+    pub fn recorded_referrers(&self) -> Vec<String> {
+        self.referrer_digests
+            .as_ref_option()
+            .into_iter()
+            .flatten()
+            .filter_map(|d| d.as_ref_option().cloned())
+            .collect()
+    }
+
+    /// The ECR tag the mirror targets, once its repository and tag are known (the registry
+    /// named by `registry_id`; empty for the caller's own while it is not known).
+    pub fn tag_key(&self) -> Option<crate::clients::TagKey> {
+        let (Value::Value(repository), Value::Value(tag)) = (&self.repository, &self.tag) else {
+            return None;
+        };
+        Some(crate::clients::TagKey {
+            registry_id: self
+                .registry_id
+                .as_ref_option()
+                .cloned()
+                .unwrap_or_default(),
+            repository: repository.clone(),
+            tag: tag.clone(),
+        })
+    }
+}
+
 /// A boolean argument with its default, `false`.
 pub fn or_false(value: &Value<bool>) -> Value<bool> {
     match value {
