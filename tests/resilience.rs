@@ -69,14 +69,24 @@ async fn a_token_expiring_mid_copy_is_renewed_once(method: &str) {
     );
 
     // Every token refused: one renewal, then the refusal is reported, on the mirror.
+    // A plan asks once, to learn which registry ECR is today (a mirror may have moved); the
+    // apply that follows runs in a provider of its own.
     h.set_bad_tokens(true);
     h.config(&app_by(method, "other"));
+    let before = token_requests(&h);
+    h.plan().await;
+    let plan = token_requests(&h) - before;
+    assert_eq!(plan, 1, "a plan asks once: {:?}", h.ecr_calls());
     let before = token_requests(&h);
     h.apply_fails()
         .await
         .stderr_has("ecrmirror_image.test")
         .stderr_has("ecr:GetAuthorizationToken");
-    assert_eq!(token_requests(&h) - before, 2, "asked once, renewed once");
+    assert_eq!(
+        token_requests(&h) - before,
+        plan + 2,
+        "the plan's one, then asked once and renewed once"
+    );
 }
 
 /// Two mirrors; the provider is killed (SIGKILL) once one is in ECR but not yet confirmed
