@@ -1,6 +1,7 @@
 //! A short seeded run of the fault soak (`make soak` runs the whole one): a dozen mirrors of
-//! four sources under the seed's faults, a token expiry and a provider SIGKILL (the Docker
-//! engine is not restarted: other tests share it), against the debug build of the provider.
+//! four sources under the seed's faults, renamed `for_each` keys, a token expiry and a
+//! provider SIGKILL (the Docker engine is not restarted: other tests share it), against the
+//! debug build of the provider.
 
 use std::path::Path;
 use std::process::Command;
@@ -30,6 +31,11 @@ fn a_short_seeded_soak_holds_every_invariant() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(written.contains("All held."), "{written}");
+    // A third of the dozen keys renamed before the second and the third apply.
+    assert!(
+        written.contains("(8 `for_each` keys renamed in all)"),
+        "{written}"
+    );
     assert!(
         written.contains("| provider | SIGKILL mid-apply | 1 |"),
         "{written}"

@@ -4,13 +4,16 @@
 //! Docker, some by platform) with `terraform apply -parallelism=10`, while the world injects
 //! a mix of faults drawn from the seed: ECR API throttling bursts and 500s, 429 with
 //! Retry-After and 503 on blobs and manifests on both sides, resets and truncated bodies
-//! mid-blob, damaged blobs, slow answers, an ECR token that expires mid-run, and the provider
-//! killed with SIGKILL mid-apply. The first two applies run under faults; then the faults
-//! stop and it applies until a plan is empty. After every apply it checks, from ECR's own
-//! state: every mirror in Terraform's state is in ECR with the digest state records; no
-//! manifest in ECR names a blob or manifest ECR lacks; every provider diagnostic says what
-//! to do; a successful apply committed no blob twice to one repository. It writes the
-//! figures and the invariants' results to the report (SOAK.md).
+//! mid-blob, damaged blobs, slow answers, slow untagging, an ECR token that expires mid-run,
+//! and the provider killed with SIGKILL mid-apply. The mirrors are one `for_each`; before the
+//! second and the third apply a third of its keys are renamed without a `moved` block (so
+//! Terraform destroys each old instance and creates its new one, of the same tag, in one
+//! apply). The first two applies run under faults; then the faults stop and it applies until
+//! a plan is empty. After every apply it checks, from ECR's own state: every mirror in
+//! Terraform's state is in ECR with the digest state records; after a successful apply, ECR
+//! holds no tag state lacks; no manifest in ECR names a blob or manifest ECR lacks; every
+//! provider diagnostic says what to do; a successful apply committed no blob twice to one
+//! repository. It writes the figures and the invariants' results to the report (SOAK.md).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -102,15 +105,26 @@ fn options() -> Result<Options> {
 
 /// One mirror of the configuration.
 struct Mirror {
+    /// Its tag in ECR, and its `for_each` key before any rename.
     name: String,
     source: usize,
     method: &'static str,
     platform: Option<&'static str>,
+    /// How often its key was renamed.
+    renames: u32,
 }
 
 impl Mirror {
     fn repository(&self) -> String {
         format!("soak/s{}", self.source)
+    }
+
+    /// Its `for_each` key: `m3`, after renames `m3-r1`, `m3-r2`.
+    fn key(&self) -> String {
+        match self.renames {
+            0 => self.name.clone(),
+            n => format!("{}-r{n}", self.name),
+        }
     }
 }
 
@@ -136,28 +150,45 @@ fn mirrors(count: usize, sources: usize) -> Vec<Mirror> {
                 source,
                 method,
                 platform,
+                renames: 0,
             }
         })
         .collect()
 }
 
+/// Renames the keys of a third of `mirrors` (drawn from `rng`); returns how many.
+fn rename(mirrors: &mut [Mirror], rng: &mut fastrand::Rng) -> usize {
+    let count = mirrors.len().div_ceil(3);
+    let mut order: Vec<usize> = (0..mirrors.len()).collect();
+    rng.shuffle(&mut order);
+    for &i in &order[..count] {
+        mirrors[i].renames += 1;
+    }
+    count
+}
+
+/// The mirrors as one `for_each` over a map of their keys.
 fn configuration(source_host: &str, mirrors: &[Mirror]) -> String {
     let mut hcl = String::from(
-        "terraform {\n  required_providers {\n    ecrmirror = {\n      source = \"techtospeech/ecrmirror\"\n    }\n  }\n}\n\nprovider \"ecrmirror\" {}\n",
+        "terraform {\n  required_providers {\n    ecrmirror = {\n      source = \"techtospeech/ecrmirror\"\n    }\n  }\n}\n\nprovider \"ecrmirror\" {}\n\nlocals {\n  mirrors = {\n",
     );
     for m in mirrors {
         hcl.push_str(&format!(
-            "\nresource \"ecrmirror_image\" \"{name}\" {{\n  docker_source = \"{source_host}/upstream/s{s}:1.0\"\n  repository    = \"{repo}\"\n  tag           = \"{name}\"\n  copy_method   = \"{method}\"\n{platform}}}\n",
+            "    \"{key}\" = {{ source = \"{source_host}/upstream/s{s}:1.0\", repository = \"{repo}\", tag = \"{name}\", method = \"{method}\", platform = {platform} }}\n",
+            key = m.key(),
             name = m.name,
             s = m.source,
             repo = m.repository(),
             method = m.method,
             platform = m
                 .platform
-                .map(|p| format!("  platform      = \"{p}\"\n"))
-                .unwrap_or_default(),
+                .map(|p| format!("\"{p}\""))
+                .unwrap_or_else(|| "null".into()),
         ));
     }
+    hcl.push_str(
+        "  }\n}\n\nresource \"ecrmirror_image\" \"m\" {\n  for_each      = local.mirrors\n  docker_source = each.value.source\n  repository    = each.value.repository\n  tag           = each.value.tag\n  copy_method   = each.value.method\n  platform      = each.value.platform\n}\n",
+    );
     hcl
 }
 
@@ -175,6 +206,16 @@ fn faults(rng: &mut fastrand::Rng) -> Vec<(&'static str, Rule)> {
         rules.push(("ecr", api(rng, target, "ThrottlingException", 400, 6)));
     }
     rules.push(("ecr", api(rng, "DescribeImages", "ServerException", 500, 2)));
+    // Slow untagging widens the window in which a renamed key's destroy and its new
+    // instance's create meet at one tag.
+    rules.push((
+        "ecr",
+        Rule {
+            count: rng.u32(3..=10),
+            delay_ms: rng.u64(100..=400),
+            ..Rule::on("BatchDeleteImage")
+        },
+    ));
     rules.push((
         "ecr",
         api(rng, "GetAuthorizationToken", "ServerException", 500, 1),
@@ -229,6 +270,8 @@ fn faults(rng: &mut fastrand::Rng) -> Vec<(&'static str, Rule)> {
 #[derive(Default)]
 struct Apply {
     label: String,
+    /// `for_each` keys renamed just before it.
+    renamed: usize,
     success: bool,
     seconds: f64,
     peak_rss_kib: u64,
@@ -338,6 +381,17 @@ struct Soak {
 }
 
 impl Soak {
+    /// Renames a third of the `for_each` keys (drawn from `rng`) and writes the
+    /// configuration; returns how many were renamed.
+    fn rename(&mut self, rng: &mut fastrand::Rng) -> Result<usize> {
+        let renamed = rename(&mut self.mirrors, rng);
+        std::fs::write(
+            self.work.join("main.tf"),
+            configuration(&self.world.source_host(), &self.mirrors),
+        )?;
+        Ok(renamed)
+    }
+
     fn command(&self, program: &str) -> tokio::process::Command {
         let mut command = tokio::process::Command::new(program);
         command
@@ -567,9 +621,29 @@ impl Soak {
                 apply.held += 1;
             }
         }
-        // 2. No manifest in ECR names a blob or a manifest ECR lacks.
-        let client = self.world.ecr_client();
+        // 2. After a successful apply, ECR holds no tag state lacks (a failed one may leave a
+        // pushed tag the next apply adopts).
         let repositories: BTreeSet<String> = self.mirrors.iter().map(Mirror::repository).collect();
+        if apply.success {
+            let recorded: BTreeSet<(String, String)> = resources
+                .iter()
+                .map(|r| {
+                    let value = |name: &str| r["values"][name].as_str().unwrap_or_default();
+                    (value("repository").to_string(), value("tag").to_string())
+                })
+                .collect();
+            for repository in &repositories {
+                for tag in self.world.ecr.state.tags(repository).into_keys() {
+                    if !recorded.contains(&(repository.clone(), tag.clone())) {
+                        apply
+                            .violations
+                            .push(format!("ECR holds {repository}:{tag}, which state lacks"));
+                    }
+                }
+            }
+        }
+        // 3. No manifest in ECR names a blob or a manifest ECR lacks.
+        let client = self.world.ecr_client();
         for repository in &repositories {
             for tag in (0..self.mirrors.len()).map(|i| format!("m{i}")) {
                 if self.world.ecr.state.tag_digest(repository, &tag).is_none() {
@@ -611,7 +685,7 @@ impl Soak {
                 }
             }
         }
-        // 3. A successful apply committed no blob twice to one repository.
+        // 4. A successful apply committed no blob twice to one repository.
         if apply.success {
             let log = self.world.ecr.state.front().log.lock().unwrap().clone();
             let mut commits: BTreeMap<(String, String), usize> = BTreeMap::new();
@@ -679,7 +753,7 @@ async fn main() -> Result<()> {
         work.join("main.tf"),
         configuration(&world.source_host(), &mirrors),
     )?;
-    let soak = Soak {
+    let mut soak = Soak {
         world,
         logs: scratch.join("logs"),
         work,
@@ -705,16 +779,24 @@ async fn main() -> Result<()> {
             let held = soak.in_ecr();
             held + rng.usize(1..=((n - held) / 3).max(1))
         });
+        let renamed = if round == 1 {
+            soak.rename(&mut rng)?
+        } else {
+            0
+        };
         let label = format!("apply {} (faults)", round + 1);
         let mut apply = soak.apply(&label, kill_at, restart_at).await?;
+        apply.renamed = renamed;
         soak.clear_faults();
         soak.check(&mut apply).await?;
         applies.push(apply);
     }
     let mut converged_after = None;
     for n in 0..CLEAN_APPLIES {
+        let renamed = if n == 0 { soak.rename(&mut rng)? } else { 0 };
         let label = format!("apply {} (no faults)", n + 3);
         let mut apply = soak.apply(&label, None, None).await?;
+        apply.renamed = renamed;
         soak.check(&mut apply).await?;
         let plan = soak
             .command("terraform")
@@ -754,7 +836,10 @@ fn report(
          `make soak SOAK_ARGS=\"--seed {seed}\"`.\n\n\
          {mirrors} mirrors of {sources} sources (every third a two-platform index) into {sources} ECR \
          repositories: {docker} through Docker, {registry} registry to registry, {by_platform} by platform; \
-         `terraform apply -parallelism=10`. The first two applies run under faults drawn from the \
+         one `for_each`, `terraform apply -parallelism=10`. Before the second and the third apply a \
+         third of the keys are renamed, without a `moved` block, so Terraform destroys each old \
+         instance and creates the new one, of the same tag, in one apply ({renamed} `for_each` keys \
+         renamed in all). The first two applies run under faults drawn from the \
          seed; then the faults stop and it applies until a plan is empty. The seed fixes which \
          faults are set and how often each fires; which request meets which fault, and so the \
          figures below, vary with timing from run to run.\n\n",
@@ -762,12 +847,14 @@ fn report(
         mirrors = soak.mirrors.len(),
         sources = options.sources,
         registry = soak.mirrors.len() - docker,
+        renamed = applies.iter().map(|a| a.renamed).sum::<usize>(),
     );
-    out.push_str("## Applies\n\n| apply | result | wall time | errors | provider retries | mirrors held after | provider peak RSS | peak open fds | invariants |\n|---|---|---|---|---|---|---|---|---|\n");
+    out.push_str("## Applies\n\n| apply | keys renamed before | result | wall time | errors | provider retries | mirrors held after | provider peak RSS | peak open fds | invariants |\n|---|---|---|---|---|---|---|---|---|---|\n");
     for apply in applies {
         out.push_str(&format!(
-            "| {} | {}{} | {:.1} s | {} | {} | {} | {:.1} MiB | {} | {} |\n",
+            "| {} | {} | {}{} | {:.1} s | {} | {} | {} | {:.1} MiB | {} | {} |\n",
             apply.label,
+            apply.renamed,
             if apply.success { "succeeded" } else { "failed" },
             match (apply.killed, apply.restarted) {
                 (true, _) => ", provider SIGKILLed",
@@ -834,10 +921,12 @@ fn report(
     out.push_str(
         "## Invariants\n\nChecked after every apply, from ECR's own state:\n\n\
         1. every mirror in Terraform's state is in ECR with the digest state records;\n\
-        2. no manifest in ECR names a blob or a manifest ECR lacks;\n\
-        3. every provider diagnostic says what to do;\n\
-        4. a successful apply committed no blob twice to one repository;\n\
-        5. re-applying converges to an empty plan within 3 applies after the faults stop.\n\n",
+        2. after a successful apply, ECR holds no tag of the soak's repositories that state lacks \
+        (so, with 1, exactly what state holds, renamed keys included);\n\
+        3. no manifest in ECR names a blob or a manifest ECR lacks;\n\
+        4. every provider diagnostic says what to do;\n\
+        5. a successful apply committed no blob twice to one repository;\n\
+        6. re-applying converges to an empty plan within 3 applies after the faults stop.\n\n",
     );
     let broken: Vec<&String> = applies.iter().flat_map(|a| &a.violations).collect();
     if broken.is_empty() && converged_after.is_some() {
