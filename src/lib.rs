@@ -56,6 +56,7 @@ pub mod nodelay;
 pub mod provider;
 pub mod reference;
 pub mod resource;
+pub mod retry;
 pub mod schema;
 pub mod secret;
 pub mod source;

@@ -6,7 +6,7 @@
 use oci_client::Reference;
 
 use crate::credentials::Credentials;
-use crate::distribution::session::{retried, Session};
+use crate::distribution::{retry_request, Session};
 use crate::distribution::{tag_or_digest, Distribution};
 use crate::error::{Error, Result};
 use crate::manifest::{self, ConfigPlatform, Fetched};
@@ -115,11 +115,11 @@ impl<'a> Asking<'a> {
         distribution: &'a Distribution,
         source: &'a SourceRef,
         credentials: Option<&Credentials>,
-    ) -> Asking<'a> {
-        Asking {
-            session: distribution.source(source.as_oci().clone(), credentials),
+    ) -> Result<Asking<'a>> {
+        Ok(Asking {
+            session: distribution.source(source.as_oci().clone(), credentials)?,
             source,
-        }
+        })
     }
 
     async fn manifest(&self, reference: &Reference) -> Result<Fetched> {
@@ -129,7 +129,7 @@ impl<'a> Asking<'a> {
     /// The platform of the image `image` names, from its config blob.
     async fn platform_of(&self, image: &Fetched) -> Result<ConfigPlatform> {
         let digest = image.config_digest().unwrap_or_default();
-        let body = retried("an image config", || self.session.small_blob(digest))
+        let body = retry_request("an image config", || self.session.small_blob(digest))
             .await
             .map_err(|failure| failure.error(&self.session, &self.source.to_string()))?;
         ConfigPlatform::parse(&body).map_err(|cause| Error::NotAnImage {
@@ -143,10 +143,10 @@ impl<'a> Asking<'a> {
 /// the session's).
 pub async fn fetch(session: &Session<'_>, reference: &Reference) -> Result<Fetched> {
     let named = tag_or_digest(reference);
-    let document = retried("a manifest", || session.manifest(named))
+    let document = retry_request("a manifest", || session.manifest(named))
         .await
         .map_err(|failure| failure.error(session, &reference.to_string()))?;
-    Fetched::parse(document.digest, document.body).map_err(|cause| Error::NotAnImage {
+    Fetched::parse(document.digest.into(), document.body).map_err(|cause| Error::NotAnImage {
         reference: reference.to_string(),
         cause,
     })
@@ -161,7 +161,7 @@ pub async fn resolve(
     wanted: Wanted<'_>,
     credentials: Option<&Credentials>,
 ) -> std::result::Result<Resolved, Unresolved> {
-    let asking = Asking::new(distribution, source, credentials);
+    let asking = Asking::new(distribution, source, credentials).map_err(Unresolved::Failed)?;
     let named = asking.manifest(source.as_oci()).await?;
     let whole = |named| Resolved {
         named,
@@ -209,7 +209,7 @@ pub async fn platforms(
     if let Some(index) = named.index() {
         return Ok(manifest::platforms(index));
     }
-    let asking = Asking::new(distribution, source, credentials);
+    let asking = Asking::new(distribution, source, credentials)?;
     Ok(vec![asking.platform_of(named).await?.to_string()])
 }
 
@@ -219,17 +219,19 @@ pub async fn digest(
     source: &SourceRef,
     credentials: Option<&Credentials>,
 ) -> Result<String> {
-    let session = distribution.source(source.as_oci().clone(), credentials);
+    let session = distribution.source(source.as_oci().clone(), credentials)?;
     let reference = source.as_oci();
     let named = tag_or_digest(reference);
-    let found = retried("a digest", || session.manifest_digest(named))
+    let found = retry_request("a digest", || session.manifest_digest(named))
         .await
         .map_err(|failure| failure.error(&session, &source.to_string()))?;
-    found.ok_or_else(|| Error::SourceNotFound {
-        reference: source.to_string(),
-        cause: format!(
-            "The registry has no manifest {named} in {}",
-            reference.repository()
-        ),
-    })
+    found
+        .map(String::from)
+        .ok_or_else(|| Error::SourceNotFound {
+            reference: source.to_string(),
+            cause: format!(
+                "The registry has no manifest {named} in {}",
+                reference.repository()
+            ),
+        })
 }

@@ -15,7 +15,7 @@ use base64::Engine;
 use ecrmirror::credentials::{
     in_docker_config, normalize_address, AuthBlock, Credentials, SourceAuth,
 };
-use ecrmirror::distribution::session::{challenge, retry_after, Challenge, LONGEST_WAIT};
+use ecrmirror::distribution::headers::{challenge, retry_after, Challenge, LONGEST_WAIT};
 use ecrmirror::error::{without_queries, AwsRefusal};
 use ecrmirror::manifest::{self, ConfigPlatform, Fetched};
 use ecrmirror::network::origin;

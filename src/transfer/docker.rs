@@ -18,11 +18,12 @@ use std::time::Duration;
 
 use super::{Copied, Job, Locks, Target, Transfer};
 use crate::credentials::Credentials;
-use crate::distribution::{backoff, with_retries, Distribution, ATTEMPTS};
+use crate::distribution::Distribution;
 use crate::ecr::RegistryLogin;
 use crate::error::{Error, Result};
 use crate::manifest::Fetched;
 use crate::reference::{Platform, SourceRef};
+use crate::retry::{backoff, retrying, ENGINE_TRIES, TRIES};
 use crate::source::{self, Resolved, Unresolved, Wanted};
 
 /// How long the credential check may take before it is skipped (the push then reports).
@@ -89,7 +90,7 @@ impl DockerTransfer {
             .await
     }
 
-    /// Pulls `job`'s source, again when [`again`] says.
+    /// Pulls `job`'s source, again when [`wait_before_next`] says.
     async fn pull(
         &self,
         docker: &Docker,
@@ -97,7 +98,12 @@ impl DockerTransfer {
         cleanup: &Cleanup,
     ) -> Result<Option<String>> {
         let what = format!("the pull of {}", job.source);
-        with_retries(&what, || self.pull_clearing(docker, job, cleanup), again).await
+        retrying(
+            &what,
+            || self.pull_clearing(docker, job, cleanup),
+            wait_before_next,
+        )
+        .await
     }
 
     /// Pulls `job`'s source, once more after clearing a digest reference the engine cannot
@@ -211,11 +217,11 @@ impl DockerTransfer {
         }
     }
 
-    /// Pushes `job`'s target, again when [`again`] says: the engine retries a layer upload
+    /// Pushes `job`'s target, again when [`wait_before_next`] says: the engine retries a layer upload
     /// itself, but not a refused manifest, and a second push sends only what ECR lacks.
     async fn push(&self, docker: &Docker, job: &Job<'_>) -> Result<Option<String>> {
         let what = format!("the push of {}", job.target);
-        with_retries(&what, || self.push_once(docker, job), again).await
+        retrying(&what, || self.push_once(docker, job), wait_before_next).await
     }
 
     async fn push_once(&self, docker: &Docker, job: &Job<'_>) -> Result<Option<String>> {
@@ -520,23 +526,19 @@ impl Drop for Cleanup {
     }
 }
 
-/// How often a pull or push is tried while the engine is out of reach (it was restarted,
-/// say), waiting 2 s, 4 s, 8 s and 16 s in between.
-const ENGINE_ATTEMPTS: u32 = 5;
-
 /// When to try a pull or push that failed with `err` (its `attempt`th failure) again: after
-/// a backoff when a registry throttled the engine or failed on its side (up to
-/// [`ATTEMPTS`] in all), after a longer wait when the engine went out of reach mid-copy
-/// (up to [`ENGINE_ATTEMPTS`]); never for a refusal.
-fn again(err: &Error, attempt: u32) -> Option<Duration> {
+/// a backoff when a registry throttled the engine or failed on its side (up to [`TRIES`] in
+/// all), after a longer wait when the engine went out of reach mid-copy (up to
+/// [`ENGINE_TRIES`], waiting 2 s, 4 s, 8 s and 16 s in between); never for a refusal.
+fn wait_before_next(err: &Error, attempt: u32) -> Option<Duration> {
     match err {
-        Error::DockerUnreachable { .. } if attempt < ENGINE_ATTEMPTS => {
+        Error::DockerUnreachable { .. } if attempt < ENGINE_TRIES => {
             Some(Duration::from_secs(2u64.pow(attempt)))
         }
         Error::Push { cause, .. }
         | Error::RateLimited { cause, .. }
         | Error::Docker { cause, .. }
-            if attempt < ATTEMPTS && transient_answer(cause) =>
+            if attempt < TRIES && transient_answer(cause) =>
         {
             Some(backoff(attempt))
         }
@@ -799,8 +801,8 @@ mod tests {
             host: "unix:///var/run/docker.sock".into(),
             cause: "connection refused".into(),
         };
-        let waits: Vec<_> = (1..=ENGINE_ATTEMPTS)
-            .map(|attempt| again(&unreachable, attempt))
+        let waits: Vec<_> = (1..=ENGINE_TRIES)
+            .map(|attempt| wait_before_next(&unreachable, attempt))
             .collect();
         assert_eq!(waits[0], Some(Duration::from_secs(2)));
         assert_eq!(waits[3], Some(Duration::from_secs(16)));
@@ -809,13 +811,13 @@ mod tests {
             target: "r/a:1".into(),
             cause: "toomanyrequests: slow down".into(),
         };
-        assert!(again(&throttled, 1).is_some_and(|w| w < Duration::from_secs(1)));
-        assert_eq!(again(&throttled, ATTEMPTS), None);
+        assert!(wait_before_next(&throttled, 1).is_some_and(|w| w < Duration::from_secs(1)));
+        assert_eq!(wait_before_next(&throttled, TRIES), None);
         let refused = Error::Push {
             target: "r/a:1".into(),
             cause: "denied: not allowed".into(),
         };
-        assert_eq!(again(&refused, 1), None);
+        assert_eq!(wait_before_next(&refused, 1), None);
     }
 
     #[test]

@@ -17,11 +17,11 @@ use super::plan::{timeout, Operation};
 use super::state::{ImageState, PrivateData};
 use crate::clients::{Clients, TagKey};
 use crate::credentials::Credentials;
-use crate::distribution::Retries;
 use crate::ecr::{RegistryLogin, Repository, TagLookup};
 use crate::error::{display_duration, Error, Result};
 use crate::manifest::Fetched;
 use crate::reference::{EcrHost, ImportId};
+use crate::retry::Notes;
 use crate::source::Resolved;
 use crate::transfer::{Job, Target, Transfer};
 
@@ -32,7 +32,7 @@ async fn limited<T>(
     work: impl Future<Output = Result<T>>,
 ) -> Result<T> {
     let limit = timeout(&state.timeouts, operation)?;
-    let retries = Retries::default();
+    let retries = Notes::default();
     tokio::time::timeout(limit, retries.watch(work))
         .await
         .unwrap_or_else(|_| {

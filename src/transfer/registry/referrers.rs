@@ -14,7 +14,7 @@ use oci_client::manifest::OciImageIndex;
 use oci_client::Reference;
 
 use super::{unique_blobs, RegistryTransfer, CONCURRENT_BLOBS};
-use crate::distribution::session::retried;
+use crate::distribution::retry_request;
 use crate::distribution::{tag_or_digest, Session};
 use crate::error::{Error, Result};
 use crate::manifest::Fetched;
@@ -144,7 +144,7 @@ impl RegistryTransfer {
         let cosign_tags =
             COSIGN_SUFFIXES.map(|suffix| format!("{}.{suffix}", subject.replace(':', "-")));
         let (listed, tagged) = tokio::join!(
-            retried("the referrers", || source.referrers(subject)),
+            retry_request("the referrers", || source.referrers(subject)),
             futures_util::future::join_all(
                 cosign_tags
                     .iter()
@@ -190,8 +190,9 @@ impl RegistryTransfer {
             source.reference.repository().to_string(),
             tag.to_string(),
         );
-        retried("a cosign tag", || source.manifest_digest(tag))
+        retry_request("a cosign tag", || source.manifest_digest(tag))
             .await
+            .map(|digest| digest.map(String::from))
             .map_err(|failure| failure.error(source, &tagged.to_string()))
     }
 
@@ -212,7 +213,7 @@ impl RegistryTransfer {
     async fn held(&self, target: &Session<'_>, found: &Found) -> bool {
         let reference = found.at(target);
         match target.manifest_digest(tag_or_digest(&reference)).await {
-            Ok(held) => held.as_deref() == Some(found.digest.as_str()),
+            Ok(held) => held.as_ref().map(|d| d.as_str()) == Some(found.digest.as_str()),
             Err(failure) => {
                 tracing::debug!(%reference, "{failure}");
                 false

@@ -1,7 +1,15 @@
 //! The client side of the OCI distribution API: the HTTP clients for every registry the
-//! provider talks to directly (sources and ECR's registry), the credentials they take, the
-//! classification of their answers, and the one retry loop. The requests themselves are
-//! [`session`]'s. Loopback registries are spoken to over plain HTTP, as a Docker engine does.
+//! provider talks to directly (sources and ECR's registry), the credentials they take, and
+//! what their answers mean. Loopback registries are spoken to over plain HTTP, as a Docker
+//! engine does.
+//!
+//! - [`session`]: a [`Session`] with one repository, and its endpoint calls (I/O).
+//! - [`auth`](mod@auth): how a session meets a registry's challenge (tokens, basic).
+//! - [`failure`]: why a request failed, whether to try again, and the [`crate::error::Error`]
+//!   it becomes.
+//! - [`digest`]: [`Digest`], and the checks every manifest and blob passes.
+//! - [`headers`]: `Retry-After` and `WWW-Authenticate` read (pure).
+//! - [`http`]: the HTTP clients and their redirect policy.
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -11,10 +19,18 @@ use oci_client::secrets::RegistryAuth;
 use oci_client::Reference;
 
 use crate::credentials::Credentials;
+use crate::error::Result;
 
+pub mod auth;
+pub mod digest;
+pub mod failure;
+pub mod headers;
+pub mod http;
 pub mod session;
 
-pub use session::{Access, Failure, Role, Session};
+pub use digest::Digest;
+pub use failure::{retry_request, RequestFailure};
+pub use session::{Access, Role, Session};
 
 /// How long a registry may stay silent: before it answers, and between two reads of an
 /// answer's body.
@@ -105,92 +121,13 @@ impl Answer {
     }
 }
 
-/// How often a registry request that failed transiently is tried in all.
-pub const ATTEMPTS: u32 = 3;
-
-/// How long to wait before try `attempt + 1` of a request when the registry did not say:
-/// exponential (below 1 s, then below 2 s, …) with full jitter, so that requests failed by
-/// one blip do not all come back at once.
-pub fn backoff(attempt: u32) -> Duration {
-    let ceiling = Duration::from_millis(500 * 2u64.pow(attempt.min(6)));
-    ceiling.mul_f64(fastrand::f64())
-}
-
-tokio::task_local! {
-    /// Where the operation this task runs for notes its retries (see [`Retries`]).
-    static RETRIES: Retries;
-}
-
-/// The retries of one operation (a mirror under its `timeouts` limit), so that a timeout can
-/// say what the operation was waiting for when it ran out.
-#[derive(Clone, Default)]
-pub struct Retries(std::sync::Arc<std::sync::Mutex<Option<String>>>);
-
-impl Retries {
-    /// Runs `work` with its retries (of this task) noted here.
-    pub async fn watch<F: std::future::Future>(&self, work: F) -> F::Output {
-        RETRIES.scope(self.clone(), work).await
-    }
-
-    /// The last retry noted: what was tried again, after which failure and how long after.
-    pub fn last(&self) -> Option<String> {
-        self.0.lock().map(|last| last.clone()).unwrap_or_default()
-    }
-
-    /// Notes a retry with the operation this task runs for, if any.
-    fn note(retry: String) {
-        let _ = RETRIES.try_with(|retries| {
-            if let Ok(mut last) = retries.0.lock() {
-                *last = Some(retry);
-            }
-        });
-    }
-}
-
-/// `step` (made anew by each call), tried again after the wait `again` gives for its error
-/// and the number of tries so far, until `again` gives none. Every retry loop of the
-/// provider is this one; the debug log names `what`, and the operation's [`Retries`] the
-/// last retry.
-pub async fn with_retries<T, E, F, Fut>(
-    what: &str,
-    mut step: F,
-    again: impl Fn(&E, u32) -> Option<Duration>,
-) -> std::result::Result<T, E>
-where
-    E: std::fmt::Display,
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = std::result::Result<T, E>>,
-{
-    let mut attempt = 1;
-    loop {
-        match step().await {
-            Err(err) => match again(&err, attempt) {
-                Some(wait) => {
-                    tracing::debug!(attempt, ?wait, "retrying {what}: {err}");
-                    Retries::note(format!(
-                        "Its last retry: {what}, try {}, {} after: {err}",
-                        attempt + 1,
-                        crate::error::display_duration(Duration::from_millis(
-                            wait.as_millis().try_into().unwrap_or(u64::MAX)
-                        ))
-                    ));
-                    tokio::time::sleep(wait).await;
-                    attempt += 1;
-                }
-                None => return Err(err),
-            },
-            done => return done,
-        }
-    }
-}
-
 /// HTTP clients for registries.
 pub struct Distribution {
     // Built on first use: loading the system's trusted roots takes tens of milliseconds,
     // and most plans never talk to a registry.
     http: OnceLock<reqwest::Client>,
-    requests: OnceLock<reqwest::Client>,
-    uploads: OnceLock<reqwest::Client>,
+    requests: OnceLock<Result<reqwest::Client>>,
+    uploads: OnceLock<Result<reqwest::Client>>,
 }
 
 impl Default for Distribution {
@@ -213,11 +150,10 @@ impl Distribution {
     /// A plain HTTP client, for requests outside the distribution protocol's flows.
     pub fn http(&self) -> &reqwest::Client {
         self.http.get_or_init(|| {
+            // Without a policy of its own, a client that cannot be built with the user agent
+            // loses nothing by being built without it.
             reqwest::Client::builder()
-                .user_agent(concat!(
-                    "terraform-provider-ecrmirror/",
-                    env!("CARGO_PKG_VERSION")
-                ))
+                .user_agent(http::USER_AGENT)
                 .build()
                 .unwrap_or_default()
         })
@@ -233,16 +169,28 @@ impl Distribution {
         auth: RegistryAuth,
         access: Access,
         role: Role,
-    ) -> Session<'_> {
+    ) -> Result<Session<'_>> {
         let requests = self
             .requests
-            .get_or_init(|| session::client(Some(READ_TIMEOUT)));
-        let uploads = self.uploads.get_or_init(|| session::client(None));
-        Session::new(requests, uploads, reference, auth, access, role)
+            .get_or_init(|| http::client(Some(READ_TIMEOUT)))
+            .as_ref()
+            .map_err(Clone::clone)?;
+        let uploads = self
+            .uploads
+            .get_or_init(|| http::client(None))
+            .as_ref()
+            .map_err(Clone::clone)?;
+        Ok(Session::new(
+            requests, uploads, reference, auth, access, role,
+        ))
     }
 
     /// A session for pulling from the source `reference` names, with `credentials`.
-    pub fn source(&self, reference: Reference, credentials: Option<&Credentials>) -> Session<'_> {
+    pub fn source(
+        &self,
+        reference: Reference,
+        credentials: Option<&Credentials>,
+    ) -> Result<Session<'_>> {
         self.session(reference, oci_auth(credentials), Access::Pull, Role::Source)
     }
 }

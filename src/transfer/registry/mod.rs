@@ -28,10 +28,9 @@ mod referrers;
 
 use super::{Copied, Job, Locks, Transfer};
 use crate::credentials::Credentials;
-use crate::distribution::session::{retried, Failure};
 use crate::distribution::{
-    backoff, oci_auth, tag_or_digest, with_retries, Access, Answer, Distribution, Role, Session,
-    ATTEMPTS,
+    oci_auth, retry_request, tag_or_digest, Access, Answer, Distribution, RequestFailure, Role,
+    Session,
 };
 use crate::ecr::RegistryLogin;
 use crate::error::{Error, Result};
@@ -144,7 +143,7 @@ struct Manifest {
 
 impl RegistryTransfer {
     async fn copy_now(&self, job: &Job<'_>) -> Result<Copied> {
-        let (source, target) = self.sides(job);
+        let (source, target) = self.sides(job)?;
         let resolved = match job.resolved {
             Some(resolved) => resolved.clone(),
             None => self
@@ -159,7 +158,7 @@ impl RegistryTransfer {
         // the index's platform manifests are fetched: each is a round trip to a registry.
         // (Resolving gave the source's client its credentials, for the blobs.)
         let (authorised, images) = tokio::join!(
-            authorise(&target),
+            meet_challenge(&target),
             self.platform_images(&source, &target, &resolved),
         );
         authorised?;
@@ -183,8 +182,8 @@ impl RegistryTransfer {
     /// manifest, and an index's platforms) and their referrers, unless ECR holds them;
     /// returns every referrer's digest, sorted. See [`referrers`].
     pub async fn copy_referrers(&self, job: &Job<'_>, resolved: &Resolved) -> Result<Vec<String>> {
-        let (source, target) = self.sides(job);
-        let (authorised, allowed) = tokio::join!(authorise(&target), authorise(&source));
+        let (source, target) = self.sides(job)?;
+        let (authorised, allowed) = tokio::join!(meet_challenge(&target), meet_challenge(&source));
         authorised?;
         allowed?;
         self.copy_referrers_of(&source, &target, subjects(resolved))
@@ -201,16 +200,16 @@ impl RegistryTransfer {
     ) -> Result<Vec<String>> {
         let side = self
             .distribution
-            .source(source.as_oci().clone(), credentials);
-        authorise(&side).await?;
+            .source(source.as_oci().clone(), credentials)?;
+        meet_challenge(&side).await?;
         self.referrers_of(&side, subjects(resolved)).await
     }
 
     /// The source and the target of `job`.
-    fn sides<'a>(&'a self, job: &Job<'_>) -> (Session<'a>, Session<'a>) {
+    fn sides<'a>(&'a self, job: &Job<'_>) -> Result<(Session<'a>, Session<'a>)> {
         let source = self
             .distribution
-            .source(job.source.as_oci().clone(), job.source_credentials.as_ref());
+            .source(job.source.as_oci().clone(), job.source_credentials.as_ref())?;
         let target = self.distribution.session(
             Reference::with_tag(
                 job.target.host.clone(),
@@ -220,8 +219,8 @@ impl RegistryTransfer {
             oci_auth(Some(&job.target_credentials)),
             Access::Push,
             Role::Target,
-        );
-        (source, target)
+        )?;
+        Ok((source, target))
     }
 
     // Each stream below runs futures made beforehand: a closure over borrowed items inside
@@ -236,7 +235,7 @@ impl RegistryTransfer {
     ) -> Result<()> {
         let copies: Vec<_> = blobs
             .into_iter()
-            .map(|blob| self.copy_blob_with_retries(source, target, blob))
+            .map(|blob| self.copy_blob(source, target, blob))
             .collect();
         stream::iter(copies)
             .buffer_unordered(CONCURRENT_BLOBS)
@@ -294,31 +293,29 @@ impl RegistryTransfer {
         .await
     }
 
-    async fn copy_blob_with_retries(
+    /// Copies `blob` unless the target holds it, tried again while it fails transiently.
+    async fn copy_blob(
         &self,
         source: &Session<'_>,
         target: &Session<'_>,
         blob: &OciDescriptor,
     ) -> Result<()> {
         let what = format!("a blob ({})", blob.digest);
-        with_retries(
+        crate::retry::retrying(
             &what,
-            || self.copy_blob(source, target, blob),
-            |failed: &Failed, attempt| {
-                (failed.retry && attempt < ATTEMPTS)
-                    .then(|| failed.wait.unwrap_or_else(|| backoff(attempt)))
-            },
+            || self.copy_blob_once(source, target, blob),
+            BlobCopyFailure::wait_before_next,
         )
         .await
         .map_err(|failed| failed.error)
     }
 
-    async fn copy_blob(
+    async fn copy_blob_once(
         &self,
         source: &Session<'_>,
         target: &Session<'_>,
         blob: &OciDescriptor,
-    ) -> std::result::Result<(), Failed> {
+    ) -> std::result::Result<(), BlobCopyFailure> {
         let lock = self.uploading.of(BlobInRepository {
             host: target.reference.registry().to_string(),
             repository: target.reference.repository().to_string(),
@@ -340,8 +337,9 @@ impl RegistryTransfer {
         &self,
         target: &Session<'_>,
         digest: &str,
-    ) -> std::result::Result<bool, Failed> {
-        let at_target = |failure| Failed::of(failure, target, &target.reference.to_string());
+    ) -> std::result::Result<bool, BlobCopyFailure> {
+        let at_target =
+            |failure| BlobCopyFailure::of(failure, target, &target.reference.to_string());
         if target.has_blob(digest).await.map_err(at_target)? {
             return Ok(true);
         }
@@ -363,10 +361,10 @@ impl RegistryTransfer {
         source: &Session<'_>,
         target: &Session<'_>,
         blob: &OciDescriptor,
-    ) -> std::result::Result<(), Failed> {
+    ) -> std::result::Result<(), BlobCopyFailure> {
         // The size goes in the upload's headers before any byte is read: the manifest gives
         // it (OCI and Docker manifests always do).
-        let size = u64::try_from(blob.size).map_err(|_| Failed {
+        let size = u64::try_from(blob.size).map_err(|_| BlobCopyFailure {
             error: Error::NotAnImage {
                 reference: source.reference.to_string(),
                 cause: format!("the manifest gives a negative size for {}", blob.digest),
@@ -378,7 +376,7 @@ impl RegistryTransfer {
         // upload's body waits for the source's bytes. What went wrong on the source's side
         // (no blob, or bytes that do not match the digest) is kept here: the upload itself
         // only sees its body end badly, or the target refuse the digest.
-        let source_failure = Arc::new(std::sync::Mutex::new(None::<Failed>));
+        let source_failure = Arc::new(std::sync::Mutex::new(None::<BlobCopyFailure>));
         let (send, receive) = tokio::sync::oneshot::channel();
         let reference = source.reference.to_string();
         let pull = async {
@@ -388,12 +386,12 @@ impl RegistryTransfer {
                     reference.clone(),
                     blob.digest.clone(),
                 );
-                move |cause| note(&failure, Failed::corrupt(reference, digest, cause))
+                move |cause| note(&failure, BlobCopyFailure::corrupt(reference, digest, cause))
             };
             let pulled = source
                 .blob(&blob.digest, size, corrupt)
                 .await
-                .map_err(|failure| Failed::of(failure, source, &reference));
+                .map_err(|failure| BlobCopyFailure::of(failure, source, &reference));
             let _ = send.send(body_of(pulled, &source_failure));
         };
         let body = stream::once(receive).map(received).flatten();
@@ -403,12 +401,12 @@ impl RegistryTransfer {
             let noted = source_failure.lock().ok().and_then(|mut f| f.take());
             return Err(match noted {
                 Some(noted) => noted,
-                None if failure.answer() == Answer::DigestInvalid => Failed::corrupt(
+                None if failure.answer() == Answer::DigestInvalid => BlobCopyFailure::corrupt(
                     reference,
                     blob.digest.clone(),
                     "ECR computed another digest for the bytes it received.".into(),
                 ),
-                None => Failed::of(failure, target, &target.reference.to_string()),
+                None => BlobCopyFailure::of(failure, target, &target.reference.to_string()),
             });
         }
         Ok(())
@@ -421,7 +419,7 @@ impl RegistryTransfer {
         manifest: &Fetched,
     ) -> Result<()> {
         let name = tag_or_digest(reference);
-        retried("a manifest push", || {
+        retry_request("a manifest push", || {
             target.push_manifest(name, &manifest.body, manifest.media_type())
         })
         .await
@@ -430,8 +428,8 @@ impl RegistryTransfer {
 }
 
 /// Meets `side`'s challenge, before the requests of a copy.
-async fn authorise(side: &Session<'_>) -> Result<()> {
-    retried("the registry's challenge", || side.authorise())
+async fn meet_challenge(side: &Session<'_>) -> Result<()> {
+    retry_request("the registry's challenge", || side.meet_challenge())
         .await
         .map_err(|failure| failure.error(side, &side.reference.to_string()))
 }
@@ -445,8 +443,8 @@ struct Body(BoxStream<'static, std::io::Result<bytes::Bytes>>);
 /// its checked bytes, or, when the request failed, that failure noted in `failure` and a
 /// body that ends with an error.
 fn body_of(
-    pulled: std::result::Result<BoxStream<'static, std::io::Result<bytes::Bytes>>, Failed>,
-    failure: &Arc<std::sync::Mutex<Option<Failed>>>,
+    pulled: std::result::Result<BoxStream<'static, std::io::Result<bytes::Bytes>>, BlobCopyFailure>,
+    failure: &Arc<std::sync::Mutex<Option<BlobCopyFailure>>>,
 ) -> Body {
     Body(match pulled {
         Ok(body) => body,
@@ -466,7 +464,7 @@ fn received(
 }
 
 /// Keeps `failed` as the source's failure, unless one is kept already.
-fn note(failure: &std::sync::Mutex<Option<Failed>>, failed: Failed) {
+fn note(failure: &std::sync::Mutex<Option<BlobCopyFailure>>, failed: BlobCopyFailure) {
     if let Ok(mut failure) = failure.lock() {
         failure.get_or_insert(failed);
     }
@@ -474,23 +472,28 @@ fn note(failure: &std::sync::Mutex<Option<Failed>>, failed: Failed) {
 
 /// A blob copy that failed, whether another try may succeed, and when (a registry's
 /// `Retry-After`).
-struct Failed {
+struct BlobCopyFailure {
     error: Error,
     retry: bool,
     wait: Option<Duration>,
 }
 
-impl std::fmt::Display for Failed {
+impl std::fmt::Display for BlobCopyFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         self.error.fmt(f)
     }
 }
 
-impl Failed {
+impl BlobCopyFailure {
+    /// The wait before try `tries + 1`, when there is to be one.
+    fn wait_before_next(&self, tries: u32) -> Option<Duration> {
+        crate::retry::wait_before_next(self.retry, self.wait, tries)
+    }
+
     /// Bytes of blob `digest` of `reference` that do not match it: damaged in transit,
     /// perhaps, so another try (it costs one blob) may succeed.
-    fn corrupt(reference: String, digest: String, cause: String) -> Failed {
-        Failed {
+    fn corrupt(reference: String, digest: String, cause: String) -> BlobCopyFailure {
+        BlobCopyFailure {
             error: Error::Corrupt {
                 reference,
                 digest,
@@ -502,8 +505,8 @@ impl Failed {
     }
 
     /// A request about `reference` in `session` that failed with `failure`.
-    fn of(failure: Failure, session: &Session<'_>, reference: &str) -> Failed {
-        Failed {
+    fn of(failure: RequestFailure, session: &Session<'_>, reference: &str) -> BlobCopyFailure {
+        BlobCopyFailure {
             retry: failure.transient(),
             wait: failure.wait,
             error: failure.error(session, reference),
