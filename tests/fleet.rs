@@ -469,3 +469,46 @@ async fn a_mirror_moved_to_another_registry_is_recorded_there(method: &str) {
     assert_eq!(h.ecr_tag(REPO, "1.0"), Some(in_one));
     assert_eq!(two.state.tag_digest(REPO, "1.0"), Some(in_two));
 }
+
+/// 26 mirrors of one two-platform index, each to its own tag of one repository, applied at
+/// `-parallelism=20`: each platform's manifest is pushed to ECR once (the other mirrors find
+/// it there), every mirror succeeds, and ECR's tags all name the index.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mirrors_of_one_index_push_its_platform_manifests_once() {
+    let h = Harness::start().await;
+    let (index, platforms) = h.seed_index("upstream/multi", "v1", 940).await;
+    h.config(
+        r#"
+provider "ecrmirror" {}
+
+resource "ecrmirror_image" "alias" {
+  for_each      = toset([for n in range(26) : "t${n}"])
+  docker_source = "{source}/upstream/multi:v1"
+  repository    = "mirror/app"
+  tag           = each.key
+  copy_method   = "registry"
+}
+"#,
+    );
+    h.apply_parallel(20).await;
+    let tags = h.world.ecr.state.tags(REPO);
+    assert_eq!(tags.len(), 26, "{tags:?}");
+    assert!(tags.values().all(|digest| *digest == index), "{tags:?}");
+    let requests = h.ecr_requests();
+    for platform in &platforms {
+        let pushes = requests
+            .iter()
+            .filter(|r| {
+                r.starts_with("PUT ")
+                    && r.ends_with(&format!("/manifests/{}", platform.manifest_digest))
+            })
+            .count();
+        assert_eq!(
+            pushes, 1,
+            "{} pushed {pushes} times",
+            platform.manifest_digest
+        );
+    }
+    let (_, changes) = h.plan().await;
+    assert!(!changes, "the fleet is settled");
+}

@@ -47,11 +47,13 @@ pub struct RegistryTransfer {
     /// Where each blob was last seen in a target registry (the repository that holds it),
     /// to mount it into another repository of that registry instead of uploading it again.
     seen: std::sync::Mutex<std::collections::HashMap<BlobInRegistry, String>>,
-    /// One lock per `(host, repository, digest)`: mirrors of one image to several tags run
-    /// at once, and each blob is then uploaded once, the other copies finding it there.
-    /// (Registries also mishandle the same blob uploaded twice at once: docker-registry
-    /// answers 500 and loses the blob.)
-    uploading: Locks<BlobInRepository>,
+    /// One lock per `(host, repository, digest)` of a blob or a platform's manifest: mirrors
+    /// of one image to several tags run at once, and each blob and platform manifest is then
+    /// pushed once, the other copies finding it there. (Registries also mishandle the same
+    /// content pushed twice at once: docker-registry answers 500 and loses a blob, and
+    /// rewrites a manifest's link while an index that names it is checked, refusing the
+    /// index with `MANIFEST_BLOB_UNKNOWN`.)
+    uploading: Locks<InRepository>,
 }
 
 impl RegistryTransfer {
@@ -127,9 +129,9 @@ impl BlobInRegistry {
     }
 }
 
-/// A blob in one repository of a target registry.
+/// A blob or a manifest in one repository of a target registry.
 #[derive(Debug, PartialEq, Eq, Hash)]
-struct BlobInRepository {
+struct InRepository {
     host: String,
     repository: String,
     digest: String,
@@ -248,7 +250,7 @@ impl RegistryTransfer {
     async fn push_manifests(&self, target: &Session<'_>, images: &[Manifest]) -> Result<()> {
         let pushes: Vec<_> = images
             .iter()
-            .map(|image| self.push_manifest(target, &image.push_as, &image.fetched))
+            .map(|image| self.push_platform_manifest(target, image))
             .collect();
         stream::iter(pushes)
             .buffer_unordered(CONCURRENT_BLOBS)
@@ -316,7 +318,7 @@ impl RegistryTransfer {
         target: &Session<'_>,
         blob: &OciDescriptor,
     ) -> std::result::Result<(), BlobCopyFailure> {
-        let lock = self.uploading.of(BlobInRepository {
+        let lock = self.uploading.of(InRepository {
             host: target.reference.registry().to_string(),
             repository: target.reference.repository().to_string(),
             digest: blob.digest.clone(),
@@ -410,6 +412,27 @@ impl RegistryTransfer {
             });
         }
         Ok(())
+    }
+
+    /// Pushes a platform's manifest of an index by its digest, unless the target holds it:
+    /// one mirror at a time per manifest, so that mirrors of one index to several tags push
+    /// it once.
+    async fn push_platform_manifest(&self, target: &Session<'_>, image: &Manifest) -> Result<()> {
+        let digest = &image.fetched.digest;
+        let lock = self.uploading.of(InRepository {
+            host: target.reference.registry().to_string(),
+            repository: target.reference.repository().to_string(),
+            digest: digest.clone(),
+        });
+        let _one_at_a_time = lock.lock().await;
+        match target.manifest_digest(digest).await {
+            Ok(Some(held)) if held.as_str() == digest => return Ok(()),
+            Ok(_) => {}
+            // Pushing it says what is wrong, or succeeds.
+            Err(failure) => tracing::debug!(%digest, "{failure}"),
+        }
+        self.push_manifest(target, &image.push_as, &image.fetched)
+            .await
     }
 
     async fn push_manifest(
