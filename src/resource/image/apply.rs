@@ -497,8 +497,13 @@ impl Whereabouts {
 
 /// Where the mirror `state` records lives: the registry is part of a mirror's identity, and
 /// a resource moved to another provider alias, region, profile or account finds its tag's
-/// name in another registry, which may hold anything.
-pub async fn whereabouts(clients: &Clients, state: &ImageState) -> Result<Whereabouts> {
+/// name in another registry, which may hold anything. `registry_id`: the account whose
+/// registry the mirror is to be in (`None`: this provider configuration's own).
+pub async fn whereabouts(
+    clients: &Clients,
+    state: &ImageState,
+    registry_id: Option<&str>,
+) -> Result<Whereabouts> {
     if clients.pending.registry {
         return Ok(Whereabouts::Pending);
     }
@@ -510,7 +515,6 @@ pub async fn whereabouts(clients: &Clients, state: &ImageState) -> Result<Wherea
     let Some(from) = id.strip_suffix(&format!("/{repository}:{tag}")) else {
         return Ok(Whereabouts::Here);
     };
-    let registry_id = state.registry_id.as_ref_option().map(String::as_str);
     let to = clients.ecr.login(registry_id).await?.host;
     Ok(if from == to {
         Whereabouts::Here
@@ -560,7 +564,8 @@ pub struct Read {
 /// this mirror.
 pub async fn read(clients: &Clients, state: &ImageState) -> Result<Read> {
     let mut warnings = Vec::new();
-    if whereabouts(clients, state).await? != Whereabouts::Here {
+    let registry_id = state.registry_id.as_ref_option().map(String::as_str);
+    if whereabouts(clients, state, registry_id).await? != Whereabouts::Here {
         return Ok(Read {
             state: Some(ImageState::with_defaults(state.clone())),
             warnings,
@@ -687,7 +692,8 @@ pub async fn delete(clients: &Clients, state: &ImageState) -> Result<Option<Erro
     if state.keep_remotely == Value::Value(true) {
         return Ok(None);
     }
-    let whereabouts = whereabouts(clients, state).await?;
+    let registry_id = state.registry_id.as_ref_option().map(String::as_str);
+    let whereabouts = whereabouts(clients, state, registry_id).await?;
     if whereabouts != Whereabouts::Here {
         return Ok(whereabouts.warning(state, true));
     }

@@ -143,13 +143,24 @@ impl Resource for ImageResource {
         _meta: ValueEmpty,
     ) -> Option<(ImageState, Private, Vec<AttributePath>)> {
         let args = self.arguments(&config, diags);
-        let whereabouts = match self.clients.get() {
-            Some(clients) => apply::whereabouts(clients, &prior)
-                .await
-                .unwrap_or_else(|err| {
-                    tracing::debug!("where the mirror lives is asked again at apply: {err}");
-                    apply::Whereabouts::Here
-                }),
+        let whereabouts = match self
+            .clients
+            .get()
+            .filter(|_| !config.registry_id.is_unknown())
+        {
+            // The account the configuration names, else this provider's own: a registry_id
+            // state computed belongs to the account the mirror was made with, which a
+            // changed `profile` may have left.
+            Some(clients) => apply::whereabouts(
+                clients,
+                &prior,
+                config.registry_id.as_ref_option().map(String::as_str),
+            )
+            .await
+            .unwrap_or_else(|err| {
+                tracing::debug!("where the mirror lives is asked again at apply: {err}");
+                apply::Whereabouts::Here
+            }),
             None => apply::Whereabouts::Here,
         };
         if let Some(warning) = whereabouts.warning(&prior, false) {

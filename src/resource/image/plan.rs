@@ -151,6 +151,8 @@ pub fn plan_update(
         copy_referrers: args.copy_referrers,
         referrer_digests: prior.referrer_digests.clone(),
         registry_id: match &config.registry_id {
+            // A mirror that moves registry is recorded in the account it lands in.
+            Value::Null if relocated => Value::Unknown,
             Value::Null => prior.registry_id.clone(),
             other => other.clone(),
         },
@@ -161,7 +163,9 @@ pub fn plan_update(
         .filter(|attribute| match *attribute {
             "repository" => planned.repository != prior.repository,
             "tag" => planned.tag != prior.tag,
-            _ => planned.registry_id != prior.registry_id,
+            // A registry_id the configuration changes; computed anew for a mirror that
+            // moves, it moves (an update), it is not replaced.
+            _ => !config.registry_id.is_null() && planned.registry_id != prior.registry_id,
         })
         .collect();
     let remirror = !replace.is_empty()
@@ -239,6 +243,40 @@ mod tests {
             source_digest: Some("sha256:src".to_string()),
             referrer_digests: None,
         })
+    }
+
+    #[test]
+    fn a_mirror_that_moves_registry_is_updated_into_the_account_it_lands_in() {
+        let prior = applied("app:1.0");
+        let cfg = config("app:1.0");
+        let args = || Arguments::parse(&cfg, CopyMethod::Docker);
+        let moved = |cfg: &ImageState| {
+            plan_update(
+                &prior,
+                cfg.clone(),
+                cfg,
+                &pushed("sha256:aaa"),
+                args(),
+                true,
+            )
+        };
+        // registry_id computed: planned anew, an update, not a replacement.
+        let (planned, replace) = moved(&cfg);
+        assert!(replace.is_empty(), "{replace:?}");
+        assert!(planned.registry_id.is_unknown());
+        assert!(planned.id.is_unknown() && planned.image_digest.is_unknown());
+        // registry_id configured to another account: replaced, as before.
+        let other = ImageState {
+            registry_id: v("210987654321"),
+            ..cfg.clone()
+        };
+        let (planned, replace) = moved(&other);
+        assert_eq!(replace, vec!["registry_id"]);
+        assert_eq!(planned.registry_id, v("210987654321"));
+        // Not moved, registry_id computed: kept.
+        let (planned, replace) = update(&prior, cfg.clone(), &cfg);
+        assert!(replace.is_empty());
+        assert_eq!(planned.registry_id, v("123456789012"));
     }
 
     #[test]
