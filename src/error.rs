@@ -194,13 +194,35 @@ pub enum Error {
     ImmutableRemirror { target: String },
 
     /// A whole operation ran past its `timeouts` limit.
-    #[error("Mirroring did not finish within the {kind} timeout of {limit}")]
+    #[error("Mirroring did not finish within the {} timeout of {limit}", operation.name())]
     Timeout {
-        kind: &'static str,
+        operation: Operation,
         limit: String,
         /// The last failure the operation was trying again after, when there was one.
         retrying: Option<String>,
     },
+}
+
+/// Which of the `timeouts` limits applies: the operation it bounds.
+#[derive(Clone, Copy, Debug)]
+pub enum Operation {
+    Create,
+    Update,
+    Delete,
+}
+
+impl Operation {
+    /// Every operation with a limit.
+    pub const ALL: [Operation; 3] = [Operation::Create, Operation::Update, Operation::Delete];
+
+    /// The limit's name in the `timeouts` block.
+    pub fn name(self) -> &'static str {
+        match self {
+            Operation::Create => "create",
+            Operation::Update => "update",
+            Operation::Delete => "delete",
+        }
+    }
 }
 
 /// What to do about an immutable tag that a mirror would overwrite.
@@ -239,8 +261,8 @@ impl Error {
             Error::TagNotFound { .. } => "Check `repository` and `tag`. When another configuration makes this mirror, apply that one first.".into(),
             Error::TagImmutable { .. } | Error::ImmutableRemirror { .. } | Error::TagRefused { .. } => IMMUTABLE_HINT.into(),
             Error::Relocated { repository, tag, from, .. } => format!("To remove the copy in {from}, delete the tag there: with the provider configuration that made it, or `aws ecr batch-delete-image --repository-name {repository} --image-ids imageTag={tag}` against that registry. To keep it, there is nothing to do."),
-            Error::Timeout { kind: "delete", .. } => "Raise `delete` in the resource's `timeouts` block, or check the network to the ECR API.".into(),
-            Error::Timeout { kind, .. } => format!("Raise `{kind}` in the resource's `timeouts` block, or check the network to the registries (and, with copy_method \"docker\", the Docker engine's)."),
+            Error::Timeout { operation: Operation::Delete, .. } => "Raise `delete` in the resource's `timeouts` block, or check the network to the ECR API.".into(),
+            Error::Timeout { operation, .. } => format!("Raise `{}` in the resource's `timeouts` block, or check the network to the registries (and, with copy_method \"docker\", the Docker engine's).", operation.name()),
         }
     }
 
@@ -511,7 +533,7 @@ mod tests {
     #[test]
     fn timeout_names_the_limit() {
         let err = Error::Timeout {
-            kind: "create",
+            operation: Operation::Create,
             limit: display_duration(Duration::from_secs(90)),
             retrying: None,
         };
@@ -741,7 +763,7 @@ mod tests {
             ),
             (
                 Error::Timeout {
-                    kind: "create",
+                    operation: Operation::Create,
                     limit: "1m".into(),
                     retrying: None,
                 },
@@ -750,7 +772,7 @@ mod tests {
             ),
             (
                 Error::Timeout {
-                    kind: "delete",
+                    operation: Operation::Delete,
                     limit: "1m".into(),
                     retrying: None,
                 },

@@ -37,7 +37,7 @@ async fn limited<T>(
         .await
         .unwrap_or_else(|_| {
             Err(Error::Timeout {
-                kind: operation.name(),
+                operation,
                 limit: display_duration(limit),
                 retrying: retries.last(),
             })

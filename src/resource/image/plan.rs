@@ -11,10 +11,9 @@ use super::state::{
     or_false, ImageState, Private, Timeouts, CREATE_TIMEOUT, DELETE_TIMEOUT, UPDATE_TIMEOUT,
 };
 use crate::error::Error;
+pub use crate::error::Operation;
 
 /// Attributes whose change replaces the mirror (another tag is another object).
-pub const REPLACE_ON_CHANGE: [&str; 3] = ["repository", "tag", "registry_id"];
-
 /// Checks every known argument; unknown values are checked at apply.
 pub fn validate(config: &ImageState) -> Vec<Error> {
     let mut errors = Arguments::parse(config, None).errors;
@@ -35,28 +34,6 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
         Err(err) => Err(format!(
             "`{text}` is not a duration ({err}); write e.g. `30s`, `20m` or `1h30m`"
         )),
-    }
-}
-
-/// Which limit applies.
-#[derive(Clone, Copy, Debug)]
-pub enum Operation {
-    Create,
-    Update,
-    Delete,
-}
-
-impl Operation {
-    /// Every operation with a limit.
-    pub const ALL: [Operation; 3] = [Operation::Create, Operation::Update, Operation::Delete];
-
-    /// The limit's name in the `timeouts` block.
-    pub fn name(self) -> &'static str {
-        match self {
-            Operation::Create => "create",
-            Operation::Update => "update",
-            Operation::Delete => "delete",
-        }
     }
 }
 
@@ -158,15 +135,19 @@ pub fn plan_update(
         },
         ..proposed
     };
-    let replace: Vec<&'static str> = REPLACE_ON_CHANGE
+    // What forces a replacement: another repository, tag, or a registry_id the
+    // configuration changes (computed anew for a mirror that moves, it moves: an update).
+    let changed = [
+        ("repository", planned.repository != prior.repository),
+        ("tag", planned.tag != prior.tag),
+        (
+            "registry_id",
+            !config.registry_id.is_null() && planned.registry_id != prior.registry_id,
+        ),
+    ];
+    let replace: Vec<&'static str> = changed
         .into_iter()
-        .filter(|attribute| match *attribute {
-            "repository" => planned.repository != prior.repository,
-            "tag" => planned.tag != prior.tag,
-            // A registry_id the configuration changes; computed anew for a mirror that
-            // moves, it moves (an update), it is not replaced.
-            _ => !config.registry_id.is_null() && planned.registry_id != prior.registry_id,
-        })
+        .filter_map(|(attribute, changed)| changed.then_some(attribute))
         .collect();
     let remirror = !replace.is_empty()
         || relocated

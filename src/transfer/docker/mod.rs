@@ -6,9 +6,7 @@
 
 use async_trait::async_trait;
 use bollard::auth::DockerCredentials;
-use bollard::query_parameters::{
-    CreateImageOptions, PushImageOptions, RemoveImageOptions, TagImageOptions,
-};
+use bollard::query_parameters::{CreateImageOptions, PushImageOptions, TagImageOptions};
 use bollard::Docker;
 use futures_util::{Stream, StreamExt};
 use tokio::sync::OnceCell;
@@ -25,9 +23,14 @@ use crate::manifest::Fetched;
 use crate::reference::{Platform, SourceRef};
 use crate::retry::{backoff, retrying, ENGINE_TRIES, TRIES};
 use crate::source::{self, Resolved, Unresolved, Wanted};
+use answer::{says, Said};
+use cleanup::{remove, Cleanup};
 
 /// How long the credential check may take before it is skipped (the push then reports).
 const LOGIN_CHECK_TIMEOUT: Duration = Duration::from_secs(30);
+
+mod answer;
+mod cleanup;
 
 /// The Docker engine transfer. The engine is reached on first use, so plans, reads and
 /// destroys work on machines without one.
@@ -115,7 +118,10 @@ impl DockerTransfer {
         cleanup: &Cleanup,
     ) -> Result<Option<String>> {
         match self.pull_once(docker, job).await {
-            Err(err) if cleanup.previous_source.is_none() && cannot_overwrite(&err) => {
+            Err(err)
+                if cleanup.previous_source.is_none()
+                    && says(&err.to_string(), Said::CannotOverwrite) =>
+            {
                 let reference = &cleanup.source_ref;
                 tracing::info!(%reference, "clearing a leftover digest reference: {err}");
                 let _ = remove(docker, reference).await;
@@ -142,22 +148,16 @@ impl DockerTransfer {
         drain(stream, |info| info.status.clone(), pulled_digest, |err| err).await
     }
 
-    /// The error's text and its lowercase form when the engine answered; the engine being
-    /// out of reach otherwise. The engine reports what a registry answered only as text in
-    /// its progress stream (no status, no error code), so this method, alone in the
-    /// provider, classifies failures by their words.
-    fn engine_answer(
-        &self,
-        err: bollard::errors::Error,
-    ) -> std::result::Result<(String, String), Error> {
+    /// The error's text when the engine answered (told apart by [`answer`]); the engine
+    /// being out of reach otherwise.
+    fn engine_answer(&self, err: bollard::errors::Error) -> std::result::Result<String, Error> {
         let cause = err.to_string();
         if matches!(
             err,
             bollard::errors::Error::DockerStreamError { .. }
                 | bollard::errors::Error::DockerResponseServerError { .. }
         ) {
-            let text = cause.to_ascii_lowercase();
-            Ok((cause, text))
+            Ok(cause)
         } else {
             Err(Error::DockerUnreachable {
                 host: self.host_name(),
@@ -168,11 +168,12 @@ impl DockerTransfer {
 
     fn pull_error(&self, job: &Job<'_>, err: bollard::errors::Error) -> Error {
         let reference = job.source.to_string();
-        let (cause, text) = match self.engine_answer(err) {
-            Ok(answer) => answer,
+        let cause = match self.engine_answer(err) {
+            Ok(cause) => cause,
             Err(unreachable) => return unreachable,
         };
-        if text.contains("no matching manifest") {
+        let said = |meaning| says(&cause, meaning);
+        if said(Said::NoPlatform) {
             tracing::debug!(source = %reference, "the engine found no image for the platform: {cause}");
             Error::PlatformMissing {
                 attribute: "platform",
@@ -185,34 +186,20 @@ impl DockerTransfer {
                 held: Vec::new(),
                 hint: platform_hint(job.platform.is_some()),
             }
+        } else if said(Said::Throttled) {
+            Error::RateLimited { reference, cause }
+        } else if said(Said::NameUnknown) || said(Said::NotFound) {
+            Error::SourceNotFound { reference, cause }
+        } else if said(Said::Denied) {
+            Error::SourceDenied {
+                reference,
+                cause,
+                with_credentials: job.source_credentials.is_some(),
+            }
         } else {
-            let says = |words: &[&str]| words.iter().any(|w| text.contains(w));
-            if says(&["toomanyrequests", "rate limit", "code: 429"]) {
-                Error::RateLimited { reference, cause }
-            } else if says(&[
-                "manifest unknown",
-                "not found",
-                "does not exist",
-                "name unknown",
-            ]) {
-                Error::SourceNotFound { reference, cause }
-            } else if says(&[
-                "unauthorized",
-                "not authorized",
-                "authentication required",
-                "no basic auth credentials",
-                "denied",
-            ]) {
-                Error::SourceDenied {
-                    reference,
-                    cause,
-                    with_credentials: job.source_credentials.is_some(),
-                }
-            } else {
-                Error::Docker {
-                    action: format!("pull {reference}"),
-                    cause,
-                }
+            Error::Docker {
+                action: format!("pull {reference}"),
+                cause,
             }
         }
     }
@@ -242,21 +229,17 @@ impl DockerTransfer {
     }
 
     fn push_error(&self, target: &Target, err: bollard::errors::Error) -> Error {
-        let (cause, text) = match self.engine_answer(err) {
-            Ok(answer) => answer,
+        let cause = match self.engine_answer(err) {
+            Ok(cause) => cause,
             Err(unreachable) => return unreachable,
         };
-        if text.contains("name unknown") || text.contains("does not exist in the registry") {
+        if says(&cause, Said::NameUnknown) {
             Error::RepositoryNotFound {
                 repository: target.repository.clone(),
                 registry_id: None,
                 host: Some(target.host.clone()),
             }
-        } else if text.contains("unauthorized")
-            || text.contains("authentication required")
-            || text.contains("no basic auth credentials")
-            || text.contains("denied")
-        {
+        } else if says(&cause, Said::Denied) {
             Error::TargetDenied {
                 host: target.host.clone(),
                 cause,
@@ -383,149 +366,6 @@ impl DockerTransfer {
     }
 }
 
-/// Local changes to undo after a copy, whether it worked, failed, or was cancelled (a
-/// `timeouts` limit drops the copy mid-way: dropping the clean-up then undoes what is left).
-struct Cleanup {
-    docker: Docker,
-    /// The local reference the source is pulled by.
-    source_ref: String,
-    target_name: String,
-    target_tag: String,
-    /// The digest the push reported, whose local reference the engine then holds.
-    pushed: Option<String>,
-    /// The image the local source reference named before the pull (the user's), if any.
-    previous_source: Option<String>,
-    /// Whether the pull ran (and may have made or moved the local source reference).
-    pulled: bool,
-    previous_target: Option<String>,
-    /// The digest references the user's image of the target tag had.
-    previous_target_digests: Vec<String>,
-    tagged: Option<String>,
-}
-
-impl Cleanup {
-    fn new(docker: &Docker, job: &Job<'_>) -> Cleanup {
-        let mut cleanup = Cleanup::idle(docker.clone());
-        cleanup.source_ref = local_reference(job);
-        cleanup.target_name = job.target.name();
-        cleanup.target_tag = job.target.tag.clone();
-        cleanup
-    }
-
-    /// A clean-up with nothing to undo.
-    fn idle(docker: Docker) -> Cleanup {
-        Cleanup {
-            docker,
-            source_ref: String::new(),
-            target_name: String::new(),
-            target_tag: String::new(),
-            pushed: None,
-            previous_source: None,
-            pulled: false,
-            previous_target: None,
-            previous_target_digests: Vec::new(),
-            tagged: None,
-        }
-    }
-
-    async fn undo_now(&mut self) {
-        self.undo_target().await;
-        self.undo_source().await;
-    }
-
-    /// Puts the target tag back as it was, and drops the push's digest reference.
-    async fn undo_target(&mut self) {
-        let docker = &self.docker;
-        let target_ref = format!("{}:{}", self.target_name, self.target_tag);
-        if let Some(tagged) = self.tagged.take() {
-            let tagged = &tagged;
-            let result = match &self.previous_target {
-                Some(previous) if previous == tagged => Ok(()),
-                Some(previous) => docker
-                    .tag_image(
-                        previous,
-                        Some(TagImageOptions {
-                            repo: Some(self.target_name.clone()),
-                            tag: Some(self.target_tag.clone()),
-                        }),
-                    )
-                    .await
-                    .map(|_| ()),
-                None => remove(docker, &target_ref).await,
-            };
-            // The push left a digest reference to the target: it goes too, unless the user's
-            // image of the target tag had it already.
-            if let Some(pushed) = &self.pushed {
-                let reference = format!("{}@{pushed}", self.target_name);
-                if !self.previous_target_digests.contains(&reference) {
-                    let _ = remove(docker, &reference).await;
-                }
-            }
-            if let Err(err) = result {
-                tracing::warn!(target = %target_ref, "could not restore the local tag: {err}");
-            }
-        }
-    }
-
-    /// Removes the pulled image the provider brought in, or puts back a moved tag of the
-    /// user's.
-    async fn undo_source(&mut self) {
-        let docker = &self.docker;
-        let source_ref = &self.source_ref;
-        let pulled = std::mem::replace(&mut self.pulled, false);
-        let restored = match (&self.previous_source, pulled) {
-            (_, false) => Ok(()),
-            // The provider brought the image in: it goes.
-            (None, true) => remove(docker, source_ref).await,
-            // A tag of the user's that the pull re-pointed points back at their image.
-            (Some(previous), true) if !source_ref.contains('@') => {
-                let (repo, tag) = source_ref
-                    .rsplit_once(':')
-                    .unwrap_or((source_ref, "latest"));
-                docker
-                    .tag_image(
-                        previous,
-                        Some(TagImageOptions {
-                            repo: Some(repo.to_string()),
-                            tag: Some(tag.to_string()),
-                        }),
-                    )
-                    .await
-                    .map(|_| ())
-            }
-            // A digest names one image: the user's reference is as it was.
-            (Some(_), true) => Ok(()),
-        };
-        if let Err(err) = restored {
-            tracing::debug!(source = %source_ref, "left the local source reference as it is: {err}");
-        }
-    }
-}
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        // Nothing left to undo once the copy finished (each undo clears what it undid).
-        if self.tagged.is_none() && !self.pulled {
-            return;
-        }
-        let idle = Cleanup::idle(self.docker.clone());
-        let mut pending = std::mem::replace(self, idle);
-        // Cancelled (a `timeouts` limit): undo before the error goes back to Terraform, which
-        // ends the provider soon after; a single-threaded runtime can only spawn it.
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        match runtime.runtime_flavor() {
-            tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(|| {
-                runtime.block_on(pending.undo_now());
-            }),
-            _ => {
-                runtime.spawn(async move { pending.undo_now().await });
-            }
-        }
-    }
-}
-
 /// When to try a pull or push that failed with `err` (its `attempt`th failure) again: after
 /// a backoff when a registry throttled the engine or failed on its side (up to [`TRIES`] in
 /// all), after a longer wait when the engine went out of reach mid-copy (up to
@@ -538,52 +378,12 @@ fn wait_before_next(err: &Error, attempt: u32) -> Option<Duration> {
         Error::Push { cause, .. }
         | Error::RateLimited { cause, .. }
         | Error::Docker { cause, .. }
-            if attempt < TRIES && transient_answer(cause) =>
+            if attempt < TRIES && answer::transient(cause) =>
         {
             Some(backoff(attempt))
         }
         _ => None,
     }
-}
-
-/// Whether the engine's report `cause` says a registry throttled the request or failed on
-/// its side (words: the engine gives no status code).
-fn transient_answer(cause: &str) -> bool {
-    let text = cause.to_ascii_lowercase();
-    [
-        "toomanyrequests",
-        "429 too many requests",
-        "500 internal server error",
-        "502 bad gateway",
-        "503 service unavailable",
-        "504 gateway timeout",
-        "connection reset",
-        "unexpected eof",
-        // A layer or config whose bytes do not match its digest: damaged on the way, perhaps.
-        "verification failed",
-        // The engine shutting down (restarted) while it answered.
-        "connection is closing",
-    ]
-    .iter()
-    .any(|words| text.contains(words))
-}
-
-async fn remove(
-    docker: &Docker,
-    reference: &str,
-) -> std::result::Result<(), bollard::errors::Error> {
-    docker
-        .remove_image(
-            reference,
-            Some(RemoveImageOptions {
-                force: false,
-                noprune: false,
-                platforms: None,
-            }),
-            None,
-        )
-        .await
-        .map(|_| ())
 }
 
 /// What to do about a platform the source lacks, for this method; `asked`: whether the
@@ -718,14 +518,6 @@ fn local_reference(job: &Job<'_>) -> String {
     }
 }
 
-/// Whether a pull failed on a digest reference the engine holds for another image (a
-/// leftover of an earlier pull; the engine answers "Cannot overwrite digest").
-fn cannot_overwrite(err: &bollard::errors::Error) -> bool {
-    err.to_string()
-        .to_ascii_lowercase()
-        .contains("cannot overwrite digest")
-}
-
 /// Drains a progress stream to its end; an error inside it fails the whole operation.
 /// Returns the last digest `pick` finds in a status line.
 async fn drain<T, E>(
@@ -818,26 +610,6 @@ mod tests {
             cause: "denied: not allowed".into(),
         };
         assert_eq!(wait_before_next(&refused, 1), None);
-    }
-
-    #[test]
-    fn throttling_and_server_failures_are_tried_again_refusals_are_not() {
-        for cause in [
-            "Docker stream error: toomanyrequests: injected fault",
-            "received unexpected HTTP status: 503 Service Unavailable",
-            "Get \"http://r/v2/\": read: connection reset by peer",
-            "filesystem layer verification failed for digest sha256:00",
-            "error creating lease: grpc: the client connection is closing",
-        ] {
-            assert!(transient_answer(cause), "{cause}");
-        }
-        for cause in [
-            "unauthorized: authentication required",
-            "manifest unknown",
-            "tag invalid: the image tag 'v1' already exists",
-        ] {
-            assert!(!transient_answer(cause), "{cause}");
-        }
     }
 
     #[test]
