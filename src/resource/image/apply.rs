@@ -14,7 +14,9 @@ use tf_provider::value::Value;
 
 use super::config::{self, known, Arguments, Mirror};
 use super::plan::{timeout, Operation};
+use super::referrers;
 use super::state::{ImageState, PrivateData};
+use super::whereabouts::{whereabouts, Whereabouts};
 use crate::clients::{Clients, TagKey};
 use crate::credentials::Credentials;
 use crate::ecr::{RegistryLogin, Repository, TagLookup};
@@ -161,10 +163,10 @@ async fn mirror_now(
     };
     // The referrers follow the image, also when it was adopted (only those ECR lacks).
     if let (true, Some(resolved)) = (mirror.copy_referrers, &resolved) {
-        let referrers = match clients.registry.copy_referrers(&job, resolved).await {
+        let referrers = match referrers::copy(clients, &job, resolved).await {
             Err(Error::TargetDenied { .. }) => {
                 renew(clients, &mirror, &mut destination, &mut job).await?;
-                clients.registry.copy_referrers(&job, resolved).await?
+                referrers::copy(clients, &job, resolved).await?
             }
             copied => copied?,
         };
@@ -464,68 +466,6 @@ async fn import_registry_id(
     )))
 }
 
-/// Where a mirror in state lives, against the registry this provider configuration reaches.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Whereabouts {
-    /// In this provider's registry (or state records no host yet).
-    Here,
-    /// In another registry: the host state records, and this provider's.
-    Moved { from: String, to: String },
-    /// Not known until apply: the provider's `region` or `profile` is pending.
-    Pending,
-}
-
-impl Whereabouts {
-    /// The warning that says where the mirror goes and what stays, when it moved.
-    pub fn warning(&self, state: &ImageState, destroyed: bool) -> Option<Error> {
-        let Whereabouts::Moved { from, to } = self else {
-            return None;
-        };
-        Some(Error::Relocated {
-            repository: state
-                .repository
-                .as_ref_option()
-                .cloned()
-                .unwrap_or_default(),
-            tag: state.tag.as_ref_option().cloned().unwrap_or_default(),
-            from: from.clone(),
-            to: to.clone(),
-            destroyed,
-        })
-    }
-}
-
-/// Where the mirror `state` records lives: the registry is part of a mirror's identity, and
-/// a resource moved to another provider alias, region, profile or account finds its tag's
-/// name in another registry, which may hold anything. `registry_id`: the account whose
-/// registry the mirror is to be in (`None`: this provider configuration's own).
-pub async fn whereabouts(
-    clients: &Clients,
-    state: &ImageState,
-    registry_id: Option<&str>,
-) -> Result<Whereabouts> {
-    if clients.pending.registry {
-        return Ok(Whereabouts::Pending);
-    }
-    let (Value::Value(id), Value::Value(repository), Value::Value(tag)) =
-        (&state.id, &state.repository, &state.tag)
-    else {
-        return Ok(Whereabouts::Here);
-    };
-    let Some(from) = id.strip_suffix(&format!("/{repository}:{tag}")) else {
-        return Ok(Whereabouts::Here);
-    };
-    let to = clients.ecr.login(registry_id).await?.host;
-    Ok(if from == to {
-        Whereabouts::Here
-    } else {
-        Whereabouts::Moved {
-            from: from.to_string(),
-            to,
-        }
-    })
-}
-
 /// The warning for a plan that mirrors `planned` again into its existing tag, when ECR
 /// keeps that tag immutable. Asked only for such plans; a failure to ask is no warning (the
 /// apply checks again before any transfer).
@@ -581,7 +521,7 @@ pub async fn read(clients: &Clients, state: &ImageState) -> Result<Read> {
             }
         }
         if state.copy_referrers == Value::Value(true) && state.referrer_digests.is_value() {
-            match referrers_now(clients, state).await {
+            match referrers::now(clients, state).await {
                 Ok(digests) => state.referrer_digests = listed(Some(&digests)),
                 Err(err) => warnings.push(err),
             }
@@ -607,51 +547,6 @@ async fn track(clients: &Clients, state: &mut ImageState) -> Result<()> {
         crate::source::digest(&clients.distribution, &source, credentials.as_ref()).await?;
     state.source_digest = Value::Value(digest);
     Ok(())
-}
-
-/// The referrers the mirror holds now: those it copied that ECR still holds (one
-/// `BatchGetImage`), and with `track_source` the new ones the source lists (a new signature
-/// upstream). A difference from what was copied plans an update that copies what is
-/// missing.
-async fn referrers_now(clients: &Clients, state: &ImageState) -> Result<Vec<String>> {
-    let copied = state.recorded_referrers();
-    let repository = known(&state.repository, "repository")?;
-    let registry_id = state.registry_id.as_ref_option().map(String::as_str);
-    let held = clients
-        .ecr
-        .held_manifests(registry_id, repository, &copied)
-        .await?;
-    let mut now: Vec<String> = copied
-        .iter()
-        .filter(|d| held.contains(*d))
-        .cloned()
-        .collect();
-    if state.track_source == Value::Value(true) && !clients.pending.registry_auth {
-        let mirror = Arguments::parse(state, clients.default_method).mirror()?;
-        let credentials = clients.source_auth.for_host(mirror.source.host());
-        let resolved = clients
-            .registry
-            .resolve(
-                &mirror.source,
-                mirror.platform.as_ref(),
-                credentials.as_ref(),
-            )
-            .await?;
-        if let Some(mut resolved) = resolved {
-            if let Some(platforms) = &mirror.platforms {
-                resolved = resolved.subset(&mirror.source, platforms)?;
-            }
-            // Only the new ones: one copied then deleted in ECR stays missing.
-            let upstream = clients
-                .registry
-                .source_referrers(&mirror.source, &resolved, credentials.as_ref())
-                .await?;
-            now.extend(upstream.into_iter().filter(|d| !copied.contains(d)));
-        }
-    }
-    now.sort();
-    now.dedup();
-    Ok(now)
 }
 
 async fn read_ecr(clients: &Clients, state: &ImageState) -> Result<Option<ImageState>> {
@@ -715,9 +610,9 @@ pub async fn delete(clients: &Clients, state: &ImageState) -> Result<Option<Erro
         return Ok(None);
     }
     limited(state, Operation::Delete, async {
-        let platforms = platform_manifests(clients, state).await?;
+        let platforms = referrers::platform_manifests(clients, state).await?;
         clients.ecr.untag(registry_id, repository, tag).await?;
-        remove_referrer_tags(clients, state, platforms).await
+        referrers::remove_tags(clients, state, platforms).await
     })
     .await
     .map(|()| None)
@@ -731,159 +626,8 @@ pub async fn drop_referrers(clients: &Clients, state: &ImageState) -> Result<()>
     };
     let _locked = clients.tags.lock(&key).await;
     limited(state, Operation::Update, async {
-        let platforms = platform_manifests(clients, state).await?;
-        remove_referrer_tags(clients, state, platforms).await
+        let platforms = referrers::platform_manifests(clients, state).await?;
+        referrers::remove_tags(clients, state, platforms).await
     })
     .await
-}
-
-/// The platform manifests of the index ECR's tag holds for the mirror `state` (none for an
-/// image, or without `copy_referrers`, whose referrer tags are all this is asked for).
-async fn platform_manifests(clients: &Clients, state: &ImageState) -> Result<Vec<String>> {
-    let (Value::Value(true), Value::Value(repository), Value::Value(tag)) =
-        (&state.copy_referrers, &state.repository, &state.tag)
-    else {
-        return Ok(Vec::new());
-    };
-    let registry_id = state.registry_id.as_ref_option().map(String::as_str);
-    let held = clients
-        .ecr
-        .tagged_manifest(registry_id, repository, tag)
-        .await?;
-    Ok(held
-        .iter()
-        .filter_map(Fetched::index)
-        .flat_map(|index| index.manifests.iter().map(|entry| entry.digest.clone()))
-        .collect())
-}
-
-/// The tag suffixes referrers of a subject `sha256:<hex>` are kept under, after
-/// `sha256-<hex>`: the referrers tag schema's (none), cosign's signatures, attestations and
-/// SBOMs.
-const REFERRER_TAG_SUFFIXES: [&str; 4] = ["", ".sig", ".att", ".sbom"];
-
-/// Whether `tag` names referrers rather than an image: `sha256-<64 hex>` with one of
-/// [`REFERRER_TAG_SUFFIXES`].
-fn is_referrer_tag(tag: &str) -> bool {
-    let Some(rest) = tag.strip_prefix("sha256-") else {
-        return false;
-    };
-    let (hex, suffix) = rest.split_at(rest.len().min(64));
-    hex.len() == 64
-        && hex.bytes().all(|b| b.is_ascii_hexdigit())
-        && REFERRER_TAG_SUFFIXES.contains(&suffix)
-}
-
-/// The referrer tags of `subjects` among `listed` (tag, digest) pairs.
-fn referrer_tags_of<'a>(
-    subjects: impl IntoIterator<Item = &'a str>,
-    listed: &[(String, String)],
-) -> Vec<String> {
-    let names: std::collections::BTreeSet<String> = subjects
-        .into_iter()
-        .flat_map(|subject| {
-            let stem = subject.replace(':', "-");
-            REFERRER_TAG_SUFFIXES.map(|suffix| format!("{stem}{suffix}"))
-        })
-        .collect();
-    listed
-        .iter()
-        .map(|(tag, _)| tag)
-        .filter(|tag| names.contains(*tag))
-        .cloned()
-        .collect()
-}
-
-/// Removes the referrer tags (cosign's `.sig`, `.att`, `.sbom`, the referrers tag
-/// schema's) of what the mirror `state` held: its image, `platforms` (the manifests of the
-/// index it held) and its referrers, unless another image tag in the repository still names
-/// its image (another mirror of it, whose referrers they are too). Referrers ECR lists by
-/// their `subject` go with the image as ECR handles them.
-async fn remove_referrer_tags(
-    clients: &Clients,
-    state: &ImageState,
-    platforms: Vec<String>,
-) -> Result<()> {
-    let (Value::Value(true), Value::Value(repository), Value::Value(tag), Value::Value(digest)) = (
-        &state.copy_referrers,
-        &state.repository,
-        &state.tag,
-        &state.image_digest,
-    ) else {
-        return Ok(());
-    };
-    let registry_id = state.registry_id.as_ref_option().map(String::as_str);
-    let listed = clients.ecr.tags(registry_id, repository).await?;
-    let shared = listed
-        .iter()
-        .any(|(other, held)| other != tag && held == digest && !is_referrer_tag(other));
-    if shared {
-        tracing::info!(
-            repository,
-            tag,
-            "another tag holds the image; its referrer tags stay"
-        );
-        return Ok(());
-    }
-    let referrers = state.recorded_referrers();
-    let subjects = std::iter::once(digest.as_str())
-        .chain(platforms.iter().map(String::as_str))
-        .chain(referrers.iter().map(String::as_str));
-    let doomed = referrer_tags_of(subjects, &listed);
-    tracing::info!(
-        repository,
-        tag,
-        removed = doomed.len(),
-        "referrer tags removed"
-    );
-    clients
-        .ecr
-        .untag_all(registry_id, repository, &doomed)
-        .await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn referrer_tags_are_told_from_image_tags() {
-        let hex = "a".repeat(64);
-        for tag in [
-            format!("sha256-{hex}"),
-            format!("sha256-{hex}.sig"),
-            format!("sha256-{hex}.att"),
-            format!("sha256-{hex}.sbom"),
-        ] {
-            assert!(is_referrer_tag(&tag), "{tag}");
-        }
-        for tag in [
-            "1.0".to_string(),
-            "sha256-abc.sig".into(),
-            format!("sha256-{hex}.sigs"),
-            format!("sha256-{}.sig", "g".repeat(64)),
-            format!("v{hex}"),
-        ] {
-            assert!(!is_referrer_tag(&tag), "{tag}");
-        }
-    }
-
-    #[test]
-    fn only_the_subjects_referrer_tags_are_chosen() {
-        let (a, b) = ("a".repeat(64), "b".repeat(64));
-        let listed: Vec<(String, String)> = [
-            "1.0".to_string(),
-            format!("sha256-{a}.sig"),
-            format!("sha256-{a}"),
-            format!("sha256-{b}.sig"),
-        ]
-        .into_iter()
-        .map(|tag| (tag, "sha256:x".to_string()))
-        .collect();
-        let subject = format!("sha256:{a}");
-        assert_eq!(
-            referrer_tags_of([subject.as_str()], &listed),
-            vec![format!("sha256-{a}.sig"), format!("sha256-{a}")]
-        );
-    }
 }

@@ -4,7 +4,9 @@ pub mod apply;
 pub mod config;
 pub mod owners;
 pub mod plan;
+pub mod referrers;
 pub mod state;
+pub mod whereabouts;
 
 use std::sync::Arc;
 
@@ -151,7 +153,7 @@ impl Resource for ImageResource {
             // The account the configuration names, else this provider's own: a registry_id
             // state computed belongs to the account the mirror was made with, which a
             // changed `profile` may have left.
-            Some(clients) => apply::whereabouts(
+            Some(clients) => whereabouts::whereabouts(
                 clients,
                 &prior,
                 config.registry_id.as_ref_option().map(String::as_str),
@@ -159,14 +161,14 @@ impl Resource for ImageResource {
             .await
             .unwrap_or_else(|err| {
                 tracing::debug!("where the mirror lives is asked again at apply: {err}");
-                apply::Whereabouts::Here
+                whereabouts::Whereabouts::Here
             }),
-            None => apply::Whereabouts::Here,
+            None => whereabouts::Whereabouts::Here,
         };
         if let Some(warning) = whereabouts.warning(&prior, false) {
             warning.warn(diags);
         }
-        let relocated = whereabouts != apply::Whereabouts::Here;
+        let relocated = whereabouts != whereabouts::Whereabouts::Here;
         let (planned, replace) =
             plan::plan_update(&prior, proposed, &config, &private, args, relocated);
         self.check_owner(&planned, diags);

@@ -1,0 +1,71 @@
+//! Where a mirror in state lives: the registry is part of a mirror's identity, and a
+//! resource moved to another provider alias, region, profile or account finds its tag's
+//! name in another registry, which may hold anything. Plan, read and destroy ask this first.
+
+use tf_provider::value::Value;
+
+use super::state::ImageState;
+use crate::clients::Clients;
+use crate::error::{Error, Result};
+
+/// Where a mirror in state lives, against the registry this provider configuration reaches.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Whereabouts {
+    /// In this provider's registry (or state records no host yet).
+    Here,
+    /// In another registry: the host state records, and this provider's.
+    Moved { from: String, to: String },
+    /// Not known until apply: the provider's `region` or `profile` is pending.
+    Pending,
+}
+
+impl Whereabouts {
+    /// The warning that says where the mirror goes and what stays, when it moved.
+    pub fn warning(&self, state: &ImageState, destroyed: bool) -> Option<Error> {
+        let Whereabouts::Moved { from, to } = self else {
+            return None;
+        };
+        Some(Error::Relocated {
+            repository: state
+                .repository
+                .as_ref_option()
+                .cloned()
+                .unwrap_or_default(),
+            tag: state.tag.as_ref_option().cloned().unwrap_or_default(),
+            from: from.clone(),
+            to: to.clone(),
+            destroyed,
+        })
+    }
+}
+
+/// Where the mirror `state` records lives: the registry is part of a mirror's identity, and
+/// a resource moved to another provider alias, region, profile or account finds its tag's
+/// name in another registry, which may hold anything. `registry_id`: the account whose
+/// registry the mirror is to be in (`None`: this provider configuration's own).
+pub async fn whereabouts(
+    clients: &Clients,
+    state: &ImageState,
+    registry_id: Option<&str>,
+) -> Result<Whereabouts> {
+    if clients.pending.registry {
+        return Ok(Whereabouts::Pending);
+    }
+    let (Value::Value(id), Value::Value(repository), Value::Value(tag)) =
+        (&state.id, &state.repository, &state.tag)
+    else {
+        return Ok(Whereabouts::Here);
+    };
+    let Some(from) = id.strip_suffix(&format!("/{repository}:{tag}")) else {
+        return Ok(Whereabouts::Here);
+    };
+    let to = clients.ecr.login(registry_id).await?.host;
+    Ok(if from == to {
+        Whereabouts::Here
+    } else {
+        Whereabouts::Moved {
+            from: from.to_string(),
+            to,
+        }
+    })
+}
