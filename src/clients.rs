@@ -2,7 +2,6 @@
 //! the ECR API, the distribution clients, the two transfers, source credentials and the
 //! provider's default copy method.
 
-use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, OnceLock};
 
 use aws_config::{BehaviorVersion, Region};
@@ -28,62 +27,6 @@ pub struct Clients {
     /// The provider arguments Terraform does not know yet (a plan's).
     pub pending: Pending,
     pub source_auth: SourceAuth,
-    /// The ECR tags of this process: their locks, and those a mirror of this run owns.
-    pub tags: TagLedger,
-}
-
-/// One ECR tag: the registry's account id, the repository, the tag.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct TagKey {
-    pub registry_id: String,
-    pub repository: String,
-    pub tag: String,
-}
-
-/// The ECR tags of this provider process (one Terraform run): one lock per tag, and which
-/// tags a mirror of this run made or adopted.
-///
-/// A mirror holds its tag's lock from reading what ECR's tag holds to recording the tag as
-/// its own; a destroy holds it from asking whether a mirror of this run owns the tag to the
-/// untag. So when a renamed `for_each` key destroys and creates one tag in one apply, in
-/// whatever order Terraform runs them, each sees the other: a destroy that finds the tag
-/// owned leaves it (the deposed instance of a `create_before_destroy` replacement, or a key
-/// renamed), and a mirror that comes after a destroy pushes the tag again. Locks of other
-/// tags never wait on each other.
-#[derive(Debug, Default)]
-pub struct TagLedger {
-    locks: std::sync::Mutex<HashMap<TagKey, Arc<tokio::sync::Mutex<()>>>>,
-    mirrored: std::sync::Mutex<HashSet<TagKey>>,
-}
-
-impl TagLedger {
-    /// Waits for the lock of `tag` and holds it until the guard is dropped.
-    pub async fn lock(&self, tag: &TagKey) -> tokio::sync::OwnedMutexGuard<()> {
-        let lock = self
-            .locks
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(tag.clone())
-            .or_default()
-            .clone();
-        lock.lock_owned().await
-    }
-
-    /// Records that a mirror of this run now owns `tag` (under its lock).
-    pub fn record(&self, tag: TagKey) {
-        self.mirrored
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(tag);
-    }
-
-    /// Whether a mirror of this run owns `tag` (asked under its lock).
-    pub fn mirrored(&self, tag: &TagKey) -> bool {
-        self.mirrored
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .contains(tag)
-    }
 }
 
 impl Clients {
@@ -233,7 +176,6 @@ impl Clients {
             default_method: settings.default_method,
             pending: settings.pending,
             source_auth: SourceAuth::new(settings.registry_auth),
-            tags: TagLedger::default(),
         })
     }
 }

@@ -113,6 +113,37 @@ impl CopyMethod {
     }
 }
 
+/// What a mirror may ask of its copy method beyond one image; not every method can.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Capability {
+    /// Copy the image's referrers byte for byte (`copy_referrers`).
+    Referrers,
+    /// Copy several platforms of an index as an index (`platforms`).
+    Platforms,
+}
+
+impl Capability {
+    /// The argument that asks for it.
+    pub fn attribute(self) -> &'static str {
+        match self {
+            Capability::Referrers => "copy_referrers",
+            Capability::Platforms => "platforms",
+        }
+    }
+}
+
+impl CopyMethod {
+    /// Why this method cannot do `capability`, with what to do instead (a diagnostic's
+    /// detail); `None` when it can.
+    pub fn lacks(self, capability: Capability) -> Option<&'static str> {
+        match (self, capability) {
+            (CopyMethod::Registry, _) => None,
+            (CopyMethod::Docker, Capability::Referrers) => Some("`copy_referrers` needs `copy_method = \"registry\"`: a Docker engine pushes a new manifest, which the source's signatures and attestations do not refer to. Set `copy_method = \"registry\"` (in the resource, or the provider's default) to copy the image byte for byte with its referrers."),
+            (CopyMethod::Docker, Capability::Platforms) => Some("`platforms` needs `copy_method = \"registry\"`: a Docker engine pulls one platform at a time and cannot push an index. Set `copy_method = \"registry\"` (in the resource, or the provider's default), or mirror each platform with its own `platform`."),
+        }
+    }
+}
+
 impl std::str::FromStr for CopyMethod {
     type Err = String;
 

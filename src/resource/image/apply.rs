@@ -13,11 +13,12 @@ use std::future::Future;
 use tf_provider::value::Value;
 
 use super::config::{self, known, Arguments, Mirror};
+use super::owners::{TagKey, TagLedger};
 use super::plan::{timeout, Operation};
 use super::referrers;
 use super::state::{ImageState, PrivateData};
 use super::whereabouts::{whereabouts, Whereabouts};
-use crate::clients::{Clients, TagKey};
+use crate::clients::Clients;
 use crate::credentials::Credentials;
 use crate::ecr::{RegistryLogin, Repository, TagLookup};
 use crate::error::{display_duration, Error, Result};
@@ -59,11 +60,17 @@ pub enum Adopt {
 /// Mirrors `planned.docker_source` into ECR; returns the new state and private data.
 pub async fn mirror(
     clients: &Clients,
+    ledger: &TagLedger,
     planned: &ImageState,
     operation: Operation,
     adopt: Adopt,
 ) -> Result<(ImageState, PrivateData)> {
-    limited(planned, operation, mirror_now(clients, planned, adopt)).await
+    limited(
+        planned,
+        operation,
+        mirror_now(clients, ledger, planned, adopt),
+    )
+    .await
 }
 
 /// Where a mirror goes, confirmed by ECR.
@@ -105,6 +112,7 @@ struct Mirrored {
 
 async fn mirror_now(
     clients: &Clients,
+    ledger: &TagLedger,
     planned: &ImageState,
     adopt: Adopt,
 ) -> Result<(ImageState, PrivateData)> {
@@ -113,7 +121,7 @@ async fn mirror_now(
     // From what ECR's tag holds to the tag recorded as this mirror's, no destroy of the
     // same tag in this run runs in between (a renamed `for_each` key).
     let tag = destination.tag_key();
-    let _locked = clients.tags.lock(&tag).await;
+    let _locked = ledger.lock(&tag).await;
     let transfer = clients.transfer(mirror.method);
     let credentials = clients.source_auth.for_host(mirror.source.host());
     // What the source holds (a platform it lacks stops here, before any transfer) and what
@@ -172,7 +180,7 @@ async fn mirror_now(
         };
         mirrored.referrers = Some(referrers);
     }
-    clients.tags.record(tag);
+    ledger.record(tag);
     Ok(recorded(planned, mirror, &destination, mirrored))
 }
 
@@ -583,7 +591,11 @@ async fn read_ecr(clients: &Clients, state: &ImageState) -> Result<Option<ImageS
 /// A mirror state records in another registry than this provider's is left there, with a
 /// warning (returned): this provider configuration cannot reach it, and its registry's tag
 /// of the same name is not this mirror's.
-pub async fn delete(clients: &Clients, state: &ImageState) -> Result<Option<Error>> {
+pub async fn delete(
+    clients: &Clients,
+    ledger: &TagLedger,
+    state: &ImageState,
+) -> Result<Option<Error>> {
     if state.keep_remotely == Value::Value(true) {
         return Ok(None);
     }
@@ -600,8 +612,8 @@ pub async fn delete(clients: &Clients, state: &ImageState) -> Result<Option<Erro
         repository: repository.clone(),
         tag: tag.clone(),
     };
-    let _locked = clients.tags.lock(&key).await;
-    if clients.tags.mirrored(&key) {
+    let _locked = ledger.lock(&key).await;
+    if ledger.mirrored(&key) {
         tracing::info!(
             repository,
             tag,
@@ -620,11 +632,15 @@ pub async fn delete(clients: &Clients, state: &ImageState) -> Result<Option<Erro
 
 /// Removes the referrer tags a mirror with `copy_referrers` copied, now that the referrers
 /// leave with it (`copy_referrers` turned off), under the tag's lock.
-pub async fn drop_referrers(clients: &Clients, state: &ImageState) -> Result<()> {
+pub async fn drop_referrers(
+    clients: &Clients,
+    ledger: &TagLedger,
+    state: &ImageState,
+) -> Result<()> {
     let Some(key) = state.tag_key() else {
         return Ok(());
     };
-    let _locked = clients.tags.lock(&key).await;
+    let _locked = ledger.lock(&key).await;
     limited(state, Operation::Update, async {
         let platforms = referrers::platform_manifests(clients, state).await?;
         referrers::remove_tags(clients, state, platforms).await

@@ -9,7 +9,7 @@ use tf_provider::value::Value;
 use super::state::ImageState;
 use crate::error::{Error, Result};
 use crate::reference::{check_registry_id, check_repository, check_tag, Platform, SourceRef};
-use crate::transfer::CopyMethod;
+use crate::transfer::{Capability, CopyMethod};
 
 /// The arguments as far as they are known, and every problem found in them.
 #[derive(Debug)]
@@ -189,17 +189,19 @@ impl Arguments {
             Value::Null => Value::Value(false),
             other => other,
         };
-        if method == Value::Value(CopyMethod::Docker) && copy_referrers == Value::Value(true) {
-            errors.push(Error::Invalid {
-                attribute: "copy_referrers",
-                detail: "`copy_referrers` needs `copy_method = \"registry\"`: a Docker engine pushes a new manifest, which the source's signatures and attestations do not refer to. Set `copy_method = \"registry\"` (in the resource, or the provider's default) to copy the image byte for byte with its referrers.".into(),
-            });
-        }
-        if method == Value::Value(CopyMethod::Docker) && config.platforms.is_value() {
-            errors.push(Error::Invalid {
-                attribute: "platforms",
-                detail: "`platforms` needs `copy_method = \"registry\"`: a Docker engine pulls one platform at a time and cannot push an index. Set `copy_method = \"registry\"` (in the resource, or the provider's default), or mirror each platform with its own `platform`.".into(),
-            });
+        if let Value::Value(method) = method {
+            let asked = [
+                (Capability::Referrers, copy_referrers == Value::Value(true)),
+                (Capability::Platforms, config.platforms.is_value()),
+            ];
+            for (capability, asked) in asked {
+                if let (true, Some(detail)) = (asked, method.lacks(capability)) {
+                    errors.push(Error::Invalid {
+                        attribute: capability.attribute(),
+                        detail: detail.into(),
+                    });
+                }
+            }
         }
         let registry_id = keep(
             &mut errors,

@@ -27,6 +27,8 @@ pub struct ImageResource {
     clients: SharedClients,
     /// The mirrors this process planned, by tag (one owner per tag).
     planned_tags: owners::PlannedTags,
+    /// The tags applied in this process (see [`owners::TagLedger`]).
+    tag_ledger: owners::TagLedger,
 }
 
 impl ImageResource {
@@ -35,6 +37,7 @@ impl ImageResource {
         ImageResource {
             clients,
             planned_tags: Default::default(),
+            tag_ledger: Default::default(),
         }
     }
 
@@ -205,7 +208,15 @@ impl Resource for ImageResource {
         _meta: ValueEmpty,
     ) -> Option<(ImageState, Private)> {
         let clients = self.clients(diags)?;
-        match apply::mirror(&clients, &planned, Operation::Create, Adopt::IfSame).await {
+        match apply::mirror(
+            &clients,
+            &self.tag_ledger,
+            &planned,
+            Operation::Create,
+            Adopt::IfSame,
+        )
+        .await
+        {
             Ok((state, private)) => Some((state, Some(private))),
             Err(err) => {
                 err.report(diags);
@@ -234,7 +245,7 @@ impl Resource for ImageResource {
             return Some((prior, private));
         };
         if drop_referrers {
-            if let Err(err) = apply::drop_referrers(&clients, &prior).await {
+            if let Err(err) = apply::drop_referrers(&clients, &self.tag_ledger, &prior).await {
                 err.report(diags);
                 return Some((prior, private));
             }
@@ -254,7 +265,15 @@ impl Resource for ImageResource {
         } else {
             Adopt::IfSame
         };
-        match apply::mirror(&clients, &planned, Operation::Update, adopt).await {
+        match apply::mirror(
+            &clients,
+            &self.tag_ledger,
+            &planned,
+            Operation::Update,
+            adopt,
+        )
+        .await
+        {
             Ok((state, private)) => Some((state, Some(private))),
             Err(err) => {
                 err.report(diags);
@@ -286,7 +305,7 @@ impl Resource for ImageResource {
         _meta: ValueEmpty,
     ) -> Option<()> {
         let clients = self.clients(diags)?;
-        match apply::delete(&clients, &prior).await {
+        match apply::delete(&clients, &self.tag_ledger, &prior).await {
             Ok(warning) => {
                 if let Some(warning) = warning {
                     warning.warn(diags);

@@ -1,16 +1,73 @@
-//! One owner per tag: the mirrors planned in this provider process by the ECR tag they
-//! target. Terraform plans every resource of a configuration in one provider process, so two
-//! planned mirrors of one tag from different sources are two resources fighting over it.
-//! (One resource may be planned twice, as an update and then as the create that replaces it;
-//! with one source, that is no conflict.)
+//! One owner per tag, in this provider process (one Terraform run):
+//!
+//! - [`PlannedTags`]: the mirrors planned, by the ECR tag they target. Terraform plans every
+//!   resource of a configuration in one provider process, so two planned mirrors of one tag
+//!   from different sources are two resources fighting over it. (One resource may be
+//!   planned twice, as an update and then as the create that replaces it; with one source,
+//!   that is no conflict.)
+//! - [`TagLedger`]: the mirrors applied: one lock per tag, and the tags a mirror of this run
+//!   made or adopted, which a destroy of the same tag leaves.
 
-use std::collections::{BTreeSet, HashMap};
-use std::sync::Mutex;
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 
 use tf_provider::value::Value;
 
 use super::state::ImageState;
-use crate::clients::TagKey;
+
+/// One ECR tag: the registry's account id, the repository, the tag.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct TagKey {
+    pub registry_id: String,
+    pub repository: String,
+    pub tag: String,
+}
+
+/// The ECR tags of this provider process (one Terraform run): one lock per tag, and which
+/// tags a mirror of this run made or adopted.
+///
+/// A mirror holds its tag's lock from reading what ECR's tag holds to recording the tag as
+/// its own; a destroy holds it from asking whether a mirror of this run owns the tag to the
+/// untag. So when a renamed `for_each` key destroys and creates one tag in one apply, in
+/// whatever order Terraform runs them, each sees the other: a destroy that finds the tag
+/// owned leaves it (the deposed instance of a `create_before_destroy` replacement, or a key
+/// renamed), and a mirror that comes after a destroy pushes the tag again. Locks of other
+/// tags never wait on each other.
+#[derive(Debug, Default)]
+pub struct TagLedger {
+    locks: Mutex<HashMap<TagKey, Arc<tokio::sync::Mutex<()>>>>,
+    mirrored: Mutex<HashSet<TagKey>>,
+}
+
+impl TagLedger {
+    /// Waits for the lock of `tag` and holds it until the guard is dropped.
+    pub async fn lock(&self, tag: &TagKey) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = self
+            .locks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(tag.clone())
+            .or_default()
+            .clone();
+        lock.lock_owned().await
+    }
+
+    /// Records that a mirror of this run now owns `tag` (under its lock).
+    pub fn record(&self, tag: TagKey) {
+        self.mirrored
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(tag);
+    }
+
+    /// Whether a mirror of this run owns `tag` (asked under its lock).
+    pub fn mirrored(&self, tag: &TagKey) -> bool {
+        self.mirrored
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(tag)
+    }
+}
 
 /// The sources planned to each tag.
 #[derive(Debug, Default)]

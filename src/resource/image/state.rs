@@ -88,11 +88,11 @@ impl ImageState {
 
     /// The ECR tag the mirror targets, once its repository and tag are known (the registry
     /// named by `registry_id`; empty for the caller's own while it is not known).
-    pub fn tag_key(&self) -> Option<crate::clients::TagKey> {
+    pub fn tag_key(&self) -> Option<super::owners::TagKey> {
         let (Value::Value(repository), Value::Value(tag)) = (&self.repository, &self.tag) else {
             return None;
         };
-        Some(crate::clients::TagKey {
+        Some(super::owners::TagKey {
             registry_id: self
                 .registry_id
                 .as_ref_option()
