@@ -4,10 +4,6 @@
 
 use std::sync::{Arc, OnceLock};
 
-use aws_config::{BehaviorVersion, Region};
-use aws_runtime::env_config::file::EnvConfigFiles;
-use aws_types::os_shim_internal::{Env, Fs};
-
 use crate::credentials::{AuthBlock, SourceAuth};
 use crate::distribution::Distribution;
 use crate::ecr::Ecr;
@@ -88,88 +84,19 @@ pub struct Pending {
     pub registry_auth: bool,
 }
 
-/// Checks that `profile` exists in the AWS config or credentials file.
-async fn check_profile(profile: &str) -> Result<()> {
-    let profiles =
-        aws_config::profile::load(&Fs::real(), &Env::real(), &EnvConfigFiles::default(), None)
-            .await
-            .map_err(|err| Error::Config {
-                attribute: "profile",
-                summary: "Cannot read the AWS config files".into(),
-                detail: err.to_string(),
-            })?;
-    if profiles.get_profile(profile).is_some() {
-        return Ok(());
-    }
-    let known: Vec<&str> = profiles.profiles().collect();
-    Err(Error::Config {
-        attribute: "profile",
-        summary: format!("AWS profile `{profile}` not found"),
-        detail: format!(
-            "Neither the AWS config file (AWS_CONFIG_FILE, default ~/.aws/config) nor the credentials file (AWS_SHARED_CREDENTIALS_FILE, default ~/.aws/credentials) defines it. Profiles found: {}.",
-            if known.is_empty() { "none".to_string() } else { known.join(", ") }
-        ),
-    })
-}
-
-/// The AWS SDK configuration: the named profile, the region, our HTTP client (proxies, CAs).
-async fn load_aws(settings: &Settings) -> Result<aws_config::SdkConfig> {
-    if let Some(profile) = &settings.profile {
-        check_profile(profile).await?;
-    }
-    let http = crate::network::aws_http_client()?;
-    let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(http);
-    if let Some(profile) = &settings.profile {
-        loader = loader.profile_name(profile);
-    }
-    if let Some(region) = &settings.region {
-        loader = loader.region(Region::new(region.clone()));
-    }
-    let sdk = with_retries(loader.load().await);
-    // A pending region is known at apply; until then nothing asks ECR anything.
-    if sdk.region().is_none() && !settings.pending.registry {
-        return Err(Error::Config {
-            attribute: "region",
-            summary: "No AWS region".into(),
-            detail: "Set `region` in the provider block, or AWS_REGION, or a `region` in the AWS profile.".into(),
-        });
-    }
-    Ok(sdk)
-}
-
-/// How often an ECR API call is tried, unless AWS_MAX_ATTEMPTS or the profile says.
-const ECR_ATTEMPTS: u32 = 6;
-
-/// `sdk` with the SDK's adaptive retries (a client-side rate limit that slows down under
-/// throttling, then exponential backoff with jitter) and [`ECR_ATTEMPTS`] tries: many mirrors
-/// at once make ECR throttle its API in bursts, which the default three tries do not outlast.
-/// Retry settings the user made (AWS_RETRY_MODE, AWS_MAX_ATTEMPTS, the profile's
-/// `retry_mode`/`max_attempts`) are kept; only the SDK's default (standard mode, three tries)
-/// is replaced.
-fn with_retries(sdk: aws_config::SdkConfig) -> aws_config::SdkConfig {
-    use aws_config::retry::{RetryConfig, RetryMode};
-    let defaulted = sdk
-        .retry_config()
-        .is_none_or(|r| r.mode() == RetryMode::Standard && r.max_attempts() == 3);
-    if !defaulted {
-        return sdk;
-    }
-    sdk.into_builder()
-        .retry_config(RetryConfig::adaptive().with_max_attempts(ECR_ATTEMPTS))
-        .build()
-}
-
 impl Clients {
     /// Builds the clients for the provider block's `settings`. Nothing is contacted but the
     /// AWS configuration files; engines and registries are reached on first use.
     pub async fn build(settings: Settings) -> Result<Clients> {
-        let sdk = load_aws(&settings).await?;
+        let ecr = Ecr::connect(
+            settings.profile.as_deref(),
+            settings.region.as_deref(),
+            settings.pending.registry,
+        )
+        .await?;
         let distribution = Arc::new(Distribution::new());
         Ok(Clients {
-            ecr: Ecr::new(
-                aws_sdk_ecr::Client::new(&sdk),
-                &crate::network::ecr_endpoint(&sdk),
-            ),
+            ecr,
             registry: RegistryTransfer::new(distribution.clone()),
             docker: DockerTransfer::new(settings.docker_host, distribution.clone()),
             distribution,

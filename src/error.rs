@@ -5,8 +5,6 @@
 
 use std::time::Duration;
 
-use tf_provider::{AttributePath, Diagnostics};
-
 /// Everything that can go wrong on the way from Terraform to ECR.
 #[derive(Clone, Debug, thiserror::Error)]
 pub enum Error {
@@ -361,25 +359,6 @@ impl Error {
             (true, _) => hint,
         }
     }
-
-    /// Adds this error to `diags` as one error diagnostic.
-    pub fn report(&self, diags: &mut Diagnostics) {
-        let summary = self.to_string();
-        match self.attribute() {
-            Some(attribute) => diags.error(summary, self.detail(), AttributePath::new(attribute)),
-            None => diags.root_error(summary, self.detail()),
-        }
-    }
-
-    /// Adds this error to `diags` as a warning: something went wrong that does not stop
-    /// the operation.
-    pub fn warn(&self, diags: &mut Diagnostics) {
-        let summary = self.to_string();
-        match self.attribute() {
-            Some(attribute) => diags.warning(summary, self.detail(), AttributePath::new(attribute)),
-            None => diags.root_warning(summary, self.detail()),
-        }
-    }
 }
 
 /// What an ECR API call that got no result ran into, told from the error code ECR answered
@@ -477,22 +456,6 @@ mod tests {
             "url http://h:1/v2/a/blobs/uploads/u, code: 400 (see https://s3.example/b) and https://plain/x"
         );
         assert_eq!(without_queries("no url here"), "no url here");
-    }
-
-    #[test]
-    fn diagnostic_carries_summary_cause_hint_and_attribute() {
-        let mut diags = Diagnostics::default();
-        Error::RepositoryNotFound {
-            repository: "app".into(),
-            registry_id: Some("123456789012".into()),
-            host: None,
-        }
-        .report(&mut diags);
-        let diag = &diags.errors[0];
-        assert_eq!(diag.summary, "ECR repository app does not exist");
-        assert!(diag.detail.contains("no repository named `app`"));
-        assert!(diag.detail.contains("aws_ecr_repository"));
-        assert_eq!(diag.attribute, AttributePath::new("repository"));
     }
 
     #[test]

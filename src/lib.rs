@@ -60,6 +60,7 @@ pub mod retry;
 pub mod schema;
 pub mod secret;
 pub mod source;
+pub mod terraform;
 pub mod transfer;
 
 /// Installs ring as the process's rustls crypto provider (the one backend compiled in);

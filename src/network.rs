@@ -15,14 +15,6 @@
 
 use std::error::Error as StdError;
 
-use aws_smithy_http_client::proxy::ProxyConfig;
-use aws_smithy_http_client::tls::rustls_provider::CryptoMode;
-use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
-use aws_smithy_http_client::Connector;
-use aws_smithy_runtime_api::client::http::SharedHttpClient;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::CertificateDer;
-
 use crate::error::Error;
 
 /// What kind of network failure a connection met.
@@ -247,91 +239,6 @@ pub fn timed_out(service: &'static str, endpoint: &str, attribute: Option<&'stat
     }
 }
 
-/// The address of the ECR API the SDK calls for `sdk`: an endpoint override
-/// (`AWS_ENDPOINT_URL_ECR`, `AWS_ENDPOINT_URL`, the profile's `endpoint_url`), else the
-/// region's public endpoint.
-pub fn ecr_endpoint(sdk: &aws_types::SdkConfig) -> String {
-    let ignored = std::env::var("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS")
-        .is_ok_and(|v| v.eq_ignore_ascii_case("true"));
-    let from_env = std::env::var("AWS_ENDPOINT_URL_ECR")
-        .ok()
-        .filter(|v| !v.is_empty() && !ignored);
-    from_env
-        .or_else(|| sdk.endpoint_url().map(str::to_string))
-        .unwrap_or_else(|| {
-            let region = sdk.region().map(|r| r.to_string()).unwrap_or_default();
-            format!("https://api.ecr.{region}.amazonaws.com")
-        })
-}
-
-/// The certificates of `AWS_CA_BUNDLE`, checked, when it is set.
-fn aws_ca_bundle() -> Result<Option<Vec<u8>>, Error> {
-    match std::env::var_os("AWS_CA_BUNDLE").filter(|p| !p.is_empty()) {
-        Some(path) => read_ca_bundle(std::path::Path::new(&path)).map(Some),
-        None => Ok(None),
-    }
-}
-
-/// The PEM certificates in `path`, each checked (the TLS layer would panic on a bad one).
-fn read_ca_bundle(path: &std::path::Path) -> Result<Vec<u8>, Error> {
-    let shown = path.to_string_lossy().into_owned();
-    let unusable = |why: String| {
-        Error::Environment {
-        summary: "AWS_CA_BUNDLE is unusable".into(),
-        detail: format!(
-            "{why} AWS_CA_BUNDLE must name a file of PEM certificates (-----BEGIN CERTIFICATE-----) to trust for the ECR API; fix the file or unset the variable."
-        ),
-    }
-    };
-    let pem = std::fs::read(path).map_err(|e| unusable(format!("Cannot read {shown}: {e}.")))?;
-    let mut roots = rustls::RootCertStore::empty();
-    let mut count = 0;
-    for cert in CertificateDer::pem_slice_iter(&pem) {
-        let cert = cert.map_err(|e| unusable(format!("{shown} is not valid PEM: {e}.")))?;
-        roots.add(cert).map_err(|e| {
-            unusable(format!(
-                "{shown} holds a certificate that cannot be used: {e}."
-            ))
-        })?;
-        count += 1;
-    }
-    if count == 0 {
-        return Err(unusable(format!("{shown} holds no certificate.")));
-    }
-    Ok(pem)
-}
-
-/// The HTTP client for the ECR API: ring for TLS (the one crypto backend compiled in), the
-/// proxy from the environment, the system's roots plus `AWS_CA_BUNDLE`'s.
-pub fn aws_http_client() -> Result<SharedHttpClient, Error> {
-    let mut trust = TrustStore::default();
-    if let Some(pem) = aws_ca_bundle()? {
-        trust = trust.with_pem_certificate(pem);
-    }
-    let context = TlsContext::builder()
-        .with_trust_store(trust)
-        .build()
-        .map_err(|e| Error::Environment {
-            summary: "Cannot set up TLS for the ECR API".into(),
-            detail: format!("{e}"),
-        })?;
-    Ok(
-        aws_smithy_http_client::Builder::new().build_with_connector_fn(
-            move |settings, components| {
-                let mut builder = Connector::builder()
-                    .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
-                    .tls_context(context.clone())
-                    .proxy_config(ProxyConfig::from_env());
-                builder.set_connector_settings(settings.cloned());
-                if let Some(components) = components {
-                    builder.set_sleep_impl(components.sleep_impl());
-                }
-                builder.build()
-            },
-        ),
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -467,36 +374,5 @@ mod tests {
         );
         assert_eq!(origin("http://127.0.0.1:80"), "http://127.0.0.1:80");
         assert_eq!(host_of("https://[::1]:443"), "::1");
-    }
-
-    #[test]
-    fn a_bad_ca_bundle_is_a_clear_error_not_a_panic() {
-        let dir = tempfile::tempdir().unwrap();
-        let bad = dir.path().join("bad.pem");
-        std::fs::write(&bad, "not a certificate\n").unwrap();
-        let err = read_ca_bundle(&bad).unwrap_err();
-        let missing = read_ca_bundle(&dir.path().join("missing.pem")).unwrap_err();
-        let broken = dir.path().join("broken.pem");
-        std::fs::write(
-            &broken,
-            "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
-        )
-        .unwrap();
-        let unusable = read_ca_bundle(&broken).unwrap_err();
-        assert!(
-            unusable.detail().contains("cannot be used"),
-            "{}",
-            unusable.detail()
-        );
-        assert!(
-            err.detail().contains("holds no certificate"),
-            "{}",
-            err.detail()
-        );
-        assert!(
-            missing.detail().contains("Cannot read"),
-            "{}",
-            missing.detail()
-        );
     }
 }

@@ -18,6 +18,7 @@ use crate::error::Error;
 use crate::resource::image::ImageResource;
 use crate::schema::{secret, string};
 use crate::secret::Secret;
+use crate::terraform::Diagnose;
 
 /// The provider block.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]

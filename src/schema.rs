@@ -5,6 +5,11 @@ use tf_provider::schema::{
     Attribute, AttributeConstraint, AttributeType, Block, Description, NestedBlock,
 };
 
+/// Schema attributes by name.
+pub fn attributes(list: Vec<(&str, Attribute)>) -> std::collections::HashMap<String, Attribute> {
+    list.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+}
+
 /// An attribute of `attr_type` with a Markdown description.
 pub fn attribute(
     attr_type: AttributeType,

@@ -7,12 +7,12 @@ use tf_provider::schema::{AttributeConstraint, Block, Description, Schema};
 use tf_provider::value::{Value, ValueEmpty};
 use tf_provider::{DataSource, Diagnostics};
 
-use super::attributes;
 use crate::clients::{configured, Clients, SharedClients};
 use crate::ecr::TagLookup;
 use crate::error::{Error, Result};
 use crate::reference::{check_registry_id, check_repository, check_tag};
-use crate::schema::string;
+use crate::schema::{attributes, string};
+use crate::terraform::{parsed, Diagnose};
 use crate::transfer::Target;
 
 /// The data source's state.
@@ -73,12 +73,7 @@ fn check(config: &ImageData) -> Vec<Error> {
     ];
     checks
         .into_iter()
-        .filter_map(|(attribute, value, check)| match value {
-            Value::Value(text) => check(text)
-                .err()
-                .map(|detail| Error::Invalid { attribute, detail }),
-            _ => None,
-        })
+        .filter_map(|(attribute, value, check)| parsed(value, attribute, check).err())
         .collect()
 }
 
@@ -121,7 +116,7 @@ async fn look_up(clients: &Clients, config: &ImageData) -> Result<ImageData> {
         return Err(Clients::pending_error("`region` or `profile`"));
     }
     let known = |value: &Value<String>, attribute: &'static str| {
-        crate::resource::image::config::known(value, attribute).cloned()
+        crate::terraform::known(value, attribute).cloned()
     };
     let repository = known(&config.repository, "repository")?;
     let tag = known(&config.tag, "tag")?;

@@ -5,12 +5,3 @@
 
 pub mod image;
 pub mod source;
-
-use std::collections::HashMap;
-
-use tf_provider::schema::Attribute;
-
-/// Schema attributes by name.
-fn attributes(list: Vec<(&str, Attribute)>) -> HashMap<String, Attribute> {
-    list.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
-}

@@ -8,12 +8,12 @@ use tf_provider::schema::{AttributeConstraint, AttributeType, Block, Description
 use tf_provider::value::{Value, ValueEmpty};
 use tf_provider::{DataSource, Diagnostics};
 
-use super::attributes;
 use crate::clients::{configured, SharedClients};
 use crate::error::{Error, Result};
 use crate::reference::{Platform, SourceRef};
-use crate::schema::{attribute, string};
+use crate::schema::{attribute, attributes, string};
 use crate::source::{self, Unresolved, Wanted};
+use crate::terraform::{parsed, Diagnose};
 
 /// The data source's state.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -63,21 +63,14 @@ pub fn schema() -> Schema {
 
 /// The arguments parsed: the source, and the platform when one is asked.
 fn arguments(config: &SourceState) -> (Result<Option<SourceRef>>, Result<Option<Platform>>) {
-    let invalid = |attribute: &'static str| move |detail| Error::Invalid { attribute, detail };
-    let source = match &config.docker_source {
-        Value::Value(text) => SourceRef::parse(text)
-            .map(Some)
-            .map_err(invalid("docker_source")),
-        Value::Null => Err(Error::Invalid {
+    let source = match parsed(&config.docker_source, "docker_source", SourceRef::parse) {
+        Ok(Value::Null) => Err(Error::Invalid {
             attribute: "docker_source",
             detail: "`docker_source` is required and cannot be null.".into(),
         }),
-        Value::Unknown => Ok(None),
+        other => other.map(Value::as_option),
     };
-    let platform = match &config.platform {
-        Value::Value(text) => Platform::parse(text).map(Some).map_err(invalid("platform")),
-        _ => Ok(None),
-    };
+    let platform = parsed(&config.platform, "platform", Platform::parse).map(Value::as_option);
     (source, platform)
 }
 

@@ -1,7 +1,8 @@
 //! The ECR API adapter: authorization tokens (cached per registry for the life of the
 //! process), repository and image queries, untagging. AWS SDK types stop here.
 //!
-//! Tag lookups go through `lookups`, which batches them per repository.
+//! Tag lookups go through `lookups`, which batches them per repository; `setup` configures
+//! the SDK (profile, region, endpoint, retries, proxy and CAs).
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -17,6 +18,7 @@ use base64::Engine;
 use tokio::sync::Mutex;
 
 mod lookups;
+mod setup;
 
 use lookups::Lookups;
 

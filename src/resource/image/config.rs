@@ -9,6 +9,8 @@ use tf_provider::value::Value;
 use super::state::ImageState;
 use crate::error::{Error, Result};
 use crate::reference::{check_registry_id, check_repository, check_tag, Platform, SourceRef};
+pub use crate::terraform::known;
+use crate::terraform::{invalid, parsed};
 use crate::transfer::{Capability, CopyMethod};
 
 /// The arguments as far as they are known, and every problem found in them.
@@ -46,32 +48,6 @@ pub struct Mirror {
     pub registry_id: Option<String>,
     /// Whether the source's referrers are copied too.
     pub copy_referrers: bool,
-}
-
-fn invalid(attribute: &'static str) -> impl Fn(String) -> Error {
-    move |detail| Error::Invalid { attribute, detail }
-}
-
-/// A known value, or the error that says it is not known at apply time.
-pub fn known<'a, T>(value: &'a Value<T>, attribute: &'static str) -> Result<&'a T> {
-    value.as_ref_option().ok_or_else(|| Error::Invalid {
-        attribute,
-        detail: format!("`{attribute}` has no known value at apply time."),
-    })
-}
-
-/// Parses `text` with `parse`: unknown and null stay so, an invalid value is an error on
-/// `attribute`.
-fn parsed<T>(
-    text: &Value<String>,
-    attribute: &'static str,
-    parse: impl Fn(&str) -> std::result::Result<T, String>,
-) -> Result<Value<T>> {
-    match text {
-        Value::Value(text) => parse(text).map(Value::Value).map_err(invalid(attribute)),
-        Value::Null => Ok(Value::Null),
-        Value::Unknown => Ok(Value::Unknown),
-    }
 }
 
 /// `docker_source` as a reference (also read from state, with `track_source`).

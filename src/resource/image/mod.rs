@@ -17,6 +17,7 @@ use tf_provider::{AttributePath, Diagnostics, Resource};
 
 use crate::clients::{configured, Clients, SharedClients};
 use crate::error::Error;
+use crate::terraform::Diagnose;
 use crate::transfer::CopyMethod;
 use apply::Adopt;
 use plan::Operation;

@@ -9,7 +9,7 @@ use tf_provider::schema::{
 };
 use tf_provider::value::{serde_as_vec, Value, ValueSet};
 
-use crate::schema::{attribute, string};
+use crate::schema::{attribute, attributes, string};
 
 /// Default limit for a create (a whole pull and push).
 pub const CREATE_TIMEOUT: Duration = Duration::from_secs(20 * 60);
@@ -68,12 +68,6 @@ pub struct PrivateData {
 
 /// Private state as tf-provider hands it over (empty before the first apply).
 pub type Private = Option<PrivateData>;
-
-fn attributes(
-    list: Vec<(&str, tf_provider::schema::Attribute)>,
-) -> HashMap<String, tf_provider::schema::Attribute> {
-    list.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
-}
 
 impl ImageState {
     /// The referrers state records (`referrer_digests`), known ones only.
