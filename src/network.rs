@@ -7,7 +7,7 @@
 //! - trust the system's CA certificates, which `SSL_CERT_FILE`/`SSL_CERT_DIR` replace.
 //!
 //! The ECR API also trusts the certificates of `AWS_CA_BUNDLE`, as the AWS CLI does (added to
-//! the trusted roots here, not replacing them).
+//! the trusted roots, not replacing them; see `ecr::setup`).
 //!
 //! A connection that fails before any answer is an [`Error::Network`]: [`classify`] tells DNS,
 //! refused, timed out, reset, TLS and proxy failures apart, and the diagnostic names the

@@ -37,7 +37,7 @@ impl std::fmt::Display for PlainHttp {
 impl std::error::Error for PlainHttp {}
 
 /// An HTTP client for registries: redirects are followed only where [`allowed`], at most
-/// [`REDIRECTS`] of them; `read_timeout` bounds each wait for the registry.
+/// `REDIRECTS` of them; `read_timeout` bounds each wait for the registry.
 pub fn client(read_timeout: Option<Duration>) -> Result<reqwest::Client> {
     let policy = reqwest::redirect::Policy::custom(|attempt| {
         if attempt.previous().len() >= REDIRECTS {

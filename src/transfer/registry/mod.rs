@@ -182,7 +182,7 @@ impl RegistryTransfer {
 
     /// Copies the referrers of every manifest of `resolved` (the mirror ECR now holds: the
     /// manifest, and an index's platforms) and their referrers, unless ECR holds them;
-    /// returns every referrer's digest, sorted. See [`referrers`].
+    /// returns every referrer's digest, sorted (see `transfer/registry/referrers.rs`).
     pub async fn copy_referrers(&self, job: &Job<'_>, resolved: &Resolved) -> Result<Vec<String>> {
         let (source, target) = self.sides(job)?;
         let (authorised, allowed) = tokio::join!(meet_challenge(&target), meet_challenge(&source));
