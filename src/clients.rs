@@ -13,13 +13,13 @@ use crate::transfer::registry::RegistryTransfer;
 use crate::transfer::{CopyMethod, Transfer};
 
 /// What `configure` builds; shared by every resource instance of the process.
-pub struct Clients {
+pub(crate) struct Clients {
     pub ecr: Ecr,
     pub distribution: Arc<Distribution>,
     pub docker: DockerTransfer,
     pub registry: RegistryTransfer,
     /// The provider's `copy_method`, else [`CopyMethod::default`] (see [`Clients::method`]).
-    pub default_method: CopyMethod,
+    pub(crate) default_method: CopyMethod,
     /// The provider arguments Terraform does not know yet (a plan's).
     pub pending: Pending,
     pub source_auth: SourceAuth,
@@ -28,7 +28,7 @@ pub struct Clients {
 impl Clients {
     /// The error for a question a data source cannot answer while `what` (provider
     /// arguments) is pending.
-    pub fn pending_error(what: &str) -> Error {
+    pub(crate) fn pending_error(what: &str) -> Error {
         Error::Environment {
             summary: format!("The provider's {what} is not known yet"),
             detail: format!("The provider block's {what} comes from a value Terraform knows only after apply, and this data source must be read now. Give the provider a value known at plan (a variable, a literal, another data source), or apply the resources it comes from first (`terraform apply -target=...`)."),
@@ -36,12 +36,12 @@ impl Clients {
     }
 
     /// The provider's `copy_method` as a plan knows it: `None` while it is pending.
-    pub fn method(&self) -> Option<CopyMethod> {
+    pub(crate) fn method(&self) -> Option<CopyMethod> {
         (!self.pending.copy_method).then_some(self.default_method)
     }
 
     /// The transfer that copies with `method`.
-    pub fn transfer(&self, method: CopyMethod) -> &dyn Transfer {
+    pub(crate) fn transfer(&self, method: CopyMethod) -> &dyn Transfer {
         match method {
             CopyMethod::Docker => &self.docker,
             CopyMethod::Registry => &self.registry,
@@ -50,10 +50,10 @@ impl Clients {
 }
 
 /// Clients set once `configure` has run.
-pub type SharedClients = Arc<OnceLock<Arc<Clients>>>;
+pub(crate) type SharedClients = Arc<OnceLock<Arc<Clients>>>;
 
 /// The clients `configure` set, or [`Error::NotConfigured`] before it ran.
-pub fn configured(clients: &SharedClients) -> Result<Arc<Clients>> {
+pub(crate) fn configured(clients: &SharedClients) -> Result<Arc<Clients>> {
     clients.get().cloned().ok_or(Error::NotConfigured)
 }
 
@@ -63,7 +63,7 @@ pub struct Settings {
     pub region: Option<String>,
     pub profile: Option<String>,
     pub docker_host: Option<String>,
-    pub default_method: CopyMethod,
+    pub(crate) default_method: CopyMethod,
     pub registry_auth: Vec<AuthBlock>,
     /// The arguments Terraform does not know yet.
     pub pending: Pending,
@@ -87,7 +87,7 @@ pub struct Pending {
 impl Clients {
     /// Builds the clients for the provider block's `settings`. Nothing is contacted but the
     /// AWS configuration files; engines and registries are reached on first use.
-    pub async fn build(settings: Settings) -> Result<Clients> {
+    pub(crate) async fn build(settings: Settings) -> Result<Clients> {
         let ecr = Ecr::connect(
             settings.profile.as_deref(),
             settings.region.as_deref(),

@@ -211,7 +211,8 @@ pub enum Operation {
 
 impl Operation {
     /// Every operation with a limit.
-    pub const ALL: [Operation; 3] = [Operation::Create, Operation::Update, Operation::Delete];
+    pub(crate) const ALL: [Operation; 3] =
+        [Operation::Create, Operation::Update, Operation::Delete];
 
     /// The limit's name in the `timeouts` block.
     pub fn name(self) -> &'static str {
@@ -224,14 +225,14 @@ impl Operation {
 }
 
 /// What to do about an immutable tag that a mirror would overwrite.
-pub const IMMUTABLE_HINT: &str = "Mirror to a new tag (set `tag`, for example to the source's new version), or change the repository's tag mutability (`image_tag_mutability = \"MUTABLE\"`, or an exclusion filter that matches this tag).";
+pub(crate) const IMMUTABLE_HINT: &str = "Mirror to a new tag (set `tag`, for example to the source's new version), or change the repository's tag mutability (`image_tag_mutability = \"MUTABLE\"`, or an exclusion filter that matches this tag).";
 
 /// Shorthand for results with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     /// What the user can do about it.
-    pub fn hint(&self) -> String {
+    pub(crate) fn hint(&self) -> String {
         match self {
             Error::Invalid { .. }
             | Error::Config { .. }
@@ -438,7 +439,7 @@ pub fn chain(err: &(dyn std::error::Error + 'static)) -> String {
 }
 
 /// A duration as users write it in `timeouts`, e.g. `20m`.
-pub fn display_duration(duration: Duration) -> String {
+pub(crate) fn display_duration(duration: Duration) -> String {
     humantime::format_duration(duration).to_string()
 }
 

@@ -37,7 +37,7 @@
 //!   bytes), the platforms an index holds and the rule that finds one (pure).
 //! - [`distribution`]: every registry request the provider makes itself: `session` (the
 //!   endpoint calls), `auth` (challenges, tokens), `failure` (why a request failed and the
-//!   error it becomes), `digest` ([`distribution::Digest`] and the checks of every byte
+//!   error it becomes), `digest` (`Digest` and the checks of every byte
 //!   read), `headers` (`Retry-After`, `WWW-Authenticate`; pure), `http` (the clients and their
 //!   redirect policy).
 //! - [`ecr`]: the ECR API (token cache, repository and image queries, untag); `ecr::lookups`
@@ -55,7 +55,13 @@
 //! - [`nodelay`]: `TCP_NODELAY` on the gRPC sockets tf-provider opens (40 ms stalls; Linux
 //!   only).
 
-pub mod clients;
+// `pub` is what the binary, the tests and docgen use; everything else is `pub(crate)`, and
+// this lint keeps it so. The module docs are for whoever changes the provider (`cargo doc
+// --document-private-items`), so they link to crate-private items freely.
+#![warn(unreachable_pub)]
+#![allow(rustdoc::private_intra_doc_links)]
+
+pub(crate) mod clients;
 pub mod credentials;
 pub mod data;
 pub mod distribution;
@@ -69,11 +75,11 @@ pub mod nodelay;
 pub mod provider;
 pub mod reference;
 pub mod resource;
-pub mod retry;
+pub(crate) mod retry;
 pub mod schema;
 pub mod secret;
 pub mod source;
-pub mod terraform;
+pub(crate) mod terraform;
 pub mod transfer;
 
 /// Installs ring as the process's rustls crypto provider (the one backend compiled in);

@@ -19,7 +19,7 @@ use crate::error::Error;
 
 /// What kind of network failure a connection met.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Failure {
+pub(crate) enum Failure {
     /// The host name does not resolve.
     Dns,
     /// Nothing accepts connections at the address.
@@ -44,7 +44,7 @@ pub enum Failure {
 
 /// The failure behind `err`, when it is a network failure; walks the whole source chain
 /// (I/O errors' inner errors included).
-pub fn classify(err: &(dyn StdError + 'static)) -> Option<Failure> {
+pub(crate) fn classify(err: &(dyn StdError + 'static)) -> Option<Failure> {
     let mut found = None;
     let mut text = String::new();
     let mut next = Some(err);
@@ -119,7 +119,7 @@ fn tls_failure(err: &rustls::Error) -> Failure {
 
 /// The proxy a request to `endpoint` (`scheme://host[:port]`) goes through, as
 /// `scheme://host:port` without credentials; `None` when it goes direct.
-pub fn proxy_for(endpoint: &str) -> Option<String> {
+pub(crate) fn proxy_for(endpoint: &str) -> Option<String> {
     let uri: http::Uri = endpoint.parse().ok()?;
     let intercept = hyper_util::client::proxy::matcher::Matcher::from_env().intercept(&uri)?;
     let proxy = intercept.uri();
@@ -148,7 +148,7 @@ fn host_of(endpoint: &str) -> String {
 }
 
 /// What happened, and what to do about it, in two sentences.
-pub fn explain(failure: Failure, endpoint: &str, proxy: Option<&str>) -> String {
+pub(crate) fn explain(failure: Failure, endpoint: &str, proxy: Option<&str>) -> String {
     let host = host_of(endpoint);
     let ca_vars = "AWS_CA_BUNDLE (ECR API) or SSL_CERT_FILE / SSL_CERT_DIR (every connection)";
     match (failure, proxy) {
@@ -209,7 +209,7 @@ fn via(proxy: Option<&str>) -> String {
 
 /// An [`Error::Network`] for `err` when it is a network failure of a request to `service`
 /// at `endpoint` (any URL on it).
-pub fn network_error(
+pub(crate) fn network_error(
     service: &'static str,
     endpoint: &str,
     attribute: Option<&'static str>,
@@ -228,7 +228,11 @@ pub fn network_error(
 }
 
 /// An [`Error::Network`] for a request to `service` that got no answer in time.
-pub fn timed_out(service: &'static str, endpoint: &str, attribute: Option<&'static str>) -> Error {
+pub(crate) fn timed_out(
+    service: &'static str,
+    endpoint: &str,
+    attribute: Option<&'static str>,
+) -> Error {
     let endpoint = origin(endpoint);
     let proxy = proxy_for(&endpoint);
     Error::Network {

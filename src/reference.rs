@@ -171,7 +171,7 @@ impl SourceRef {
     }
 
     /// The reference as the distribution client takes it.
-    pub fn as_oci(&self) -> &Reference {
+    pub(crate) fn as_oci(&self) -> &Reference {
         &self.inner
     }
 
@@ -197,7 +197,7 @@ impl fmt::Display for SourceRef {
 
 /// Checks an ECR repository name: 2 to 256 characters, `/`-joined parts of lowercase letters
 /// and digits separated by single `.`, `_` or `-` (ECR's documented pattern).
-pub fn check_repository(name: &str) -> Result<(), String> {
+pub(crate) fn check_repository(name: &str) -> Result<(), String> {
     if name.len() < 2 || name.len() > 256 {
         return Err(format!(
             "`{name}` must be 2 to 256 characters long (ECR's limit)"
@@ -224,7 +224,7 @@ fn valid_component(component: &str) -> bool {
 }
 
 /// Checks a tag against the OCI grammar `[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`.
-pub fn check_tag(tag: &str) -> Result<(), String> {
+pub(crate) fn check_tag(tag: &str) -> Result<(), String> {
     let mut chars = tag.chars();
     let first_ok = chars
         .next()
@@ -272,7 +272,7 @@ impl Platform {
     }
 
     /// The platform a Docker engine on this machine pulls by default: `linux/<this CPU>`.
-    pub fn engine_default() -> Platform {
+    pub(crate) fn engine_default() -> Platform {
         let architecture = match std::env::consts::ARCH {
             "x86_64" => "amd64",
             "aarch64" => "arm64",
@@ -388,7 +388,7 @@ impl<'a> EcrHost<'a> {
 }
 
 /// Checks an AWS account id: twelve digits.
-pub fn check_registry_id(id: &str) -> Result<(), String> {
+pub(crate) fn check_registry_id(id: &str) -> Result<(), String> {
     if id.len() == 12 && id.chars().all(|c| c.is_ascii_digit()) {
         Ok(())
     } else {

@@ -8,19 +8,19 @@ use std::time::Duration;
 
 /// How often a registry request, a blob copy or a Docker pull or push that failed
 /// transiently is tried in all.
-pub const TRIES: u32 = 3;
+pub(crate) const TRIES: u32 = 3;
 
 /// How often a Docker pull or push is tried in all when the engine went out of reach
 /// mid-copy (it may be restarting).
-pub const ENGINE_TRIES: u32 = 5;
+pub(crate) const ENGINE_TRIES: u32 = 5;
 
 /// How often an ECR API call is tried, unless AWS_MAX_ATTEMPTS or the profile says.
-pub const ECR_API_TRIES: u32 = 6;
+pub(crate) const ECR_API_TRIES: u32 = 6;
 
 /// How long to wait before try `tries + 1` when the other side did not say: exponential
 /// (below 1 s, then below 2 s, …) with full jitter, so that requests failed by one blip do
 /// not all come back at once.
-pub fn backoff(tries: u32) -> Duration {
+pub(crate) fn backoff(tries: u32) -> Duration {
     let ceiling = Duration::from_millis(500 * 2u64.pow(tries.min(6)));
     ceiling.mul_f64(fastrand::f64())
 }
@@ -28,7 +28,11 @@ pub fn backoff(tries: u32) -> Duration {
 /// The wait before try `tries + 1` of something that failed after `tries` tries: none when
 /// the failure is not `transient` or [`TRIES`] are spent; else the wait the other side
 /// `asked` for, else [`backoff`].
-pub fn wait_before_next(transient: bool, asked: Option<Duration>, tries: u32) -> Option<Duration> {
+pub(crate) fn wait_before_next(
+    transient: bool,
+    asked: Option<Duration>,
+    tries: u32,
+) -> Option<Duration> {
     (transient && tries < TRIES).then(|| asked.unwrap_or_else(|| backoff(tries)))
 }
 
@@ -40,16 +44,16 @@ tokio::task_local! {
 /// The retries of one operation (a mirror under its `timeouts` limit), so that a timeout can
 /// say what the operation was waiting for when it ran out.
 #[derive(Clone, Default)]
-pub struct Notes(Arc<Mutex<Option<String>>>);
+pub(crate) struct Notes(Arc<Mutex<Option<String>>>);
 
 impl Notes {
     /// Runs `work` with its retries (of this task) noted here.
-    pub async fn watch<F: std::future::Future>(&self, work: F) -> F::Output {
+    pub(crate) async fn watch<F: std::future::Future>(&self, work: F) -> F::Output {
         NOTES.scope(self.clone(), work).await
     }
 
     /// The last retry noted: what was tried again, after which failure and how long after.
-    pub fn last(&self) -> Option<String> {
+    pub(crate) fn last(&self) -> Option<String> {
         self.0.lock().map(|last| last.clone()).unwrap_or_default()
     }
 
@@ -66,7 +70,7 @@ impl Notes {
 /// `step` (made anew by each call), tried again after the wait `wait` gives for its error
 /// and the number of tries so far, until `wait` gives none. The debug log names `what`, and
 /// the operation's [`Notes`] the last retry.
-pub async fn retrying<T, E, F, Fut>(
+pub(crate) async fn retrying<T, E, F, Fut>(
     what: &str,
     mut step: F,
     wait: impl Fn(&E, u32) -> Option<Duration>,

@@ -81,7 +81,7 @@ pub fn nested_block(nested: &NestedBlock) -> &Block {
 /// Asserts that `schema` describes itself and every attribute and block under it (the
 /// check every schema's unit test makes).
 #[cfg(test)]
-pub fn assert_documented(schema: &tf_provider::schema::Schema) {
+pub(crate) fn assert_documented(schema: &tf_provider::schema::Schema) {
     assert!(schema.block.description.content.len() > 10);
     assert_eq!(undocumented(&schema.block), Vec::<String>::new());
 }

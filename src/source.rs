@@ -19,7 +19,7 @@ pub struct Resolved {
     /// mirror's `source_digest`.
     pub named: Fetched,
     /// The platform's image manifest, when a platform was asked of an index.
-    pub platform_image: Option<Fetched>,
+    pub(crate) platform_image: Option<Fetched>,
     /// A new index of some of the named index's platforms ([`Resolved::subset`]).
     pub subset: Option<Fetched>,
 }
@@ -141,7 +141,7 @@ impl<'a> Asking<'a> {
 
 /// The manifest `reference` names, asked in `session` (its tag or digest; the repository is
 /// the session's).
-pub async fn fetch(session: &Session<'_>, reference: &Reference) -> Result<Fetched> {
+pub(crate) async fn fetch(session: &Session<'_>, reference: &Reference) -> Result<Fetched> {
     let named = tag_or_digest(reference);
     let document = retry_request("a manifest", || session.manifest(named))
         .await

@@ -9,12 +9,12 @@ use tf_provider::{AttributePath, Diagnostics};
 use crate::error::{Error, Result};
 
 /// The error for an invalid value of `attribute`, from what is wrong with it.
-pub fn invalid(attribute: &'static str) -> impl Fn(String) -> Error {
+pub(crate) fn invalid(attribute: &'static str) -> impl Fn(String) -> Error {
     move |detail| Error::Invalid { attribute, detail }
 }
 
 /// A known value, or the error that says it is not known at apply time.
-pub fn known<'a, T>(value: &'a Value<T>, attribute: &'static str) -> Result<&'a T> {
+pub(crate) fn known<'a, T>(value: &'a Value<T>, attribute: &'static str) -> Result<&'a T> {
     value.as_ref_option().ok_or_else(|| Error::Invalid {
         attribute,
         detail: format!("`{attribute}` has no known value at apply time."),
@@ -23,7 +23,7 @@ pub fn known<'a, T>(value: &'a Value<T>, attribute: &'static str) -> Result<&'a 
 
 /// Parses `text` with `parse`: unknown and null stay so, an invalid value is an error on
 /// `attribute`.
-pub fn parsed<T>(
+pub(crate) fn parsed<T>(
     text: &Value<String>,
     attribute: &'static str,
     parse: impl Fn(&str) -> std::result::Result<T, String>,
@@ -37,7 +37,7 @@ pub fn parsed<T>(
 
 /// An error as Terraform shows it: its summary, its cause and hint, on its attribute when it
 /// has one.
-pub trait Diagnose {
+pub(crate) trait Diagnose {
     /// Adds it to `diags` as one error diagnostic.
     fn report(&self, diags: &mut Diagnostics);
 

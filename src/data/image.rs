@@ -18,7 +18,7 @@ use crate::transfer::Target;
 /// The data source's state.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
-pub struct ImageData {
+pub(crate) struct ImageData {
     pub repository: Value<String>,
     pub tag: Value<String>,
     pub registry_id: Value<String>,
@@ -28,13 +28,13 @@ pub struct ImageData {
 }
 
 /// `ecrmirror_image` (data source).
-pub struct ImageDataSource {
+pub(crate) struct ImageDataSource {
     clients: SharedClients,
 }
 
 impl ImageDataSource {
     /// The data source, using the clients `configure` will set.
-    pub fn new(clients: SharedClients) -> ImageDataSource {
+    pub(crate) fn new(clients: SharedClients) -> ImageDataSource {
         ImageDataSource { clients }
     }
 }

@@ -18,7 +18,7 @@ use crate::terraform::{parsed, Diagnose};
 /// The data source's state.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
-pub struct SourceState {
+pub(crate) struct SourceState {
     pub docker_source: Value<String>,
     pub platform: Value<String>,
     pub digest: Value<String>,
@@ -28,13 +28,13 @@ pub struct SourceState {
 }
 
 /// `ecrmirror_source`.
-pub struct SourceDataSource {
+pub(crate) struct SourceDataSource {
     clients: SharedClients,
 }
 
 impl SourceDataSource {
     /// The data source, using the clients `configure` will set.
-    pub fn new(clients: SharedClients) -> SourceDataSource {
+    pub(crate) fn new(clients: SharedClients) -> SourceDataSource {
         SourceDataSource { clients }
     }
 }

@@ -25,7 +25,7 @@ impl Digest {
     }
 
     /// Its algorithm (`sha256`), when it names one.
-    pub fn algorithm(&self) -> Option<&str> {
+    pub(crate) fn algorithm(&self) -> Option<&str> {
         self.0.split_once(':').map(|(algorithm, _)| algorithm)
     }
 }

@@ -21,7 +21,7 @@ const QUOTED: usize = 300;
 
 /// What a request failed on.
 #[derive(Debug)]
-pub enum Kind {
+pub(crate) enum Kind {
     /// No answer: the network error the provider explains, when it is one.
     Unanswered {
         network: Option<Box<Error>>,
@@ -42,10 +42,10 @@ pub enum Kind {
 /// A registry request that failed: what happened, whether another try may succeed, and
 /// when.
 #[derive(Debug)]
-pub struct RequestFailure {
+pub(crate) struct RequestFailure {
     pub kind: Kind,
     /// What failed, for the diagnostic: the request and the answer, no query strings.
-    pub cause: String,
+    pub(crate) cause: String,
     /// The wait the registry asked for (`Retry-After`).
     pub wait: Option<Duration>,
 }
@@ -134,7 +134,7 @@ impl RequestFailure {
     }
 
     /// Whether another try may succeed: no answer, throttling, a server error, damaged bytes.
-    pub fn transient(&self) -> bool {
+    pub(crate) fn transient(&self) -> bool {
         match &self.kind {
             Kind::Unanswered { retry, .. } => *retry,
             Kind::PlainHttp => false,
@@ -145,7 +145,7 @@ impl RequestFailure {
     }
 
     /// What the registry answered (`Other` when it did not).
-    pub fn answer(&self) -> Answer {
+    pub(crate) fn answer(&self) -> Answer {
         match self.kind {
             Kind::Answered(answer) => answer,
             _ => Answer::Other,
@@ -153,12 +153,12 @@ impl RequestFailure {
     }
 
     /// The wait before try `tries + 1`, when there is to be one.
-    pub fn wait_before_next(&self, tries: u32) -> Option<Duration> {
+    pub(crate) fn wait_before_next(&self, tries: u32) -> Option<Duration> {
         crate::retry::wait_before_next(self.transient(), self.wait, tries)
     }
 
     /// The provider's error for this failure of a request about `reference` in `session`.
-    pub fn error(self, session: &Session<'_>, reference: &str) -> Error {
+    pub(crate) fn error(self, session: &Session<'_>, reference: &str) -> Error {
         let reference = reference.to_string();
         let cause = self.cause;
         let answer = match self.kind {
@@ -213,7 +213,7 @@ impl RequestFailure {
 
 /// The registry request `step` makes, tried again while it fails transiently (up to
 /// [`crate::retry::TRIES`] in all), after the wait the registry asked for, else a backoff.
-pub async fn retry_request<T, F, Fut>(what: &str, step: F) -> Result<T, RequestFailure>
+pub(crate) async fn retry_request<T, F, Fut>(what: &str, step: F) -> Result<T, RequestFailure>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, RequestFailure>>,

@@ -15,7 +15,7 @@ const REDIRECTS: usize = 10;
 
 /// Whether a request may go to `url`: over HTTPS, or over plain HTTP on this machine (as a
 /// Docker engine speaks to a loopback registry).
-pub fn allowed(url: &Url) -> bool {
+pub(crate) fn allowed(url: &Url) -> bool {
     match url.scheme() {
         "https" => true,
         "http" => url.host_str().is_some_and(is_loopback),
@@ -38,7 +38,7 @@ impl std::error::Error for PlainHttp {}
 
 /// An HTTP client for registries: redirects are followed only where [`allowed`], at most
 /// `REDIRECTS` of them; `read_timeout` bounds each wait for the registry.
-pub fn client(read_timeout: Option<Duration>) -> Result<reqwest::Client> {
+pub(crate) fn client(read_timeout: Option<Duration>) -> Result<reqwest::Client> {
     let policy = reqwest::redirect::Policy::custom(|attempt| {
         if attempt.previous().len() >= REDIRECTS {
             attempt.error(format!("more than {REDIRECTS} redirects"))
@@ -70,7 +70,8 @@ pub fn client(read_timeout: Option<Duration>) -> Result<reqwest::Client> {
 }
 
 /// The provider's `User-Agent`.
-pub const USER_AGENT: &str = concat!("terraform-provider-ecrmirror/", env!("CARGO_PKG_VERSION"));
+pub(crate) const USER_AGENT: &str =
+    concat!("terraform-provider-ecrmirror/", env!("CARGO_PKG_VERSION"));
 
 #[cfg(test)]
 mod tests {

@@ -7,7 +7,7 @@
 //! - [`auth`](mod@auth): how a session meets a registry's challenge (tokens, basic).
 //! - [`failure`]: why a request failed, whether to try again, and the [`crate::error::Error`]
 //!   it becomes.
-//! - [`digest`]: [`Digest`], and the checks every manifest and blob passes.
+//! - [`digest`]: [`digest::Digest`], and the checks every manifest and blob passes.
 //! - [`headers`]: `Retry-After` and `WWW-Authenticate` read (pure).
 //! - [`http`]: the HTTP clients and their redirect policy.
 
@@ -21,23 +21,22 @@ use oci_client::Reference;
 use crate::credentials::Credentials;
 use crate::error::Result;
 
-pub mod auth;
-pub mod digest;
-pub mod failure;
+pub(crate) mod auth;
+pub(crate) mod digest;
+pub(crate) mod failure;
 pub mod headers;
-pub mod http;
-pub mod session;
+pub(crate) mod http;
+pub(crate) mod session;
 
-pub use digest::Digest;
-pub use failure::{retry_request, RequestFailure};
-pub use session::{Access, Role, Session};
+pub(crate) use failure::{retry_request, RequestFailure};
+pub(crate) use session::{Access, Role, Session};
 
 /// How long a registry may stay silent: before it answers, and between two reads of an
 /// answer's body.
 const READ_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Whether `registry` (`host[:port]`) is on this machine, where Docker uses plain HTTP.
-pub fn is_loopback(registry: &str) -> bool {
+pub(crate) fn is_loopback(registry: &str) -> bool {
     let host = match registry.strip_prefix('[') {
         Some(rest) => rest.split(']').next().unwrap_or_default(),
         None => registry.split(':').next().unwrap_or_default(),
@@ -51,7 +50,7 @@ pub fn is_loopback(registry: &str) -> bool {
 /// Source credentials as the distribution client takes them. Identity tokens (an OAuth
 /// refresh token in the Docker config file) are not exchanged here; such sources are asked
 /// anonymously.
-pub fn oci_auth(credentials: Option<&Credentials>) -> RegistryAuth {
+pub(crate) fn oci_auth(credentials: Option<&Credentials>) -> RegistryAuth {
     match credentials {
         Some(Credentials::Basic {
             username, password, ..
@@ -62,14 +61,14 @@ pub fn oci_auth(credentials: Option<&Credentials>) -> RegistryAuth {
 
 /// What `reference` names in its repository: its digest, else its tag (`latest` when it has
 /// neither).
-pub fn tag_or_digest(reference: &Reference) -> &str {
+pub(crate) fn tag_or_digest(reference: &Reference) -> &str {
     reference.digest().or(reference.tag()).unwrap_or("latest")
 }
 
 /// What a registry answered to a failed request, told from its error codes and HTTP status,
 /// never from message text.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Answer {
+pub(crate) enum Answer {
     /// `429` or `TOOMANYREQUESTS`.
     Throttled,
     /// `404`, or a `*_UNKNOWN` code.
@@ -163,7 +162,7 @@ impl Distribution {
     /// uploads go through a client without a read timeout: reqwest counts the time a body
     /// takes to send against it, and a large layer on a slow link takes minutes (the
     /// resource's `timeouts` still bound the whole mirror).
-    pub fn session(
+    pub(crate) fn session(
         &self,
         reference: Reference,
         auth: RegistryAuth,
@@ -186,7 +185,7 @@ impl Distribution {
     }
 
     /// A session for pulling from the source `reference` names, with `credentials`.
-    pub fn source(
+    pub(crate) fn source(
         &self,
         reference: Reference,
         credentials: Option<&Credentials>,

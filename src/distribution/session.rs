@@ -20,12 +20,12 @@ use crate::error::{chain, without_queries};
 
 /// The largest manifest or image config read: what the distribution spec asks registries
 /// to take at least.
-pub const DOCUMENT_LIMIT: usize = 4 << 20;
+pub(crate) const DOCUMENT_LIMIT: usize = 4 << 20;
 
 /// Which side of a copy a session speaks to: it names the service in network errors, and
 /// which errors its failures become.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Role {
+pub(crate) enum Role {
     /// The registry `docker_source` names.
     Source,
     /// ECR's registry.
@@ -44,19 +44,19 @@ impl Role {
 
 /// What a session may do: the token scope it asks a bearer realm for.
 #[derive(Clone, Copy, Debug)]
-pub enum Access {
+pub(crate) enum Access {
     Pull,
     Push,
 }
 
 /// What a manifest request answered.
-pub struct Document {
+pub(crate) struct Document {
     pub body: Bytes,
     pub digest: Digest,
 }
 
 /// One repository of a registry, asked with one set of credentials.
-pub struct Session<'a> {
+pub(crate) struct Session<'a> {
     pub(super) http: &'a reqwest::Client,
     uploads: &'a reqwest::Client,
     pub reference: Reference,
@@ -72,7 +72,7 @@ pub struct Session<'a> {
 impl<'a> Session<'a> {
     /// A session with `reference`'s repository; `uploads` takes blob uploads (no read timeout:
     /// reqwest counts the time a body takes to send against it).
-    pub fn new(
+    pub(crate) fn new(
         http: &'a reqwest::Client,
         uploads: &'a reqwest::Client,
         reference: Reference,
@@ -161,7 +161,7 @@ impl<'a> Session<'a> {
 
     /// Meets the registry's challenge for this session's access, before the requests that
     /// follow (so that several at once do not each meet it).
-    pub async fn meet_challenge(&self) -> Result<(), RequestFailure> {
+    pub(crate) async fn meet_challenge(&self) -> Result<(), RequestFailure> {
         let url = format!("{}/", self.base());
         self.send_expecting(Method::GET, &url, &[StatusCode::OK], |r| r)
             .await
@@ -170,7 +170,7 @@ impl<'a> Session<'a> {
 
     /// The manifest `reference` names in this repository (a tag or a digest), checked against
     /// the digest it was asked by.
-    pub async fn manifest(&self, reference: &str) -> Result<Document, RequestFailure> {
+    pub(crate) async fn manifest(&self, reference: &str) -> Result<Document, RequestFailure> {
         let url = self.url(&format!("manifests/{reference}"));
         let accept = crate::manifest::ACCEPTED.join(", ");
         let response = self
@@ -191,7 +191,10 @@ impl<'a> Session<'a> {
 
     /// The digest of the manifest `reference` names (one `HEAD`; a `GET` when the registry
     /// does not say), `None` when there is none.
-    pub async fn manifest_digest(&self, reference: &str) -> Result<Option<Digest>, RequestFailure> {
+    pub(crate) async fn manifest_digest(
+        &self,
+        reference: &str,
+    ) -> Result<Option<Digest>, RequestFailure> {
         let url = self.url(&format!("manifests/{reference}"));
         let accept = crate::manifest::ACCEPTED.join(", ");
         let response = self
@@ -215,7 +218,7 @@ impl<'a> Session<'a> {
 
     /// The index the referrers API lists for `digest`, else the referrers tag schema's;
     /// `None` when the registry has neither (the API answers `404` or refuses the request).
-    pub async fn referrers(&self, digest: &str) -> Result<Option<Bytes>, RequestFailure> {
+    pub(crate) async fn referrers(&self, digest: &str) -> Result<Option<Bytes>, RequestFailure> {
         let url = self.url(&format!("referrers/{digest}"));
         let response = self
             .send(Method::GET, &url, |r| {
@@ -244,7 +247,7 @@ impl<'a> Session<'a> {
     /// A blob's bytes as they arrive, checked against `digest` and `size` (see
     /// [`super::digest`]): a mismatch ends the body with an error, after `corrupt` is told
     /// what was wrong.
-    pub async fn blob(
+    pub(crate) async fn blob(
         &self,
         digest: &str,
         size: u64,
@@ -259,7 +262,7 @@ impl<'a> Session<'a> {
     }
 
     /// A small blob whole (an image config), checked against `digest`.
-    pub async fn small_blob(&self, digest: &str) -> Result<Bytes, RequestFailure> {
+    pub(crate) async fn small_blob(&self, digest: &str) -> Result<Bytes, RequestFailure> {
         let url = self.url(&format!("blobs/{digest}"));
         let response = self
             .send_expecting(Method::GET, &url, &[StatusCode::OK], |r| r)
@@ -270,7 +273,7 @@ impl<'a> Session<'a> {
     }
 
     /// Whether this repository holds blob `digest`.
-    pub async fn has_blob(&self, digest: &str) -> Result<bool, RequestFailure> {
+    pub(crate) async fn has_blob(&self, digest: &str) -> Result<bool, RequestFailure> {
         let url = self.url(&format!("blobs/{digest}"));
         let response = self.send(Method::HEAD, &url, |r| r).await?;
         match response.status() {
@@ -282,7 +285,7 @@ impl<'a> Session<'a> {
 
     /// Mounts blob `digest` from repository `from` of this registry; whether it was
     /// (a registry that cannot answers with an upload session, left to expire).
-    pub async fn mount(&self, digest: &str, from: &str) -> Result<bool, RequestFailure> {
+    pub(crate) async fn mount(&self, digest: &str, from: &str) -> Result<bool, RequestFailure> {
         let url = self.url("blobs/uploads/");
         let response = self
             .send(Method::POST, &url, |r| {
@@ -299,7 +302,7 @@ impl<'a> Session<'a> {
 
     /// Uploads blob `digest` of `size` bytes from `body`, in one request: `POST` for a
     /// session, then `PUT ?digest=` with the whole blob.
-    pub async fn upload(
+    pub(crate) async fn upload(
         &self,
         digest: &str,
         size: u64,
@@ -358,7 +361,7 @@ impl<'a> Session<'a> {
     }
 
     /// Pushes manifest `body` of `media_type` under `reference` (a tag or a digest).
-    pub async fn push_manifest(
+    pub(crate) async fn push_manifest(
         &self,
         reference: &str,
         body: &Bytes,

@@ -25,7 +25,7 @@ type Waiting = Vec<(String, tokio::sync::oneshot::Sender<Result<TagLookup>>)>;
 
 /// Tag lookups by repository: whether a call is in flight, and the lookups for the next.
 #[derive(Default)]
-pub struct Lookups {
+pub(super) struct Lookups {
     queues: std::sync::Mutex<HashMap<RepositoryKey, (bool, Waiting)>>,
 }
 
@@ -34,7 +34,7 @@ const TAGS_PER_CALL: usize = 100;
 
 impl Lookups {
     /// What `repository:tag` names: the answer of the next call for its repository.
-    pub async fn lookup(
+    pub(super) async fn lookup(
         self: &Arc<Self>,
         client: &aws_sdk_ecr::Client,
         endpoint: &Arc<str>,

@@ -153,7 +153,7 @@ impl Ecr {
     /// Push credentials for `registry_id` after ECR's registry refused `stale`, the ones
     /// [`Ecr::login`] gave (a token that expired or was revoked): the cached token is dropped
     /// and GetAuthorizationToken asked again, unless another mirror renewed it already.
-    pub async fn renew_login(
+    pub(crate) async fn renew_login(
         &self,
         registry_id: Option<&str>,
         stale: &RegistryLogin,
@@ -263,7 +263,7 @@ impl Ecr {
     }
 
     /// The manifest ECR serves for `repository:tag`; `None` when there is none.
-    pub async fn tagged_manifest(
+    pub(crate) async fn tagged_manifest(
         &self,
         registry_id: Option<&str>,
         repository: &str,
@@ -310,7 +310,7 @@ impl Ecr {
 
     /// Which of `digests` (manifests) `repository` holds; a repository that is gone holds
     /// none.
-    pub async fn held_manifests(
+    pub(crate) async fn held_manifests(
         &self,
         registry_id: Option<&str>,
         repository: &str,
@@ -406,7 +406,7 @@ impl Ecr {
 
     /// Removes `tags` from `repository` (100 to a call, as ECR takes them); tags or a
     /// repository already gone are success.
-    pub async fn untag_all(
+    pub(crate) async fn untag_all(
         &self,
         registry_id: Option<&str>,
         repository: &str,

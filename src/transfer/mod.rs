@@ -69,7 +69,7 @@ pub struct Copied {
 /// Async locks by key, each made on first use and kept for the life of the process: copies
 /// that must not overlap (one source reference in the engine, one target repository or blob)
 /// take the lock of their key.
-pub struct Locks<K> {
+pub(crate) struct Locks<K> {
     locks: std::sync::Mutex<HashMap<K, Arc<tokio::sync::Mutex<()>>>>,
 }
 
@@ -83,7 +83,7 @@ impl<K> Default for Locks<K> {
 
 impl<K: Eq + Hash> Locks<K> {
     /// The lock for `key`.
-    pub fn of(&self, key: K) -> Arc<tokio::sync::Mutex<()>> {
+    pub(crate) fn of(&self, key: K) -> Arc<tokio::sync::Mutex<()>> {
         let mut locks = self.locks.lock().unwrap_or_else(|e| e.into_inner());
         locks.entry(key).or_default().clone()
     }
@@ -91,7 +91,7 @@ impl<K: Eq + Hash> Locks<K> {
 
 /// How an image is copied: the `copy_method` argument, parsed where it enters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub enum CopyMethod {
+pub(crate) enum CopyMethod {
     /// Pull and push through a Docker engine. The default: mirrors made before
     /// `copy_method` existed were made this way.
     #[default]
@@ -102,10 +102,10 @@ pub enum CopyMethod {
 
 impl CopyMethod {
     /// Every method, in the order the docs list them.
-    pub const ALL: [CopyMethod; 2] = [CopyMethod::Docker, CopyMethod::Registry];
+    pub(crate) const ALL: [CopyMethod; 2] = [CopyMethod::Docker, CopyMethod::Registry];
 
     /// The method's `copy_method` value.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             CopyMethod::Docker => "docker",
             CopyMethod::Registry => "registry",
@@ -115,7 +115,7 @@ impl CopyMethod {
 
 /// What a mirror may ask of its copy method beyond one image; not every method can.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Capability {
+pub(crate) enum Capability {
     /// Copy the image's referrers byte for byte (`copy_referrers`).
     Referrers,
     /// Copy several platforms of an index as an index (`platforms`).
@@ -124,7 +124,7 @@ pub enum Capability {
 
 impl Capability {
     /// The argument that asks for it.
-    pub fn attribute(self) -> &'static str {
+    pub(crate) fn attribute(self) -> &'static str {
         match self {
             Capability::Referrers => "copy_referrers",
             Capability::Platforms => "platforms",
@@ -135,7 +135,7 @@ impl Capability {
 impl CopyMethod {
     /// Why this method cannot do `capability`, with what to do instead (a diagnostic's
     /// detail); `None` when it can.
-    pub fn lacks(self, capability: Capability) -> Option<&'static str> {
+    pub(crate) fn lacks(self, capability: Capability) -> Option<&'static str> {
         match (self, capability) {
             (CopyMethod::Registry, _) => None,
             (CopyMethod::Docker, Capability::Referrers) => Some("`copy_referrers` needs `copy_method = \"registry\"`: a Docker engine pushes a new manifest, which the source's signatures and attestations do not refer to. Set `copy_method = \"registry\"` (in the resource, or the provider's default) to copy the image byte for byte with its referrers."),

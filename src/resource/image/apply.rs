@@ -49,7 +49,7 @@ async fn limited<T>(
 
 /// Whether a mirror may adopt what ECR already holds instead of copying.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Adopt {
+pub(crate) enum Adopt {
     /// When ECR's tag already holds the source's image (same image config for the
     /// platform), record it without transferring anything.
     IfSame,
@@ -58,7 +58,7 @@ pub enum Adopt {
 }
 
 /// Mirrors `planned.docker_source` into ECR; returns the new state and private data.
-pub async fn mirror(
+pub(crate) async fn mirror(
     clients: &Clients,
     ledger: &TagLedger,
     planned: &ImageState,
@@ -394,7 +394,7 @@ async fn confirmed_digest(clients: &Clients, registry: &str, target: &Target) ->
 
 /// Imports `id` (`REPOSITORY:TAG` or `<registry host>/<repository>:<tag>`): the state of the
 /// tag as ECR holds it, with no `docker_source` (nothing says where it came from).
-pub async fn import(clients: &Clients, id: &str) -> Result<(ImageState, PrivateData)> {
+pub(crate) async fn import(clients: &Clients, id: &str) -> Result<(ImageState, PrivateData)> {
     let failed = |cause: String| Error::Import {
         id: id.to_string(),
         cause,
@@ -477,7 +477,7 @@ async fn import_registry_id(
 /// The warning for a plan that mirrors `planned` again into its existing tag, when ECR
 /// keeps that tag immutable. Asked only for such plans; a failure to ask is no warning (the
 /// apply checks again before any transfer).
-pub async fn immutable_remirror(clients: &Clients, planned: &ImageState) -> Option<Error> {
+pub(crate) async fn immutable_remirror(clients: &Clients, planned: &ImageState) -> Option<Error> {
     let (Value::Value(repository), Value::Value(tag)) = (&planned.repository, &planned.tag) else {
         return None;
     };
@@ -498,11 +498,11 @@ pub async fn immutable_remirror(clients: &Clients, planned: &ImageState) -> Opti
 }
 
 /// What a read found, and what it could not check.
-pub struct Read {
+pub(crate) struct Read {
     /// `None` when ECR confirms the tag (or its repository) is gone.
     pub state: Option<ImageState>,
     /// Problems that do not stop the plan (an unreachable source with `track_source`).
-    pub warnings: Vec<Error>,
+    pub(crate) warnings: Vec<Error>,
 }
 
 /// Reads the tag back from ECR, and with `track_source` the source tag's digest (one
@@ -510,7 +510,7 @@ pub struct Read {
 /// provider's registry does not hold by its state (it moved registry, or the registry is
 /// pending) is kept as state records it: another registry's tag of the same name is not
 /// this mirror.
-pub async fn read(clients: &Clients, state: &ImageState) -> Result<Read> {
+pub(crate) async fn read(clients: &Clients, state: &ImageState) -> Result<Read> {
     let mut warnings = Vec::new();
     let registry_id = state.registry_id.as_ref_option().map(String::as_str);
     if whereabouts(clients, state, registry_id).await? != Whereabouts::Here {
@@ -591,7 +591,7 @@ async fn read_ecr(clients: &Clients, state: &ImageState) -> Result<Option<ImageS
 /// A mirror state records in another registry than this provider's is left there, with a
 /// warning (returned): this provider configuration cannot reach it, and its registry's tag
 /// of the same name is not this mirror's.
-pub async fn delete(
+pub(crate) async fn delete(
     clients: &Clients,
     ledger: &TagLedger,
     state: &ImageState,
@@ -632,7 +632,7 @@ pub async fn delete(
 
 /// Removes the referrer tags a mirror with `copy_referrers` copied, now that the referrers
 /// leave with it (`copy_referrers` turned off), under the tag's lock.
-pub async fn drop_referrers(
+pub(crate) async fn drop_referrers(
     clients: &Clients,
     ledger: &TagLedger,
     state: &ImageState,

@@ -9,13 +9,13 @@ use tf_provider::value::Value;
 use super::state::ImageState;
 use crate::error::{Error, Result};
 use crate::reference::{check_registry_id, check_repository, check_tag, Platform, SourceRef};
-pub use crate::terraform::known;
+pub(crate) use crate::terraform::known;
 use crate::terraform::{invalid, parsed};
 use crate::transfer::{Capability, CopyMethod};
 
 /// The arguments as far as they are known, and every problem found in them.
 #[derive(Debug)]
-pub struct Arguments {
+pub(crate) struct Arguments {
     pub source: Value<SourceRef>,
     pub repository: Value<String>,
     /// The tag with its default: the source's tag, else `latest`.
@@ -36,7 +36,7 @@ pub struct Arguments {
 
 /// A mirror to make: every argument known and valid.
 #[derive(Clone, Debug)]
-pub struct Mirror {
+pub(crate) struct Mirror {
     pub source: SourceRef,
     pub repository: String,
     pub tag: String,
@@ -51,7 +51,7 @@ pub struct Mirror {
 }
 
 /// `docker_source` as a reference (also read from state, with `track_source`).
-pub fn source(text: &Value<String>) -> Result<Value<SourceRef>> {
+pub(crate) fn source(text: &Value<String>) -> Result<Value<SourceRef>> {
     parsed(text, "docker_source", SourceRef::parse)
 }
 
@@ -133,7 +133,10 @@ impl Arguments {
     /// Parses the arguments of `config` (a configuration, or a planned state);
     /// `default_method` is the provider's `copy_method` (`None` while the provider is not
     /// configured yet, as in validation: then a method left out is unknown).
-    pub fn parse(config: &ImageState, default_method: impl Into<Option<CopyMethod>>) -> Arguments {
+    pub(crate) fn parse(
+        config: &ImageState,
+        default_method: impl Into<Option<CopyMethod>>,
+    ) -> Arguments {
         let mut errors = Vec::new();
         let source = keep(&mut errors, source(&config.docker_source));
         let repository = keep(
@@ -204,7 +207,7 @@ impl Arguments {
     }
 
     /// The mirror to make, when every argument is known and valid; else the first problem.
-    pub fn mirror(self) -> Result<Mirror> {
+    pub(crate) fn mirror(self) -> Result<Mirror> {
         if let Some(error) = self.errors.into_iter().next() {
             return Err(error);
         }

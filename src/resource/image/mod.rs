@@ -1,12 +1,12 @@
 //! The `ecrmirror_image` resource: Terraform's calls mapped onto [`plan`] and [`apply`].
 
-pub mod apply;
-pub mod config;
-pub mod owners;
-pub mod plan;
-pub mod referrers;
+pub(crate) mod apply;
+pub(crate) mod config;
+pub(crate) mod owners;
+pub(crate) mod plan;
+pub(crate) mod referrers;
 pub mod state;
-pub mod whereabouts;
+pub(crate) mod whereabouts;
 
 use std::sync::Arc;
 
@@ -24,7 +24,7 @@ use plan::Operation;
 use state::{ImageState, Private};
 
 /// `ecrmirror_image`.
-pub struct ImageResource {
+pub(crate) struct ImageResource {
     clients: SharedClients,
     /// The mirrors this process planned, by tag (one owner per tag).
     planned_tags: owners::PlannedTags,
@@ -34,7 +34,7 @@ pub struct ImageResource {
 
 impl ImageResource {
     /// The resource, using the clients `configure` will set.
-    pub fn new(clients: SharedClients) -> ImageResource {
+    pub(crate) fn new(clients: SharedClients) -> ImageResource {
         ImageResource {
             clients,
             planned_tags: Default::default(),

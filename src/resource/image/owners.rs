@@ -17,7 +17,7 @@ use super::state::ImageState;
 
 /// One ECR tag: the registry's account id, the repository, the tag.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct TagKey {
+pub(crate) struct TagKey {
     pub registry_id: String,
     pub repository: String,
     pub tag: String,
@@ -34,14 +34,14 @@ pub struct TagKey {
 /// renamed), and a mirror that comes after a destroy pushes the tag again. Locks of other
 /// tags never wait on each other.
 #[derive(Debug, Default)]
-pub struct TagLedger {
+pub(crate) struct TagLedger {
     locks: Mutex<HashMap<TagKey, Arc<tokio::sync::Mutex<()>>>>,
     mirrored: Mutex<HashSet<TagKey>>,
 }
 
 impl TagLedger {
     /// Waits for the lock of `tag` and holds it until the guard is dropped.
-    pub async fn lock(&self, tag: &TagKey) -> tokio::sync::OwnedMutexGuard<()> {
+    pub(crate) async fn lock(&self, tag: &TagKey) -> tokio::sync::OwnedMutexGuard<()> {
         let lock = self
             .locks
             .lock()
@@ -53,7 +53,7 @@ impl TagLedger {
     }
 
     /// Records that a mirror of this run now owns `tag` (under its lock).
-    pub fn record(&self, tag: TagKey) {
+    pub(crate) fn record(&self, tag: TagKey) {
         self.mirrored
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -61,7 +61,7 @@ impl TagLedger {
     }
 
     /// Whether a mirror of this run owns `tag` (asked under its lock).
-    pub fn mirrored(&self, tag: &TagKey) -> bool {
+    pub(crate) fn mirrored(&self, tag: &TagKey) -> bool {
         self.mirrored
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -71,14 +71,14 @@ impl TagLedger {
 
 /// The sources planned to each tag.
 #[derive(Debug, Default)]
-pub struct PlannedTags {
+pub(crate) struct PlannedTags {
     tags: Mutex<HashMap<TagKey, BTreeSet<String>>>,
 }
 
 impl PlannedTags {
     /// Records the tag `planned` targets; returns the other sources planned to it. Nothing
     /// is recorded while the repository, the tag or the source is unknown.
-    pub fn record(&self, planned: &ImageState) -> Vec<String> {
+    pub(crate) fn record(&self, planned: &ImageState) -> Vec<String> {
         let (Some(key), Value::Value(source)) = (planned.tag_key(), &planned.docker_source) else {
             return Vec::new();
         };

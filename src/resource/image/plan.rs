@@ -11,11 +11,11 @@ use super::state::{
     or_false, ImageState, Private, Timeouts, CREATE_TIMEOUT, DELETE_TIMEOUT, UPDATE_TIMEOUT,
 };
 use crate::error::Error;
-pub use crate::error::Operation;
+pub(crate) use crate::error::Operation;
 
 /// Attributes whose change replaces the mirror (another tag is another object).
 /// Checks every known argument; unknown values are checked at apply.
-pub fn validate(config: &ImageState) -> Vec<Error> {
+pub(crate) fn validate(config: &ImageState) -> Vec<Error> {
     let mut errors = Arguments::parse(config, None).errors;
     if config.timeouts.is_value() {
         for operation in Operation::ALL {
@@ -38,7 +38,7 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 /// The limit for `operation`: the `timeouts` block's value or the default.
-pub fn timeout(timeouts: &Value<Timeouts>, operation: Operation) -> Result<Duration, Error> {
+pub(crate) fn timeout(timeouts: &Value<Timeouts>, operation: Operation) -> Result<Duration, Error> {
     let (value, default) = match (timeouts, operation) {
         (Value::Value(t), Operation::Create) => (&t.create, CREATE_TIMEOUT),
         (Value::Value(t), Operation::Update) => (&t.update, UPDATE_TIMEOUT),
@@ -57,7 +57,11 @@ pub fn timeout(timeouts: &Value<Timeouts>, operation: Operation) -> Result<Durat
 }
 
 /// Plans a new mirror of `config`, whose arguments are `args`.
-pub fn plan_create(proposed: ImageState, config: &ImageState, args: Arguments) -> ImageState {
+pub(crate) fn plan_create(
+    proposed: ImageState,
+    config: &ImageState,
+    args: Arguments,
+) -> ImageState {
     ImageState {
         copy_method: args.method.map(|m| m.to_string()),
         tag: args.tag,
@@ -84,7 +88,7 @@ pub fn plan_create(proposed: ImageState, config: &ImageState, args: Arguments) -
 /// Whether the last read saw the mirror out of date: the tag in ECR re-pointed outside
 /// Terraform, (with `track_source`) the source tag moved upstream, or (with
 /// `copy_referrers`) a referrer deleted in ECR or (with `track_source`) a new one upstream.
-pub fn drifted(prior: &ImageState, private: &Private) -> bool {
+pub(crate) fn drifted(prior: &ImageState, private: &Private) -> bool {
     let Some(private) = private else {
         return false;
     };
@@ -112,7 +116,7 @@ pub fn drifted(prior: &ImageState, private: &Private) -> bool {
 /// the planned state and the attributes that force replacement. `relocated`: the provider's
 /// registry is not the one state records the mirror in (it moved, or the provider's
 /// `region` or `profile` is not known yet), so the apply records it anew, wherever it lands.
-pub fn plan_update(
+pub(crate) fn plan_update(
     prior: &ImageState,
     proposed: ImageState,
     config: &ImageState,

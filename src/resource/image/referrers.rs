@@ -16,7 +16,11 @@ use crate::transfer::{Job, Transfer};
 
 /// Copies the referrers of `resolved` (the mirror ECR now holds) that ECR lacks; returns
 /// every referrer's digest, sorted.
-pub async fn copy(clients: &Clients, job: &Job<'_>, resolved: &Resolved) -> Result<Vec<String>> {
+pub(crate) async fn copy(
+    clients: &Clients,
+    job: &Job<'_>,
+    resolved: &Resolved,
+) -> Result<Vec<String>> {
     clients.registry.copy_referrers(job, resolved).await
 }
 
@@ -24,7 +28,7 @@ pub async fn copy(clients: &Clients, job: &Job<'_>, resolved: &Resolved) -> Resu
 /// `BatchGetImage`), and with `track_source` the new ones the source lists (a new signature
 /// upstream). A difference from what was copied plans an update that copies what is
 /// missing.
-pub async fn now(clients: &Clients, state: &ImageState) -> Result<Vec<String>> {
+pub(crate) async fn now(clients: &Clients, state: &ImageState) -> Result<Vec<String>> {
     let copied = state.recorded_referrers();
     let repository = known(&state.repository, "repository")?;
     let registry_id = state.registry_id.as_ref_option().map(String::as_str);
@@ -67,7 +71,10 @@ pub async fn now(clients: &Clients, state: &ImageState) -> Result<Vec<String>> {
 
 /// The platform manifests of the index ECR's tag holds for the mirror `state` (none for an
 /// image, or without `copy_referrers`, whose referrer tags are all this is asked for).
-pub async fn platform_manifests(clients: &Clients, state: &ImageState) -> Result<Vec<String>> {
+pub(crate) async fn platform_manifests(
+    clients: &Clients,
+    state: &ImageState,
+) -> Result<Vec<String>> {
     let (Value::Value(true), Value::Value(repository), Value::Value(tag)) =
         (&state.copy_referrers, &state.repository, &state.tag)
     else {
@@ -127,7 +134,7 @@ fn referrer_tags_of<'a>(
 /// index it held) and its referrers, unless another image tag in the repository still names
 /// its image (another mirror of it, whose referrers they are too). Referrers ECR lists by
 /// their `subject` go with the image as ECR handles them.
-pub async fn remove_tags(
+pub(crate) async fn remove_tags(
     clients: &Clients,
     state: &ImageState,
     platforms: Vec<String>,

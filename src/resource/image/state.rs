@@ -12,11 +12,11 @@ use tf_provider::value::{serde_as_vec, Value, ValueSet};
 use crate::schema::{attribute, attributes, string};
 
 /// Default limit for a create (a whole pull and push).
-pub const CREATE_TIMEOUT: Duration = Duration::from_secs(20 * 60);
+pub(crate) const CREATE_TIMEOUT: Duration = Duration::from_secs(20 * 60);
 /// Default limit for an update that re-mirrors.
-pub const UPDATE_TIMEOUT: Duration = Duration::from_secs(20 * 60);
+pub(crate) const UPDATE_TIMEOUT: Duration = Duration::from_secs(20 * 60);
 /// Default limit for a delete.
-pub const DELETE_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+pub(crate) const DELETE_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 
 /// The resource's state, as Terraform stores it.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -57,7 +57,7 @@ pub struct Timeouts {
 /// a tag re-pointed in ECR, or a source tag moved upstream, apart from the mirror.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
-pub struct PrivateData {
+pub(crate) struct PrivateData {
     /// The manifest digest ECR served for the tag right after the mirror was made.
     pub pushed_digest: Option<String>,
     /// The source digest the mirror was made from.
@@ -67,11 +67,11 @@ pub struct PrivateData {
 }
 
 /// Private state as tf-provider hands it over (empty before the first apply).
-pub type Private = Option<PrivateData>;
+pub(crate) type Private = Option<PrivateData>;
 
 impl ImageState {
     /// The referrers state records (`referrer_digests`), known ones only.
-    pub fn recorded_referrers(&self) -> Vec<String> {
+    pub(crate) fn recorded_referrers(&self) -> Vec<String> {
         self.referrer_digests
             .as_ref_option()
             .into_iter()
@@ -82,7 +82,7 @@ impl ImageState {
 
     /// The ECR tag the mirror targets, once its repository and tag are known (the registry
     /// named by `registry_id`; empty for the caller's own while it is not known).
-    pub fn tag_key(&self) -> Option<super::owners::TagKey> {
+    pub(crate) fn tag_key(&self) -> Option<super::owners::TagKey> {
         let (Value::Value(repository), Value::Value(tag)) = (&self.repository, &self.tag) else {
             return None;
         };
@@ -99,7 +99,7 @@ impl ImageState {
 }
 
 /// A boolean argument with its default, `false`.
-pub fn or_false(value: &Value<bool>) -> Value<bool> {
+pub(crate) fn or_false(value: &Value<bool>) -> Value<bool> {
     match value {
         Value::Null => Value::Value(false),
         other => *other,
@@ -109,7 +109,7 @@ pub fn or_false(value: &Value<bool>) -> Value<bool> {
 impl ImageState {
     /// The state with the defaults of attributes added after it was written (a state from
     /// an older provider has them null).
-    pub fn with_defaults(self) -> ImageState {
+    pub(crate) fn with_defaults(self) -> ImageState {
         ImageState {
             keep_remotely: or_false(&self.keep_remotely),
             track_source: or_false(&self.track_source),
@@ -128,7 +128,7 @@ impl ImageState {
 /// reads an older state with the new attribute null, and the plan sets its default.
 /// tf-provider 0.2.2 cannot run an upgrade function (its `RawValue` is not exported), so
 /// the version stays 0 until it can.
-pub const SCHEMA_VERSION: i64 = 0;
+pub(crate) const SCHEMA_VERSION: i64 = 0;
 
 /// The resource schema.
 pub fn schema() -> Schema {

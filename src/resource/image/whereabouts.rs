@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 
 /// Where a mirror in state lives, against the registry this provider configuration reaches.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Whereabouts {
+pub(crate) enum Whereabouts {
     /// In this provider's registry (or state records no host yet).
     Here,
     /// In another registry: the host state records, and this provider's.
@@ -21,7 +21,7 @@ pub enum Whereabouts {
 
 impl Whereabouts {
     /// The warning that says where the mirror goes and what stays, when it moved.
-    pub fn warning(&self, state: &ImageState, destroyed: bool) -> Option<Error> {
+    pub(crate) fn warning(&self, state: &ImageState, destroyed: bool) -> Option<Error> {
         let Whereabouts::Moved { from, to } = self else {
             return None;
         };
@@ -43,7 +43,7 @@ impl Whereabouts {
 /// a resource moved to another provider alias, region, profile or account finds its tag's
 /// name in another registry, which may hold anything. `registry_id`: the account whose
 /// registry the mirror is to be in (`None`: this provider configuration's own).
-pub async fn whereabouts(
+pub(crate) async fn whereabouts(
     clients: &Clients,
     state: &ImageState,
     registry_id: Option<&str>,

@@ -42,7 +42,7 @@ use crate::source::{self, Resolved, Unresolved, Wanted};
 const CONCURRENT_BLOBS: usize = 6;
 
 /// The registry-to-registry transfer.
-pub struct RegistryTransfer {
+pub(crate) struct RegistryTransfer {
     distribution: Arc<Distribution>,
     /// Where each blob was last seen in a target registry (the repository that holds it),
     /// to mount it into another repository of that registry instead of uploading it again.
@@ -58,7 +58,7 @@ pub struct RegistryTransfer {
 
 impl RegistryTransfer {
     /// A transfer through `distribution`'s clients.
-    pub fn new(distribution: Arc<Distribution>) -> RegistryTransfer {
+    pub(crate) fn new(distribution: Arc<Distribution>) -> RegistryTransfer {
         RegistryTransfer {
             distribution,
             seen: Default::default(),
@@ -183,7 +183,11 @@ impl RegistryTransfer {
     /// Copies the referrers of every manifest of `resolved` (the mirror ECR now holds: the
     /// manifest, and an index's platforms) and their referrers, unless ECR holds them;
     /// returns every referrer's digest, sorted (see `transfer/registry/referrers.rs`).
-    pub async fn copy_referrers(&self, job: &Job<'_>, resolved: &Resolved) -> Result<Vec<String>> {
+    pub(crate) async fn copy_referrers(
+        &self,
+        job: &Job<'_>,
+        resolved: &Resolved,
+    ) -> Result<Vec<String>> {
         let (source, target) = self.sides(job)?;
         let (authorised, allowed) = tokio::join!(meet_challenge(&target), meet_challenge(&source));
         authorised?;
@@ -194,7 +198,7 @@ impl RegistryTransfer {
 
     /// The digests of the referrers the source holds now for the manifests of `resolved`
     /// (and of their referrers), sorted; nothing is copied.
-    pub async fn source_referrers(
+    pub(crate) async fn source_referrers(
         &self,
         source: &SourceRef,
         resolved: &Resolved,

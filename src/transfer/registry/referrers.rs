@@ -21,7 +21,7 @@ use crate::manifest::Fetched;
 
 /// How deep referrers of referrers are followed (a signature on an attestation on an image
 /// is depth 2).
-pub const MAX_DEPTH: usize = 3;
+pub(super) const MAX_DEPTH: usize = 3;
 
 /// cosign's tag suffixes: signatures, attestations, SBOMs.
 const COSIGN_SUFFIXES: [&str; 3] = ["sig", "att", "sbom"];
