@@ -17,9 +17,10 @@ use std::error::Error as StdError;
 
 use crate::error::Error;
 
-/// What kind of network failure a connection met.
+/// What went wrong on the way to a server, before it answered (the network's fault, not the
+/// server's answer: those are [`crate::distribution::failure`]'s and the ECR API's).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Failure {
+pub(crate) enum Fault {
     /// The host name does not resolve.
     Dns,
     /// Nothing accepts connections at the address.
@@ -44,7 +45,7 @@ pub(crate) enum Failure {
 
 /// The failure behind `err`, when it is a network failure; walks the whole source chain
 /// (I/O errors' inner errors included).
-pub(crate) fn classify(err: &(dyn StdError + 'static)) -> Option<Failure> {
+pub(crate) fn classify(err: &(dyn StdError + 'static)) -> Option<Fault> {
     let mut found = None;
     let mut text = String::new();
     let mut next = Some(err);
@@ -56,12 +57,12 @@ pub(crate) fn classify(err: &(dyn StdError + 'static)) -> Option<Failure> {
         }
         if let Some(io) = current.downcast_ref::<std::io::Error>() {
             found = found.or(match io.kind() {
-                std::io::ErrorKind::ConnectionRefused => Some(Failure::Refused),
-                std::io::ErrorKind::TimedOut => Some(Failure::TimedOut),
+                std::io::ErrorKind::ConnectionRefused => Some(Fault::Refused),
+                std::io::ErrorKind::TimedOut => Some(Fault::TimedOut),
                 std::io::ErrorKind::ConnectionReset
                 | std::io::ErrorKind::ConnectionAborted
                 | std::io::ErrorKind::BrokenPipe
-                | std::io::ErrorKind::UnexpectedEof => Some(Failure::Reset),
+                | std::io::ErrorKind::UnexpectedEof => Some(Fault::Reset),
                 _ => None,
             });
             // An I/O error's `source` skips the error it wraps: look at that one too.
@@ -77,43 +78,43 @@ pub(crate) fn classify(err: &(dyn StdError + 'static)) -> Option<Failure> {
     }
     let has = |needle: &str| text.contains(needle);
     if has("proxy authorization required") {
-        Some(Failure::ProxyAuth)
+        Some(Fault::ProxyAuth)
     } else if has("tunnel error: unsuccessful")
         || has("tunnel error: unexpected end of file")
         || has("tunnel error: proxy response headers too long")
     {
-        Some(Failure::ProxyRefused)
+        Some(Fault::ProxyRefused)
     } else if has("dns error") || has("failed to lookup address") {
-        Some(Failure::Dns)
+        Some(Fault::Dns)
     } else if found.is_some() {
         found
     } else if has("timed out") || has("timeout") {
-        Some(Failure::TimedOut)
+        Some(Fault::TimedOut)
     } else if has("connection refused") {
-        Some(Failure::Refused)
+        Some(Fault::Refused)
     } else if has("tcp connect error") || has("error trying to connect") {
-        Some(Failure::Reset)
+        Some(Fault::Reset)
     } else {
         None
     }
 }
 
-fn tls_failure(err: &rustls::Error) -> Failure {
+fn tls_failure(err: &rustls::Error) -> Fault {
     use rustls::CertificateError as Cert;
     match err {
         rustls::Error::InvalidCertificate(cert) => match cert {
-            Cert::UnknownIssuer | Cert::BadSignature => Failure::UnknownCa,
-            Cert::NotValidForName | Cert::NotValidForNameContext { .. } => Failure::WrongName,
+            Cert::UnknownIssuer | Cert::BadSignature => Fault::UnknownCa,
+            Cert::NotValidForName | Cert::NotValidForNameContext { .. } => Fault::WrongName,
             Cert::Expired
             | Cert::ExpiredContext { .. }
             | Cert::NotValidYet
-            | Cert::NotValidYetContext { .. } => Failure::Expired,
+            | Cert::NotValidYetContext { .. } => Fault::Expired,
             Cert::Other(other) if other.to_string().to_ascii_lowercase().contains("issuer") => {
-                Failure::UnknownCa
+                Fault::UnknownCa
             }
-            _ => Failure::Tls,
+            _ => Fault::Tls,
         },
-        _ => Failure::Tls,
+        _ => Fault::Tls,
     }
 }
 
@@ -148,53 +149,53 @@ fn host_of(endpoint: &str) -> String {
 }
 
 /// What happened, and what to do about it, in two sentences.
-pub(crate) fn explain(failure: Failure, endpoint: &str, proxy: Option<&str>) -> String {
+pub(crate) fn explain(fault: Fault, endpoint: &str, proxy: Option<&str>) -> String {
     let host = host_of(endpoint);
     let ca_vars = "AWS_CA_BUNDLE (ECR API) or SSL_CERT_FILE / SSL_CERT_DIR (every connection)";
-    match (failure, proxy) {
-        (Failure::Dns, None) => format!(
+    match (fault, proxy) {
+        (Fault::Dns, None) => format!(
             "The name {host} does not resolve on this machine. Check the address (region, endpoint or registry name) and this machine's DNS; if this network reaches the internet only through a proxy, set HTTPS_PROXY."
         ),
-        (Failure::Dns, Some(proxy)) => format!(
+        (Fault::Dns, Some(proxy)) => format!(
             "The proxy {proxy} (from HTTPS_PROXY/HTTP_PROXY) does not resolve on this machine. Check the proxy variables, or list {host} in NO_PROXY to connect directly."
         ),
-        (Failure::Refused, None) => format!(
+        (Fault::Refused, None) => format!(
             "Nothing accepts connections at {endpoint}. Check the address and port, and any firewall in between."
         ),
-        (Failure::Refused, Some(proxy)) => format!(
+        (Fault::Refused, Some(proxy)) => format!(
             "The proxy {proxy} (from HTTPS_PROXY/HTTP_PROXY) refused the connection. Check that the proxy runs and the variables name it, or list {host} in NO_PROXY to connect directly."
         ),
-        (Failure::TimedOut, None) => format!(
+        (Fault::TimedOut, None) => format!(
             "No answer from {endpoint} in time. A firewall may drop the connection; if this network reaches the internet only through a proxy, set HTTPS_PROXY."
         ),
-        (Failure::TimedOut, Some(proxy)) => format!(
+        (Fault::TimedOut, Some(proxy)) => format!(
             "No answer in time through the proxy {proxy}. Check the proxy, or list {host} in NO_PROXY to connect directly."
         ),
-        (Failure::Reset, _) => format!(
+        (Fault::Reset, _) => format!(
             "The connection to {endpoint} was closed before an answer{}. Apply again; if it keeps failing, a firewall or proxy in between is cutting it.",
             via(proxy)
         ),
-        (Failure::UnknownCa, _) => format!(
+        (Fault::UnknownCa, _) => format!(
             "The certificate {host} presented{} is signed by a CA this machine does not trust. If a TLS-inspecting proxy or a private CA signs it, trust that CA with {ca_vars}.",
             via(proxy)
         ),
-        (Failure::WrongName, _) => format!(
+        (Fault::WrongName, _) => format!(
             "The certificate presented{} does not name {host}. Check the address; a proxy that inspects TLS may be presenting its own certificate.",
             via(proxy)
         ),
-        (Failure::Expired, _) => format!(
+        (Fault::Expired, _) => format!(
             "The certificate {host} presented{} has expired or is not valid yet. Check this machine's clock.",
             via(proxy)
         ),
-        (Failure::Tls, _) => format!(
+        (Fault::Tls, _) => format!(
             "The TLS handshake with {host}{} failed. If a proxy inspects TLS, trust its CA with {ca_vars}.",
             via(proxy)
         ),
-        (Failure::ProxyRefused, _) => format!(
+        (Fault::ProxyRefused, _) => format!(
             "The proxy {} would not open a connection to {host}: it may block or not know the host. Ask for the host to be allowed, or list it in NO_PROXY to connect directly.",
             proxy.unwrap_or("in the way")
         ),
-        (Failure::ProxyAuth, _) => format!(
+        (Fault::ProxyAuth, _) => format!(
             "The proxy {} demands credentials. Put them in the proxy URL (http://user:password@proxy:port) in HTTPS_PROXY/HTTP_PROXY.",
             proxy.unwrap_or("in the way")
         ),
@@ -237,7 +238,7 @@ pub(crate) fn timed_out(
     let proxy = proxy_for(&endpoint);
     Error::Network {
         service,
-        detail: explain(Failure::TimedOut, &endpoint, proxy.as_deref()),
+        detail: explain(Fault::TimedOut, &endpoint, proxy.as_deref()),
         endpoint,
         attribute,
     }
@@ -274,7 +275,7 @@ mod tests {
                 "failed to lookup address information: Name or service not known",
             )),
         );
-        assert_eq!(classify(&dns), Some(Failure::Dns));
+        assert_eq!(classify(&dns), Some(Fault::Dns));
 
         let refused = Wrapped(
             "client error (Connect)",
@@ -286,25 +287,25 @@ mod tests {
                 )),
             )),
         );
-        assert_eq!(classify(&refused), Some(Failure::Refused));
+        assert_eq!(classify(&refused), Some(Fault::Refused));
 
         let timed_out = io(std::io::ErrorKind::TimedOut, "connection timed out");
-        assert_eq!(classify(&timed_out), Some(Failure::TimedOut));
+        assert_eq!(classify(&timed_out), Some(Fault::TimedOut));
 
         let reset = io(std::io::ErrorKind::ConnectionReset, "reset by peer");
-        assert_eq!(classify(&reset), Some(Failure::Reset));
+        assert_eq!(classify(&reset), Some(Fault::Reset));
 
         let tunnel = Wrapped(
             "client error (Connect)",
             Box::new(io(std::io::ErrorKind::Other, "tunnel error: unsuccessful")),
         );
-        assert_eq!(classify(&tunnel), Some(Failure::ProxyRefused));
+        assert_eq!(classify(&tunnel), Some(Fault::ProxyRefused));
 
         let auth = io(
             std::io::ErrorKind::Other,
             "tunnel error: proxy authorization required",
         );
-        assert_eq!(classify(&auth), Some(Failure::ProxyAuth));
+        assert_eq!(classify(&auth), Some(Fault::ProxyAuth));
 
         let not_network = io(std::io::ErrorKind::InvalidData, "bad manifest");
         assert_eq!(classify(&not_network), None);
@@ -317,49 +318,49 @@ mod tests {
             rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer),
         );
         let wrapped = Wrapped("client error (Connect)", Box::new(unknown));
-        assert_eq!(classify(&wrapped), Some(Failure::UnknownCa));
+        assert_eq!(classify(&wrapped), Some(Fault::UnknownCa));
 
         let name = rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidForName);
-        assert_eq!(classify(&name), Some(Failure::WrongName));
+        assert_eq!(classify(&name), Some(Fault::WrongName));
 
         let expired = rustls::Error::InvalidCertificate(rustls::CertificateError::Expired);
-        assert_eq!(classify(&expired), Some(Failure::Expired));
+        assert_eq!(classify(&expired), Some(Fault::Expired));
 
         let other = rustls::Error::DecryptError;
-        assert_eq!(classify(&other), Some(Failure::Tls));
+        assert_eq!(classify(&other), Some(Fault::Tls));
     }
 
     #[test]
     fn explanations_name_the_endpoint_the_proxy_and_the_fix() {
         let api = "https://api.ecr.eu-west-1.amazonaws.com";
-        let text = explain(Failure::Dns, api, None);
+        let text = explain(Fault::Dns, api, None);
         assert!(
             text.contains("api.ecr.eu-west-1.amazonaws.com does not resolve"),
             "{text}"
         );
         assert!(text.contains("HTTPS_PROXY"), "{text}");
 
-        let text = explain(Failure::Refused, api, Some("http://proxy.corp:3128"));
+        let text = explain(Fault::Refused, api, Some("http://proxy.corp:3128"));
         assert!(text.contains("proxy http://proxy.corp:3128"), "{text}");
         assert!(text.contains("NO_PROXY"), "{text}");
 
-        let text = explain(Failure::UnknownCa, api, None);
+        let text = explain(Fault::UnknownCa, api, None);
         assert!(
             text.contains("AWS_CA_BUNDLE") && text.contains("SSL_CERT_FILE"),
             "{text}"
         );
 
         for failure in [
-            Failure::Dns,
-            Failure::Refused,
-            Failure::TimedOut,
-            Failure::Reset,
-            Failure::UnknownCa,
-            Failure::WrongName,
-            Failure::Expired,
-            Failure::Tls,
-            Failure::ProxyRefused,
-            Failure::ProxyAuth,
+            Fault::Dns,
+            Fault::Refused,
+            Fault::TimedOut,
+            Fault::Reset,
+            Fault::UnknownCa,
+            Fault::WrongName,
+            Fault::Expired,
+            Fault::Tls,
+            Fault::ProxyRefused,
+            Fault::ProxyAuth,
         ] {
             let text = explain(failure, api, Some("http://proxy.corp:3128"));
             assert!(
