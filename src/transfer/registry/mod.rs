@@ -322,11 +322,7 @@ impl RegistryTransfer {
         target: &Session<'_>,
         blob: &OciDescriptor,
     ) -> std::result::Result<(), BlobCopyFailure> {
-        let lock = self.uploading.of(InRepository {
-            host: target.reference.registry().to_string(),
-            repository: target.reference.repository().to_string(),
-            digest: blob.digest.clone(),
-        });
+        let lock = self.pushing(target, &blob.digest);
         let _one_at_a_time = lock.lock().await;
         if self.present_or_mounted(target, &blob.digest).await? {
             self.remember(&target.reference, &blob.digest);
@@ -418,16 +414,21 @@ impl RegistryTransfer {
         Ok(())
     }
 
+    /// The lock of `digest` (a blob or a manifest) in `target`'s repository.
+    fn pushing(&self, target: &Session<'_>, digest: &str) -> Arc<tokio::sync::Mutex<()>> {
+        self.uploading.of(InRepository {
+            host: target.reference.registry().to_string(),
+            repository: target.reference.repository().to_string(),
+            digest: digest.to_string(),
+        })
+    }
+
     /// Pushes a platform's manifest of an index by its digest, unless the target holds it:
     /// one mirror at a time per manifest, so that mirrors of one index to several tags push
     /// it once.
     async fn push_platform_manifest(&self, target: &Session<'_>, image: &Manifest) -> Result<()> {
         let digest = &image.fetched.digest;
-        let lock = self.uploading.of(InRepository {
-            host: target.reference.registry().to_string(),
-            repository: target.reference.repository().to_string(),
-            digest: digest.clone(),
-        });
+        let lock = self.pushing(target, digest);
         let _one_at_a_time = lock.lock().await;
         match target.manifest_digest(digest).await {
             Ok(Some(held)) if held.as_str() == digest => return Ok(()),

@@ -206,16 +206,14 @@ fn faults(rng: &mut fastrand::Rng) -> Vec<(&'static str, Rule)> {
         rules.push(("ecr", api(rng, target, "ThrottlingException", 400, 6)));
     }
     rules.push(("ecr", api(rng, "DescribeImages", "ServerException", 500, 2)));
+    let slow = |rng: &mut fastrand::Rng, target: &str, count, delay_ms| Rule {
+        count: rng.u32(count),
+        delay_ms: rng.u64(delay_ms),
+        ..Rule::on(target)
+    };
     // Slow untagging widens the window in which a renamed key's destroy and its new
     // instance's create meet at one tag.
-    rules.push((
-        "ecr",
-        Rule {
-            count: rng.u32(3..=10),
-            delay_ms: rng.u64(100..=400),
-            ..Rule::on("BatchDeleteImage")
-        },
-    ));
+    rules.push(("ecr", slow(rng, "BatchDeleteImage", 3..=10, 100..=400)));
     rules.push((
         "ecr",
         api(rng, "GetAuthorizationToken", "ServerException", 500, 1),
@@ -257,11 +255,7 @@ fn faults(rng: &mut fastrand::Rng) -> Vec<(&'static str, Rule)> {
     ));
     rules.push((
         "source",
-        Rule {
-            count: rng.u32(3..=8),
-            delay_ms: rng.u64(500..=2500),
-            ..Rule::on("registry:GET:/blobs/")
-        },
+        slow(rng, "registry:GET:/blobs/", 3..=8, 500..=2500),
     ));
     rules
 }
