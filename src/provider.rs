@@ -11,7 +11,7 @@ use tf_provider::value::{Value, ValueEmpty};
 use tf_provider::{AttributePath, Diagnostics, DynamicDataSource, DynamicResource, Provider};
 
 use crate::clients::{Clients, Pending, Settings, SharedClients};
-use crate::credentials::AuthBlock;
+use crate::credentials::{normalize_address, AuthBlock};
 use crate::data::image::ImageDataSource;
 use crate::data::source::SourceDataSource;
 use crate::error::Error;
@@ -192,6 +192,33 @@ pub fn settings(config: &ProviderConfig) -> Result<Settings, Vec<Error>> {
                     "`{attribute}` cannot be empty; leave it out to use the AWS default chain."
                 ),
             ));
+        }
+    }
+    // A null where a value is required, and two blocks for one registry, are errors: no
+    // empty username sent, no silent choice between two passwords.
+    let mut named = std::collections::HashMap::new();
+    for (index, block) in auth_blocks.clone().enumerate() {
+        let fields = [
+            ("address", block.address.is_null()),
+            ("username", block.username.is_null()),
+            ("password", block.password.is_null()),
+        ];
+        for (field, _) in fields.into_iter().filter(|(_, null)| *null) {
+            errors.push(Error::Config {
+                attribute: "registry_auth",
+                summary: format!("Invalid registry_auth {field}"),
+                detail: format!("`{field}` of registry_auth block {index} is required and cannot be null: give the registry's {field}, or remove the block to use the Docker config file's credentials."),
+            });
+        }
+        if let Value::Value(address) = &block.address {
+            let host = normalize_address(address);
+            if let Some(first) = named.insert(host.clone(), index) {
+                errors.push(Error::Config {
+                    attribute: "registry_auth",
+                    summary: "Duplicate registry_auth address".into(),
+                    detail: format!("registry_auth blocks {first} and {index} both name the registry `{host}`; only one set of credentials can serve it. Remove one of them."),
+                });
+            }
         }
     }
     // Pending credentials are not half-used: a plan asks the sources nothing until apply.

@@ -311,3 +311,74 @@ async fn an_aws_error_reads_as_code_message_and_hint() {
     let lines = run.stderr.lines().filter(|l| !l.trim().is_empty()).count();
     assert!(lines <= 12, "a long diagnostic:\n{}", run.stderr);
 }
+
+/// `registry_auth` blocks with a null where a value is required, and two blocks for one
+/// registry: each is a plan error on `registry_auth` (no empty username sent, no silent
+/// choice between two passwords), and nothing is contacted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registry_auth_nulls_and_duplicates_fail_at_plan() {
+    let h = Harness::start().await;
+    plan_fails_with(
+        &h,
+        r#"
+variable "nothing" {
+  type    = string
+  default = null
+}
+
+provider "ecrmirror" {
+  registry_auth {
+    address  = "ghcr.io"
+    username = var.nothing
+    password = "p"
+  }
+}
+"#,
+        [
+            "Invalid registry_auth username",
+            "`username` of registry_auth block 0 is required and cannot be null",
+        ],
+    )
+    .await;
+    plan_fails_with(
+        &h,
+        r#"
+provider "ecrmirror" {
+  registry_auth {
+    address  = "ghcr.io"
+    username = "u"
+    password = "p"
+  }
+  registry_auth {
+    address  = "https://ghcr.io/"
+    username = "u"
+    password = "p"
+  }
+}
+"#,
+        [
+            "Duplicate registry_auth address",
+            "registry_auth blocks 0 and 1 both name the registry `ghcr.io`",
+        ],
+    )
+    .await;
+    assert!(h.source_requests().is_empty());
+    assert!(h.ecr_calls().is_empty(), "{:?}", h.ecr_calls());
+}
+
+/// Plans `provider` with one mirror; the plan must fail and say each of `expected`.
+async fn plan_fails_with(h: &Harness, provider: &str, expected: [&str; 2]) {
+    h.config(&format!(
+        r#"{provider}
+resource "ecrmirror_image" "test" {{
+  docker_source = "{{source}}/upstream/app:1.0"
+  repository    = "mirror/app"
+}}
+"#
+    ));
+    let run = h.terraform(&["plan", "-input=false", "-no-color"]).await;
+    assert!(!run.success);
+    for text in expected {
+        assert!(run.stderr.contains(text), "{}", run.stderr);
+    }
+}
