@@ -195,9 +195,18 @@ impl fmt::Display for SourceRef {
     }
 }
 
+/// The error for an empty value where `what` is expected (an empty value shown in backticks
+/// reads as nothing at all).
+fn empty(what: &str) -> String {
+    format!("The value is empty; write {what}.")
+}
+
 /// Checks an ECR repository name: 2 to 256 characters, `/`-joined parts of lowercase letters
 /// and digits separated by single `.`, `_` or `-` (ECR's documented pattern).
 pub(crate) fn check_repository(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err(empty("an ECR repository name: 2 to 256 characters"));
+    }
     if name.len() < 2 || name.len() > 256 {
         return Err(format!(
             "`{name}` must be 2 to 256 characters long (ECR's limit)"
@@ -225,6 +234,9 @@ fn valid_component(component: &str) -> bool {
 
 /// Checks a tag against the OCI grammar `[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`.
 pub(crate) fn check_tag(tag: &str) -> Result<(), String> {
+    if tag.is_empty() {
+        return Err(empty("a tag: up to 128 letters, digits, `_`, `.` and `-`"));
+    }
     let mut chars = tag.chars();
     let first_ok = chars
         .next()
@@ -251,6 +263,11 @@ pub struct Platform {
 impl Platform {
     /// Parses `os/arch[/variant]`, e.g. `linux/arm64/v8`.
     pub fn parse(text: &str) -> Result<Platform, String> {
+        if text.is_empty() {
+            return Err(empty(
+                "a platform: `os/arch` or `os/arch/variant`, e.g. `linux/amd64`",
+            ));
+        }
         let parts: Vec<&str> = text.split('/').collect();
         let valid = |part: &&str| {
             !part.is_empty()
@@ -399,6 +416,18 @@ pub(crate) fn check_registry_id(id: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn empty_values_are_said_to_be_empty() {
+        for err in [
+            check_repository("").unwrap_err(),
+            check_tag("").unwrap_err(),
+            Platform::parse("").unwrap_err(),
+        ] {
+            assert!(err.starts_with("The value is empty; write "), "{err}");
+            assert!(!err.contains("``"), "{err}");
+        }
+    }
 
     #[test]
     fn docker_hub_defaults() {
