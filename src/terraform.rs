@@ -50,7 +50,7 @@ impl Diagnose for Error {
     fn report(&self, diags: &mut Diagnostics) {
         let summary = self.to_string();
         match self.attribute() {
-            Some(attribute) => diags.error(summary, self.detail(), AttributePath::new(attribute)),
+            Some(attribute) => diags.error(summary, self.detail(), path(attribute)),
             None => diags.root_error(summary, self.detail()),
         }
     }
@@ -58,10 +58,20 @@ impl Diagnose for Error {
     fn warn(&self, diags: &mut Diagnostics) {
         let summary = self.to_string();
         match self.attribute() {
-            Some(attribute) => diags.warning(summary, self.detail(), AttributePath::new(attribute)),
+            Some(attribute) => diags.warning(summary, self.detail(), path(attribute)),
             None => diags.root_warning(summary, self.detail()),
         }
     }
+}
+
+/// The path of `attribute`, whose `.` steps into a block (`timeouts.create`).
+fn path(attribute: &'static str) -> AttributePath {
+    let mut steps = attribute.split('.');
+    let mut path = AttributePath::new(steps.next().unwrap_or_default());
+    for step in steps {
+        path = path.attribute(step);
+    }
+    path
 }
 
 #[cfg(test)]

@@ -38,6 +38,7 @@ async fn invalid_arguments_fail_at_plan_on_the_attribute() {
         "{out}"
     );
     assert!(out.contains(r#"repository    = "Mirror/App""#), "{out}");
+    assert!(out.contains(r#"create = "soon""#), "{out}");
     // Nothing was pulled or pushed, and ECR was not even asked.
     assert!(h.source_requests().is_empty());
     assert!(h.ecr_requests().is_empty());

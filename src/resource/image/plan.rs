@@ -31,8 +31,8 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     match humantime::parse_duration(text) {
         Ok(duration) if !duration.is_zero() => Ok(duration),
         Ok(_) => Err("a timeout must be longer than zero".into()),
-        Err(err) => Err(format!(
-            "`{text}` is not a duration ({err}); write e.g. `30s`, `20m` or `1h30m`"
+        Err(_) => Err(format!(
+            "`{text}` is not a duration; write e.g. `30s`, `20m` or `1h30m`"
         )),
     }
 }
@@ -49,7 +49,11 @@ pub(crate) fn timeout(timeouts: &Value<Timeouts>, operation: Operation) -> Resul
     };
     match value {
         Value::Value(text) => parse_duration(text).map_err(|detail| Error::Invalid {
-            attribute: "timeouts",
+            attribute: match operation {
+                Operation::Create => "timeouts.create",
+                Operation::Update => "timeouts.update",
+                Operation::Delete => "timeouts.delete",
+            },
             detail: format!("`{}`: {detail}", operation.name()),
         }),
         _ => Ok(default),
@@ -439,7 +443,7 @@ mod tests {
             .iter()
             .filter_map(|e| e.attribute())
             .collect();
-        assert_eq!(attributes, vec!["docker_source", "timeouts"]);
+        assert_eq!(attributes, vec!["docker_source", "timeouts.create"]);
     }
 
     #[test]
