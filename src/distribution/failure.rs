@@ -192,12 +192,10 @@ impl RequestFailure {
                 with_credentials: !matches!(session.auth, RegistryAuth::Anonymous),
             },
             (Role::Source, _) => Error::Source { reference, cause },
-            (Role::Target, Answer::Denied(status)) => Error::TargetDenied {
+            // The summary says the push credentials were refused; the cause, how.
+            (Role::Target, Answer::Denied(_)) => Error::TargetDenied {
                 host: session.reference.registry().to_string(),
-                cause: format!(
-                    "The registry answered {} to the push credentials: {cause}",
-                    status.unwrap_or(401)
-                ),
+                cause,
             },
             (Role::Target, Answer::TagInvalid) => Error::TagRefused {
                 target: reference,
