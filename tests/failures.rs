@@ -100,6 +100,9 @@ resource "ecrmirror_image" "test" {{
     let run = h.apply_fails().await;
     run.stderr_has("Cannot reach the Docker engine at unix://");
     run.stderr_has("Start the Docker engine");
+    // Why, in the system's words, not the HTTP client's wrapping.
+    run.stderr_has("Connection refused");
+    assert!(!run.stderr.contains("hyper"), "{}", run.stderr);
     assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
     assert!(h.resources().await.is_empty());
 }

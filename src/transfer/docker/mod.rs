@@ -79,7 +79,7 @@ impl DockerTransfer {
             .get_or_try_init(|| async {
                 let unreachable = |err: bollard::errors::Error| Error::DockerUnreachable {
                     host: self.host_name(),
-                    cause: err.to_string(),
+                    cause: unreached(&err),
                 };
                 let docker = match &self.host {
                     Some(host) => Docker::connect_with_host(host),
@@ -161,7 +161,7 @@ impl DockerTransfer {
         } else {
             Err(Error::DockerUnreachable {
                 host: self.host_name(),
-                cause,
+                cause: unreached(&err),
             })
         }
     }
@@ -363,6 +363,21 @@ impl DockerTransfer {
             })?;
         cleanup.tagged = Some(image_id.to_string());
         Ok(())
+    }
+}
+
+/// Why the engine could not be reached: the innermost cause (`Connection refused (os error
+/// 111)`), not the HTTP client's wrapping of it (`Error in the hyper legacy client: …`).
+fn unreached(err: &bollard::errors::Error) -> String {
+    let mut cause: &dyn std::error::Error = err;
+    while let Some(inner) = cause.source() {
+        cause = inner;
+    }
+    let root = cause.to_string();
+    if root.is_empty() {
+        err.to_string()
+    } else {
+        root
     }
 }
 
