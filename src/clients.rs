@@ -14,15 +14,15 @@ use crate::transfer::{CopyMethod, Transfer};
 
 /// What `configure` builds; shared by every resource instance of the process.
 pub(crate) struct Clients {
-    pub ecr: Ecr,
-    pub distribution: Arc<Distribution>,
-    pub docker: DockerTransfer,
-    pub registry: RegistryTransfer,
+    pub(crate) ecr: Ecr,
+    pub(crate) distribution: Arc<Distribution>,
+    pub(crate) docker: DockerTransfer,
+    pub(crate) registry: RegistryTransfer,
     /// The provider's `copy_method`, else [`CopyMethod::default`] (see [`Clients::method`]).
     pub(crate) default_method: CopyMethod,
     /// The provider arguments Terraform does not know yet (a plan's).
-    pub pending: Pending,
-    pub source_auth: SourceAuth,
+    pub(crate) pending: Pending,
+    pub(crate) source_auth: SourceAuth,
 }
 
 impl Clients {
@@ -59,14 +59,14 @@ pub(crate) fn configured(clients: &SharedClients) -> Result<Arc<Clients>> {
 
 /// The provider block's settings, checked and typed.
 #[derive(Debug, Default)]
-pub struct Settings {
-    pub region: Option<String>,
-    pub profile: Option<String>,
-    pub docker_host: Option<String>,
+pub(crate) struct Settings {
+    pub(crate) region: Option<String>,
+    pub(crate) profile: Option<String>,
+    pub(crate) docker_host: Option<String>,
     pub(crate) default_method: CopyMethod,
-    pub registry_auth: Vec<AuthBlock>,
+    pub(crate) registry_auth: Vec<AuthBlock>,
     /// The arguments Terraform does not know yet.
-    pub pending: Pending,
+    pub(crate) pending: Pending,
 }
 
 /// Provider arguments whose values Terraform does not know yet: in a plan, before the
@@ -74,14 +74,14 @@ pub struct Settings {
 /// them is planned unknown, never as their default; the apply, for which Terraform
 /// configures the provider again with every value known, checks and uses them.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Pending {
+pub(crate) struct Pending {
     /// `region` or `profile`: which registry, and whose, the mirrors live in. Nothing asks
     /// ECR anything while it is pending.
-    pub registry: bool,
+    pub(crate) registry: bool,
     /// `copy_method`: the default copy method.
-    pub copy_method: bool,
+    pub(crate) copy_method: bool,
     /// `registry_auth`: the source credentials (plans then ask sources nothing).
-    pub registry_auth: bool,
+    pub(crate) registry_auth: bool,
 }
 
 impl Clients {

@@ -215,7 +215,7 @@ impl Operation {
         [Operation::Create, Operation::Update, Operation::Delete];
 
     /// The limit's name in the `timeouts` block.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Operation::Create => "create",
             Operation::Update => "update",
@@ -328,7 +328,7 @@ impl Error {
     }
 
     /// The attribute the error is about, when there is one.
-    pub fn attribute(&self) -> Option<&'static str> {
+    pub(crate) fn attribute(&self) -> Option<&'static str> {
         match self {
             Error::Invalid { attribute, .. } | Error::Config { attribute, .. } => Some(attribute),
             Error::SourceNotFound { .. }
@@ -351,7 +351,7 @@ impl Error {
     }
 
     /// The diagnostic's detail: the cause, then the advice.
-    pub fn detail(&self) -> String {
+    pub(crate) fn detail(&self) -> String {
         let cause = without_queries(&self.cause());
         let hint = self.hint();
         match (cause.is_empty(), hint.is_empty()) {
@@ -427,7 +427,7 @@ pub fn without_queries(text: &str) -> String {
 }
 
 /// `err` and its sources, one after another, for logs.
-pub fn chain(err: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn chain(err: &(dyn std::error::Error + 'static)) -> String {
     let mut text = err.to_string();
     let mut next = err.source();
     while let Some(source) = next {

@@ -10,7 +10,8 @@
 //! The Terraform layer:
 //! - [`provider`]: the provider schema, its block checked once into [`clients::Settings`],
 //!   and the resources and data sources it registers.
-//! - [`resource`]: `resource::image` is `ecrmirror_image`: `state` (state, schema), `config`
+//! - [`resource`]: `resource::image` is `ecrmirror_image`: its `mod.rs` maps Terraform's
+//!   calls (validate, plan, create, update, read, delete, import) onto `state` (state, schema), `config`
 //!   (the arguments parsed once: defaults and checks), `plan` (what replaces, what
 //!   re-mirrors, timeouts), `apply` (mirror or adopt, import, read, untag), `referrers` (what
 //!   a mirror's referrers are, and the tags that leave with it), `whereabouts` (which
@@ -35,9 +36,10 @@
 //!   "which manifest, for which platform" that the platform check, adoption and the copy use.
 //! - [`manifest`]: the one manifest model (oci-client's typed manifests with their digest and
 //!   bytes), the platforms an index holds and the rule that finds one (pure).
-//! - [`distribution`]: every registry request the provider makes itself: `session` (the
-//!   endpoint calls), `auth` (challenges, tokens), `failure` (why a request failed and the
-//!   error it becomes), `digest` (`Digest` and the checks of every byte
+//! - [`distribution`]: every registry request the provider makes itself: its `mod.rs` (the
+//!   shared clients, [`distribution::Answer`]: registries' answers by code and status),
+//!   `session` (the endpoint calls), `auth` (challenges, tokens), `failure` (why a request
+//!   failed, the error it becomes, and `retry_request`), `digest` (`Digest` and the checks of every byte
 //!   read), `headers` (`Retry-After`, `WWW-Authenticate`; pure), `http` (the clients and their
 //!   redirect policy).
 //! - [`ecr`]: the ECR API (token cache, repository and image queries, untag); `ecr::lookups`
@@ -55,8 +57,9 @@
 //! - [`nodelay`]: `TCP_NODELAY` on the gRPC sockets tf-provider opens (40 ms stalls; Linux
 //!   only).
 
-// `pub` is what the binary, the tests and docgen use; everything else is `pub(crate)`, and
-// this lint keeps it so. The module docs are for whoever changes the provider (`cargo doc
+// `pub` is what the binary, the tests and docgen use; everything else is `pub(crate)`. The
+// lint flags a `pub` item the crate root cannot reach (in a `pub(crate)` module); in a
+// public module, an item's `pub` is a promise someone outside uses it: check before adding. The module docs are for whoever changes the provider (`cargo doc
 // --document-private-items`), so they link to crate-private items freely.
 #![warn(unreachable_pub)]
 #![allow(rustdoc::private_intra_doc_links)]

@@ -1,7 +1,7 @@
 //! How the provider's connections reach the network, and what it means when they do not.
 //!
 //! Three kinds of connection leave the provider: the ECR API (AWS SDK), ECR's registry and
-//! source registries (reqwest, [`crate::distribution::session`]). All of them:
+//! source registries (reqwest, [`crate::distribution::http`]). All of them:
 //! - go through the proxy that `HTTPS_PROXY`/`HTTP_PROXY`/`ALL_PROXY` name, except for hosts
 //!   `NO_PROXY` lists (either case, read as curl does);
 //! - trust the system's CA certificates, which `SSL_CERT_FILE`/`SSL_CERT_DIR` replace.

@@ -141,7 +141,7 @@ pub fn provider_schema() -> Schema {
 }
 
 /// An error on the provider block's `attribute`.
-fn invalid(attribute: &'static str, detail: String) -> Error {
+fn invalid_setting(attribute: &'static str, detail: String) -> Error {
     Error::Config {
         attribute,
         summary: format!("Invalid {attribute}"),
@@ -151,7 +151,7 @@ fn invalid(attribute: &'static str, detail: String) -> Error {
 
 /// Checks the provider block and types it; every error found, each on its attribute.
 /// Validation and `configure` both read the block through here.
-pub fn settings(config: &ProviderConfig) -> Result<Settings, Vec<Error>> {
+pub(crate) fn settings(config: &ProviderConfig) -> Result<Settings, Vec<Error>> {
     let mut errors = Vec::new();
     let auth_blocks = config.registry_auth.as_ref_option().into_iter().flatten();
     let mut settings = Settings {
@@ -173,7 +173,7 @@ pub fn settings(config: &ProviderConfig) -> Result<Settings, Vec<Error>> {
     if let Some(host) = &settings.docker_host {
         let known = ["unix://", "tcp://", "http://", "https://", "ssh://"];
         if !known.iter().any(|scheme| host.starts_with(scheme)) {
-            errors.push(invalid("docker_host", format!(
+            errors.push(invalid_setting("docker_host", format!(
                 "`{host}` is not a Docker Engine address: use `unix:///path/to/docker.sock` or `tcp://host:port`."
             )));
         }
@@ -181,12 +181,12 @@ pub fn settings(config: &ProviderConfig) -> Result<Settings, Vec<Error>> {
     if let Value::Value(method) = &config.copy_method {
         match method.parse() {
             Ok(method) => settings.default_method = method,
-            Err(detail) => errors.push(invalid("copy_method", detail)),
+            Err(detail) => errors.push(invalid_setting("copy_method", detail)),
         }
     }
     for (attribute, value) in [("region", &settings.region), ("profile", &settings.profile)] {
         if value.as_ref().is_some_and(|v| v.trim().is_empty()) {
-            errors.push(invalid(
+            errors.push(invalid_setting(
                 attribute,
                 format!(
                     "`{attribute}` cannot be empty; leave it out to use the AWS default chain."

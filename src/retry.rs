@@ -25,6 +25,12 @@ pub(crate) fn backoff(tries: u32) -> Duration {
     ceiling.mul_f64(fastrand::f64())
 }
 
+/// How long to wait before try `tries + 1` of a Docker pull or push when the engine went out
+/// of reach (it may be restarting): 2 s, 4 s, 8 s, 16 s.
+pub(crate) fn engine_backoff(tries: u32) -> Duration {
+    Duration::from_secs(2u64.pow(tries.min(6)))
+}
+
 /// The wait before try `tries + 1` of something that failed after `tries` tries: none when
 /// the failure is not `transient` or [`TRIES`] are spent; else the wait the other side
 /// `asked` for, else [`backoff`].

@@ -6,12 +6,14 @@ use tf_provider::schema::{
 };
 
 /// Schema attributes by name.
-pub fn attributes(list: Vec<(&str, Attribute)>) -> std::collections::HashMap<String, Attribute> {
+pub(crate) fn attributes(
+    list: Vec<(&str, Attribute)>,
+) -> std::collections::HashMap<String, Attribute> {
     list.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
 }
 
 /// An attribute of `attr_type` with a Markdown description.
-pub fn attribute(
+pub(crate) fn attribute(
     attr_type: AttributeType,
     constraint: AttributeConstraint,
     description: &str,
@@ -26,12 +28,12 @@ pub fn attribute(
 }
 
 /// A string attribute.
-pub fn string(constraint: AttributeConstraint, description: &str) -> Attribute {
+pub(crate) fn string(constraint: AttributeConstraint, description: &str) -> Attribute {
     attribute(AttributeType::String, constraint, description)
 }
 
 /// A sensitive string attribute: Terraform hides it in plans and output.
-pub fn secret(constraint: AttributeConstraint, description: &str) -> Attribute {
+pub(crate) fn secret(constraint: AttributeConstraint, description: &str) -> Attribute {
     Attribute {
         sensitive: true,
         ..string(constraint, description)

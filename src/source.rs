@@ -28,7 +28,7 @@ impl Resolved {
     /// The manifest a mirror of this resolution is: the new index of a subset of platforms,
     /// the platform's image when one was picked from an index, else what the reference names
     /// (an image, or a whole index).
-    pub fn image(&self) -> &Fetched {
+    pub(crate) fn image(&self) -> &Fetched {
         self.subset
             .as_ref()
             .or(self.platform_image.as_ref())
@@ -39,7 +39,7 @@ impl Resolved {
     /// entries in the source's order, and the attestations that name them (buildx's
     /// `vnd.docker.reference.digest`); every other field (media type, annotations) kept.
     /// The new index's digest is its own. Pure: nothing is asked of the registry.
-    pub fn subset(self, source: &SourceRef, platforms: &[Platform]) -> Result<Resolved> {
+    pub(crate) fn subset(self, source: &SourceRef, platforms: &[Platform]) -> Result<Resolved> {
         let Some(index) = self.named.index() else {
             return Err(Error::Invalid {
                 attribute: "platforms",
@@ -78,7 +78,7 @@ impl Resolved {
 
 /// Which image of a reference a mirror asks for.
 #[derive(Clone, Copy, Debug)]
-pub enum Wanted<'a> {
+pub(crate) enum Wanted<'a> {
     /// Whatever the reference names; an index is taken whole.
     Named,
     /// The image for this platform; a single image of another platform is refused (its
@@ -91,7 +91,7 @@ pub enum Wanted<'a> {
 
 /// Why a reference did not resolve.
 #[derive(Debug)]
-pub enum Unresolved {
+pub(crate) enum Unresolved {
     /// The source holds no image for the platform; these are the platforms it holds.
     PlatformMissing { held: Vec<String> },
     /// The source could not be asked.
@@ -155,7 +155,7 @@ pub(crate) async fn fetch(session: &Session<'_>, reference: &Reference) -> Resul
 /// What `source` holds of what is `wanted`. A platform the source lacks is
 /// [`Unresolved::PlatformMissing`], whether the source is an index without it or (for
 /// [`Wanted::Platform`]) a single image of another platform.
-pub async fn resolve(
+pub(crate) async fn resolve(
     distribution: &Distribution,
     source: &SourceRef,
     wanted: Wanted<'_>,
@@ -200,7 +200,7 @@ pub async fn resolve(
 /// The platforms `named` (what `source` names) holds images for, as `os/arch[/variant]`:
 /// an index's entries, or a single image's own platform, read from its config (a few hundred
 /// bytes; never a layer).
-pub async fn platforms(
+pub(crate) async fn platforms(
     distribution: &Distribution,
     source: &SourceRef,
     named: &Fetched,
@@ -214,7 +214,7 @@ pub async fn platforms(
 }
 
 /// The digest `source` names now (one `HEAD` request).
-pub async fn digest(
+pub(crate) async fn digest(
     distribution: &Distribution,
     source: &SourceRef,
     credentials: Option<&Credentials>,

@@ -19,12 +19,12 @@ use crate::transfer::Target;
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub(crate) struct ImageData {
-    pub repository: Value<String>,
-    pub tag: Value<String>,
-    pub registry_id: Value<String>,
-    pub image_digest: Value<String>,
-    pub image_uri: Value<String>,
-    pub image_uri_digest: Value<String>,
+    pub(crate) repository: Value<String>,
+    pub(crate) tag: Value<String>,
+    pub(crate) registry_id: Value<String>,
+    pub(crate) image_digest: Value<String>,
+    pub(crate) image_uri: Value<String>,
+    pub(crate) image_uri_digest: Value<String>,
 }
 
 /// `ecrmirror_image` (data source).

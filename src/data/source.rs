@@ -19,12 +19,12 @@ use crate::terraform::{parsed, Diagnose};
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub(crate) struct SourceState {
-    pub docker_source: Value<String>,
-    pub platform: Value<String>,
-    pub digest: Value<String>,
-    pub platform_digest: Value<String>,
-    pub platforms: Value<Vec<Value<String>>>,
-    pub media_type: Value<String>,
+    pub(crate) docker_source: Value<String>,
+    pub(crate) platform: Value<String>,
+    pub(crate) digest: Value<String>,
+    pub(crate) platform_digest: Value<String>,
+    pub(crate) platforms: Value<Vec<Value<String>>>,
+    pub(crate) media_type: Value<String>,
 }
 
 /// `ecrmirror_source`.

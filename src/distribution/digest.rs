@@ -11,16 +11,16 @@ use super::failure::{Kind, RequestFailure};
 /// A content digest, `algorithm:encoded` (`sha256:…`), as registries name manifests and
 /// blobs.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Digest(String);
+pub(crate) struct Digest(String);
 
 impl Digest {
     /// The digest a registry or a manifest names, as it names it.
-    pub fn named(digest: &str) -> Digest {
+    pub(crate) fn named(digest: &str) -> Digest {
         Digest(digest.to_string())
     }
 
     /// Its `algorithm:encoded` text.
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 

@@ -43,11 +43,11 @@ pub(crate) enum Kind {
 /// when.
 #[derive(Debug)]
 pub(crate) struct RequestFailure {
-    pub kind: Kind,
+    pub(crate) kind: Kind,
     /// What failed, for the diagnostic: the request and the answer, no query strings.
     pub(crate) cause: String,
     /// The wait the registry asked for (`Retry-After`).
-    pub wait: Option<Duration>,
+    pub(crate) wait: Option<Duration>,
 }
 
 impl std::fmt::Display for RequestFailure {

@@ -124,7 +124,6 @@ impl Answer {
 pub struct Distribution {
     // Built on first use: loading the system's trusted roots takes tens of milliseconds,
     // and most plans never talk to a registry.
-    http: OnceLock<reqwest::Client>,
     requests: OnceLock<Result<reqwest::Client>>,
     uploads: OnceLock<Result<reqwest::Client>>,
 }
@@ -140,22 +139,18 @@ impl Distribution {
     pub fn new() -> Distribution {
         crate::install_crypto_provider();
         Distribution {
-            http: OnceLock::new(),
             requests: OnceLock::new(),
             uploads: OnceLock::new(),
         }
     }
 
-    /// A plain HTTP client, for requests outside the distribution protocol's flows.
-    pub fn http(&self) -> &reqwest::Client {
-        self.http.get_or_init(|| {
-            // Without a policy of its own, a client that cannot be built with the user agent
-            // loses nothing by being built without it.
-            reqwest::Client::builder()
-                .user_agent(http::USER_AGENT)
-                .build()
-                .unwrap_or_default()
-        })
+    /// The client for requests outside a session's flows (a credential check): the
+    /// sessions' own, with their redirect policy and read timeout.
+    pub(crate) fn http(&self) -> Result<&reqwest::Client> {
+        self.requests
+            .get_or_init(|| http::client(Some(READ_TIMEOUT)))
+            .as_ref()
+            .map_err(Clone::clone)
     }
 
     /// A session with the repository of `reference`, for `access`, carrying `auth`. Its blob
@@ -169,11 +164,7 @@ impl Distribution {
         access: Access,
         role: Role,
     ) -> Result<Session<'_>> {
-        let requests = self
-            .requests
-            .get_or_init(|| http::client(Some(READ_TIMEOUT)))
-            .as_ref()
-            .map_err(Clone::clone)?;
+        let requests = self.http()?;
         let uploads = self
             .uploads
             .get_or_init(|| http::client(None))

@@ -51,17 +51,17 @@ pub(crate) enum Access {
 
 /// What a manifest request answered.
 pub(crate) struct Document {
-    pub body: Bytes,
-    pub digest: Digest,
+    pub(crate) body: Bytes,
+    pub(crate) digest: Digest,
 }
 
 /// One repository of a registry, asked with one set of credentials.
 pub(crate) struct Session<'a> {
     pub(super) http: &'a reqwest::Client,
     uploads: &'a reqwest::Client,
-    pub reference: Reference,
+    pub(crate) reference: Reference,
     /// The credentials requests carry (or the token realm gets).
-    pub auth: RegistryAuth,
+    pub(crate) auth: RegistryAuth,
     pub(super) access: Access,
     pub(super) role: Role,
     /// The scheme requests carry, and how often it was renewed (requests that failed with

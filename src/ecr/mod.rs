@@ -356,7 +356,7 @@ impl Ecr {
 
     /// Every tag of `repository` with the digest it names (`ListImages`, every page); a
     /// repository that is gone has none.
-    pub async fn tags(
+    pub(crate) async fn tags(
         &self,
         registry_id: Option<&str>,
         repository: &str,

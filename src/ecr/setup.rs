@@ -21,7 +21,7 @@ impl Ecr {
     /// The ECR API for the named `profile` and `region` (the SDK's default chain for what is
     /// not named). Nothing is contacted but the AWS configuration files. `pending`: the
     /// region or profile is not known yet (a plan's): a missing region is no error then.
-    pub async fn connect(
+    pub(crate) async fn connect(
         profile: Option<&str>,
         region: Option<&str>,
         pending: bool,

@@ -4,11 +4,12 @@
 //! source before copying (and the platform hint it gives when the source lacks one), when
 //! what ECR already holds counts as its copy (adoption), its pre-flight checks, and the copy.
 //! `docker` pulls and pushes through a Docker engine; `registry` copies registry to registry
-//! over the distribution API. A third method is one more file here and one more
-//! [`CopyMethod`]; nothing in `resource/` changes.
+//! over the distribution API. A third method is one more directory here, one more
+//! [`CopyMethod`] (with what it can do, [`CopyMethod::lacks`]) and its transfer in
+//! `clients.rs`; nothing in `resource/` changes but the schema's prose.
 
 pub mod docker;
-pub mod registry;
+pub(crate) mod registry;
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -33,7 +34,7 @@ pub struct Target {
 
 impl Target {
     /// `<host>/<repository>`.
-    pub fn name(&self) -> String {
+    pub(crate) fn name(&self) -> String {
         format!("{}/{}", self.host, self.repository)
     }
 }
@@ -188,6 +189,36 @@ pub trait Transfer: Send + Sync {
 
     /// Copies `job.source` to `job.target`.
     async fn copy(&self, job: &Job<'_>) -> Result<Copied>;
+
+    /// Copies the referrers of every manifest of `resolved` (the mirror ECR now holds) and
+    /// their referrers, unless ECR holds them; returns every referrer's digest, sorted. Only
+    /// a method that has [`Capability::Referrers`] is asked.
+    async fn copy_referrers(&self, job: &Job<'_>, resolved: &Resolved) -> Result<Vec<String>> {
+        let _ = (job, resolved);
+        Err(lacks_referrers())
+    }
+
+    /// The digests of the referrers the source holds now for the manifests of `resolved`
+    /// (and of their referrers), sorted; nothing is copied. Only a method that has
+    /// [`Capability::Referrers`] is asked.
+    async fn source_referrers(
+        &self,
+        source: &SourceRef,
+        resolved: &Resolved,
+        credentials: Option<&Credentials>,
+    ) -> Result<Vec<String>> {
+        let _ = (source, resolved, credentials);
+        Err(lacks_referrers())
+    }
+}
+
+/// What a method without [`Capability::Referrers`] answers when asked for them (a plan
+/// refuses that configuration before, so this is a bug if it is ever seen).
+fn lacks_referrers() -> crate::error::Error {
+    crate::error::Error::Invalid {
+        attribute: Capability::Referrers.attribute(),
+        detail: "This copy method does not copy referrers. This is a bug in the provider; please report it.".into(),
+    }
 }
 
 #[cfg(test)]

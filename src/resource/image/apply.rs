@@ -171,10 +171,10 @@ async fn mirror_now(
     };
     // The referrers follow the image, also when it was adopted (only those ECR lacks).
     if let (true, Some(resolved)) = (mirror.copy_referrers, &resolved) {
-        let referrers = match referrers::copy(clients, &job, resolved).await {
+        let referrers = match referrers::copy(clients, mirror.method, &job, resolved).await {
             Err(Error::TargetDenied { .. }) => {
                 renew(clients, &mirror, &mut destination, &mut job).await?;
-                referrers::copy(clients, &job, resolved).await?
+                referrers::copy(clients, mirror.method, &job, resolved).await?
             }
             copied => copied?,
         };
@@ -500,7 +500,7 @@ pub(crate) async fn immutable_remirror(clients: &Clients, planned: &ImageState) 
 /// What a read found, and what it could not check.
 pub(crate) struct Read {
     /// `None` when ECR confirms the tag (or its repository) is gone.
-    pub state: Option<ImageState>,
+    pub(crate) state: Option<ImageState>,
     /// Problems that do not stop the plan (an unreachable source with `track_source`).
     pub(crate) warnings: Vec<Error>,
 }

@@ -16,38 +16,38 @@ use crate::transfer::{Capability, CopyMethod};
 /// The arguments as far as they are known, and every problem found in them.
 #[derive(Debug)]
 pub(crate) struct Arguments {
-    pub source: Value<SourceRef>,
-    pub repository: Value<String>,
+    pub(crate) source: Value<SourceRef>,
+    pub(crate) repository: Value<String>,
     /// The tag with its default: the source's tag, else `latest`.
-    pub tag: Value<String>,
+    pub(crate) tag: Value<String>,
     /// `Null`: no platform asked for.
-    pub platform: Value<Platform>,
+    pub(crate) platform: Value<Platform>,
     /// `Null`: no subset of platforms asked for.
-    pub platforms: Value<Vec<Platform>>,
+    pub(crate) platforms: Value<Vec<Platform>>,
     /// The copy method with its default: the provider's `copy_method`.
-    pub method: Value<CopyMethod>,
+    pub(crate) method: Value<CopyMethod>,
     /// Unknown or null: the caller's own registry.
-    pub registry_id: Value<String>,
+    pub(crate) registry_id: Value<String>,
     /// `copy_referrers` with its default, `false`.
-    pub copy_referrers: Value<bool>,
+    pub(crate) copy_referrers: Value<bool>,
     /// Every invalid argument, each on its attribute.
-    pub errors: Vec<Error>,
+    pub(crate) errors: Vec<Error>,
 }
 
 /// A mirror to make: every argument known and valid.
 #[derive(Clone, Debug)]
 pub(crate) struct Mirror {
-    pub source: SourceRef,
-    pub repository: String,
-    pub tag: String,
-    pub platform: Option<Platform>,
+    pub(crate) source: SourceRef,
+    pub(crate) repository: String,
+    pub(crate) tag: String,
+    pub(crate) platform: Option<Platform>,
     /// The platforms of a multi-platform source to copy, as a new index of just them.
-    pub platforms: Option<Vec<Platform>>,
-    pub method: CopyMethod,
+    pub(crate) platforms: Option<Vec<Platform>>,
+    pub(crate) method: CopyMethod,
     /// The target registry's account id; `None`: the caller's own.
-    pub registry_id: Option<String>,
+    pub(crate) registry_id: Option<String>,
     /// Whether the source's referrers are copied too.
-    pub copy_referrers: bool,
+    pub(crate) copy_referrers: bool,
 }
 
 /// `docker_source` as a reference (also read from state, with `track_source`).

@@ -18,9 +18,9 @@ use super::state::ImageState;
 /// One ECR tag: the registry's account id, the repository, the tag.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct TagKey {
-    pub registry_id: String,
-    pub repository: String,
-    pub tag: String,
+    pub(crate) registry_id: String,
+    pub(crate) repository: String,
+    pub(crate) tag: String,
 }
 
 /// The ECR tags of this provider process (one Terraform run): one lock per tag, and which

@@ -12,16 +12,18 @@ use crate::clients::Clients;
 use crate::error::Result;
 use crate::manifest::Fetched;
 use crate::source::Resolved;
-use crate::transfer::{Job, Transfer};
+use crate::transfer::{CopyMethod, Job};
 
-/// Copies the referrers of `resolved` (the mirror ECR now holds) that ECR lacks; returns
-/// every referrer's digest, sorted.
+/// Copies the referrers of `resolved` (the mirror ECR now holds) that ECR lacks, by
+/// `method` (one with [`crate::transfer::Capability::Referrers`]); returns every referrer's
+/// digest, sorted.
 pub(crate) async fn copy(
     clients: &Clients,
+    method: CopyMethod,
     job: &Job<'_>,
     resolved: &Resolved,
 ) -> Result<Vec<String>> {
-    clients.registry.copy_referrers(job, resolved).await
+    clients.transfer(method).copy_referrers(job, resolved).await
 }
 
 /// The referrers the mirror holds now: those it copied that ECR still holds (one
@@ -44,8 +46,8 @@ pub(crate) async fn now(clients: &Clients, state: &ImageState) -> Result<Vec<Str
     if state.track_source == Value::Value(true) && !clients.pending.registry_auth {
         let mirror = Arguments::parse(state, clients.default_method).mirror()?;
         let credentials = clients.source_auth.for_host(mirror.source.host());
-        let resolved = clients
-            .registry
+        let transfer = clients.transfer(mirror.method);
+        let resolved = transfer
             .resolve(
                 &mirror.source,
                 mirror.platform.as_ref(),
@@ -57,8 +59,7 @@ pub(crate) async fn now(clients: &Clients, state: &ImageState) -> Result<Vec<Str
                 resolved = resolved.subset(&mirror.source, platforms)?;
             }
             // Only the new ones: one copied then deleted in ECR stays missing.
-            let upstream = clients
-                .registry
+            let upstream = transfer
                 .source_referrers(&mirror.source, &resolved, credentials.as_ref())
                 .await?;
             now.extend(upstream.into_iter().filter(|d| !copied.contains(d)));

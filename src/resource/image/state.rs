@@ -59,11 +59,11 @@ pub struct Timeouts {
 #[serde(default)]
 pub(crate) struct PrivateData {
     /// The manifest digest ECR served for the tag right after the mirror was made.
-    pub pushed_digest: Option<String>,
+    pub(crate) pushed_digest: Option<String>,
     /// The source digest the mirror was made from.
-    pub source_digest: Option<String>,
+    pub(crate) source_digest: Option<String>,
     /// The referrers the mirror copied (or found in ECR), with `copy_referrers`.
-    pub referrer_digests: Option<Vec<String>>,
+    pub(crate) referrer_digests: Option<Vec<String>>,
 }
 
 /// Private state as tf-provider hands it over (empty before the first apply).

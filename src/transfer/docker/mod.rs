@@ -21,7 +21,7 @@ use crate::ecr::RegistryLogin;
 use crate::error::{Error, Result};
 use crate::manifest::Fetched;
 use crate::reference::{Platform, SourceRef};
-use crate::retry::{backoff, retrying, ENGINE_TRIES, TRIES};
+use crate::retry::{backoff, engine_backoff, retrying, ENGINE_TRIES, TRIES};
 use crate::source::{self, Resolved, Unresolved, Wanted};
 use answer::{says, Said};
 use cleanup::{remove, Cleanup};
@@ -381,21 +381,19 @@ fn unreached(err: &bollard::errors::Error) -> String {
     }
 }
 
-/// When to try a pull or push that failed with `err` (its `attempt`th failure) again: after
+/// When to try a pull or push that failed with `err` (its `tries`th failure) again: after
 /// a backoff when a registry throttled the engine or failed on its side (up to [`TRIES`] in
 /// all), after a longer wait when the engine went out of reach mid-copy (up to
 /// [`ENGINE_TRIES`], waiting 2 s, 4 s, 8 s and 16 s in between); never for a refusal.
-fn wait_before_next(err: &Error, attempt: u32) -> Option<Duration> {
+fn wait_before_next(err: &Error, tries: u32) -> Option<Duration> {
     match err {
-        Error::DockerUnreachable { .. } if attempt < ENGINE_TRIES => {
-            Some(Duration::from_secs(2u64.pow(attempt)))
-        }
+        Error::DockerUnreachable { .. } if tries < ENGINE_TRIES => Some(engine_backoff(tries)),
         Error::Push { cause, .. }
         | Error::RateLimited { cause, .. }
         | Error::Docker { cause, .. }
-            if attempt < TRIES && answer::transient(cause) =>
+            if tries < TRIES && answer::transient(cause) =>
         {
-            Some(backoff(attempt))
+            Some(backoff(tries))
         }
         _ => None,
     }
@@ -465,7 +463,7 @@ impl Transfer for DockerTransfer {
         let url = format!("{}/v2/", login.endpoint);
         let response = self
             .distribution
-            .http()
+            .http()?
             .get(&url)
             .timeout(LOGIN_CHECK_TIMEOUT)
             .basic_auth(&login.username, Some(login.password.expose()))

@@ -180,37 +180,6 @@ impl RegistryTransfer {
         })
     }
 
-    /// Copies the referrers of every manifest of `resolved` (the mirror ECR now holds: the
-    /// manifest, and an index's platforms) and their referrers, unless ECR holds them;
-    /// returns every referrer's digest, sorted (see `transfer/registry/referrers.rs`).
-    pub(crate) async fn copy_referrers(
-        &self,
-        job: &Job<'_>,
-        resolved: &Resolved,
-    ) -> Result<Vec<String>> {
-        let (source, target) = self.sides(job)?;
-        let (authorised, allowed) = tokio::join!(meet_challenge(&target), meet_challenge(&source));
-        authorised?;
-        allowed?;
-        self.copy_referrers_of(&source, &target, subjects(resolved))
-            .await
-    }
-
-    /// The digests of the referrers the source holds now for the manifests of `resolved`
-    /// (and of their referrers), sorted; nothing is copied.
-    pub(crate) async fn source_referrers(
-        &self,
-        source: &SourceRef,
-        resolved: &Resolved,
-        credentials: Option<&Credentials>,
-    ) -> Result<Vec<String>> {
-        let side = self
-            .distribution
-            .source(source.as_oci().clone(), credentials)?;
-        meet_challenge(&side).await?;
-        self.referrers_of(&side, subjects(resolved)).await
-    }
-
     /// The source and the target of `job`.
     fn sides<'a>(&'a self, job: &Job<'_>) -> Result<(Session<'a>, Session<'a>)> {
         let source = self
@@ -581,5 +550,32 @@ impl Transfer for RegistryTransfer {
 
     async fn copy(&self, job: &Job<'_>) -> Result<Copied> {
         self.copy_now(job).await
+    }
+
+    /// Copies the referrers of every manifest of `resolved` (the mirror ECR now holds: the
+    /// manifest, and an index's platforms) and their referrers, unless ECR holds them;
+    /// returns every referrer's digest, sorted (see `transfer/registry/referrers.rs`).
+    async fn copy_referrers(&self, job: &Job<'_>, resolved: &Resolved) -> Result<Vec<String>> {
+        let (source, target) = self.sides(job)?;
+        let (authorised, allowed) = tokio::join!(meet_challenge(&target), meet_challenge(&source));
+        authorised?;
+        allowed?;
+        self.copy_referrers_of(&source, &target, subjects(resolved))
+            .await
+    }
+
+    /// The digests of the referrers the source holds now for the manifests of `resolved`
+    /// (and of their referrers), sorted; nothing is copied.
+    async fn source_referrers(
+        &self,
+        source: &SourceRef,
+        resolved: &Resolved,
+        credentials: Option<&Credentials>,
+    ) -> Result<Vec<String>> {
+        let side = self
+            .distribution
+            .source(source.as_oci().clone(), credentials)?;
+        meet_challenge(&side).await?;
+        self.referrers_of(&side, subjects(resolved)).await
     }
 }
