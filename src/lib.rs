@@ -38,8 +38,8 @@
 //!   bytes), the platforms an index holds and the rule that finds one (pure).
 //! - [`distribution`]: every registry request the provider makes itself: its `mod.rs` (the
 //!   shared clients, [`distribution::Answer`]: registries' answers by code and status),
-//!   `session` (the endpoint calls), `auth` (challenges, tokens), `failure` (why a request
-//!   failed, the error it becomes, and `retry_request`), `digest` (`Digest` and the checks of every byte
+//!   `session` (the endpoint calls; `session::auth`: challenges, tokens), `failure` (why a
+//!   request failed, the error it becomes, and `retry_request`), `digest` (`Digest` and the checks of every byte
 //!   read), `headers` (`Retry-After`, `WWW-Authenticate`; pure), `http` (the clients and their
 //!   redirect policy).
 //! - [`ecr`]: the ECR API (token cache, repository and image queries, untag); `ecr::lookups`

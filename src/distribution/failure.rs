@@ -6,18 +6,19 @@
 
 use std::time::Duration;
 
-use oci_client::secrets::RegistryAuth;
-use reqwest::{Method, Response};
-
 use super::digest::Digest;
-use super::headers::retry_after;
-use super::http::PlainHttp;
-use super::session::{read, Role, Session};
-use super::Answer;
-use crate::error::{chain, without_queries, Error};
+use super::{Answer, Role};
+use crate::error::Error;
 
-/// How much of an error answer's body a diagnostic quotes.
-const QUOTED: usize = 300;
+/// The side of a copy a request failed on, as its error names it.
+pub(crate) trait Side {
+    /// Which side: the source or ECR's registry.
+    fn role(&self) -> Role;
+    /// The registry's host.
+    fn host(&self) -> &str;
+    /// Whether the requests carried credentials.
+    fn with_credentials(&self) -> bool;
+}
 
 /// What a request failed on.
 #[derive(Debug)]
@@ -66,73 +67,6 @@ impl RequestFailure {
         }
     }
 
-    /// The failure of `method url`, which got no answer (or a redirect refused), on the
-    /// side `role` names.
-    pub(super) fn unanswered(
-        role: Role,
-        method: &Method,
-        url: &str,
-        err: reqwest::Error,
-    ) -> RequestFailure {
-        let (service, attribute) = role.service();
-        let network = crate::network::network_error(service, url, attribute, &err)
-            .or_else(|| {
-                err.is_timeout()
-                    .then(|| crate::network::timed_out(service, url, attribute))
-            })
-            .map(Box::new);
-        let retry = !err.is_redirect() && !err.is_builder();
-        let mut source = std::error::Error::source(&err);
-        let mut plain = false;
-        while let Some(inner) = source {
-            plain |= inner.is::<PlainHttp>();
-            source = inner.source();
-        }
-        let cause = without_queries(&chain(&err.without_url()));
-        let kind = if plain {
-            Kind::PlainHttp
-        } else {
-            Kind::Unanswered { network, retry }
-        };
-        RequestFailure::new(kind, format!("{method} {}: {cause}", without_queries(url)))
-    }
-
-    /// The failure for `response` to `method`, which is not a success.
-    pub(super) async fn refused(method: &Method, response: Response) -> RequestFailure {
-        let status = response.status();
-        let wait = retry_after(response.headers());
-        let url = without_queries(response.url().as_str());
-        let body = read(response, 64 << 10).await.unwrap_or_default();
-        let text = String::from_utf8_lossy(&body);
-        let envelope = serde_json::from_slice::<oci_client::errors::OciEnvelope>(&body).ok();
-        let answer = envelope
-            .as_ref()
-            .map(Answer::of_envelope)
-            .filter(|answer| *answer != Answer::Other)
-            .unwrap_or_else(|| Answer::of_status(status.as_u16()));
-        let said = match &envelope {
-            Some(envelope) => envelope
-                .errors
-                .iter()
-                .map(|e| {
-                    let code = serde_json::to_value(&e.code).unwrap_or_default();
-                    format!("{}: {}", code.as_str().unwrap_or("?"), e.message)
-                })
-                .collect::<Vec<_>>()
-                .join("; "),
-            None => text.trim().chars().take(QUOTED).collect(),
-        };
-        let mut cause = format!("The registry answered {status} to {method} {url}");
-        if !said.is_empty() {
-            cause.push_str(&format!(" ({})", without_queries(&said)));
-        }
-        RequestFailure {
-            kind: Kind::Answered(answer),
-            cause,
-            wait,
-        }
-    }
-
     /// Whether another try may succeed: no answer, throttling, a server error, damaged bytes.
     pub(crate) fn transient(&self) -> bool {
         match &self.kind {
@@ -157,8 +91,18 @@ impl RequestFailure {
         crate::retry::wait_before_next(self.transient(), self.wait, tries)
     }
 
-    /// The provider's error for this failure of a request about `reference` in `session`.
-    pub(crate) fn error(self, session: &Session<'_>, reference: &str) -> Error {
+    /// Bytes of `digest` whose digest is `found`.
+    pub(crate) fn corrupt(digest: &Digest, found: &Digest) -> RequestFailure {
+        RequestFailure::new(
+            Kind::Corrupt {
+                digest: digest.clone(),
+            },
+            format!("the registry sent bytes whose digest is {found}"),
+        )
+    }
+
+    /// The provider's error for this failure of a request about `reference` on `side`.
+    pub(crate) fn error(self, side: &impl Side, reference: &str) -> Error {
         let reference = reference.to_string();
         let cause = self.cause;
         let answer = match self.kind {
@@ -176,25 +120,25 @@ impl RequestFailure {
             Kind::PlainHttp => return Error::PlainHttp { reference, cause },
             Kind::Misdirected => {
                 return Error::Misdirected {
-                    host: session.reference.registry().to_string(),
+                    host: side.host().to_string(),
                     cause,
                 }
             }
             Kind::Answered(answer) => answer,
             Kind::Unanswered { .. } | Kind::Unusable => Answer::Other,
         };
-        match (session.role, answer) {
+        match (side.role(), answer) {
             (Role::Source, Answer::Throttled) => Error::RateLimited { reference, cause },
             (Role::Source, Answer::NotFound) => Error::SourceNotFound { reference, cause },
             (Role::Source, Answer::Denied(_)) => Error::SourceDenied {
                 reference,
                 cause,
-                with_credentials: !matches!(session.auth, RegistryAuth::Anonymous),
+                with_credentials: side.with_credentials(),
             },
             (Role::Source, _) => Error::Source { reference, cause },
             // The summary says the push credentials were refused; the cause, how.
             (Role::Target, Answer::Denied(_)) => Error::TargetDenied {
-                host: session.reference.registry().to_string(),
+                host: side.host().to_string(),
                 cause,
             },
             (Role::Target, Answer::TagInvalid) => Error::TagRefused {

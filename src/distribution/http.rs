@@ -5,10 +5,17 @@
 
 use std::time::Duration;
 
-use reqwest::Url;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use reqwest::{Method, Response, Url};
 
-use super::is_loopback;
-use crate::error::{Error, Result};
+use super::failure::{Kind, RequestFailure};
+use super::headers::retry_after;
+use super::{is_loopback, Answer, Role};
+use crate::error::{chain, without_queries, Error, Result};
+
+/// How much of an error answer's body a diagnostic quotes.
+const QUOTED: usize = 300;
 
 /// How many redirects a request follows.
 const REDIRECTS: usize = 10;
@@ -26,7 +33,7 @@ pub(crate) fn allowed(url: &Url) -> bool {
 /// A redirect, token realm or upload location that would have the provider speak plain HTTP
 /// to another machine.
 #[derive(Debug)]
-pub(super) struct PlainHttp(String);
+struct PlainHttp(String);
 
 impl std::fmt::Display for PlainHttp {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -72,6 +79,108 @@ pub(crate) fn client(read_timeout: Option<Duration>) -> Result<reqwest::Client> 
 /// The provider's `User-Agent`.
 pub(crate) const USER_AGENT: &str =
     concat!("terraform-provider-ecrmirror/", env!("CARGO_PKG_VERSION"));
+
+/// The failure of `method url`, which got no answer (or a redirect refused), on the
+/// side `role` names.
+pub(crate) fn unanswered(
+    role: Role,
+    method: &Method,
+    url: &str,
+    err: reqwest::Error,
+) -> RequestFailure {
+    let (service, attribute) = role.service();
+    let network = crate::network::network_error(service, url, attribute, &err)
+        .or_else(|| {
+            err.is_timeout()
+                .then(|| crate::network::timed_out(service, url, attribute))
+        })
+        .map(Box::new);
+    let retry = !err.is_redirect() && !err.is_builder();
+    let mut source = std::error::Error::source(&err);
+    let mut plain = false;
+    while let Some(inner) = source {
+        plain |= inner.is::<PlainHttp>();
+        source = inner.source();
+    }
+    let cause = without_queries(&chain(&err.without_url()));
+    let kind = if plain {
+        Kind::PlainHttp
+    } else {
+        Kind::Unanswered { network, retry }
+    };
+    RequestFailure::new(kind, format!("{method} {}: {cause}", without_queries(url)))
+}
+
+/// The failure for `response` to `method`, which is not a success.
+pub(crate) async fn refused(method: &Method, response: Response) -> RequestFailure {
+    let status = response.status();
+    let wait = retry_after(response.headers());
+    let url = without_queries(response.url().as_str());
+    let body = read(response, 64 << 10).await.unwrap_or_default();
+    let text = String::from_utf8_lossy(&body);
+    let envelope = serde_json::from_slice::<oci_client::errors::OciEnvelope>(&body).ok();
+    let answer = envelope
+        .as_ref()
+        .map(Answer::of_envelope)
+        .filter(|answer| *answer != Answer::Other)
+        .unwrap_or_else(|| Answer::of_status(status.as_u16()));
+    let said = match &envelope {
+        Some(envelope) => envelope
+            .errors
+            .iter()
+            .map(|e| {
+                let code = serde_json::to_value(&e.code).unwrap_or_default();
+                format!("{}: {}", code.as_str().unwrap_or("?"), e.message)
+            })
+            .collect::<Vec<_>>()
+            .join("; "),
+        None => text.trim().chars().take(QUOTED).collect(),
+    };
+    let mut cause = format!("The registry answered {status} to {method} {url}");
+    if !said.is_empty() {
+        cause.push_str(&format!(" ({})", without_queries(&said)));
+    }
+    RequestFailure {
+        kind: Kind::Answered(answer),
+        cause,
+        wait,
+    }
+}
+
+/// The body of `response`, at most `limit` bytes.
+pub(crate) async fn read(response: Response, limit: usize) -> Result<Bytes, RequestFailure> {
+    let url = without_queries(response.url().as_str());
+    let too_large = || {
+        RequestFailure::new(
+            Kind::Unusable,
+            format!("{url} answered more than {limit} bytes"),
+        )
+    };
+    if response
+        .content_length()
+        .is_some_and(|length| length > limit as u64)
+    {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    let mut chunks = response.bytes_stream();
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk.map_err(|err| {
+            RequestFailure::new(
+                Kind::Unanswered {
+                    network: None,
+                    retry: true,
+                },
+                format!("Reading the answer of {url}: {}", chain(&err.without_url())),
+            )
+        })?;
+        if body.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.into())
+}
 
 #[cfg(test)]
 mod tests {

@@ -3,13 +3,15 @@
 //! what their answers mean. Loopback registries are spoken to over plain HTTP, as a Docker
 //! engine does.
 //!
-//! - [`session`]: a [`Session`] with one repository, and its endpoint calls (I/O).
-//! - [`auth`](mod@auth): how a session meets a registry's challenge (tokens, basic).
-//! - [`failure`]: why a request failed, whether to try again, and the [`crate::error::Error`]
-//!   it becomes.
-//! - [`digest`]: [`digest::Digest`], and the checks every manifest and blob passes.
+//! In layers, each using only those above it:
 //! - [`headers`]: `Retry-After` and `WWW-Authenticate` read (pure).
-//! - [`http`]: the HTTP clients and their redirect policy.
+//! - [`digest`]: [`digest::Digest`], and the checks every manifest and blob passes (pure).
+//! - [`failure`]: why a request failed, whether to try again, and the [`crate::error::Error`]
+//!   it becomes on the side it failed on.
+//! - [`http`]: the HTTP clients and their redirect policy; an answer's body read, and what
+//!   came back (or did not) made a failure.
+//! - [`session`]: a [`Session`] with one repository and its endpoint calls; `session::auth`
+//!   how it meets a registry's challenge (tokens, basic).
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -21,7 +23,6 @@ use oci_client::Reference;
 use crate::credentials::Credentials;
 use crate::error::Result;
 
-pub(crate) mod auth;
 pub(crate) mod digest;
 pub(crate) mod failure;
 pub mod headers;
@@ -29,7 +30,7 @@ pub(crate) mod http;
 pub(crate) mod session;
 
 pub(crate) use failure::{retry_request, RequestFailure};
-pub(crate) use session::{Access, Role, Session};
+pub(crate) use session::{Access, Session};
 
 /// How long a registry may stay silent: before it answers, and between two reads of an
 /// answer's body.
@@ -63,6 +64,26 @@ pub(crate) fn oci_auth(credentials: Option<&Credentials>) -> RegistryAuth {
 /// neither).
 pub(crate) fn tag_or_digest(reference: &Reference) -> &str {
     reference.digest().or(reference.tag()).unwrap_or("latest")
+}
+
+/// Which side of a copy a session speaks to: it names the service in network errors, and
+/// which errors its failures become.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Role {
+    /// The registry `docker_source` names.
+    Source,
+    /// ECR's registry.
+    Target,
+}
+
+impl Role {
+    /// The service this side is, as network errors name it, and the attribute that names it.
+    pub(super) fn service(self) -> (&'static str, Option<&'static str>) {
+        match self {
+            Role::Source => ("the source registry", Some("docker_source")),
+            Role::Target => ("ECR's registry", None),
+        }
+    }
 }
 
 /// What a registry answered to a failed request, told from its error codes and HTTP status,

@@ -1,46 +1,28 @@
 //! Requests to one repository of a registry, made by the provider itself (reqwest), so that
 //! every answer is read whole: its status, its error codes, its `Retry-After`, and where it
 //! redirects. A [`Session`] is one repository asked with one set of credentials, for pulling
-//! or for pushing; it holds the endpoint calls. How it authenticates is [`super::auth`]'s,
+//! or for pushing; it holds the endpoint calls. How it authenticates is [`auth`]'s,
 //! what its failures mean [`super::failure`]'s, how its bytes are checked
 //! [`super::digest`]'s.
 
 use bytes::Bytes;
-use futures_util::StreamExt;
 use oci_client::secrets::RegistryAuth;
 use oci_client::Reference;
 use reqwest::{header, Method, RequestBuilder, Response, StatusCode, Url};
 
-use super::auth::Scheme;
+use auth::Scheme;
+
 use super::digest::{check, verified, Digest};
-use super::failure::{Kind, RequestFailure};
-use super::http::allowed;
-use super::{is_loopback, Answer};
-use crate::error::{chain, without_queries};
+use super::failure::{Kind, RequestFailure, Side};
+use super::http::{allowed, read, refused, unanswered};
+use super::{is_loopback, Answer, Role};
+use crate::error::without_queries;
+
+mod auth;
 
 /// The largest manifest or image config read: what the distribution spec asks registries
 /// to take at least.
 pub(crate) const DOCUMENT_LIMIT: usize = 4 << 20;
-
-/// Which side of a copy a session speaks to: it names the service in network errors, and
-/// which errors its failures become.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Role {
-    /// The registry `docker_source` names.
-    Source,
-    /// ECR's registry.
-    Target,
-}
-
-impl Role {
-    /// The service this side is, as network errors name it, and the attribute that names it.
-    pub(super) fn service(self) -> (&'static str, Option<&'static str>) {
-        match self {
-            Role::Source => ("the source registry", Some("docker_source")),
-            Role::Target => ("ECR's registry", None),
-        }
-    }
-}
 
 /// What a session may do: the token scope it asks a bearer realm for.
 #[derive(Clone, Copy, Debug)]
@@ -55,18 +37,32 @@ pub(crate) struct Document {
     pub(crate) digest: Digest,
 }
 
+impl Side for Session<'_> {
+    fn role(&self) -> Role {
+        self.role
+    }
+
+    fn host(&self) -> &str {
+        self.reference.registry()
+    }
+
+    fn with_credentials(&self) -> bool {
+        !matches!(self.auth, RegistryAuth::Anonymous)
+    }
+}
+
 /// One repository of a registry, asked with one set of credentials.
 pub(crate) struct Session<'a> {
-    pub(super) http: &'a reqwest::Client,
+    http: &'a reqwest::Client,
     uploads: &'a reqwest::Client,
     pub(crate) reference: Reference,
     /// The credentials requests carry (or the token realm gets).
     pub(crate) auth: RegistryAuth,
-    pub(super) access: Access,
-    pub(super) role: Role,
+    access: Access,
+    role: Role,
     /// The scheme requests carry, and how often it was renewed (requests that failed with
     /// an older one try again without asking the realm once more).
-    pub(super) authorization: tokio::sync::Mutex<(u64, Scheme)>,
+    authorization: tokio::sync::Mutex<(u64, Scheme)>,
 }
 
 impl<'a> Session<'a> {
@@ -98,7 +94,7 @@ impl<'a> Session<'a> {
     }
 
     /// `scheme://registry/v2`.
-    pub(super) fn base(&self) -> String {
+    fn base(&self) -> String {
         let registry = self.reference.resolve_registry();
         let scheme = if is_loopback(registry) {
             "http"
@@ -110,7 +106,7 @@ impl<'a> Session<'a> {
 
     /// Whether `url` is on this session's registry (same scheme, host and port): the only
     /// place its credentials, or a token bought with them, are sent.
-    pub(super) fn on_registry(&self, url: &Url) -> bool {
+    fn on_registry(&self, url: &Url) -> bool {
         Url::parse(&self.base()).is_ok_and(|base| base.origin() == url.origin())
     }
 
@@ -130,7 +126,7 @@ impl<'a> Session<'a> {
                 .with_authorization(request, &scheme)
                 .send()
                 .await
-                .map_err(|err| RequestFailure::unanswered(self.role, &method, url, err))?;
+                .map_err(|err| unanswered(self.role, &method, url, err))?;
             if response.status() == StatusCode::UNAUTHORIZED
                 && !renewed
                 && self.renew(generation, &response).await?
@@ -155,7 +151,7 @@ impl<'a> Session<'a> {
         if success.contains(&response.status()) {
             Ok(response)
         } else {
-            Err(RequestFailure::refused(&method, response).await)
+            Err(refused(&method, response).await)
         }
     }
 
@@ -181,7 +177,7 @@ impl<'a> Session<'a> {
         let body = read(response, DOCUMENT_LIMIT).await?;
         let digest = if reference.contains(':') {
             let digest = Digest::named(reference);
-            check(&body, &digest)?;
+            check(&body, &digest).map_err(|found| RequestFailure::corrupt(&digest, &found))?;
             digest
         } else {
             Digest::named(&crate::manifest::digest_of(&body))
@@ -203,7 +199,7 @@ impl<'a> Session<'a> {
         match response.status() {
             StatusCode::OK => {}
             StatusCode::NOT_FOUND => return Ok(None),
-            _ => return Err(RequestFailure::refused(&Method::HEAD, response).await),
+            _ => return Err(refused(&Method::HEAD, response).await),
         }
         let said = response
             .headers()
@@ -229,7 +225,7 @@ impl<'a> Session<'a> {
         if status.is_success() {
             return read(response, DOCUMENT_LIMIT).await.map(Some);
         }
-        let failure = RequestFailure::refused(&Method::GET, response).await;
+        let failure = refused(&Method::GET, response).await;
         if failure.transient() || matches!(failure.answer(), Answer::Denied(_)) {
             return Err(failure);
         }
@@ -268,7 +264,8 @@ impl<'a> Session<'a> {
             .send_expecting(Method::GET, &url, &[StatusCode::OK], |r| r)
             .await?;
         let body = read(response, DOCUMENT_LIMIT).await?;
-        check(&body, &Digest::named(digest))?;
+        let digest = Digest::named(digest);
+        check(&body, &digest).map_err(|found| RequestFailure::corrupt(&digest, &found))?;
         Ok(body)
     }
 
@@ -279,7 +276,7 @@ impl<'a> Session<'a> {
         match response.status() {
             StatusCode::OK => Ok(true),
             StatusCode::NOT_FOUND => Ok(false),
-            _ => Err(RequestFailure::refused(&Method::HEAD, response).await),
+            _ => Err(refused(&Method::HEAD, response).await),
         }
     }
 
@@ -296,7 +293,7 @@ impl<'a> Session<'a> {
         match response.status() {
             StatusCode::CREATED => Ok(true),
             StatusCode::ACCEPTED => Ok(false),
-            _ => Err(RequestFailure::refused(&Method::POST, response).await),
+            _ => Err(refused(&Method::POST, response).await),
         }
     }
 
@@ -352,11 +349,11 @@ impl<'a> Session<'a> {
             .with_authorization(request, &scheme)
             .send()
             .await
-            .map_err(|err| RequestFailure::unanswered(self.role, &Method::PUT, &url, err))?;
+            .map_err(|err| unanswered(self.role, &Method::PUT, &url, err))?;
         if response.status() == StatusCode::CREATED {
             Ok(())
         } else {
-            Err(RequestFailure::refused(&Method::PUT, response).await)
+            Err(refused(&Method::PUT, response).await)
         }
     }
 
@@ -375,39 +372,4 @@ impl<'a> Session<'a> {
         .await
         .map(|_| ())
     }
-}
-
-/// The body of `response`, at most `limit` bytes.
-pub(super) async fn read(response: Response, limit: usize) -> Result<Bytes, RequestFailure> {
-    let url = without_queries(response.url().as_str());
-    let too_large = || {
-        RequestFailure::new(
-            Kind::Unusable,
-            format!("{url} answered more than {limit} bytes"),
-        )
-    };
-    if response
-        .content_length()
-        .is_some_and(|length| length > limit as u64)
-    {
-        return Err(too_large());
-    }
-    let mut body = Vec::new();
-    let mut chunks = response.bytes_stream();
-    while let Some(chunk) = chunks.next().await {
-        let chunk = chunk.map_err(|err| {
-            RequestFailure::new(
-                Kind::Unanswered {
-                    network: None,
-                    retry: true,
-                },
-                format!("Reading the answer of {url}: {}", chain(&err.without_url())),
-            )
-        })?;
-        if body.len() + chunk.len() > limit {
-            return Err(too_large());
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body.into())
 }

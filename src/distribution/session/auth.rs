@@ -8,10 +8,11 @@
 use oci_client::secrets::RegistryAuth;
 use reqwest::{Method, RequestBuilder, Response, Url};
 
-use super::failure::{Kind, RequestFailure};
-use super::headers::{challenge, Challenge};
-use super::http::allowed;
-use super::session::{read, Access, Role, Session};
+use super::{Access, Session};
+use crate::distribution::failure::{Kind, RequestFailure};
+use crate::distribution::headers::{challenge, Challenge};
+use crate::distribution::http::{allowed, read, refused, unanswered};
+use crate::distribution::Role;
 
 /// The `Authorization` a session's requests carry now.
 #[derive(Clone)]
@@ -116,11 +117,12 @@ impl Session<'_> {
         if let RegistryAuth::Basic(username, password) = &self.auth {
             request = request.basic_auth(username, Some(password));
         }
-        let response = request.send().await.map_err(|err| {
-            RequestFailure::unanswered(self.role, &Method::GET, url.as_str(), err)
-        })?;
+        let response = request
+            .send()
+            .await
+            .map_err(|err| unanswered(self.role, &Method::GET, url.as_str(), err))?;
         if !response.status().is_success() {
-            return Err(RequestFailure::refused(&Method::GET, response).await);
+            return Err(refused(&Method::GET, response).await);
         }
         #[derive(serde::Deserialize)]
         struct Token {
@@ -167,7 +169,7 @@ mod tests {
     /// The clients sessions use.
     fn clients() -> reqwest::Client {
         crate::install_crypto_provider();
-        super::super::http::client(None).unwrap()
+        crate::distribution::http::client(None).unwrap()
     }
 
     #[test]
