@@ -12,7 +12,7 @@ use reqwest::{Method, Response, Url};
 use super::failure::{Kind, RequestFailure};
 use super::headers::retry_after;
 use super::{is_loopback, Answer, Role};
-use crate::error::{chain, without_queries, Error, Result};
+use crate::error::{causes, chain, without_queries, Error, Result};
 
 /// How much of an error answer's body a diagnostic quotes.
 const QUOTED: usize = 300;
@@ -96,12 +96,7 @@ pub(crate) fn unanswered(
         })
         .map(Box::new);
     let retry = !err.is_redirect() && !err.is_builder();
-    let mut source = std::error::Error::source(&err);
-    let mut plain = false;
-    while let Some(inner) = source {
-        plain |= inner.is::<PlainHttp>();
-        source = inner.source();
-    }
+    let plain = causes(&err).any(|cause| cause.is::<PlainHttp>());
     let cause = without_queries(&chain(&err.without_url()));
     let kind = if plain {
         Kind::PlainHttp

@@ -574,14 +574,14 @@ where
     if let Some(code) = err.as_service_error().and_then(ProvideErrorMetadata::code) {
         return AwsRefusal::of_code(code);
     }
-    let mut cause = std::error::Error::source(err);
-    while let Some(current) = cause {
-        if current.is::<CredentialsError>() {
-            return AwsRefusal::Credentials;
-        }
-        cause = current.source();
+    let credentials = std::error::Error::source(err).is_some_and(|source| {
+        crate::error::causes(source).any(|cause| cause.is::<CredentialsError>())
+    });
+    if credentials {
+        AwsRefusal::Credentials
+    } else {
+        AwsRefusal::Other
     }
-    AwsRefusal::Other
 }
 
 #[cfg(test)]

@@ -369,11 +369,10 @@ impl DockerTransfer {
 /// Why the engine could not be reached: the innermost cause (`Connection refused (os error
 /// 111)`), not the HTTP client's wrapping of it (`Error in the hyper legacy client: …`).
 fn unreached(err: &bollard::errors::Error) -> String {
-    let mut cause: &dyn std::error::Error = err;
-    while let Some(inner) = cause.source() {
-        cause = inner;
-    }
-    let root = cause.to_string();
+    let root = crate::error::causes(err)
+        .last()
+        .map(|cause| cause.to_string())
+        .unwrap_or_default();
     if root.is_empty() {
         err.to_string()
     } else {
