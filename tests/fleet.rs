@@ -84,11 +84,18 @@ async fn renamed_for_each_keys_never_lose_a_tag() {
     );
 }
 
-/// Runs a configuration whose provider argument comes from `terraform_data.p` (unknown at
-/// plan until it exists, and again whenever `var.round` replaces it): each round plans and
-/// applies successfully, state agrees with ECR, and the next plan is empty. Returns the
+/// Runs a configuration whose provider block (`provider`, inside the braces) takes an
+/// argument from `terraform_data.p.output`, whose input is `value` (unknown at plan until it
+/// exists, and again whenever `var.round` replaces it), and one mirror of
+/// `upstream/app:1.0` into `mirror/app` with `mirror`'s further arguments: each round plans
+/// and applies successfully, state agrees with ECR, and the next plan is empty. Returns the
 /// plan of the second round, made with the argument unknown and the mirror in state.
-async fn applied_with_a_provider_argument_unknown_at_plan(h: &mut Harness, hcl: &str) -> Run {
+async fn applied_with_a_provider_argument_unknown_at_plan(
+    h: &mut Harness,
+    value: &str,
+    provider: &str,
+    mirror: &str,
+) -> Run {
     let mut last = None;
     for round in ["1", "2"] {
         h.var("round", Some(round));
@@ -98,7 +105,21 @@ variable "round" {{
   type = string
 }}
 
-{hcl}"#
+resource "terraform_data" "p" {{
+  input            = "{value}"
+  triggers_replace = var.round
+}}
+
+provider "ecrmirror" {{
+{provider}
+}}
+
+resource "ecrmirror_image" "test" {{
+  docker_source = "{{source}}/upstream/app:1.0"
+  repository    = "mirror/app"
+{mirror}
+}}
+"#
         ));
         let (planned, changes) = h.plan().await;
         assert!(changes, "round {round}: no changes planned");
@@ -126,23 +147,9 @@ async fn an_unknown_copy_method_is_planned_unknown() {
     h.seed_index("upstream/app", "1.0", 41).await;
     applied_with_a_provider_argument_unknown_at_plan(
         &mut h,
-        r#"
-resource "terraform_data" "p" {
-  input            = "registry"
-  triggers_replace = var.round
-}
-
-provider "ecrmirror" {
-  copy_method = terraform_data.p.output
-}
-
-resource "ecrmirror_image" "test" {
-  docker_source  = "{source}/upstream/app:1.0"
-  repository     = "mirror/app"
-  platforms      = ["linux/amd64"]
-  copy_referrers = true
-}
-"#,
+        "registry",
+        "  copy_method = terraform_data.p.output",
+        "  platforms      = [\"linux/amd64\"]\n  copy_referrers = true",
     )
     .await;
     assert_eq!(h.attr("test", "copy_method").await, "registry");
@@ -157,25 +164,9 @@ async fn an_unknown_region_is_planned_unknown() {
     h.unset_env("AWS_REGION");
     applied_with_a_provider_argument_unknown_at_plan(
         &mut h,
-        &format!(
-            r#"
-resource "terraform_data" "p" {{
-  input            = "{}"
-  triggers_replace = var.round
-}}
-
-provider "ecrmirror" {{
-  region = terraform_data.p.output
-}}
-
-resource "ecrmirror_image" "test" {{
-  docker_source = "{{source}}/upstream/app:1.0"
-  repository    = "mirror/app"
-  copy_method   = "registry"
-}}
-"#,
-            standin::ecr::REGION
-        ),
+        standin::ecr::REGION,
+        "  region = terraform_data.p.output",
+        "  copy_method = \"registry\"",
     )
     .await;
 }
@@ -192,22 +183,9 @@ async fn an_unknown_profile_is_planned_unknown() {
     h.unset_env("AWS_ENDPOINT_URL_ECR");
     applied_with_a_provider_argument_unknown_at_plan(
         &mut h,
-        r#"
-resource "terraform_data" "p" {
-  input            = "mirrors"
-  triggers_replace = var.round
-}
-
-provider "ecrmirror" {
-  profile = terraform_data.p.output
-}
-
-resource "ecrmirror_image" "test" {
-  docker_source = "{source}/upstream/app:1.0"
-  repository    = "mirror/app"
-  copy_method   = "registry"
-}
-"#,
+        "mirrors",
+        "  profile = terraform_data.p.output",
+        "  copy_method = \"registry\"",
     )
     .await;
 }
@@ -219,22 +197,9 @@ async fn an_unknown_docker_host_is_used_at_apply() {
     h.seed_image("upstream/app", "1.0", 44).await;
     applied_with_a_provider_argument_unknown_at_plan(
         &mut h,
-        r#"
-resource "terraform_data" "p" {
-  input            = "unix:///var/run/docker.sock"
-  triggers_replace = var.round
-}
-
-provider "ecrmirror" {
-  docker_host = terraform_data.p.output
-}
-
-resource "ecrmirror_image" "test" {
-  docker_source = "{source}/upstream/app:1.0"
-  repository    = "mirror/app"
-  copy_method   = "docker"
-}
-"#,
+        "unix:///var/run/docker.sock",
+        "  docker_host = terraform_data.p.output",
+        "  copy_method = \"docker\"",
     )
     .await;
 }
@@ -253,29 +218,9 @@ async fn an_unknown_registry_auth_is_used_at_apply() {
     for method in ["registry", "docker"] {
         let run = applied_with_a_provider_argument_unknown_at_plan(
             &mut h,
-            &format!(
-                r#"
-resource "terraform_data" "p" {{
-  input            = "pull-secret"
-  triggers_replace = var.round
-}}
-
-provider "ecrmirror" {{
-  registry_auth {{
-    address  = "{{source}}"
-    username = "puller"
-    password = terraform_data.p.output
-  }}
-}}
-
-resource "ecrmirror_image" "test" {{
-  docker_source = "{{source}}/upstream/app:1.0"
-  repository    = "mirror/app"
-  copy_method   = "{method}"
-  track_source  = true
-}}
-"#
-            ),
+            "pull-secret",
+            "  registry_auth {\n    address  = \"{source}\"\n    username = \"puller\"\n    password = terraform_data.p.output\n  }",
+            &format!("  copy_method = \"{method}\"\n  track_source = true"),
         )
         .await;
         assert!(
