@@ -89,11 +89,11 @@ impl Destination {
 
     /// The tag, as the ledger of this run's tags knows it.
     fn tag_key(&self) -> TagKey {
-        TagKey {
-            registry_id: self.registry_id().to_string(),
-            repository: self.target.repository.clone(),
-            tag: self.target.tag.clone(),
-        }
+        TagKey::new(
+            Some(self.registry_id()),
+            &self.target.repository,
+            &self.target.tag,
+        )
     }
 
     /// Whether the target tag cannot be overwritten once it exists.
@@ -606,12 +606,7 @@ pub(crate) async fn delete(
     }
     let repository = known(&state.repository, "repository")?;
     let tag = known(&state.tag, "tag")?;
-    let registry_id = state.registry_id.as_ref_option().map(String::as_str);
-    let key = TagKey {
-        registry_id: registry_id.unwrap_or_default().to_string(),
-        repository: repository.clone(),
-        tag: tag.clone(),
-    };
+    let key = TagKey::new(registry_id, repository, tag);
     let _locked = ledger.lock(&key).await;
     if ledger.mirrored(&key) {
         tracing::info!(

@@ -23,6 +23,18 @@ pub(crate) struct TagKey {
     pub(crate) tag: String,
 }
 
+impl TagKey {
+    /// `repository:tag` in the registry of `registry_id` (`None`: the caller's own, while
+    /// its id is not known).
+    pub(crate) fn new(registry_id: Option<&str>, repository: &str, tag: &str) -> TagKey {
+        TagKey {
+            registry_id: registry_id.unwrap_or_default().to_string(),
+            repository: repository.to_string(),
+            tag: tag.to_string(),
+        }
+    }
+}
+
 /// The ECR tags of this provider process (one Terraform run): one lock per tag, and which
 /// tags a mirror of this run made or adopted.
 ///

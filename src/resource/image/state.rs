@@ -86,15 +86,8 @@ impl ImageState {
         let (Value::Value(repository), Value::Value(tag)) = (&self.repository, &self.tag) else {
             return None;
         };
-        Some(super::owners::TagKey {
-            registry_id: self
-                .registry_id
-                .as_ref_option()
-                .cloned()
-                .unwrap_or_default(),
-            repository: repository.clone(),
-            tag: tag.clone(),
-        })
+        let registry_id = self.registry_id.as_ref_option().map(String::as_str);
+        Some(super::owners::TagKey::new(registry_id, repository, tag))
     }
 }
 
