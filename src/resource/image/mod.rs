@@ -149,26 +149,7 @@ impl Resource for ImageResource {
         _meta: ValueEmpty,
     ) -> Option<(ImageState, Private, Vec<AttributePath>)> {
         let args = self.arguments(&config, diags);
-        let whereabouts = match self
-            .clients
-            .get()
-            .filter(|_| !config.registry_id.is_unknown())
-        {
-            // The account the configuration names, else this provider's own: a registry_id
-            // state computed belongs to the account the mirror was made with, which a
-            // changed `profile` may have left.
-            Some(clients) => whereabouts::whereabouts(
-                clients,
-                &prior,
-                config.registry_id.as_ref_option().map(String::as_str),
-            )
-            .await
-            .unwrap_or_else(|err| {
-                tracing::debug!("where the mirror lives is asked again at apply: {err}");
-                whereabouts::Whereabouts::Here
-            }),
-            None => whereabouts::Whereabouts::Here,
-        };
+        let whereabouts = whereabouts::at_plan(self.clients.get(), &prior, &config).await;
         if let Some(warning) = whereabouts.warning(&prior, false) {
             warning.warn(diags);
         }

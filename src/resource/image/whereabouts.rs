@@ -39,6 +39,28 @@ impl Whereabouts {
     }
 }
 
+/// Where the mirror `prior` lives, as a plan of `config` asks it: against the registry of
+/// the account the configuration names, else this provider's own (a `registry_id` state
+/// computed belongs to the account the mirror was made with, which a changed `profile` may
+/// have left). Here when the provider is not configured yet, when `registry_id` is unknown
+/// (a change of it replaces the mirror), or when ECR cannot be asked (the apply asks again).
+pub(crate) async fn at_plan(
+    clients: Option<&std::sync::Arc<Clients>>,
+    prior: &ImageState,
+    config: &ImageState,
+) -> Whereabouts {
+    let Some(clients) = clients.filter(|_| !config.registry_id.is_unknown()) else {
+        return Whereabouts::Here;
+    };
+    let registry_id = config.registry_id.as_ref_option().map(String::as_str);
+    whereabouts(clients, prior, registry_id)
+        .await
+        .unwrap_or_else(|err| {
+            tracing::debug!("where the mirror lives is asked again at apply: {err}");
+            Whereabouts::Here
+        })
+}
+
 /// Where the mirror `state` records lives: the registry is part of a mirror's identity, and
 /// a resource moved to another provider alias, region, profile or account finds its tag's
 /// name in another registry, which may hold anything. `registry_id`: the account whose
