@@ -100,7 +100,14 @@ pub enum Error {
         registry_id: Option<String>,
         /// The registry's host, when the failure came from it.
         host: Option<String>,
+        /// Why the provider could not tell whether a creation template creates it on push.
+        templates: Option<String>,
     },
+
+    /// A plan's warning: the repository does not exist, and ECR creates it on the first push
+    /// from a repository creation template.
+    #[error("ECR will create repository {repository} on push, from template `{prefix}`")]
+    CreatedOnPush { repository: String, prefix: String },
 
     /// ECR's registry refused the credentials from GetAuthorizationToken.
     #[error("ECR refused the push credentials for {host}")]
@@ -250,7 +257,8 @@ impl Error {
             Error::PlainHttp { .. } => "The provider speaks to registries, their token services and the storage they redirect to over HTTPS only (plain HTTP only on this machine), so that credentials and signed URLs cannot be read on the way. Have the registry serve and redirect to HTTPS URLs.".into(),
             Error::Import { .. } => "Import IDs are `REPOSITORY:TAG` or `<registry host>/<repository>:<tag>`, naming a tag that exists in ECR.".into(),
             Error::PlatformMissing { hint, .. } => hint.clone(),
-            Error::RepositoryNotFound { .. } => "Create the repository first, for example with an `aws_ecr_repository` resource, and reference it in `repository` so Terraform orders the two.".into(),
+            Error::RepositoryNotFound { .. } => "Create the repository first, for example with an `aws_ecr_repository` resource, and reference it in `repository` so Terraform orders the two. Or let ECR create it on the first push: a repository creation template applied for `CREATE_ON_PUSH` whose prefix covers the name (`aws ecr create-repository-creation-template --prefix <prefix> --applied-for CREATE_ON_PUSH`, or `ROOT` for every repository).".into(),
+            Error::CreatedOnPush { .. } => "The identity the provider uses needs ecr:CreateRepository on the repository (and ecr:TagResource when the template tags what it creates). To manage the repository's settings in Terraform instead, declare it (`aws_ecr_repository`) and reference it in `repository`.".into(),
             Error::TargetDenied { .. } => "Check that the AWS identity the provider uses may push to this repository (ecr:GetAuthorizationToken, ecr:InitiateLayerUpload, ecr:PutImage, …).".into(),
             Error::Corrupt { .. } => "Nothing of this blob was stored in ECR and no manifest was pushed. Apply again; if it keeps failing, the source registry (or a proxy on the way) serves damaged data.".into(),
             Error::Misdirected { .. } => "The provider sends ECR's credentials only to the registry GetAuthorizationToken names. Check the ECR endpoint in use (AWS_ENDPOINT_URL_ECR, AWS_ENDPOINT_URL, a profile's `endpoint_url`): it should be ECR's, or an emulator that serves its own tokens.".into(),
@@ -296,14 +304,22 @@ impl Error {
                 repository,
                 registry_id,
                 host,
+                templates,
             } => {
                 let registry = match (host, registry_id) {
                     (Some(host), _) => format!("The registry {host}"),
                     (None, Some(id)) => format!("The registry of account {id}"),
                     (None, None) => "The registry of this AWS account".to_string(),
                 };
-                format!("{registry} has no repository named `{repository}`.")
+                match (templates, host) {
+                    (Some(why), _) => format!("{registry} has no repository named `{repository}`. Whether ECR would create it on push is not known: {why}"),
+                    (None, Some(_)) => format!("{registry} has no repository named `{repository}` and did not create it on push."),
+                    (None, None) => format!("{registry} has no repository named `{repository}`, and no repository creation template applied for CREATE_ON_PUSH covers the name."),
+                }
             }
+            Error::CreatedOnPush { repository, prefix } => format!(
+                "The registry has no repository named `{repository}`. Its repository creation template `{prefix}` is applied for CREATE_ON_PUSH, so ECR creates the repository, with the template's settings (tag mutability, encryption, lifecycle and repository policies), when the mirror is first pushed. Destroying the mirror removes its tag and leaves the repository."
+            ),
             Error::TagShared { others, .. } => format!(
                 "Another `ecrmirror_image` of this configuration mirrors {} to the same repository and tag.",
                 others.iter().map(|o| format!("`{o}`")).collect::<Vec<_>>().join(", ")
@@ -337,7 +353,7 @@ impl Error {
             | Error::NotAnImage { .. }
             | Error::Corrupt { .. } => Some("docker_source"),
             Error::PlatformMissing { attribute, .. } => Some(attribute),
-            Error::RepositoryNotFound { .. } => Some("repository"),
+            Error::RepositoryNotFound { .. } | Error::CreatedOnPush { .. } => Some("repository"),
             Error::Timeout { .. } => Some("timeouts"),
             Error::TagShared { .. }
             | Error::TagTaken { .. }
@@ -625,6 +641,7 @@ mod tests {
                     repository: c(),
                     registry_id: None,
                     host: None,
+                    templates: None,
                 },
                 "aws_ecr_repository",
                 "Docker",

@@ -128,6 +128,7 @@ async fn docker_transfer_reports_digests_and_restores_the_users_tags() {
             host: login.host.clone(),
             repository: "mirror/app".into(),
             tag: "1".into(),
+            blobs: Default::default(),
         },
         target_credentials: Credentials::Basic {
             server: login.host.clone(),

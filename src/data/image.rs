@@ -130,6 +130,7 @@ async fn look_up(clients: &Clients, config: &ImageData) -> Result<ImageData> {
         host: login.host,
         repository,
         tag,
+        blobs: Default::default(),
     };
     let digest = match clients
         .ecr

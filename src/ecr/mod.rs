@@ -18,9 +18,11 @@ use base64::Engine;
 use tokio::sync::Mutex;
 
 mod lookups;
+mod settings;
 mod setup;
 
 use lookups::Lookups;
+pub use settings::Mounting;
 
 use crate::error::{AwsRefusal, Error, Result};
 use crate::manifest::Fetched;
@@ -57,6 +59,20 @@ pub struct Repository {
     pub registry_id: String,
     pub name: String,
     pub tags: TagMutability,
+    /// Its encryption (`AES256`, or the type and KMS key): ECR mounts blobs only between
+    /// repositories encrypted alike.
+    pub encryption: String,
+    /// `Some(prefix)`: it does not exist yet, and ECR creates it on the first push from the
+    /// repository creation template of that prefix.
+    pub created_on_push: Option<String>,
+}
+
+/// A repository's encryption, as one word: `AES256`, or `<type> <KMS key>`.
+fn encryption_of(config: &aws_sdk_ecr::types::EncryptionConfiguration) -> String {
+    match config.kms_key() {
+        Some(key) => format!("{} {key}", config.encryption_type().as_str()),
+        None => config.encryption_type().as_str().to_string(),
+    }
 }
 
 /// Whether a repository's tags may be overwritten (`imageTagMutability` and its exclusion
@@ -122,6 +138,7 @@ pub struct Ecr {
     endpoint: Arc<str>,
     token: Mutex<Option<RegistryLogin>>,
     lookups: Arc<Lookups>,
+    settings: settings::Settings,
 }
 
 impl Ecr {
@@ -132,6 +149,7 @@ impl Ecr {
             endpoint: endpoint.into(),
             token: Mutex::new(None),
             lookups: Arc::default(),
+            settings: Default::default(),
         }
     }
 
@@ -226,6 +244,11 @@ impl Ecr {
                         registry_id: repo.registry_id()?.to_string(),
                         name: repository.to_string(),
                         tags: TagMutability::of(repo),
+                        encryption: repo
+                            .encryption_configuration()
+                            .map(encryption_of)
+                            .unwrap_or_else(|| "AES256".into()),
+                        created_on_push: None,
                     })
                 })
                 .ok_or_else(|| Error::Aws {
@@ -243,6 +266,7 @@ impl Ecr {
                     repository: repository.to_string(),
                     registry_id: registry_id.map(str::to_string),
                     host: None,
+                    templates: None,
                 })
             }
             Err(err) => Err(aws_error(&self.endpoint, "DescribeRepositories", &err)),

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::credentials::Credentials;
-use crate::ecr::RegistryLogin;
+use crate::ecr::{Mounting, RegistryLogin};
 use crate::error::Result;
 use crate::manifest::Fetched;
 use crate::reference::{Platform, SourceRef};
@@ -30,6 +30,18 @@ pub struct Target {
     pub host: String,
     pub repository: String,
     pub tag: String,
+    /// What the registry shares between repositories.
+    pub blobs: BlobSharing,
+}
+
+/// Whether a blob another repository of the target registry holds can be mounted into the
+/// target's instead of uploaded: ECR mounts when the registry's `BLOB_MOUNTING` setting is
+/// enabled and both repositories are encrypted alike.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BlobSharing {
+    pub mounting: Mounting,
+    /// The target repository's encryption (see [`crate::ecr::Repository::encryption`]).
+    pub encryption: String,
 }
 
 impl Target {

@@ -135,6 +135,48 @@ impl Backend {
     /// manifest, else its config's media type; its annotations). Read from the storage, as
     /// distribution 2.8 serves no referrers API.
     pub fn referrers(&self, repository: &str, digest: &str) -> Vec<serde_json::Value> {
+        let mut found = Vec::new();
+        for (hex, size, manifest) in self.manifests(repository) {
+            if manifest.pointer("/subject/digest").and_then(|d| d.as_str()) != Some(digest) {
+                continue;
+            }
+            let artifact_type = manifest
+                .get("artifactType")
+                .or_else(|| manifest.pointer("/config/mediaType"))
+                .cloned()
+                .unwrap_or(serde_json::Value::Null);
+            let mut descriptor = serde_json::json!({
+                "mediaType": manifest.get("mediaType").cloned().unwrap_or_else(|| "application/vnd.oci.image.manifest.v1+json".into()),
+                "digest": format!("sha256:{hex}"),
+                "size": size,
+                "artifactType": artifact_type,
+            });
+            if let Some(annotations) = manifest.get("annotations") {
+                descriptor["annotations"] = annotations.clone();
+            }
+            found.push(descriptor);
+        }
+        found.sort_by(|a, b| a["digest"].as_str().cmp(&b["digest"].as_str()));
+        found
+    }
+
+    /// Whether a manifest of `repository` names blob `digest` (as its config or a layer):
+    /// the blob is part of an image there, not only an upload.
+    pub fn referenced(&self, repository: &str, digest: &str) -> bool {
+        self.manifests(repository).iter().any(|(_, _, manifest)| {
+            let config = manifest.pointer("/config/digest").and_then(|d| d.as_str());
+            let layers = manifest.get("layers").and_then(|l| l.as_array());
+            config == Some(digest)
+                || layers.is_some_and(|layers| {
+                    layers
+                        .iter()
+                        .any(|layer| layer.get("digest").and_then(|d| d.as_str()) == Some(digest))
+                })
+        })
+    }
+
+    /// Every manifest `repository` holds: its hex digest, size and JSON, read from the storage.
+    fn manifests(&self, repository: &str) -> Vec<(String, usize, serde_json::Value)> {
         let revisions = self
             .repository_dir(repository)
             .join("_manifests/revisions/sha256");
@@ -150,29 +192,10 @@ impl Backend {
             let Ok(bytes) = std::fs::read(self.blob_path(&hex)) else {
                 continue;
             };
-            let Ok(manifest) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
-                continue;
-            };
-            if manifest.pointer("/subject/digest").and_then(|d| d.as_str()) != Some(digest) {
-                continue;
+            if let Ok(manifest) = serde_json::from_slice::<serde_json::Value>(&bytes) {
+                found.push((hex, bytes.len(), manifest));
             }
-            let artifact_type = manifest
-                .get("artifactType")
-                .or_else(|| manifest.pointer("/config/mediaType"))
-                .cloned()
-                .unwrap_or(serde_json::Value::Null);
-            let mut descriptor = serde_json::json!({
-                "mediaType": manifest.get("mediaType").cloned().unwrap_or_else(|| "application/vnd.oci.image.manifest.v1+json".into()),
-                "digest": format!("sha256:{hex}"),
-                "size": bytes.len(),
-                "artifactType": artifact_type,
-            });
-            if let Some(annotations) = manifest.get("annotations") {
-                descriptor["annotations"] = annotations.clone();
-            }
-            found.push(descriptor);
         }
-        found.sort_by(|a, b| a["digest"].as_str().cmp(&b["digest"].as_str()));
         found
     }
 

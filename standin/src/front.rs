@@ -1,7 +1,7 @@
 //! The HTTP front of a registry: forwarding, basic auth, request log, faults, control routes.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use anyhow::Result;
@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine;
+use futures_util::StreamExt;
 use serde::Serialize;
 
 use crate::backend::Backend;
@@ -26,6 +27,12 @@ pub trait Gate: Send + Sync {
     /// with its own ways changes it here. Unchanged by default.
     fn answer(&self, _method: &str, _path: &str, response: Response) -> Response {
         response
+    }
+
+    /// The query `method path?query` is forwarded with: a registry that declines part of a
+    /// request (a blob mount it does not allow) changes it here. Unchanged by default.
+    fn query(&self, _method: &str, _path: &str, query: Option<String>) -> Option<String> {
+        query
     }
 }
 
@@ -86,6 +93,8 @@ pub struct Logged {
     pub authorized: bool,
     /// When it was answered, in milliseconds since the Unix epoch.
     pub at_ms: u64,
+    /// The bytes of the request's body (what an upload sent).
+    pub bytes: u64,
 }
 
 /// The shared state of one front.
@@ -228,6 +237,7 @@ impl Front {
         query: Option<String>,
         status: u16,
         authorized: bool,
+        bytes: u64,
     ) {
         let at_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -240,6 +250,7 @@ impl Front {
             status,
             authorized,
             at_ms,
+            bytes,
         });
     }
 
@@ -249,6 +260,17 @@ impl Front {
         let path = request.uri().path().to_string();
         let authorized = request.headers().contains_key("authorization");
         let query = request.uri().query().map(str::to_string);
+        // The body's bytes are counted as they pass to the backend.
+        let sent = Arc::new(AtomicU64::new(0));
+        let (parts, body) = request.into_parts();
+        let counter = sent.clone();
+        let body = Body::from_stream(body.into_data_stream().map(move |chunk| {
+            if let Ok(chunk) = &chunk {
+                counter.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+            }
+            chunk
+        }));
+        let request = Request::from_parts(parts, body);
         let response = self.forward_inner(request, &method, &path).await;
         self.record(
             &method,
@@ -256,6 +278,7 @@ impl Front {
             query,
             response.status().as_u16(),
             authorized,
+            sent.load(Ordering::Relaxed),
         );
         response
     }
@@ -303,6 +326,18 @@ impl Front {
         }
         let (mut parts, body) = request.into_parts();
         parts.headers.remove("authorization");
+        if let Some(gate) = &self.gate {
+            let forwarded = gate.query(method, path, query.clone());
+            if forwarded != query {
+                let uri = match forwarded {
+                    Some(q) => format!("{path}?{q}"),
+                    None => path.to_string(),
+                };
+                if let Ok(uri) = uri.parse() {
+                    parts.uri = uri;
+                }
+            }
+        }
         // A manifest push with a `subject`, to a registry with the referrers API, is answered
         // with `OCI-Subject` (what ECR and other OCI 1.1 registries do).
         let (body, subject) = if method == "PUT"

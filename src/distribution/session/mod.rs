@@ -31,6 +31,44 @@ pub(crate) enum Access {
     Push,
 }
 
+/// What a mount request did.
+pub(crate) enum Mount {
+    /// The registry mounted the blob.
+    Mounted,
+    /// The registry declined, and began an upload session instead.
+    Declined(Upload),
+}
+
+/// An upload session the registry began: where the blob goes.
+pub(crate) struct Upload(Url);
+
+/// Where `started`, an answer that begins an upload session, says the blob goes; refused
+/// when it is missing or over plain HTTP to another host.
+fn upload_location(started: &Response) -> Result<Url, RequestFailure> {
+    let posted = without_queries(started.url().as_str());
+    let location = started
+        .headers()
+        .get(header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|location| started.url().join(location).ok())
+        .ok_or_else(|| {
+            RequestFailure::new(
+                Kind::Unusable,
+                format!("The registry answered the upload's POST {posted} without a Location to upload to"),
+            )
+        })?;
+    if !allowed(&location) {
+        return Err(RequestFailure::new(
+            Kind::PlainHttp,
+            format!(
+                "The registry answered the upload's POST {posted} with a Location at {}, over plain HTTP",
+                crate::network::origin(location.as_str())
+            ),
+        ));
+    }
+    Ok(location)
+}
+
 /// What a manifest request answered.
 pub(crate) struct Document {
     pub(crate) body: Bytes,
@@ -280,9 +318,10 @@ impl<'a> Session<'a> {
         }
     }
 
-    /// Mounts blob `digest` from repository `from` of this registry; whether it was
-    /// (a registry that cannot answers with an upload session, left to expire).
-    pub(crate) async fn mount(&self, digest: &str, from: &str) -> Result<bool, RequestFailure> {
+    /// Mounts blob `digest` from repository `from` of this registry. A registry that does
+    /// not mount it answers with an upload session instead, which the blob's upload then
+    /// uses (no second `POST`).
+    pub(crate) async fn mount(&self, digest: &str, from: &str) -> Result<Mount, RequestFailure> {
         let url = self.url("blobs/uploads/");
         let response = self
             .send(Method::POST, &url, |r| {
@@ -291,20 +330,14 @@ impl<'a> Session<'a> {
             })
             .await?;
         match response.status() {
-            StatusCode::CREATED => Ok(true),
-            StatusCode::ACCEPTED => Ok(false),
+            StatusCode::CREATED => Ok(Mount::Mounted),
+            StatusCode::ACCEPTED => Ok(Mount::Declined(Upload(upload_location(&response)?))),
             _ => Err(refused(&Method::POST, response).await),
         }
     }
 
-    /// Uploads blob `digest` of `size` bytes from `body`, in one request: `POST` for a
-    /// session, then `PUT ?digest=` with the whole blob.
-    pub(crate) async fn upload(
-        &self,
-        digest: &str,
-        size: u64,
-        body: reqwest::Body,
-    ) -> Result<(), RequestFailure> {
+    /// Begins an upload: the session's `Location`.
+    pub(crate) async fn begin_upload(&self) -> Result<Upload, RequestFailure> {
         let started = self
             .send_expecting(
                 Method::POST,
@@ -313,23 +346,22 @@ impl<'a> Session<'a> {
                 |r| r.header(header::CONTENT_LENGTH, 0),
             )
             .await?;
-        let posted = without_queries(started.url().as_str());
-        let location = started
-            .headers()
-            .get(header::LOCATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|location| started.url().join(location).ok())
-            .ok_or_else(|| {
-                RequestFailure::new(Kind::Unusable, format!(
-                    "The registry answered the upload's POST {posted} without a Location to upload to"
-                ))
-            })?;
-        if !allowed(&location) {
-            return Err(RequestFailure::new(Kind::PlainHttp, format!(
-                "The registry answered the upload's POST {posted} with a Location at {}, over plain HTTP",
-                crate::network::origin(location.as_str())
-            )));
-        }
+        Ok(Upload(upload_location(&started)?))
+    }
+
+    /// Uploads blob `digest` of `size` bytes from `body`, in one request (`PUT ?digest=`
+    /// with the whole blob) to `upload`, or to a session begun now.
+    pub(crate) async fn upload(
+        &self,
+        upload: Option<Upload>,
+        digest: &str,
+        size: u64,
+        body: reqwest::Body,
+    ) -> Result<(), RequestFailure> {
+        let location = match upload {
+            Some(upload) => upload.0,
+            None => self.begin_upload().await?.0,
+        };
         let separator = if location.query().is_some() { '&' } else { '?' };
         let url = format!("{location}{separator}digest={digest}");
         // An upload service on another origin gets no credentials: the session's state in

@@ -26,7 +26,7 @@ use crate::manifest::Fetched;
 use crate::reference::{EcrHost, ImportId};
 use crate::retry::Notes;
 use crate::source::Resolved;
-use crate::transfer::{Job, Target, Transfer};
+use crate::transfer::{BlobSharing, Job, Target, Transfer};
 
 /// Runs `work` under the limit `timeouts` sets for `operation`.
 async fn limited<T>(
@@ -245,25 +245,72 @@ async fn renew(
     Ok(())
 }
 
-/// ECR's login (cached after the first) and the repository check, at once: nothing is asked
-/// of the source for a missing repository.
+/// ECR's login (cached after the first), the repository check and whether the registry
+/// mounts blobs (asked once), at once: nothing is asked of the source for a missing
+/// repository, unless a creation template makes ECR create it on push.
 async fn destination(clients: &Clients, mirror: &Mirror) -> Result<Destination> {
     let registry_id = mirror.registry_id.as_deref();
-    let (login, repository) = tokio::join!(
+    let (login, repository, mounting) = tokio::join!(
         clients.ecr.login(registry_id),
-        clients.ecr.repository(registry_id, &mirror.repository)
+        existing_or_created_on_push(clients, registry_id, &mirror.repository),
+        clients.ecr.mounting(registry_id),
     );
     let login = login?;
+    let repository = repository?;
     let target = Target {
         host: login.host.clone(),
         repository: mirror.repository.clone(),
         tag: mirror.tag.clone(),
+        blobs: BlobSharing {
+            mounting,
+            encryption: repository.encryption.clone(),
+        },
     };
     Ok(Destination {
         login,
-        repository: repository?,
+        repository,
         target,
     })
+}
+
+/// The repository as ECR describes it; when it is missing, the one ECR creates on the push
+/// from the creation template that applies ([`Error::RepositoryNotFound`] when none does, or
+/// when the templates could not be asked).
+pub(crate) async fn existing_or_created_on_push(
+    clients: &Clients,
+    registry_id: Option<&str>,
+    repository: &str,
+) -> Result<Repository> {
+    match clients.ecr.repository(registry_id, repository).await {
+        Err(Error::RepositoryNotFound {
+            repository,
+            registry_id,
+            host,
+            templates: None,
+        }) => match clients
+            .ecr
+            .push_template(registry_id.as_deref(), &repository)
+            .await
+        {
+            Ok(Some(created)) => {
+                tracing::info!(%repository, template = ?created.created_on_push, "ECR creates the repository on push from its creation template");
+                Ok(created)
+            }
+            Ok(None) => Err(Error::RepositoryNotFound {
+                repository,
+                registry_id,
+                host,
+                templates: None,
+            }),
+            Err(why) => Err(Error::RepositoryNotFound {
+                repository,
+                registry_id,
+                host,
+                templates: Some(why),
+            }),
+        },
+        other => other,
+    }
 }
 
 /// The manifest ECR's tag serves, when adoption may use it or the tag is immutable; any
@@ -427,6 +474,7 @@ pub(crate) async fn import(clients: &Clients, id: &str) -> Result<(ImageState, P
         host: login.host.clone(),
         repository: parsed.repository.clone(),
         tag: parsed.tag.clone(),
+        blobs: BlobSharing::default(),
     };
     let state = ImageState {
         repository: Value::Value(parsed.repository),

@@ -5,6 +5,7 @@ pub(crate) mod config;
 pub(crate) mod owners;
 pub(crate) mod plan;
 pub(crate) mod referrers;
+pub(crate) mod repository;
 pub mod state;
 pub(crate) mod whereabouts;
 
@@ -30,6 +31,8 @@ pub(crate) struct ImageResource {
     planned_tags: owners::PlannedTags,
     /// The tags applied in this process (see [`owners::TagLedger`]).
     tag_ledger: owners::TagLedger,
+    /// What plans found about the repositories of new mirrors.
+    repositories: repository::RepositoryChecks,
 }
 
 impl ImageResource {
@@ -39,6 +42,7 @@ impl ImageResource {
             clients,
             planned_tags: Default::default(),
             tag_ledger: Default::default(),
+            repositories: Default::default(),
         }
     }
 
@@ -63,6 +67,17 @@ impl ImageResource {
                 others,
             }
             .warn(diags);
+        }
+    }
+
+    /// Warns on `repository` when the mirror `config` creates goes to a repository that does
+    /// not exist: ECR creates it on push from a template, or the apply fails unless another
+    /// resource makes it first.
+    async fn check_repository(&self, config: &ImageState, diags: &mut Diagnostics) {
+        if let Some(clients) = self.clients.get() {
+            if let Some(warning) = self.repositories.warning(clients, config).await {
+                warning.warn(diags);
+            }
         }
     }
 
@@ -136,6 +151,7 @@ impl Resource for ImageResource {
         let args = self.arguments(&config, diags);
         let planned = plan::plan_create(proposed, &config, args);
         self.check_owner(&planned, diags);
+        self.check_repository(&config, diags).await;
         Some((planned, None))
     }
 
@@ -157,6 +173,9 @@ impl Resource for ImageResource {
         let (planned, replace) =
             plan::plan_update(&prior, proposed, &config, &private, args, relocated);
         self.check_owner(&planned, diags);
+        if replace.contains(&"repository") || replace.contains(&"registry_id") {
+            self.check_repository(&config, diags).await;
+        }
         // A re-mirror into the same tag (not an import's first plan, which adopts) meets an
         // immutable tag: said at plan time.
         let remirror = replace.is_empty()

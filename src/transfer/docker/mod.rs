@@ -238,6 +238,7 @@ impl DockerTransfer {
                 repository: target.repository.clone(),
                 registry_id: None,
                 host: Some(target.host.clone()),
+                templates: None,
             }
         } else if says(&cause, Said::Denied) {
             Error::TargetDenied {

@@ -25,9 +25,13 @@ use oci_client::manifest::OciDescriptor;
 use oci_client::Reference;
 
 mod referrers;
+mod sharing;
 
-use super::{Copied, Job, Locks, Transfer};
+use sharing::{Origin, Sharing};
+
+use super::{BlobSharing, Copied, Job, Locks, Transfer};
 use crate::credentials::Credentials;
+use crate::distribution::session::{Mount, Upload};
 use crate::distribution::{
     oci_auth, retry_request, tag_or_digest, Access, Answer, Distribution, RequestFailure, Role,
     Session,
@@ -44,9 +48,9 @@ const CONCURRENT_BLOBS: usize = 6;
 /// The registry-to-registry transfer.
 pub(crate) struct RegistryTransfer {
     distribution: Arc<Distribution>,
-    /// Where each blob was last seen in a target registry (the repository that holds it),
-    /// to mount it into another repository of that registry instead of uploading it again.
-    seen: std::sync::Mutex<std::collections::HashMap<BlobInRegistry, String>>,
+    /// The blobs this process's copies put into the repositories of target registries, to
+    /// mount into another repository instead of uploading them again (`sharing.rs`).
+    sharing: Sharing,
     /// One lock per `(host, repository, digest)` of a blob or a platform's manifest: mirrors
     /// of one image to several tags run at once, and each blob and platform manifest is then
     /// pushed once, the other copies finding it there. (Registries also mishandle the same
@@ -61,32 +65,18 @@ impl RegistryTransfer {
     pub(crate) fn new(distribution: Arc<Distribution>) -> RegistryTransfer {
         RegistryTransfer {
             distribution,
-            seen: Default::default(),
+            sharing: Sharing::default(),
             uploading: Default::default(),
         }
     }
+}
 
-    fn remember(&self, target: &Reference, digest: &str) {
-        if let Ok(mut seen) = self.seen.lock() {
-            seen.insert(
-                BlobInRegistry::of(target, digest),
-                target.repository().to_string(),
-            );
-        }
-    }
-
-    /// Another repository of the target registry known to hold `digest`.
-    fn mount_source(&self, target: &Reference, digest: &str) -> Option<Reference> {
-        let seen = self.seen.lock().ok()?;
-        let repository = seen.get(&BlobInRegistry::of(target, digest))?;
-        (repository != target.repository()).then(|| {
-            Reference::with_digest(
-                target.registry().to_string(),
-                repository.clone(),
-                digest.to_string(),
-            )
-        })
-    }
+/// How a copy's blobs are shared with the other repositories of the target registry: what
+/// the registry allows, and the copy's part (`None`: it neither claims nor waits).
+#[derive(Clone, Copy)]
+struct Shared<'c> {
+    blobs: &'c BlobSharing,
+    copy: Option<&'c sharing::Copy<'c>>,
 }
 
 /// The manifests a mirror of `resolved` holds: the manifest, and an index's entries.
@@ -111,22 +101,6 @@ fn unique_blobs<'a>(manifests: impl Iterator<Item = &'a Fetched>) -> Vec<&'a Oci
         }
     }
     blobs
-}
-
-/// A blob in a target registry, whatever the repository.
-#[derive(Debug, PartialEq, Eq, Hash)]
-struct BlobInRegistry {
-    host: String,
-    digest: String,
-}
-
-impl BlobInRegistry {
-    fn of(target: &Reference, digest: &str) -> BlobInRegistry {
-        BlobInRegistry {
-            host: target.registry().to_string(),
-            digest: digest.to_string(),
-        }
-    }
 }
 
 /// A blob or a manifest in one repository of a target registry.
@@ -169,11 +143,17 @@ impl RegistryTransfer {
         // Every blob once, then the platforms' manifests, then the tag's: a registry takes a
         // manifest only when what it names is there.
         let manifests = images.iter().map(|m| &m.fetched).chain([tagged]);
-        self.copy_blobs(&source, &target, unique_blobs(manifests))
+        let copy = self.sharing.begin();
+        let shared = Shared {
+            blobs: &job.target.blobs,
+            copy: Some(&copy),
+        };
+        self.copy_blobs(&source, &target, unique_blobs(manifests), shared)
             .await?;
         self.push_manifests(&target, &images).await?;
         self.push_manifest(&target, &target.reference, tagged)
             .await?;
+        copy.referenced();
         Ok(Copied {
             source_digest: Some(resolved.named.digest.clone()),
             pushed_digest: Some(tagged.digest.clone()),
@@ -207,10 +187,11 @@ impl RegistryTransfer {
         source: &Session<'_>,
         target: &Session<'_>,
         blobs: Vec<&OciDescriptor>,
+        shared: Shared<'_>,
     ) -> Result<()> {
         let copies: Vec<_> = blobs
             .into_iter()
-            .map(|blob| self.copy_blob(source, target, blob))
+            .map(|blob| self.copy_blob(source, target, blob, shared))
             .collect();
         stream::iter(copies)
             .buffer_unordered(CONCURRENT_BLOBS)
@@ -274,56 +255,67 @@ impl RegistryTransfer {
         source: &Session<'_>,
         target: &Session<'_>,
         blob: &OciDescriptor,
+        shared: Shared<'_>,
     ) -> Result<()> {
         let what = format!("a blob ({})", blob.digest);
         crate::retry::retrying(
             &what,
-            || self.copy_blob_once(source, target, blob),
+            || self.copy_blob_once(source, target, blob, shared),
             BlobCopyFailure::wait_before_next,
         )
         .await
         .map_err(|failed| failed.error)
     }
 
+    /// Copies `blob` unless the target holds it: mounted from another repository of the
+    /// registry where `shared` finds one (after waiting for another copy that puts it
+    /// there), else streamed from the source; a declined mount's upload session takes it.
     async fn copy_blob_once(
         &self,
         source: &Session<'_>,
         target: &Session<'_>,
         blob: &OciDescriptor,
+        shared: Shared<'_>,
     ) -> std::result::Result<(), BlobCopyFailure> {
+        let (host, repository) = (
+            target.reference.registry(),
+            target.reference.repository(),
+        );
+        // Decided (and waited for) before the blob's lock is taken: a wait holds no lock.
+        let origin = sharing::Copy::origin(
+            shared.copy,
+            &self.sharing,
+            host,
+            repository,
+            shared.blobs,
+            &blob.digest,
+        )
+        .await;
         let lock = self.pushing(target, &blob.digest);
         let _one_at_a_time = lock.lock().await;
-        if self.present_or_mounted(target, &blob.digest).await? {
-            self.remember(&target.reference, &blob.digest);
-            return Ok(());
-        }
-        self.stream_blob(source, target, blob).await?;
-        self.remember(&target.reference, &blob.digest);
-        Ok(())
-    }
-
-    /// Whether the target holds `digest` already, or now that it was mounted from another
-    /// repository of the registry this process saw it in.
-    async fn present_or_mounted(
-        &self,
-        target: &Session<'_>,
-        digest: &str,
-    ) -> std::result::Result<bool, BlobCopyFailure> {
         let at_target =
             |failure| BlobCopyFailure::of(failure, target, &target.reference.to_string());
-        if target.has_blob(digest).await.map_err(at_target)? {
-            return Ok(true);
+        if target.has_blob(&blob.digest).await.map_err(at_target)? {
+            self.sharing
+                .found(host, repository, shared.blobs, &blob.digest);
+            return Ok(());
         }
-        let Some(from) = self.mount_source(&target.reference, digest) else {
-            return Ok(false);
+        let upload = match origin {
+            Origin::Mount(from) => match target.mount(&blob.digest, &from).await {
+                Ok(Mount::Mounted) => {
+                    tracing::debug!(digest = %blob.digest, %from, "blob mounted");
+                    return Ok(());
+                }
+                Ok(Mount::Declined(upload)) => Some(upload),
+                // Uploading says what is wrong, or succeeds.
+                Err(failure) => {
+                    tracing::debug!(digest = %blob.digest, "mount failed: {failure}");
+                    None
+                }
+            },
+            Origin::Upload => None,
         };
-        // A registry that cannot mount answers with an upload session instead; the blob is
-        // then uploaded.
-        let mounted = target
-            .mount(digest, from.repository())
-            .await
-            .unwrap_or(false);
-        Ok(mounted && target.has_blob(digest).await.map_err(at_target)?)
+        self.stream_blob(source, target, blob, upload).await
     }
 
     /// Streams `blob` from the source into the target, in one upload request.
@@ -332,6 +324,7 @@ impl RegistryTransfer {
         source: &Session<'_>,
         target: &Session<'_>,
         blob: &OciDescriptor,
+        upload: Option<Upload>,
     ) -> std::result::Result<(), BlobCopyFailure> {
         // The size goes in the upload's headers before any byte is read: the manifest gives
         // it (OCI and Docker manifests always do).
@@ -366,7 +359,7 @@ impl RegistryTransfer {
             let _ = send.send(body_of(pulled, &source_failure));
         };
         let body = stream::once(receive).map(received).flatten();
-        let push = target.upload(&blob.digest, size, reqwest::Body::wrap_stream(body));
+        let push = target.upload(upload, &blob.digest, size, reqwest::Body::wrap_stream(body));
         let ((), pushed) = tokio::join!(pull, push);
         if let Err(failure) = pushed {
             let noted = source_failure.lock().ok().and_then(|mut f| f.take());
@@ -560,7 +553,7 @@ impl Transfer for RegistryTransfer {
         let (authorised, allowed) = tokio::join!(meet_challenge(&target), meet_challenge(&source));
         authorised?;
         allowed?;
-        self.copy_referrers_of(&source, &target, subjects(resolved))
+        self.copy_referrers_of(&source, &target, &job.target.blobs, subjects(resolved))
             .await
     }
 

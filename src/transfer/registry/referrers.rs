@@ -13,7 +13,8 @@ use futures_util::{stream, StreamExt, TryStreamExt};
 use oci_client::manifest::OciImageIndex;
 use oci_client::Reference;
 
-use super::{unique_blobs, RegistryTransfer, CONCURRENT_BLOBS};
+use super::{unique_blobs, RegistryTransfer, Shared, CONCURRENT_BLOBS};
+use crate::transfer::BlobSharing;
 use crate::distribution::retry_request;
 use crate::distribution::{tag_or_digest, Session};
 use crate::error::{Error, Result};
@@ -64,6 +65,7 @@ impl RegistryTransfer {
         &self,
         source: &Session<'_>,
         target: &Session<'_>,
+        blobs: &BlobSharing,
         subjects: Vec<String>,
     ) -> Result<Vec<String>> {
         let found = self.find_referrers(source, subjects).await?;
@@ -79,8 +81,14 @@ impl RegistryTransfer {
             .flatten()
             .collect();
         // Every blob once, then the manifests, subjects before their referrers.
-        self.copy_blobs(source, target, unique_blobs(missing.iter().map(|(_, f)| f)))
-            .await?;
+        let shared = Shared { blobs, copy: None };
+        self.copy_blobs(
+            source,
+            target,
+            unique_blobs(missing.iter().map(|(_, f)| f)),
+            shared,
+        )
+        .await?;
         for (referrer, fetched) in &missing {
             self.push_manifest(target, &referrer.at(target), fetched)
                 .await?;

@@ -13,7 +13,7 @@ use base64::Engine;
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
 
-use super::{now, Ecr, Repository, ACCOUNT, MANIFEST_TYPES};
+use super::{now, Ecr, Encryption, Repository, Template, ACCOUNT, MANIFEST_TYPES};
 
 /// An ECR error response.
 fn api_error(error_type: &str, message: &str) -> Response {
@@ -98,6 +98,11 @@ pub(super) async fn api(
         "BatchGetImage" => batch_get_image(&ecr, &input).await,
         "BatchDeleteImage" => batch_delete_image(&ecr, &input).await,
         "ListImages" => list_images(&ecr, &input).await,
+        "CreateRepositoryCreationTemplate" => Ok(create_template(&ecr, &input)),
+        "DescribeRepositoryCreationTemplates" => Ok(describe_templates(&ecr, &input)),
+        "DeleteRepositoryCreationTemplate" => Ok(delete_template(&ecr, &input)),
+        "GetAccountSetting" => Ok(get_account_setting(&ecr, &input)),
+        "PutAccountSetting" => Ok(put_account_setting(&ecr, &input)),
         other => Ok(api_error(
             "UnknownOperationException",
             &format!("the emulator does not serve {other}"),
@@ -152,9 +157,14 @@ fn create_repository(ecr: &Ecr, input: &Value) -> Response {
         Ok(tags) => tags,
         Err(message) => return api_error("InvalidParameterException", &message),
     };
+    let encryption = match Encryption::from_input(input) {
+        Ok(encryption) => encryption,
+        Err(message) => return api_error("InvalidParameterException", &message),
+    };
     let repo = Repository {
         created_at: now(),
         tags,
+        encryption,
     };
     let body = json!({"repository": ecr.repository_json(&name, &repo)});
     repositories.insert(name, repo);
@@ -208,6 +218,142 @@ fn delete_repository(ecr: &Ecr, input: &Value) -> Response {
     };
     let _ = std::fs::remove_dir_all(ecr.front.backend.repository_dir(&name));
     api_ok(json!({"repository": ecr.repository_json(&name, &repo)}))
+}
+
+/// The scenarios a repository creation template can be applied for.
+const APPLIED_FOR: [&str; 3] = ["CREATE_ON_PUSH", "PULL_THROUGH_CACHE", "REPLICATION"];
+
+fn create_template(ecr: &Ecr, input: &Value) -> Response {
+    let Some(prefix) = input.get("prefix").and_then(Value::as_str) else {
+        return api_error("InvalidParameterException", "prefix is required");
+    };
+    let valid_prefix = prefix == "ROOT"
+        || (!prefix.is_empty()
+            && !prefix.starts_with('/')
+            && !prefix.ends_with('/')
+            && prefix
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-/".contains(c)));
+    if !valid_prefix {
+        return api_error(
+            "InvalidParameterException",
+            &format!("Invalid parameter at 'prefix' failed to satisfy constraint: '{prefix}'"),
+        );
+    }
+    let applied_for: Vec<String> = input
+        .get("appliedFor")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+        .unwrap_or_default();
+    if applied_for.is_empty() || applied_for.iter().any(|a| !APPLIED_FOR.contains(&a.as_str())) {
+        return api_error(
+            "InvalidParameterException",
+            &format!("Invalid parameter at 'appliedFor': {applied_for:?}"),
+        );
+    }
+    let tags = match super::TagMutability::from_input(input) {
+        Ok(tags) => tags,
+        Err(message) => return api_error("InvalidParameterException", &message),
+    };
+    let encryption = match Encryption::from_input(input) {
+        Ok(encryption) => encryption,
+        Err(message) => return api_error("InvalidParameterException", &message),
+    };
+    let mut templates = ecr.templates.lock().unwrap();
+    if templates.contains_key(prefix) {
+        return api_error(
+            "TemplateAlreadyExistsException",
+            &format!("A repository creation template with prefix '{prefix}' already exists in the registry with id '{ACCOUNT}'"),
+        );
+    }
+    let template = Template {
+        prefix: prefix.to_string(),
+        applied_for,
+        tags,
+        encryption,
+        description: input
+            .get("description")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        created_at: now(),
+    };
+    let body = json!({"registryId": ACCOUNT, "repositoryCreationTemplate": template.json()});
+    templates.insert(prefix.to_string(), template);
+    api_ok(body)
+}
+
+/// `DescribeRepositoryCreationTemplates`: those of `prefixes`, else all, by prefix,
+/// `maxResults` (default 100) a page.
+fn describe_templates(ecr: &Ecr, input: &Value) -> Response {
+    let templates = ecr.templates.lock().unwrap();
+    let wanted: Option<Vec<&str>> = input
+        .get("prefixes")
+        .and_then(Value::as_array)
+        .map(|p| p.iter().filter_map(Value::as_str).collect());
+    let all: Vec<Value> = templates
+        .values()
+        .filter(|t| wanted.as_ref().is_none_or(|w| w.contains(&t.prefix.as_str())))
+        .map(Template::json)
+        .collect();
+    let start: usize = input
+        .get("nextToken")
+        .and_then(Value::as_str)
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(0);
+    let size = input
+        .get("maxResults")
+        .and_then(Value::as_u64)
+        .unwrap_or(100)
+        .clamp(1, 300) as usize;
+    let page: Vec<Value> = all.iter().skip(start).take(size).cloned().collect();
+    let mut body = json!({"registryId": ACCOUNT, "repositoryCreationTemplates": page});
+    if start + size < all.len() {
+        body["nextToken"] = json!((start + size).to_string());
+    }
+    api_ok(body)
+}
+
+fn delete_template(ecr: &Ecr, input: &Value) -> Response {
+    let prefix = input.get("prefix").and_then(Value::as_str).unwrap_or_default();
+    match ecr.templates.lock().unwrap().remove(prefix) {
+        Some(template) => api_ok(
+            json!({"registryId": ACCOUNT, "repositoryCreationTemplate": template.json()}),
+        ),
+        None => api_error(
+            "TemplateNotFoundException",
+            &format!("The repository creation template with prefix '{prefix}' does not exist in the registry with id '{ACCOUNT}'"),
+        ),
+    }
+}
+
+fn get_account_setting(ecr: &Ecr, input: &Value) -> Response {
+    let name = input.get("name").and_then(Value::as_str).unwrap_or_default();
+    match ecr.account_setting(name) {
+        Some(value) => api_ok(json!({"name": name, "value": value})),
+        None => api_error(
+            "ValidationException",
+            &format!("Invalid parameter at 'name' failed to satisfy constraint: '{name}'"),
+        ),
+    }
+}
+
+fn put_account_setting(ecr: &Ecr, input: &Value) -> Response {
+    let name = input.get("name").and_then(Value::as_str).unwrap_or_default();
+    let value = input.get("value").and_then(Value::as_str).unwrap_or_default();
+    let valid = match name {
+        "BLOB_MOUNTING" => ["ENABLED", "DISABLED"].contains(&value),
+        "BASIC_SCAN_TYPE_VERSION" => ["AWS_NATIVE", "CLAIR"].contains(&value),
+        "REGISTRY_POLICY_SCOPE" => ["V1", "V2"].contains(&value),
+        _ => false,
+    };
+    if !valid {
+        return api_error(
+            "ValidationException",
+            &format!("Invalid account setting {name}={value}"),
+        );
+    }
+    ecr.put_account_setting(name, value);
+    api_ok(json!({"name": name, "value": value}))
 }
 
 /// A manifest as the backend serves it.

@@ -47,6 +47,125 @@ application/vnd.docker.distribution.manifest.v2+json";
 pub(crate) struct Repository {
     pub(crate) created_at: f64,
     pub(crate) tags: TagMutability,
+    pub(crate) encryption: Encryption,
+}
+
+/// A repository's `encryptionConfiguration`: blobs are mounted only between repositories
+/// whose encryption is the same.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Encryption {
+    /// `AES256`, `KMS` or `KMS_DSSE`.
+    pub kind: String,
+    /// The KMS key, for `KMS` and `KMS_DSSE` (ECR's AWS-managed key when none was named).
+    pub key: Option<String>,
+}
+
+impl Default for Encryption {
+    /// ECR's default: AES-256 with keys ECR manages.
+    fn default() -> Encryption {
+        Encryption {
+            kind: "AES256".into(),
+            key: None,
+        }
+    }
+}
+
+impl Encryption {
+    /// Encryption with KMS key `key`.
+    pub fn kms(key: &str) -> Encryption {
+        Encryption {
+            kind: "KMS".into(),
+            key: Some(key.to_string()),
+        }
+    }
+
+    /// Reads `encryptionConfiguration` from an API request; ECR's default when absent.
+    pub(crate) fn from_input(input: &Value) -> Result<Encryption, String> {
+        let Some(config) = input.get("encryptionConfiguration") else {
+            return Ok(Encryption::default());
+        };
+        let kind = config
+            .get("encryptionType")
+            .and_then(Value::as_str)
+            .unwrap_or("AES256")
+            .to_string();
+        let key = config.get("kmsKey").and_then(Value::as_str);
+        match (kind.as_str(), key) {
+            ("AES256", None) => Ok(Encryption { kind, key: None }),
+            ("AES256", Some(_)) => {
+                Err("kmsKey can be set only with encryptionType KMS or KMS_DSSE".into())
+            }
+            ("KMS" | "KMS_DSSE", key) => Ok(Encryption {
+                key: Some(key.map(str::to_string).unwrap_or_else(|| {
+                    format!("arn:aws:kms:{REGION}:{ACCOUNT}:alias/aws/ecr")
+                })),
+                kind,
+            }),
+            (other, _) => Err(format!(
+                "Invalid parameter at 'encryptionType' failed to satisfy constraint: '{other}'"
+            )),
+        }
+    }
+
+    pub(crate) fn json(&self) -> Value {
+        match &self.key {
+            Some(key) => json!({"encryptionType": self.kind, "kmsKey": key}),
+            None => json!({"encryptionType": self.kind}),
+        }
+    }
+}
+
+/// A repository creation template: the settings ECR gives the repositories it creates for
+/// the scenarios in `applied_for` (`CREATE_ON_PUSH`, `PULL_THROUGH_CACHE`, `REPLICATION`)
+/// whose names start with `<prefix>/` (`ROOT`: any other).
+#[derive(Clone, Debug)]
+pub struct Template {
+    pub prefix: String,
+    pub applied_for: Vec<String>,
+    pub tags: TagMutability,
+    pub encryption: Encryption,
+    pub(crate) description: Option<String>,
+    pub(crate) created_at: f64,
+}
+
+impl Template {
+    /// A template for `prefix` that creates repositories on push with ECR's defaults.
+    pub fn create_on_push(prefix: &str) -> Template {
+        Template {
+            prefix: prefix.to_string(),
+            applied_for: vec!["CREATE_ON_PUSH".into()],
+            tags: TagMutability::default(),
+            encryption: Encryption::default(),
+            description: None,
+            created_at: now(),
+        }
+    }
+
+    /// Whether the template covers repository `name`.
+    fn covers(&self, name: &str) -> bool {
+        self.prefix == "ROOT"
+            || name
+                .strip_prefix(&self.prefix)
+                .is_some_and(|rest| rest.starts_with('/'))
+    }
+
+    pub(crate) fn json(&self) -> Value {
+        let (mutability, filters) = self.tags.json();
+        let mut template = json!({
+            "prefix": self.prefix,
+            "appliedFor": self.applied_for,
+            "imageTagMutability": mutability,
+            "imageTagMutabilityExclusionFilters": filters,
+            "encryptionConfiguration": self.encryption.json(),
+            "resourceTags": [],
+            "createdAt": self.created_at,
+            "updatedAt": self.created_at,
+        });
+        if let Some(description) = &self.description {
+            template["description"] = json!(description);
+        }
+        template
+    }
 }
 
 /// A repository's `imageTagMutability` and its exclusion filters (`*` wildcards).
@@ -154,6 +273,10 @@ pub struct Ecr {
     /// Whether the advertised registry speaks HTTPS.
     pub(crate) secure: AtomicBool,
     pub(crate) repositories: Mutex<BTreeMap<String, Repository>>,
+    /// Repository creation templates, by prefix.
+    pub(crate) templates: Mutex<BTreeMap<String, Template>>,
+    /// Account settings (`BLOB_MOUNTING`, …) that were put; the rest have their defaults.
+    pub(crate) settings: Mutex<BTreeMap<String, String>>,
     pub(crate) tokens: Mutex<HashSet<String>>,
     pub(crate) issued: Mutex<Vec<String>>,
     pub(crate) bad_tokens: AtomicBool,
@@ -185,6 +308,8 @@ impl EcrEmulator {
             host: Mutex::new(String::new()),
             secure: AtomicBool::new(false),
             repositories: Mutex::new(BTreeMap::new()),
+            templates: Mutex::new(BTreeMap::new()),
+            settings: Mutex::new(BTreeMap::new()),
             tokens: Mutex::new(HashSet::new()),
             issued: Mutex::new(Vec::new()),
             bad_tokens: AtomicBool::new(false),
@@ -247,7 +372,115 @@ impl Ecr {
             .or_insert(Repository {
                 created_at: now(),
                 tags: TagMutability::default(),
+                encryption: Encryption::default(),
             });
+    }
+
+    /// Creates a repository encrypted with `encryption`, as `aws ecr create-repository
+    /// --encryption-configuration …` would.
+    pub fn create_encrypted_repository(&self, name: &str, encryption: Encryption) {
+        self.repositories.lock().unwrap().insert(
+            name.to_string(),
+            Repository {
+                created_at: now(),
+                tags: TagMutability::default(),
+                encryption,
+            },
+        );
+    }
+
+    /// Adds (or replaces) a repository creation template, as `aws ecr
+    /// create-repository-creation-template` would.
+    pub fn put_template(&self, template: Template) {
+        self.templates
+            .lock()
+            .unwrap()
+            .insert(template.prefix.clone(), template);
+    }
+
+    /// Sets an account setting, as `aws ecr put-account-setting` would
+    /// (`BLOB_MOUNTING`: `ENABLED` or `DISABLED`).
+    pub fn put_account_setting(&self, name: &str, value: &str) {
+        self.settings
+            .lock()
+            .unwrap()
+            .insert(name.to_string(), value.to_string());
+    }
+
+    /// An account setting's value: what was put, else ECR's default.
+    pub(crate) fn account_setting(&self, name: &str) -> Option<String> {
+        if let Some(value) = self.settings.lock().unwrap().get(name) {
+            return Some(value.clone());
+        }
+        match name {
+            "BLOB_MOUNTING" => Some("DISABLED".into()),
+            "BASIC_SCAN_TYPE_VERSION" => Some("AWS_NATIVE".into()),
+            "REGISTRY_POLICY_SCOPE" => Some("V2".into()),
+            _ => None,
+        }
+    }
+
+    /// The template ECR creates repository `name` from when an image is pushed to it: of the
+    /// templates applied for `CREATE_ON_PUSH`, the one with the longest prefix `name` starts
+    /// with, else `ROOT`.
+    pub fn push_template(&self, name: &str) -> Option<Template> {
+        let templates = self.templates.lock().unwrap();
+        let applies = |t: &&Template| t.applied_for.iter().any(|a| a == "CREATE_ON_PUSH");
+        let by_prefix = templates
+            .values()
+            .filter(applies)
+            .filter(|t| t.prefix != "ROOT" && t.covers(name))
+            .max_by_key(|t| t.prefix.len());
+        by_prefix
+            .or_else(|| templates.get("ROOT").filter(|t| applies(t)))
+            .cloned()
+    }
+
+    /// Creates repository `name` from its push template, as ECR does on the first push to
+    /// a missing repository; whether it exists now.
+    fn create_on_push(&self, name: &str) -> bool {
+        let Some(template) = self.push_template(name) else {
+            return false;
+        };
+        self.repositories
+            .lock()
+            .unwrap()
+            .entry(name.to_string())
+            .or_insert(Repository {
+                created_at: now(),
+                tags: template.tags,
+                encryption: template.encryption,
+            });
+        *self
+            .calls
+            .lock()
+            .unwrap()
+            .entry("CreateRepository (on push)".into())
+            .or_default() += 1;
+        true
+    }
+
+    /// The encryption of repository `name`, when it exists.
+    pub fn encryption(&self, name: &str) -> Option<Encryption> {
+        self.repositories
+            .lock()
+            .unwrap()
+            .get(name)
+            .map(|r| r.encryption.clone())
+    }
+
+    /// Whether ECR mounts blob `digest` from repository `from` into `into`: blob mounting is
+    /// enabled for the registry, both repositories use the same encryption, and an image in
+    /// `from` references the blob.
+    fn mounts(&self, into: &str, from: &str, digest: &str) -> bool {
+        if self.account_setting("BLOB_MOUNTING").as_deref() != Some("ENABLED") {
+            return false;
+        }
+        let same_encryption = matches!(
+            (self.encryption(into), self.encryption(from)),
+            (Some(a), Some(b)) if a == b
+        );
+        same_encryption && self.front.backend.referenced(from, digest)
     }
 
     /// Sets a repository's tag mutability, as `aws ecr put-image-tag-mutability` would.
@@ -391,6 +624,7 @@ impl Ecr {
             "createdAt": repo.created_at,
             "imageTagMutability": mutability,
             "imageTagMutabilityExclusionFilters": filters,
+            "encryptionConfiguration": repo.encryption.json(),
         })
     }
 }
@@ -413,7 +647,11 @@ impl Gate for TokenGate {
             return Some(unauthorized(&realm));
         }
         let repository = repository_of(path)?;
-        if ecr.has_repository(&repository) {
+        // The first upload or manifest push to a missing repository creates it, when a
+        // creation template applies for CREATE_ON_PUSH.
+        let push = (method == "POST" && path.ends_with("/blobs/uploads/"))
+            || (method == "PUT" && path.contains("/manifests/"));
+        if ecr.has_repository(&repository) || (push && ecr.create_on_push(&repository)) {
             return ecr.refuse_overwrite(method, path, &repository);
         }
         Some(registry_error(
@@ -423,6 +661,35 @@ impl Gate for TokenGate {
                 "The repository with name '{repository}' does not exist in the registry with id '{ACCOUNT}'"
             ),
         ))
+    }
+
+    /// A mount (`POST …/blobs/uploads/?mount=<digest>&from=<repository>`) ECR does not allow
+    /// becomes a plain upload request, answered with an upload session, as ECR answers it.
+    fn query(&self, method: &str, path: &str, query: Option<String>) -> Option<String> {
+        let (Some(ecr), Some(into), Some(text)) =
+            (self.ecr.upgrade(), repository_of(path), query.as_deref())
+        else {
+            return query;
+        };
+        if method != "POST" || !path.ends_with("/blobs/uploads/") {
+            return query;
+        }
+        let value = |name: &str| {
+            text.split('&')
+                .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
+                .map(|v| v.replace("%3A", ":").replace("%3a", ":").replace("%2F", "/"))
+        };
+        let (Some(digest), Some(from)) = (value("mount"), value("from")) else {
+            return query;
+        };
+        if ecr.mounts(&into, &from, &digest) {
+            return query;
+        }
+        let rest: Vec<&str> = text
+            .split('&')
+            .filter(|pair| !pair.starts_with("mount=") && !pair.starts_with("from="))
+            .collect();
+        (!rest.is_empty()).then(|| rest.join("&"))
     }
 
     fn answer(&self, method: &str, path: &str, mut response: Response) -> Response {
