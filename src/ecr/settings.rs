@@ -60,19 +60,21 @@ impl Ecr {
             .get_or_init(|| self.templates(registry_id))
             .await
             .clone()?;
-        Ok(applicable(&templates, repository).map(|template| Repository {
-            registry_id: registry.clone(),
-            name: repository.to_string(),
-            tags: template_tags(template),
-            encryption: template
-                .encryption_configuration()
-                .map(|config| match config.kms_key() {
-                    Some(key) => format!("{} {key}", config.encryption_type().as_str()),
-                    None => config.encryption_type().as_str().to_string(),
-                })
-                .unwrap_or_else(|| "AES256".into()),
-            created_on_push: Some(template.prefix().unwrap_or_default().to_string()),
-        }))
+        Ok(
+            applicable(&templates, repository).map(|template| Repository {
+                registry_id: registry.clone(),
+                name: repository.to_string(),
+                tags: template_tags(template),
+                encryption: template
+                    .encryption_configuration()
+                    .map(|config| match config.kms_key() {
+                        Some(key) => format!("{} {key}", config.encryption_type().as_str()),
+                        None => config.encryption_type().as_str().to_string(),
+                    })
+                    .unwrap_or_else(|| "AES256".into()),
+                created_on_push: Some(template.prefix().unwrap_or_default().to_string()),
+            }),
+        )
     }
 
     /// Every repository creation template of the registry, and its account id.
@@ -93,7 +95,8 @@ impl Ecr {
                     all.extend(page.repository_creation_templates().iter().cloned());
                 }
                 Err(err) => {
-                    let err = aws_error(&self.endpoint, "DescribeRepositoryCreationTemplates", &err);
+                    let err =
+                        aws_error(&self.endpoint, "DescribeRepositoryCreationTemplates", &err);
                     tracing::warn!("cannot ask for repository creation templates: {err:#}");
                     return Err(describe(&err));
                 }
@@ -227,6 +230,9 @@ mod tests {
         assert_eq!(chosen("mirrors/x"), Some("ROOT"));
         assert_eq!(chosen("mirror"), Some("ROOT"));
         assert_eq!(applicable(&templates[1..], "other"), None);
-        assert_eq!(applicable(&[template("ROOT", &[RctAppliedFor::PullThroughCache])], "x"), None);
+        assert_eq!(
+            applicable(&[template("ROOT", &[RctAppliedFor::PullThroughCache])], "x"),
+            None
+        );
     }
 }

@@ -158,6 +158,19 @@ impl Client {
         Ok(digest)
     }
 
+    /// Asks the registry to mount blob `digest` from repository `from` into `repository`;
+    /// the status it answered (`201`: mounted; `202`: an upload session instead).
+    pub async fn mount(&self, repository: &str, digest: &str, from: &str) -> Result<u16> {
+        let response = self
+            .send(
+                reqwest::Method::POST,
+                &format!("/v2/{repository}/blobs/uploads/?mount={digest}&from={from}"),
+                |b| b,
+            )
+            .await?;
+        Ok(response.status().as_u16())
+    }
+
     /// Puts a manifest under `reference` (a tag or digest); returns its digest.
     pub async fn put_manifest(
         &self,

@@ -32,6 +32,8 @@ pub struct Spec {
     pub variant: Option<String>,
     /// OCI media types instead of Docker's.
     pub oci: bool,
+    /// A first layer shared with every spec of the same base: its seed and size.
+    pub base: Option<(u64, usize)>,
 }
 
 impl Spec {
@@ -59,7 +61,15 @@ impl Spec {
             architecture: "amd64".into(),
             variant: None,
             oci: false,
+            base: None,
         }
+    }
+
+    /// The same image over a base layer of `size` bytes that every spec with base `seed`
+    /// shares (a family of images built from one base image).
+    pub fn on_base(mut self, seed: u64, size: usize) -> Spec {
+        self.base = Some((seed, size));
+        self
     }
 
     /// The same image for another platform.
@@ -94,23 +104,35 @@ fn filler(seed: u64, len: usize) -> Vec<u8> {
 
 /// One layer: a tar holding one file, and its gzip.
 fn layer(spec: &Spec, index: usize) -> Result<(Vec<u8>, Vec<u8>)> {
-    let mut builder = tar::Builder::new(Vec::new());
     let seed = spec
         .seed
         .wrapping_mul(1000)
         .wrapping_add(index as u64)
         .wrapping_add(spec.architecture.len() as u64 * 7919);
-    let content = filler(seed, spec.layer_size);
+    let path = format!(
+        "standin/{}-{}/layer-{index}.bin",
+        spec.architecture, spec.seed
+    );
+    tarred(&path, &filler(seed, spec.layer_size))
+}
+
+/// The shared base layer of seed `seed` and `size` bytes.
+fn base_layer(seed: u64, size: usize) -> Result<(Vec<u8>, Vec<u8>)> {
+    tarred(
+        &format!("standin/base-{seed}/base.bin"),
+        &filler(seed.wrapping_mul(7_777_777).wrapping_add(13), size),
+    )
+}
+
+/// A tar holding `content` at `path`, and its gzip.
+fn tarred(path: &str, content: &[u8]) -> Result<(Vec<u8>, Vec<u8>)> {
+    let mut builder = tar::Builder::new(Vec::new());
     let mut header = tar::Header::new_gnu();
     header.set_size(content.len() as u64);
     header.set_mode(0o644);
     header.set_mtime(0);
     header.set_cksum();
-    let path = format!(
-        "standin/{}-{}/layer-{index}.bin",
-        spec.architecture, spec.seed
-    );
-    builder.append_data(&mut header, path, content.as_slice())?;
+    builder.append_data(&mut header, path, content)?;
     let tar = builder.into_inner()?;
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     gz.write_all(&tar)?;
@@ -128,8 +150,10 @@ pub async fn push_image(
     let mut diff_ids = Vec::new();
     let mut layers = Vec::new();
     let mut layer_digests = Vec::new();
-    for index in 0..spec.layers {
-        let (tar, gz) = layer(spec, index)?;
+    let base = spec.base.map(|(seed, size)| base_layer(seed, size));
+    let own = (0..spec.layers).map(|index| layer(spec, index));
+    for made in base.into_iter().chain(own) {
+        let (tar, gz) = made?;
         diff_ids.push(digest_of(&tar));
         let size = gz.len();
         let digest = client.put_blob(repository, gz).await?;
@@ -143,7 +167,7 @@ pub async fn push_image(
         "config": {"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
                    "Labels": {"standin.seed": spec.seed.to_string()}},
         "rootfs": {"type": "layers", "diff_ids": diff_ids},
-        "history": (0..spec.layers).map(|i| json!({"created": "2026-01-01T00:00:00Z", "created_by": format!("standin layer {i}")})).collect::<Vec<_>>(),
+        "history": (0..diff_ids.len()).map(|i| json!({"created": "2026-01-01T00:00:00Z", "created_by": format!("standin layer {i}")})).collect::<Vec<_>>(),
     });
     if let Some(variant) = &spec.variant {
         config["variant"] = json!(variant);

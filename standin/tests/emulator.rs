@@ -184,3 +184,161 @@ async fn faults_fire_for_the_api_and_the_registry() {
     assert_eq!(response.status(), 200);
     assert_eq!(world.source.log.lock().unwrap().len(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn creation_templates_create_repositories_on_push_as_ecr_does() {
+    use aws_sdk_ecr::types::{ImageTagMutability, RctAppliedFor};
+    let (world, _dir) = world().await;
+    let ecr = sdk(&world).await;
+    let registry = world.ecr_client();
+
+    // No template: a push to a missing repository is refused.
+    let refused = push_image(&registry, "mirror/app", Some("1"), &Spec::small(3)).await;
+    assert!(format!("{:#}", refused.unwrap_err()).contains("NAME_UNKNOWN"));
+
+    for (prefix, applied_for) in [
+        ("mirror", RctAppliedFor::CreateOnPush),
+        ("mirror/team", RctAppliedFor::Replication),
+        ("ROOT", RctAppliedFor::CreateOnPush),
+    ] {
+        ecr.create_repository_creation_template()
+            .prefix(prefix)
+            .applied_for(applied_for)
+            .image_tag_mutability(if prefix == "mirror" {
+                ImageTagMutability::Immutable
+            } else {
+                ImageTagMutability::Mutable
+            })
+            .send()
+            .await
+            .unwrap();
+    }
+    let again = ecr
+        .create_repository_creation_template()
+        .prefix("mirror")
+        .applied_for(RctAppliedFor::CreateOnPush)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(again.code(), Some("TemplateAlreadyExistsException"));
+    let listed = ecr
+        .describe_repository_creation_templates()
+        .max_results(2)
+        .into_paginator()
+        .items()
+        .send()
+        .collect::<Vec<_>>()
+        .await;
+    assert_eq!(listed.len(), 3, "every template, over pages of 2");
+
+    // `mirror/team/app` is covered by `mirror` (the `mirror/team` template is not applied
+    // for CREATE_ON_PUSH): created immutable, as that template says.
+    push_image(&registry, "mirror/team/app", Some("1"), &Spec::small(3))
+        .await
+        .expect("the push creates the repository");
+    let described = ecr
+        .describe_repositories()
+        .repository_names("mirror/team/app")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        described.repositories()[0].image_tag_mutability(),
+        Some(&ImageTagMutability::Immutable)
+    );
+    // `other` falls to ROOT.
+    push_image(&registry, "other", Some("1"), &Spec::small(3))
+        .await
+        .expect("ROOT creates any other repository");
+
+    ecr.delete_repository_creation_template()
+        .prefix("ROOT")
+        .send()
+        .await
+        .unwrap();
+    let gone = ecr
+        .delete_repository_creation_template()
+        .prefix("ROOT")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(gone.code(), Some("TemplateNotFoundException"));
+    let refused = push_image(&registry, "another", Some("1"), &Spec::small(3)).await;
+    assert!(refused.is_err(), "without ROOT, `another` is not created");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blobs_mount_only_as_ecr_allows() {
+    use aws_sdk_ecr::types::{EncryptionConfiguration, EncryptionType};
+    let (world, _dir) = world().await;
+    let ecr = sdk(&world).await;
+    let registry = world.ecr_client();
+    for name in ["a", "b"] {
+        ecr.create_repository()
+            .repository_name(name)
+            .send()
+            .await
+            .unwrap();
+    }
+    ecr.create_repository()
+        .repository_name("sealed")
+        .encryption_configuration(
+            EncryptionConfiguration::builder()
+                .encryption_type(EncryptionType::Kms)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let setting = ecr
+        .get_account_setting()
+        .name("BLOB_MOUNTING")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(setting.value(), Some("DISABLED"), "ECR's default");
+
+    // A blob uploaded into `a` but referenced by no image there.
+    let loose = registry.put_blob("a", b"loose".to_vec()).await.unwrap();
+    let pushed = push_image(&registry, "a", Some("1"), &Spec::small(4))
+        .await
+        .unwrap();
+    let layer = &pushed.layer_digests[0];
+    assert_eq!(
+        registry.mount("b", layer, "a").await.unwrap(),
+        202,
+        "disabled"
+    );
+
+    ecr.put_account_setting()
+        .name("BLOB_MOUNTING")
+        .value("ENABLED")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        registry.mount("b", &loose, "a").await.unwrap(),
+        202,
+        "unreferenced"
+    );
+    assert_eq!(
+        registry.mount("sealed", layer, "a").await.unwrap(),
+        202,
+        "other encryption"
+    );
+    assert_eq!(
+        registry.mount("b", layer, "a").await.unwrap(),
+        201,
+        "mounted"
+    );
+    assert!(world.ecr.state.has_blob("b", layer).await);
+    let invalid = ecr
+        .put_account_setting()
+        .name("BLOB_MOUNTING")
+        .value("SOMETIMES")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(invalid.code(), Some("ValidationException"));
+}

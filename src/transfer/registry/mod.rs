@@ -277,10 +277,7 @@ impl RegistryTransfer {
         blob: &OciDescriptor,
         shared: Shared<'_>,
     ) -> std::result::Result<(), BlobCopyFailure> {
-        let (host, repository) = (
-            target.reference.registry(),
-            target.reference.repository(),
-        );
+        let (host, repository) = (target.reference.registry(), target.reference.repository());
         // Decided (and waited for) before the blob's lock is taken: a wait holds no lock.
         let origin = sharing::Copy::origin(
             shared.copy,

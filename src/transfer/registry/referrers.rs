@@ -14,11 +14,11 @@ use oci_client::manifest::OciImageIndex;
 use oci_client::Reference;
 
 use super::{unique_blobs, RegistryTransfer, Shared, CONCURRENT_BLOBS};
-use crate::transfer::BlobSharing;
 use crate::distribution::retry_request;
 use crate::distribution::{tag_or_digest, Session};
 use crate::error::{Error, Result};
 use crate::manifest::Fetched;
+use crate::transfer::BlobSharing;
 
 /// How deep referrers of referrers are followed (a signature on an attestation on an image
 /// is depth 2).

@@ -292,7 +292,10 @@ mod tests {
             encryption: "KMS k".into(),
             ..enabled()
         };
-        assert_eq!(Copy::origin(None, &sharing, "h", "c", &kms, "d").await, Origin::Upload);
+        assert_eq!(
+            Copy::origin(None, &sharing, "h", "c", &kms, "d").await,
+            Origin::Upload
+        );
     }
 
     #[tokio::test]
@@ -301,8 +304,14 @@ mod tests {
         let blobs = enabled();
         let (a, b) = (sharing.begin(), sharing.begin());
         // a claims x, b claims y.
-        assert_eq!(Copy::origin(Some(&a), &sharing, "h", "ra", &blobs, "x").await, Origin::Upload);
-        assert_eq!(Copy::origin(Some(&b), &sharing, "h", "rb", &blobs, "y").await, Origin::Upload);
+        assert_eq!(
+            Copy::origin(Some(&a), &sharing, "h", "ra", &blobs, "x").await,
+            Origin::Upload
+        );
+        assert_eq!(
+            Copy::origin(Some(&b), &sharing, "h", "rb", &blobs, "y").await,
+            Origin::Upload
+        );
         // b waits for a's x; a may not wait for b's y then: it uploads y itself.
         let b_waits = Copy::origin(Some(&b), &sharing, "h", "rb", &blobs, "x");
         let a_decides = async {

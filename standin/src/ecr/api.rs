@@ -243,9 +243,18 @@ fn create_template(ecr: &Ecr, input: &Value) -> Response {
     let applied_for: Vec<String> = input
         .get("appliedFor")
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
         .unwrap_or_default();
-    if applied_for.is_empty() || applied_for.iter().any(|a| !APPLIED_FOR.contains(&a.as_str())) {
+    if applied_for.is_empty()
+        || applied_for
+            .iter()
+            .any(|a| !APPLIED_FOR.contains(&a.as_str()))
+    {
         return api_error(
             "InvalidParameterException",
             &format!("Invalid parameter at 'appliedFor': {applied_for:?}"),
@@ -292,7 +301,11 @@ fn describe_templates(ecr: &Ecr, input: &Value) -> Response {
         .map(|p| p.iter().filter_map(Value::as_str).collect());
     let all: Vec<Value> = templates
         .values()
-        .filter(|t| wanted.as_ref().is_none_or(|w| w.contains(&t.prefix.as_str())))
+        .filter(|t| {
+            wanted
+                .as_ref()
+                .is_none_or(|w| w.contains(&t.prefix.as_str()))
+        })
         .map(Template::json)
         .collect();
     let start: usize = input
@@ -314,7 +327,10 @@ fn describe_templates(ecr: &Ecr, input: &Value) -> Response {
 }
 
 fn delete_template(ecr: &Ecr, input: &Value) -> Response {
-    let prefix = input.get("prefix").and_then(Value::as_str).unwrap_or_default();
+    let prefix = input
+        .get("prefix")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     match ecr.templates.lock().unwrap().remove(prefix) {
         Some(template) => api_ok(
             json!({"registryId": ACCOUNT, "repositoryCreationTemplate": template.json()}),
@@ -327,7 +343,10 @@ fn delete_template(ecr: &Ecr, input: &Value) -> Response {
 }
 
 fn get_account_setting(ecr: &Ecr, input: &Value) -> Response {
-    let name = input.get("name").and_then(Value::as_str).unwrap_or_default();
+    let name = input
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     match ecr.account_setting(name) {
         Some(value) => api_ok(json!({"name": name, "value": value})),
         None => api_error(
@@ -338,8 +357,14 @@ fn get_account_setting(ecr: &Ecr, input: &Value) -> Response {
 }
 
 fn put_account_setting(ecr: &Ecr, input: &Value) -> Response {
-    let name = input.get("name").and_then(Value::as_str).unwrap_or_default();
-    let value = input.get("value").and_then(Value::as_str).unwrap_or_default();
+    let name = input
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let value = input
+        .get("value")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     let valid = match name {
         "BLOB_MOUNTING" => ["ENABLED", "DISABLED"].contains(&value),
         "BASIC_SCAN_TYPE_VERSION" => ["AWS_NATIVE", "CLAIR"].contains(&value),

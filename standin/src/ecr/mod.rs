@@ -96,9 +96,10 @@ impl Encryption {
                 Err("kmsKey can be set only with encryptionType KMS or KMS_DSSE".into())
             }
             ("KMS" | "KMS_DSSE", key) => Ok(Encryption {
-                key: Some(key.map(str::to_string).unwrap_or_else(|| {
-                    format!("arn:aws:kms:{REGION}:{ACCOUNT}:alias/aws/ecr")
-                })),
+                key: Some(
+                    key.map(str::to_string)
+                        .unwrap_or_else(|| format!("arn:aws:kms:{REGION}:{ACCOUNT}:alias/aws/ecr")),
+                ),
                 kind,
             }),
             (other, _) => Err(format!(
@@ -124,8 +125,8 @@ pub struct Template {
     pub applied_for: Vec<String>,
     pub tags: TagMutability,
     pub encryption: Encryption,
-    pub(crate) description: Option<String>,
-    pub(crate) created_at: f64,
+    pub description: Option<String>,
+    pub created_at: f64,
 }
 
 impl Template {
@@ -460,6 +461,15 @@ impl Ecr {
         true
     }
 
+    /// The tag mutability of repository `name`, when it exists.
+    pub fn tag_mutability(&self, name: &str) -> Option<TagMutability> {
+        self.repositories
+            .lock()
+            .unwrap()
+            .get(name)
+            .map(|r| r.tags.clone())
+    }
+
     /// The encryption of repository `name`, when it exists.
     pub fn encryption(&self, name: &str) -> Option<Encryption> {
         self.repositories
@@ -677,7 +687,11 @@ impl Gate for TokenGate {
         let value = |name: &str| {
             text.split('&')
                 .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
-                .map(|v| v.replace("%3A", ":").replace("%3a", ":").replace("%2F", "/"))
+                .map(|v| {
+                    v.replace("%3A", ":")
+                        .replace("%3a", ":")
+                        .replace("%2F", "/")
+                })
         };
         let (Some(digest), Some(from)) = (value("mount"), value("from")) else {
             return query;
