@@ -43,9 +43,33 @@ impl std::fmt::Display for PlainHttp {
 
 impl std::error::Error for PlainHttp {}
 
-/// An HTTP client for registries: redirects are followed only where [`allowed`], at most
-/// `REDIRECTS` of them; `read_timeout` bounds each wait for the registry.
-pub(crate) fn client(read_timeout: Option<Duration>) -> Result<reqwest::Client> {
+/// The TLS configuration of registry clients: the system's trust store, as reqwest uses it
+/// by default (rustls-platform-verifier), read once.
+pub(crate) fn tls() -> Result<rustls::ClientConfig> {
+    let unusable = |err: rustls::Error| {
+        Error::Environment {
+        summary: "Cannot set up TLS for registries".into(),
+        detail: format!(
+            "{err}\n\nCheck the trusted certificates of the machine that runs Terraform (SSL_CERT_FILE, SSL_CERT_DIR)."
+        ),
+    }
+    };
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let verifier = rustls_platform_verifier::Verifier::new(provider.clone()).map_err(unusable)?;
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(unusable)?
+        .dangerous()
+        .with_custom_certificate_verifier(std::sync::Arc::new(verifier))
+        .with_no_client_auth())
+}
+
+/// An HTTP client for registries over `tls`: redirects are followed only where [`allowed`],
+/// at most `REDIRECTS` of them; `read_timeout` bounds each wait for the registry.
+pub(crate) fn client(
+    tls: rustls::ClientConfig,
+    read_timeout: Option<Duration>,
+) -> Result<reqwest::Client> {
     let policy = reqwest::redirect::Policy::custom(|attempt| {
         if attempt.previous().len() >= REDIRECTS {
             attempt.error(format!("more than {REDIRECTS} redirects"))
@@ -59,6 +83,7 @@ pub(crate) fn client(read_timeout: Option<Duration>) -> Result<reqwest::Client> 
         }
     });
     let builder = reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
         .user_agent(USER_AGENT)
         .redirect(policy)
         .connect_timeout(Duration::from_secs(30));

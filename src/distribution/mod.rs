@@ -13,7 +13,7 @@
 //! - [`session`]: a [`Session`] with one repository and its endpoint calls; `session::auth`
 //!   how it meets a registry's challenge (tokens, basic).
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use oci_client::errors::{OciEnvelope, OciErrorCode};
@@ -143,10 +143,12 @@ impl Answer {
 
 /// HTTP clients for registries.
 pub struct Distribution {
-    // Built on first use: loading the system's trusted roots takes tens of milliseconds,
-    // and most plans never talk to a registry.
+    // Built on first use, or by `prepare` ahead of it: reading the system's trusted roots
+    // takes milliseconds (tens in a debug build), and most plans never talk to a registry.
     requests: OnceLock<Result<reqwest::Client>>,
     uploads: OnceLock<Result<reqwest::Client>>,
+    tls: OnceLock<Result<rustls::ClientConfig>>,
+    preparing: std::sync::atomic::AtomicBool,
 }
 
 impl Default for Distribution {
@@ -162,14 +164,45 @@ impl Distribution {
         Distribution {
             requests: OnceLock::new(),
             uploads: OnceLock::new(),
+            tls: OnceLock::new(),
+            preparing: Default::default(),
         }
+    }
+
+    /// Builds the clients on a thread of their own, once, ahead of the first request: a
+    /// plan that will copy asks for it, so that the apply finds them made.
+    pub(crate) fn prepare(self: &Arc<Self>) {
+        if self
+            .preparing
+            .swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            return;
+        }
+        let distribution = self.clone();
+        std::thread::spawn(move || {
+            let _ = distribution.http();
+            let _ = distribution.uploads();
+        });
+    }
+
+    /// The TLS configuration both clients share.
+    fn tls(&self) -> Result<rustls::ClientConfig> {
+        self.tls.get_or_init(http::tls).clone()
+    }
+
+    /// The client for blob uploads (no read timeout).
+    fn uploads(&self) -> Result<&reqwest::Client> {
+        self.uploads
+            .get_or_init(|| http::client(self.tls()?, None))
+            .as_ref()
+            .map_err(Clone::clone)
     }
 
     /// The client for requests outside a session's flows (a credential check): the
     /// sessions' own, with their redirect policy and read timeout.
     pub(crate) fn http(&self) -> Result<&reqwest::Client> {
         self.requests
-            .get_or_init(|| http::client(Some(READ_TIMEOUT)))
+            .get_or_init(|| http::client(self.tls()?, Some(READ_TIMEOUT)))
             .as_ref()
             .map_err(Clone::clone)
     }
@@ -186,11 +219,7 @@ impl Distribution {
         role: Role,
     ) -> Result<Session<'_>> {
         let requests = self.http()?;
-        let uploads = self
-            .uploads
-            .get_or_init(|| http::client(None))
-            .as_ref()
-            .map_err(Clone::clone)?;
+        let uploads = self.uploads()?;
         Ok(Session::new(
             requests, uploads, reference, auth, access, role,
         ))

@@ -78,6 +78,8 @@ pub fn serve_tls_on(
     let acceptor = tokio_rustls::TlsAcceptor::from(config);
     tokio::spawn(async move {
         while let Ok((tcp, _)) = listener.accept().await {
+            // As `front::serve`: each write goes at once.
+            let _ = tcp.set_nodelay(true);
             let acceptor = acceptor.clone();
             let service = TowerToHyperService::new(router.clone());
             tokio::spawn(async move {

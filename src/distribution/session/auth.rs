@@ -1,5 +1,7 @@
 //! How a session authenticates, following the registry's challenge. The first request goes
-//! without credentials. A `401` with `WWW-Authenticate: Bearer realm=…` gets a token from
+//! without credentials, except to ECR's registry (a target with the basic credentials of
+//! GetAuthorizationToken, whose host is the one its `proxyEndpoint` names), which challenges
+//! every request for them: they go with the first, saving a round trip. A `401` with `WWW-Authenticate: Bearer realm=…` gets a token from
 //! the realm (the credentials go there, and only over HTTPS or on this machine; ECR's only
 //! to its own origin); one with `Basic` has the credentials sent with every later request.
 //! A `401` later on (a token that expired) gets one fresh token and one more try, shared by
@@ -23,10 +25,11 @@ pub(super) enum Scheme {
 }
 
 impl Scheme {
-    /// What a session carrying `auth` starts with.
-    pub(super) fn first(auth: &RegistryAuth) -> Scheme {
-        match auth {
-            RegistryAuth::Bearer(token) => Scheme::Bearer(token.clone()),
+    /// What a session carrying `auth` in `role` starts with.
+    pub(super) fn first(auth: &RegistryAuth, role: Role) -> Scheme {
+        match (auth, role) {
+            (RegistryAuth::Bearer(token), _) => Scheme::Bearer(token.clone()),
+            (RegistryAuth::Basic(..), Role::Target) => Scheme::Basic,
             _ => Scheme::None,
         }
     }
@@ -169,7 +172,8 @@ mod tests {
     /// The clients sessions use.
     fn clients() -> reqwest::Client {
         crate::install_crypto_provider();
-        crate::distribution::http::client(None).unwrap()
+        let tls = crate::distribution::http::tls().unwrap();
+        crate::distribution::http::client(tls, None).unwrap()
     }
 
     #[test]

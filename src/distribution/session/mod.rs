@@ -114,7 +114,7 @@ impl<'a> Session<'a> {
         access: Access,
         role: Role,
     ) -> Session<'a> {
-        let scheme = Scheme::first(&auth);
+        let scheme = Scheme::first(&auth, role);
         Session {
             http,
             uploads,
@@ -196,6 +196,10 @@ impl<'a> Session<'a> {
     /// Meets the registry's challenge for this session's access, before the requests that
     /// follow (so that several at once do not each meet it).
     pub(crate) async fn meet_challenge(&self) -> Result<(), RequestFailure> {
+        if matches!(self.authorization.lock().await.1, Scheme::Basic) {
+            // Sent with every request already (ECR's registry): nothing to meet.
+            return Ok(());
+        }
         let url = format!("{}/", self.base());
         self.send_expecting(Method::GET, &url, &[StatusCode::OK], |r| r)
             .await

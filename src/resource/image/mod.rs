@@ -70,6 +70,14 @@ impl ImageResource {
         }
     }
 
+    /// A plan that copies: the registry clients are made meanwhile, for the apply (in this
+    /// process when Terraform plans and applies in one run).
+    fn prepare_copy(&self) {
+        if let Some(clients) = self.clients.get() {
+            clients.distribution.prepare();
+        }
+    }
+
     /// Warns on `repository` when the mirror `config` creates goes to a repository that does
     /// not exist: ECR creates it on push from a template, or the apply fails unless another
     /// resource makes it first.
@@ -151,6 +159,7 @@ impl Resource for ImageResource {
         let args = self.arguments(&config, diags);
         let planned = plan::plan_create(proposed, &config, args);
         self.check_owner(&planned, diags);
+        self.prepare_copy();
         self.check_repository(&config, diags).await;
         Some((planned, None))
     }
@@ -178,6 +187,9 @@ impl Resource for ImageResource {
         }
         // A re-mirror into the same tag (not an import's first plan, which adopts) meets an
         // immutable tag: said at plan time.
+        if planned.image_digest.is_unknown() {
+            self.prepare_copy();
+        }
         let remirror = replace.is_empty()
             && planned.image_digest.is_unknown()
             && prior.docker_source.is_value();
