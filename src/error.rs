@@ -100,8 +100,8 @@ pub enum Error {
         registry_id: Option<String>,
         /// The registry's host, when the failure came from it.
         host: Option<String>,
-        /// Why the provider could not tell whether a creation template creates it on push.
-        templates: Option<String>,
+        /// What the repository creation templates say about it.
+        templates: TemplateLookup,
     },
 
     /// A plan's warning: the repository does not exist, and ECR creates it on the first push
@@ -231,6 +231,17 @@ impl Operation {
     }
 }
 
+/// What the repository creation templates say about a missing repository.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TemplateLookup {
+    /// They were not asked (an import, a data source, the registry's own refusal).
+    NotAsked,
+    /// None applied for `CREATE_ON_PUSH` covers the name.
+    NoneApplies,
+    /// They could not be asked: why.
+    Unknown(String),
+}
+
 /// What to do about an immutable tag that a mirror would overwrite.
 pub(crate) const IMMUTABLE_HINT: &str = "Mirror to a new tag (set `tag`, for example to the source's new version), or change the repository's tag mutability (`image_tag_mutability = \"MUTABLE\"`, or an exclusion filter that matches this tag).";
 
@@ -312,9 +323,10 @@ impl Error {
                     (None, None) => "The registry of this AWS account".to_string(),
                 };
                 match (templates, host) {
-                    (Some(why), _) => format!("{registry} has no repository named `{repository}`. Whether ECR would create it on push is not known: {why}"),
-                    (None, Some(_)) => format!("{registry} has no repository named `{repository}` and did not create it on push."),
-                    (None, None) => format!("{registry} has no repository named `{repository}`, and no repository creation template applied for CREATE_ON_PUSH covers the name."),
+                    (TemplateLookup::Unknown(why), _) => format!("{registry} has no repository named `{repository}`. Whether ECR would create it on push is not known: {why}"),
+                    (TemplateLookup::NoneApplies, _) => format!("{registry} has no repository named `{repository}`, and no repository creation template applied for CREATE_ON_PUSH covers the name."),
+                    (TemplateLookup::NotAsked, Some(_)) => format!("{registry} has no repository named `{repository}` and did not create it on push."),
+                    (TemplateLookup::NotAsked, None) => format!("{registry} has no repository named `{repository}`."),
                 }
             }
             Error::CreatedOnPush { repository, prefix } => format!(
@@ -641,7 +653,7 @@ mod tests {
                     repository: c(),
                     registry_id: None,
                     host: None,
-                    templates: None,
+                    templates: TemplateLookup::NotAsked,
                 },
                 "aws_ecr_repository",
                 "Docker",

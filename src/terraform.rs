@@ -85,7 +85,7 @@ mod tests {
             repository: "app".into(),
             registry_id: Some("123456789012".into()),
             host: None,
-            templates: None,
+            templates: crate::error::TemplateLookup::NotAsked,
         }
         .report(&mut diags);
         let diag = &diags.errors[0];

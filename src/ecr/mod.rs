@@ -266,7 +266,7 @@ impl Ecr {
                     repository: repository.to_string(),
                     registry_id: registry_id.map(str::to_string),
                     host: None,
-                    templates: None,
+                    templates: crate::error::TemplateLookup::NotAsked,
                 })
             }
             Err(err) => Err(aws_error(&self.endpoint, "DescribeRepositories", &err)),

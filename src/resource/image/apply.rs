@@ -21,7 +21,7 @@ use super::whereabouts::{whereabouts, Whereabouts};
 use crate::clients::Clients;
 use crate::credentials::Credentials;
 use crate::ecr::{RegistryLogin, Repository, TagLookup};
-use crate::error::{display_duration, Error, Result};
+use crate::error::{display_duration, Error, Result, TemplateLookup};
 use crate::manifest::Fetched;
 use crate::reference::{EcrHost, ImportId};
 use crate::retry::Notes;
@@ -286,7 +286,7 @@ pub(crate) async fn existing_or_created_on_push(
             repository,
             registry_id,
             host,
-            templates: None,
+            templates: TemplateLookup::NotAsked,
         }) => match clients
             .ecr
             .push_template(registry_id.as_deref(), &repository)
@@ -300,13 +300,13 @@ pub(crate) async fn existing_or_created_on_push(
                 repository,
                 registry_id,
                 host,
-                templates: None,
+                templates: TemplateLookup::NoneApplies,
             }),
             Err(why) => Err(Error::RepositoryNotFound {
                 repository,
                 registry_id,
                 host,
-                templates: Some(why),
+                templates: TemplateLookup::Unknown(why),
             }),
         },
         other => other,

@@ -14,10 +14,13 @@ use super::state::ImageState;
 use crate::clients::Clients;
 use crate::error::Error;
 
-/// The plans' answers, by registry (`None`: the provider's own) and repository.
+/// A repository of a registry (`None`: the provider's own).
+type Key = (Option<String>, String);
+
+/// The plans' answers (the warning, if any), by repository.
 #[derive(Default)]
 pub(crate) struct RepositoryChecks {
-    answers: Mutex<HashMap<(Option<String>, String), Arc<OnceCell<Option<Error>>>>>,
+    answers: Mutex<HashMap<Key, Arc<OnceCell<Option<Error>>>>>,
 }
 
 impl RepositoryChecks {

@@ -238,7 +238,7 @@ impl DockerTransfer {
                 repository: target.repository.clone(),
                 registry_id: None,
                 host: Some(target.host.clone()),
-                templates: None,
+                templates: crate::error::TemplateLookup::NotAsked,
             }
         } else if says(&cause, Said::Denied) {
             Error::TargetDenied {

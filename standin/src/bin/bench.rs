@@ -662,8 +662,22 @@ async fn main() -> Result<()> {
         .iter()
         .map(|(k, v)| format!("| {k} | {:.1} MiB |\n", *v as f64 / 1024.0))
         .collect();
+    let commit = std::process::Command::new("git")
+        .args([
+            "-C",
+            &root.to_string_lossy(),
+            "describe",
+            "--always",
+            "--dirty",
+        ])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| "unknown".into());
     let report = format!(
         "# Benchmarks\n\n\
+         Measured at commit `{commit}` with `{invocation}`. \
          Made by `make bench` ({rounds} alternating rounds per image, a fresh, empty ECR registry \
          and no local image before each, all in one run against the local stand-in world on this \
          machine: 2 cores). Medians; ratios are to the seed module's loop and to `skopeo copy` \
@@ -698,6 +712,10 @@ async fn main() -> Result<()> {
          plus 100 ms.\n\n\
          | N | terraform_data | ecrmirror_image | ratio | target | |\n|---|---|---|---|---|---|\n{plan_rows}",
         rounds = options.rounds,
+        invocation = match std::env::args().skip(3).collect::<Vec<_>>().join(" ") {
+            args if args.is_empty() => "make bench".to_string(),
+            args => format!("make bench BENCH_ARGS=\"{args}\""),
+        },
         single = medians
             .get("5 layers, 40 MiB")
             .and_then(|times| Some(times.get("terraform registry")? / times.get("skopeo")?))
