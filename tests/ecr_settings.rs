@@ -262,3 +262,57 @@ async fn a_family_uploads_its_base_once_where_the_registry_mounts_and_per_reposi
         "no mount is tried between repositories encrypted otherwise"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_docker_engine_mounts_only_where_the_registry_allows() {
+    let h = Harness::start().await;
+    seed_family(&h, 2, 256 << 10).await;
+    let ecr = &h.world.ecr.state;
+    let config = |prefix: &str| {
+        format!(
+            r#"
+provider "ecrmirror" {{
+  copy_method = "docker"
+}}
+
+resource "ecrmirror_image" "m" {{
+  for_each      = toset(["0", "1"])
+  docker_source = "{{source}}/upstream/app-${{each.key}}:1"
+  repository    = "{prefix}/${{each.key}}"
+  tag           = "1"
+}}
+"#
+        )
+    };
+    // The engine pushes one image after the other (one source at a time, -parallelism=1),
+    // so for the second it knows the registry holds the base in the first repository.
+    for (setting, prefix) in [("DISABLED", "off"), ("ENABLED", "on")] {
+        ecr.put_account_setting("BLOB_MOUNTING", setting);
+        ecr.create_repository(&format!("{prefix}/0"));
+        ecr.create_repository(&format!("{prefix}/1"));
+        h.config(&config(prefix));
+        h.clear_logs();
+        h.apply_parallel(1).await;
+        let log = ecr.front().log.lock().unwrap().clone();
+        let tries: Vec<&Logged> = log
+            .iter()
+            .filter(|l| l.method == "POST")
+            .filter(|l| l.query.as_deref().is_some_and(|q| q.contains("mount=")))
+            .collect();
+        let mounted = tries.iter().filter(|l| l.status == 201).count();
+        assert!(
+            !tries.is_empty(),
+            "{setting}: the engine tries to mount the base"
+        );
+        if setting == "DISABLED" {
+            assert_eq!(mounted, 0, "a disabled registry mounts nothing");
+        } else {
+            assert!(mounted >= 1, "an enabled registry mounts the base");
+        }
+        for n in 0..2 {
+            let tag = h.ecr_tag(&format!("{prefix}/{n}"), "1");
+            assert!(tag.is_some(), "{setting}: {prefix}/{n} mirrored");
+        }
+        h.destroy().await;
+    }
+}

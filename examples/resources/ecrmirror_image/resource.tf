@@ -1,5 +1,6 @@
 # The repository must exist: create it with an `aws_ecr_repository` resource and use its
-# `name` here, so that Terraform creates it first.
+# `name` here, so that Terraform creates it first. (Or let ECR create it on push: a
+# repository creation template applied for CREATE_ON_PUSH whose prefix covers the name.)
 resource "ecrmirror_image" "nginx" {
   docker_source = "nginx:1.27"
   repository    = "mirror/nginx"
