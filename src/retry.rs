@@ -47,12 +47,43 @@ tokio::task_local! {
     static NOTES: Notes;
 }
 
-/// The retries of one operation (a mirror under its `timeouts` limit), so that a timeout can
-/// say what the operation was waiting for when it ran out.
+/// The retries and waits of one operation (a mirror under its `timeouts` limit), so that a
+/// timeout can say what the operation was waiting for when it ran out, and when it runs out.
 #[derive(Clone, Default)]
-pub(crate) struct Notes(Arc<Mutex<Option<String>>>);
+pub(crate) struct Notes(Arc<Mutex<Option<String>>>, Option<std::time::Instant>);
 
 impl Notes {
+    /// Notes for an operation that must end by `deadline`.
+    pub(crate) fn until(deadline: std::time::Instant) -> Notes {
+        Notes(Arc::default(), Some(deadline))
+    }
+
+    /// How long the operation this task runs for has left, when it has a limit.
+    pub(crate) fn time_left() -> Option<Duration> {
+        NOTES
+            .try_with(|notes| notes.1)
+            .ok()
+            .flatten()
+            .map(|deadline| deadline.saturating_duration_since(std::time::Instant::now()))
+    }
+
+    /// Notes that the operation this task runs for waits for `what` (a sentence), until
+    /// [`Notes::waited`] says it no longer does.
+    pub(crate) fn waiting(what: &str) {
+        Notes::note(what.to_string());
+    }
+
+    /// The wait [`Notes::waiting`] noted as `what` is over.
+    pub(crate) fn waited(what: &str) {
+        let _ = NOTES.try_with(|notes| {
+            if let Ok(mut last) = notes.0.lock() {
+                if last.as_deref() == Some(what) {
+                    *last = None;
+                }
+            }
+        });
+    }
+
     /// Runs `work` with its retries (of this task) noted here.
     pub(crate) async fn watch<F: std::future::Future>(&self, work: F) -> F::Output {
         NOTES.scope(self.clone(), work).await

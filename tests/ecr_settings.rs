@@ -316,3 +316,68 @@ resource "ecrmirror_image" "m" {{
         h.destroy().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_mirror_holds_the_others_up_no_longer_than_half_their_time() {
+    const COUNT: usize = 4;
+    let h = Harness::start().await;
+    let base = seed_family(&h, COUNT, 256 << 10).await;
+    let ecr = &h.world.ecr.state;
+    ecr.put_account_setting("BLOB_MOUNTING", "ENABLED");
+    for n in 0..COUNT {
+        ecr.create_repository(&format!("slow/{n}"));
+    }
+    // The mirror into slow/0 reaches the base first (the others' sources answer late), and
+    // its uploads crawl.
+    for n in 1..COUNT {
+        h.source_faults().add(standin::faults::Rule {
+            count: 100,
+            delay_ms: 1000,
+            ..standin::faults::Rule::on(&format!("registry:GET:/v2/upstream/app-{n}/manifests"))
+        });
+    }
+    h.ecr_faults().add(standin::faults::Rule {
+        count: 100,
+        delay_ms: 7000,
+        ..standin::faults::Rule::on("registry:PUT:/v2/slow/0/blobs")
+    });
+    h.config(&format!(
+        r#"
+provider "ecrmirror" {{
+  copy_method = "registry"
+}}
+
+resource "ecrmirror_image" "first" {{
+  docker_source = "{{source}}/upstream/app-0:1"
+  repository    = "slow/0"
+  tag           = "1"
+}}
+
+resource "ecrmirror_image" "m" {{
+  for_each      = toset([for n in range(1, {COUNT}) : tostring(n)])
+  docker_source = "{{source}}/upstream/app-${{each.key}}:1"
+  repository    = "slow/${{each.key}}"
+  tag           = "1"
+  timeouts {{
+    create = "5s"
+  }}
+}}
+"#
+    ));
+    h.apply_parallel(COUNT).await;
+    let log = ecr.front().log.lock().unwrap().clone();
+    for n in 1..COUNT {
+        assert!(h.ecr_tag(&format!("slow/{n}"), "1").is_some(), "slow/{n}");
+        let uploaded = log.iter().any(|l| {
+            l.method == "PUT"
+                && l.path.starts_with(&format!("/v2/slow/{n}/blobs/uploads/"))
+                && l.query
+                    .as_deref()
+                    .is_some_and(|q| q.replace("%3A", ":").contains(&base))
+        });
+        assert!(
+            uploaded,
+            "slow/{n} stopped waiting and uploaded the base itself"
+        );
+    }
+}

@@ -35,7 +35,7 @@ async fn limited<T>(
     work: impl Future<Output = Result<T>>,
 ) -> Result<T> {
     let limit = timeout(&state.timeouts, operation)?;
-    let retries = Notes::default();
+    let retries = Notes::until(std::time::Instant::now() + limit);
     tokio::time::timeout(limit, retries.watch(work))
         .await
         .unwrap_or_else(|_| {

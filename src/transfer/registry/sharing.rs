@@ -11,6 +11,9 @@
 //! itself, decided under one lock. (Of a cycle of waits, the wait made last would have been
 //! for a copy already waiting.) A copy that may not wait uploads the blob itself. A claim
 //! whose copy fails or ends without referencing it is released, and a waiter claims it anew.
+//! Nor does a slow copy hold the others up past their own limits: a copy waits at most half
+//! the time its `timeouts` limit has left, then uploads the blob itself, and a timeout meanwhile
+//! says what it was waiting for.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -179,11 +182,29 @@ impl Copy<'_> {
                     (_, None) => return Origin::Upload,
                 }
             };
+            let note = format!(
+                "It was waiting for blob {digest}, which another mirror is putting into repository `{}` of the same registry, to mount it from there (a mirror waits at most half the time its limit has left, then uploads the blob itself).",
+                held_in_of(sharing, &key)
+            );
+            crate::retry::Notes::waiting(&note);
+            let budget = crate::retry::Notes::time_left().map(|left| left / 2);
             // A dropped claim counts as released.
-            let _ = held.wait_for(|h| *h != Held::Uploading).await;
+            let waited = held.wait_for(|h| *h != Held::Uploading);
+            let in_time = match budget {
+                Some(budget) => tokio::time::timeout(budget, waited).await.is_ok(),
+                None => {
+                    let _ = waited.await;
+                    true
+                }
+            };
+            crate::retry::Notes::waited(&note);
             let mut inner = sharing.inner();
             if let Some(n) = inner.waiting.get_mut(&waiter.id) {
                 *n = n.saturating_sub(1);
+            }
+            if !in_time {
+                tracing::info!(%digest, "waited long enough for another mirror's upload; uploading it");
+                return Origin::Upload;
             }
         }
     }
@@ -214,6 +235,16 @@ impl Drop for Copy<'_> {
     fn drop(&mut self) {
         self.settle(Held::Released);
     }
+}
+
+/// The repository the holder of `key` puts its blob into.
+fn held_in_of(sharing: &Sharing, key: &Key) -> String {
+    sharing
+        .inner()
+        .holders
+        .get(key)
+        .map(|h| h.repository.clone())
+        .unwrap_or_default()
 }
 
 fn key(host: &str, sharing: &BlobSharing, digest: &str) -> Key {
@@ -296,6 +327,27 @@ mod tests {
             Copy::origin(None, &sharing, "h", "c", &kms, "d").await,
             Origin::Upload
         );
+    }
+
+    #[tokio::test]
+    async fn a_waiter_stops_waiting_after_half_its_time_left() {
+        let sharing = Sharing::default();
+        let blobs = enabled();
+        let (slow, waiter) = (sharing.begin(), sharing.begin());
+        assert_eq!(
+            Copy::origin(Some(&slow), &sharing, "h", "a", &blobs, "d").await,
+            Origin::Upload
+        );
+        let notes = crate::retry::Notes::until(
+            std::time::Instant::now() + std::time::Duration::from_millis(400),
+        );
+        let started = std::time::Instant::now();
+        let origin = notes
+            .watch(Copy::origin(Some(&waiter), &sharing, "h", "b", &blobs, "d"))
+            .await;
+        assert_eq!(origin, Origin::Upload);
+        assert!(started.elapsed() < std::time::Duration::from_millis(390));
+        assert_eq!(notes.last(), None, "the wait is over, so no longer noted");
     }
 
     #[tokio::test]
