@@ -457,3 +457,59 @@ resource "ecrmirror_image" "alias" {
     let (_, changes) = h.plan().await;
     assert!(!changes, "the fleet is settled");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_mirrors_of_one_source_never_lose_its_image_to_each_other() {
+    // Many mirrors of one source by the Docker engine at once, into several repositories and
+    // tags: one mirror's clean-up must not remove the image another is tagging or pushing
+    // (a careful-user trial saw one apply in four fail with "could not find image from tag"
+    // on a loaded machine).
+    let h = Harness::start().await;
+    h.seed_image("upstream/same", "1", 91).await;
+    for n in 0..3 {
+        h.create_repository(&format!("dock/{n}"));
+    }
+    for round in 0..6 {
+        h.config(&format!(
+            r#"
+provider "ecrmirror" {{
+  copy_method = "docker"
+}}
+
+resource "ecrmirror_image" "m" {{
+  for_each      = toset([for n in range(16) : "r{round}-${{n}}"])
+  docker_source = "{{source}}/upstream/same:1"
+  repository    = "dock/${{tonumber(split("-", each.key)[1]) % 3}}"
+  tag           = each.key
+}}
+"#
+        ));
+        h.apply_parallel(16).await;
+        // ECR holds exactly the mirrors state holds, repository by repository.
+        let resources = h.resources().await;
+        for n in 0..3 {
+            let repository = format!("dock/{n}");
+            let in_state: BTreeMap<String, String> = resources
+                .iter()
+                .map(|r| &r["values"])
+                .filter(|v| v["repository"] == repository.as_str())
+                .map(|v| {
+                    let text = |k: &str| v[k].as_str().unwrap_or_default().to_string();
+                    (text("tag"), text("image_digest"))
+                })
+                .collect();
+            assert_eq!(
+                h.world.ecr.state.tags(&repository),
+                in_state,
+                "round {round}: {repository}"
+            );
+        }
+    }
+    // The image the provider brought in is gone once the last mirror of it is done.
+    let images = support::docker(&["images", "-q", "--filter", "reference=*/upstream/same*"]).await;
+    assert_eq!(
+        images.trim(),
+        "",
+        "no image of the source is left in the engine"
+    );
+}

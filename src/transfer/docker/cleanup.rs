@@ -1,6 +1,11 @@
 //! What the Docker method changes in the engine's local images, and how it is undone after a
 //! copy, whether it worked, failed, or was cancelled: the local tags this method creates are
-//! removed afterwards; images and tags the user had before are left as they were.
+//! removed afterwards; images and tags the user had before are left as they were. Mirrors of
+//! one source share its local reference while they run: the last of them to finish undoes
+//! it, as the first found it ([`SourceUses`]).
+
+use std::collections::HashMap;
+use std::sync::Arc;
 
 use bollard::query_parameters::{RemoveImageOptions, TagImageOptions};
 use bollard::Docker;
@@ -26,6 +31,31 @@ pub(super) struct Cleanup {
     /// The digest references the user's image of the target tag had.
     pub(super) previous_target_digests: Vec<String>,
     pub(super) tagged: Option<String>,
+    /// The mirrors using the local source reference, which this one joined.
+    uses: Option<Arc<SourceUses>>,
+}
+
+/// The mirrors of this process that use each local source reference now, and whether the
+/// first of them found it missing (the provider brought the image in: it goes when the last
+/// one is done). Without it, a mirror that finished removed the image another mirror of the
+/// same source was about to tag or push.
+#[derive(Default)]
+pub(super) struct SourceUses(std::sync::Mutex<HashMap<String, SourceUse>>);
+
+#[derive(Default)]
+struct SourceUse {
+    users: usize,
+    /// The image the first user found under the reference (`None`: none, the provider
+    /// brought it in).
+    found: Option<String>,
+    /// Whether a user that left pulled.
+    pulled: bool,
+}
+
+impl SourceUses {
+    fn with<T>(&self, f: impl FnOnce(&mut HashMap<String, SourceUse>) -> T) -> T {
+        f(&mut self.0.lock().unwrap_or_else(|e| e.into_inner()))
+    }
 }
 
 impl Cleanup {
@@ -35,6 +65,49 @@ impl Cleanup {
         cleanup.target_name = job.target.name();
         cleanup.target_tag = job.target.tag.clone();
         cleanup
+    }
+
+    /// Joins the mirrors using the local source reference, before anything is pulled (under
+    /// the reference's lock): `previous` is the image it names now, if any. The first user's
+    /// view of it is the one the last user's clean-up acts on.
+    pub(super) fn join(&mut self, uses: &Arc<SourceUses>, previous: Option<String>) {
+        uses.with(|uses| {
+            let using = uses.entry(self.source_ref.clone()).or_default();
+            using.users += 1;
+            if using.users == 1 {
+                using.found.clone_from(&previous);
+            }
+        });
+        self.previous_source = previous;
+        self.uses = Some(uses.clone());
+    }
+
+    /// Leaves the users of the local source reference: whether this was the last one, which
+    /// then undoes it as the first one found it.
+    fn leave(&mut self) -> bool {
+        let Some(uses) = self.uses.take() else {
+            return true;
+        };
+        let pulled = self.pulled;
+        let left = uses.with(|uses| {
+            let using = uses.get_mut(&self.source_ref)?;
+            using.users = using.users.saturating_sub(1);
+            using.pulled |= pulled;
+            if using.users > 0 {
+                return Some(None);
+            }
+            uses.remove(&self.source_ref).map(Some)
+        });
+        match left {
+            // The last one: what the first one found is what is put back, after any pull.
+            Some(Some(using)) => {
+                self.previous_source = using.found;
+                self.pulled = using.pulled;
+                true
+            }
+            Some(None) => false,
+            None => true,
+        }
     }
 
     /// A clean-up with nothing to undo.
@@ -50,6 +123,7 @@ impl Cleanup {
             previous_target: None,
             previous_target_digests: Vec::new(),
             tagged: None,
+            uses: None,
         }
     }
 
@@ -95,6 +169,11 @@ impl Cleanup {
     /// Removes the pulled image the provider brought in, or puts back a moved tag of the
     /// user's.
     pub(super) async fn undo_source(&mut self) {
+        if !self.leave() {
+            // Another mirror of the source still uses it: the last one undoes it.
+            self.pulled = false;
+            return;
+        }
         let docker = &self.docker;
         let source_ref = &self.source_ref;
         let pulled = std::mem::replace(&mut self.pulled, false);
@@ -131,6 +210,7 @@ impl Drop for Cleanup {
     fn drop(&mut self) {
         // Nothing left to undo once the copy finished (each undo clears what it undid).
         if self.tagged.is_none() && !self.pulled {
+            self.leave();
             return;
         }
         let idle = Cleanup::idle(self.docker.clone());

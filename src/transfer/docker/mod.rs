@@ -24,7 +24,7 @@ use crate::reference::{Platform, SourceRef};
 use crate::retry::{backoff, engine_backoff, retrying, ENGINE_TRIES, TRIES};
 use crate::source::{self, Resolved, Unresolved, Wanted};
 use answer::{says, Said};
-use cleanup::{remove, Cleanup};
+use cleanup::{remove, Cleanup, SourceUses};
 
 /// How long the credential check may take before it is skipped (the push then reports).
 const LOGIN_CHECK_TIMEOUT: Duration = Duration::from_secs(30);
@@ -51,6 +51,8 @@ pub struct DockerTransfer {
     /// One lock per target (`host/repository:tag`): mirrors to one tag (a configuration
     /// error the plan warns about) must not re-point the local tag another is pushing.
     target_locks: Locks<String>,
+    /// The mirrors using each local source reference (see [`SourceUses`]).
+    source_uses: Arc<SourceUses>,
 }
 
 impl DockerTransfer {
@@ -64,6 +66,7 @@ impl DockerTransfer {
             source_locks: Locks::default(),
             push_locks: Locks::default(),
             target_locks: Locks::default(),
+            source_uses: Arc::default(),
         }
     }
 
@@ -301,11 +304,12 @@ impl DockerTransfer {
         job: &Job<'_>,
         cleanup: &mut Cleanup,
     ) -> Result<(Option<String>, String)> {
-        cleanup.previous_source = docker
+        let previous = docker
             .inspect_image(&local_reference(job))
             .await
             .ok()
             .and_then(|image| image.id);
+        cleanup.join(&self.source_uses, previous);
         tracing::debug!(source = %job.source, target = %job.target, "pulling");
         cleanup.pulled = true;
         let streamed_digest = self.pull(docker, job, cleanup).await?;
