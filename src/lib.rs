@@ -17,7 +17,8 @@
 //!   a mirror's referrers are, and the tags that leave with it), `whereabouts` (which
 //!   registry a mirror in state lives in), `owners` (one owner per tag: planned and applied).
 //! - [`data`]: the data sources, read-only questions answered without a transfer:
-//!   `data::source` (`ecrmirror_source`, through [`source`]) and `data::image`
+//!   `data::source` (`ecrmirror_source`, through [`source`]), `data::source_tags`
+//!   (`ecrmirror_source_tags`: a tag list through [`source`], chosen by [`tags`]) and `data::image`
 //!   (`ecrmirror_image`, through [`ecr`]).
 //! - [`terraform`]: tf-provider values read on their attribute, and errors as diagnostics.
 //! - [`schema`]: constructors for explicit schema attributes.
@@ -82,6 +83,7 @@ pub(crate) mod retry;
 pub mod schema;
 pub mod secret;
 pub mod source;
+pub(crate) mod tags;
 pub(crate) mod terraform;
 pub mod transfer;
 

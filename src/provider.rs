@@ -14,6 +14,7 @@ use crate::clients::{Clients, Pending, Settings, SharedClients};
 use crate::credentials::{normalize_address, AuthBlock};
 use crate::data::image::ImageDataSource;
 use crate::data::source::SourceDataSource;
+use crate::data::source_tags::SourceTagsDataSource;
 use crate::error::Error;
 use crate::resource::image::ImageResource;
 use crate::schema::{secret, string};
@@ -317,6 +318,10 @@ impl Provider for EcrMirrorProvider {
                 (
                     "image".to_string(),
                     Box::new(ImageDataSource::new(self.clients.clone())) as _,
+                ),
+                (
+                    "source_tags".to_string(),
+                    Box::new(SourceTagsDataSource::new(self.clients.clone())) as _,
                 ),
             ]
             .into_iter()

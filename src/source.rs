@@ -235,3 +235,30 @@ pub(crate) async fn digest(
             ),
         })
 }
+
+/// Every tag of the repository `source` names, in the registry's order: its tag list,
+/// followed page by page (`Link`) to the end. No manifest is asked for.
+pub(crate) async fn tags(
+    distribution: &Distribution,
+    source: &SourceRef,
+    credentials: Option<&Credentials>,
+) -> Result<Vec<String>> {
+    let session = distribution.source(source.as_oci().clone(), credentials)?;
+    let mut tags = Vec::new();
+    let mut next: Option<String> = None;
+    loop {
+        let page = next.as_deref();
+        let (found, following) =
+            retry_request("a page of the tag list", || session.tags_page(page))
+                .await
+                .map_err(|failure| failure.error(&session, &source.name()))?;
+        tags.extend(found);
+        match following {
+            // A registry that names the same page again would never end the list.
+            Some(following) if next.as_deref() != Some(following.as_str()) => {
+                next = Some(following)
+            }
+            _ => return Ok(tags),
+        }
+    }
+}

@@ -62,6 +62,13 @@ fn pages() -> Vec<Page> {
             import: None,
         },
         Page {
+            output: "docs/data-sources/source_tags.md",
+            template: "templates/data-sources/source_tags.md",
+            schema: ecrmirror::data::source_tags::schema(),
+            example: "examples/data-sources/ecrmirror_source_tags/data-source.tf",
+            import: None,
+        },
+        Page {
             output: "docs/data-sources/image.md",
             template: "templates/data-sources/image.md",
             schema: ecrmirror::data::image::schema(),

@@ -114,6 +114,8 @@ pub struct Front {
     /// Where blob uploads are sent: the `Location` of an upload session begun here, put on
     /// another origin, as a registry whose uploads go to a separate upload service does.
     pub upload_service: Mutex<Option<String>>,
+    /// How many tags a page of a tag list holds (100, as Docker Hub's).
+    pub tag_page: std::sync::atomic::AtomicUsize,
 }
 
 impl Front {
@@ -127,7 +129,63 @@ impl Front {
             referrers: AtomicBool::new(false),
             blob_storage: Mutex::new(None),
             upload_service: Mutex::new(None),
+            tag_page: std::sync::atomic::AtomicUsize::new(100),
         })
+    }
+
+    /// One page of the tag list `response` holds whole (docker-registry 2.8 ignores `n` and
+    /// `last`): the tags in lexical order after `last`, `n` of them (else the front's page
+    /// size), with a `Link` to the next page when there is one, as Docker Hub answers.
+    async fn tag_page(&self, path: &str, query: Option<&str>, response: Response) -> Response {
+        let (mut parts, body) = response.into_parts();
+        let Ok(bytes) = axum::body::to_bytes(body, 16 << 20).await else {
+            return registry_error(StatusCode::BAD_GATEWAY, "UNAVAILABLE", "tag list");
+        };
+        let Ok(mut list) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+            return Response::from_parts(parts, Body::from(bytes));
+        };
+        let param = |name: &str| {
+            query
+                .into_iter()
+                .flat_map(|q| q.split('&'))
+                .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
+                .map(str::to_string)
+        };
+        let n = param("n")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| self.tag_page.load(Ordering::SeqCst));
+        let last = param("last");
+        let mut tags: Vec<String> = list["tags"]
+            .as_array()
+            .map(|t| {
+                t.iter()
+                    .filter_map(|t| t.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        tags.sort();
+        let rest: Vec<String> = tags
+            .into_iter()
+            .filter(|t| last.as_deref().is_none_or(|last| t.as_str() > last))
+            .collect();
+        let page: Vec<String> = rest.iter().take(n).cloned().collect();
+        if rest.len() > page.len() {
+            if let Some(last) = page.last() {
+                let link = format!("<{path}?n={n}&last={last}>; rel=\"next\"");
+                if let Ok(link) = HeaderValue::from_str(&link) {
+                    parts.headers.insert("link", link);
+                }
+            }
+        }
+        list["tags"] = serde_json::json!(page);
+        let body = list.to_string();
+        parts.headers.remove("content-length");
+        Response::from_parts(parts, Body::from(body))
+    }
+
+    /// Serves tag lists `n` tags a page from now on.
+    pub fn page_tags(&self, n: usize) {
+        self.tag_page.store(n.max(1), Ordering::SeqCst);
     }
 
     /// Sends blob downloads to `base` (another front over the same backend, say) from now
@@ -371,7 +429,12 @@ impl Front {
             }
             response
         });
+        let tag_list = method == "GET" && path.ends_with("/tags/list");
         match forwarded {
+            Ok(response) if tag_list && response.status().is_success() => {
+                self.tag_page(path, query.as_deref(), response.map(Body::new))
+                    .await
+            }
             Ok(response) if corrupt => corrupted(response.map(Body::new)).await,
             Ok(response) if truncate => truncated(response.map(Body::new)).await,
             Ok(response) => {

@@ -254,6 +254,65 @@ impl<'a> Session<'a> {
         }
     }
 
+    /// One page of the repository's tag list: `GET tags/list`, or the page `next` (a URL an
+    /// earlier page's `Link` named). Its tags, in the registry's order, and the next page's
+    /// URL when there is one. A `Link` off this registry is refused: the session's
+    /// credentials go nowhere else.
+    pub(crate) async fn tags_page(
+        &self,
+        next: Option<&str>,
+    ) -> Result<(Vec<String>, Option<String>), RequestFailure> {
+        let url = next.map_or_else(|| self.url("tags/list"), str::to_string);
+        let response = self
+            .send_expecting(Method::GET, &url, &[StatusCode::OK], |r| {
+                r.header(header::ACCEPT, "application/json")
+            })
+            .await?;
+        let next = response
+            .headers()
+            .get_all(header::LINK)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .find(|link| link.contains("rel=\"next\"") || link.contains("rel=next"))
+            .and_then(|link| {
+                link.split_once('<')?
+                    .1
+                    .split_once('>')
+                    .map(|(u, _)| u.to_string())
+            })
+            .map(|link| response.url().join(&link));
+        let next = match next {
+            None => None,
+            Some(Ok(next)) if self.on_registry(&next) => Some(next.to_string()),
+            Some(_) => {
+                return Err(RequestFailure::new(
+                    Kind::Unusable,
+                    format!(
+                        "The registry's tag list at {} names its next page on another host or not as a URL",
+                        without_queries(&url)
+                    ),
+                ))
+            }
+        };
+        let body = read(response, DOCUMENT_LIMIT).await?;
+        #[derive(serde::Deserialize)]
+        struct TagList {
+            #[serde(default)]
+            tags: Option<Vec<String>>,
+        }
+        let list: TagList = serde_json::from_slice(&body).map_err(|err| {
+            RequestFailure::new(
+                Kind::Unusable,
+                format!(
+                    "The registry's tag list at {} is not a tag list: {err}",
+                    without_queries(&url)
+                ),
+            )
+        })?;
+        Ok((list.tags.unwrap_or_default(), next))
+    }
+
     /// The index the referrers API lists for `digest`, else the referrers tag schema's;
     /// `None` when the registry has neither (the API answers `404` or refuses the request).
     pub(crate) async fn referrers(&self, digest: &str) -> Result<Option<Bytes>, RequestFailure> {
