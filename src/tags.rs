@@ -21,9 +21,13 @@ pub(crate) struct Filters {
 }
 
 impl Filters {
-    /// `match`: a regular expression the whole tag must match.
+    /// `match`: a regular expression the whole tag must match. The pattern is checked on
+    /// its own first: a `)` of the user's must not close the group that anchors it.
     pub(crate) fn matching(pattern: &str) -> Result<Regex, String> {
-        Regex::new(&format!("^(?:{pattern})$")).map_err(|err| err.to_string())
+        Regex::new(pattern).map_err(|err| err.to_string())?;
+        Regex::new(&format!("^(?:{pattern})$")).map_err(|err| {
+            format!("{err} (the pattern is anchored as `^(?:…)$`: end it without a `#` comment)")
+        })
     }
 
     /// `exclude`: a regular expression; tags it matches (anywhere) are left out.
@@ -31,7 +35,8 @@ impl Filters {
         Regex::new(pattern).map_err(|err| err.to_string())
     }
 
-    /// `versions`: a version range such as `>= 1.25, < 2`.
+    /// `versions`: a version range such as `>= 1.25, < 2`, as Cargo reads one: a bare
+    /// version means `^` (compatible), `=1.2.3` exactly that version.
     pub(crate) fn versions(range: &str) -> Result<VersionReq, String> {
         VersionReq::parse(range).map_err(|err| {
             format!(
@@ -40,10 +45,13 @@ impl Filters {
         })
     }
 
-    /// The tags of `listed` (in the registry's order) these filters choose, in order.
+    /// The tags of `listed` (in the registry's order) these filters choose, in order; a tag
+    /// listed twice (on two pages) counts once.
     pub(crate) fn choose(&self, listed: &[String]) -> Vec<String> {
+        let mut seen = std::collections::HashSet::new();
         let mut chosen: Vec<(Option<Version>, usize, &String)> = listed
             .iter()
+            .filter(|tag| seen.insert(tag.as_str()))
             .enumerate()
             .filter(|(_, tag)| self.matching.as_ref().is_none_or(|m| m.is_match(tag)))
             .filter(|(_, tag)| self.excluding.as_ref().is_none_or(|x| !x.is_match(tag)))
@@ -191,6 +199,19 @@ mod tests {
             ..Default::default()
         };
         assert!(whole.choose(&listed).is_empty());
+        // A user's `)` cannot reopen the anchors: the pattern alone must be whole.
+        assert!(Filters::matching(r"1\.2)|(abc").is_err());
+        let alternation = Filters {
+            matching: Some(Filters::matching(r"1\.27\.3|alpine").unwrap()),
+            ..Default::default()
+        };
+        assert_eq!(alternation.choose(&listed), tags(&["1.27.3", "alpine"]));
+        // A tag listed on two pages counts once.
+        let twice = tags(&["1.0", "1.1", "1.1", "1.2"]);
+        assert_eq!(
+            Filters::default().choose(&twice),
+            tags(&["1.2", "1.1", "1.0"])
+        );
     }
 
     #[test]

@@ -200,20 +200,20 @@ data "ecrmirror_source_tags" "bad" {
   repository = "{source}/upstream/app:1"
   match      = "("
   versions   = ">= banana"
-  latest     = 0
+  latest     = 2.5
 }
 "#,
     );
     let run = h.terraform(&["plan", "-no-color", "-input=false"]).await;
     assert!(!run.success);
     run.stderr_has("names a tag or digest; give the repository alone");
-    run.stderr_has("it must be at least 1, not 0");
+    run.stderr_has("it must be a whole number of at least 1, not 2.5");
     // Each error points at its own line: the diagnostic carries the attribute.
     for line in [
         r#"repository = "127.0.0.1"#,
         r#"match = "(""#,
         r#"versions = ">= banana""#,
-        "latest = 0",
+        "latest = 2.5",
     ] {
         run.stderr_has(line);
     }
@@ -227,4 +227,6 @@ data "ecrmirror_source_tags" "missing" {
     let run = h.terraform(&["plan", "-no-color", "-input=false"]).await;
     assert!(!run.success);
     run.stderr_has("upstream/nothing-here");
+    run.stderr_has("Check `repository`");
+    assert!(!run.stderr.contains("docker_source"), "{}", run.stderr);
 }

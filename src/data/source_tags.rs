@@ -24,7 +24,7 @@ pub(crate) struct SourceTagsState {
     pub(crate) matching: Value<String>,
     pub(crate) exclude: Value<String>,
     pub(crate) versions: Value<String>,
-    pub(crate) latest: Value<i64>,
+    pub(crate) latest: Value<f64>,
     pub(crate) tags: Value<Vec<Value<String>>>,
     pub(crate) id: Value<String>,
 }
@@ -50,9 +50,9 @@ pub fn schema() -> Schema {
             version: 0,
             attributes: attributes(vec![
                 ("repository", string(Required, "Source repository as Docker reads it, without tag or digest: `nginx`, `ghcr.io/org/app`. Credentials are the resource's: the provider's `registry_auth` blocks, else the Docker config file, else anonymous.")),
-                ("match", string(Optional, "Regular expression a tag must match whole, e.g. `^1\\\\.27\\\\.\\\\d+-alpine$` (anchors are implied).")),
-                ("exclude", string(Optional, "Regular expression; tags it matches anywhere are left out, e.g. `-rc\\\\d*$`.")),
-                ("versions", string(Optional, "Version range over each tag's version, e.g. `>= 1.25, < 2` or `~1.27`. A tag's version is its leading `v?MAJOR[.MINOR[.PATCH]]` (missing parts read as 0); what follows (`-alpine`, `-rc1`) is a variant, not a pre-release, so `1.27.3-alpine` is 1.27.3. Tags without a leading version never pass.")),
+                ("match", string(Optional, "Regular expression a tag must match whole, e.g. `^1\\\\.27\\\\.\\\\d+-alpine$` (anchors are implied). Empty: no filter.")),
+                ("exclude", string(Optional, "Regular expression; tags it matches anywhere are left out, e.g. `-rc\\\\d*$`. Empty: no filter.")),
+                ("versions", string(Optional, "Version range over each tag's version, e.g. `>= 1.25, < 2` or `~1.27`. A tag's version is its leading `v?MAJOR[.MINOR[.PATCH]]` (missing parts read as 0); what follows (`-alpine`, `-rc1`) is a variant, not a pre-release, so `1.27.3-alpine` is 1.27.3. Tags without a leading version never pass. Ranges read as Cargo's: a bare version means compatible (`1.2.3` is `^1.2.3`); `=1.2.3` is exactly it. Empty: no filter.")),
                 ("latest", attribute(AttributeType::Number, Optional, "Keep the first N tags of the ordered list (at least 1).")),
                 ("tags", attribute(AttributeType::List(Box::new(AttributeType::String)), Computed, "The chosen tags: highest version first (ties in the registry's order), then tags without a version in the registry's order. Feed it to `for_each` with `toset(...)`.")),
                 ("id", string(Computed, "The repository, normalised (`docker.io/library/nginx`).")),
@@ -75,17 +75,26 @@ fn arguments(config: &SourceTagsState) -> (Result<Option<SourceRef>>, Vec<Error>
     .map(Value::as_option);
     let mut errors = Vec::new();
     let mut filters = Filters::default();
-    let matching = parsed(&config.matching, "match", Filters::matching);
-    let excluding = parsed(&config.exclude, "exclude", Filters::excluding);
-    let versions = parsed(&config.versions, "versions", Filters::versions);
+    // An empty filter is no filter (what a module passes for "none").
+    let given = |value: &Value<String>| match value {
+        Value::Value(text) if text.trim().is_empty() => Value::Null,
+        other => other.clone(),
+    };
+    let matching = parsed(&given(&config.matching), "match", Filters::matching);
+    let excluding = parsed(&given(&config.exclude), "exclude", Filters::excluding);
+    let versions = parsed(&given(&config.versions), "versions", Filters::versions);
     filters.matching = kept(matching, &mut errors);
     filters.excluding = kept(excluding, &mut errors);
     filters.versions = kept(versions, &mut errors);
     match &config.latest {
-        Value::Value(n) if *n >= 1 => filters.latest = usize::try_from(*n).ok(),
+        Value::Value(n) if *n >= 1.0 && n.fract() == 0.0 && *n <= f64::from(u32::MAX) => {
+            filters.latest = Some(*n as usize)
+        }
         Value::Value(n) => errors.push(Error::Invalid {
             attribute: "latest",
-            detail: format!("`latest` keeps the first N tags; it must be at least 1, not {n}."),
+            detail: format!(
+                "`latest` keeps the first N tags; it must be a whole number of at least 1, not {n}."
+            ),
         }),
         _ => {}
     }
@@ -148,8 +157,23 @@ async fn list(clients: &Clients, config: &SourceTagsState) -> Result<SourceTagsS
         return Err(Clients::pending_error("`registry_auth`"));
     }
     let credentials = clients.source_auth.for_host(repository.host());
-    let listed =
-        crate::source::tags(&clients.distribution, &repository, credentials.as_ref()).await?;
+    let listed = crate::source::tags(&clients.distribution, &repository, credentials.as_ref())
+        .await
+        .map_err(|err| match err {
+            // Said of `repository` here: this data source has no `docker_source`.
+            Error::SourceNotFound { reference, cause } => Error::Invalid {
+                attribute: "repository",
+                detail: format!(
+                    "The registry has no repository {reference}, or does not let it be listed: {cause}\n\nCheck `repository` (as Docker reads it, such as `nginx` or `ghcr.io/org/app`), and the credentials for the registry if it is private."
+                ),
+            },
+            // Nor is any other failure about an attribute it lacks.
+            Error::Source { reference, cause } => Error::Environment {
+                summary: format!("Cannot read the tag list of {reference}"),
+                detail: cause,
+            },
+            other => other,
+        })?;
     let chosen = filters.choose(&listed);
     Ok(SourceTagsState {
         tags: Value::Value(chosen.into_iter().map(Value::Value).collect()),
@@ -170,7 +194,7 @@ mod tests {
             matching: Value::Value("(".into()),
             exclude: Value::Value("[".into()),
             versions: Value::Value(">= banana".into()),
-            latest: Value::Value(0),
+            latest: Value::Value(2.5),
             ..Default::default()
         };
         let (repository, errors, _) = arguments(&config);
@@ -179,12 +203,14 @@ mod tests {
         assert_eq!(attributes, ["match", "exclude", "versions", "latest"]);
         let fine = SourceTagsState {
             repository: Value::Value("ghcr.io/org/app".into()),
-            latest: Value::Value(3),
+            latest: Value::Value(3.0),
+            exclude: Value::Value(String::new()),
             ..Default::default()
         };
         let (repository, errors, filters) = arguments(&fine);
         assert_eq!(repository.unwrap().unwrap().name(), "ghcr.io/org/app");
         assert!(errors.is_empty());
         assert_eq!(filters.latest, Some(3));
+        assert!(filters.excluding.is_none(), "an empty filter is none");
     }
 }
