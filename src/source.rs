@@ -246,6 +246,7 @@ pub(crate) async fn tags(
     let session = distribution.source(source.as_oci().clone(), credentials)?;
     let mut tags = Vec::new();
     let mut next: Option<String> = None;
+    let mut read = std::collections::HashSet::new();
     loop {
         let page = next.as_deref();
         let (found, following) =
@@ -253,12 +254,29 @@ pub(crate) async fn tags(
                 .await
                 .map_err(|failure| failure.error(&session, &source.name()))?;
         tags.extend(found);
+        read.insert(next.clone().unwrap_or_default());
         match following {
-            // A registry that names the same page again would never end the list.
-            Some(following) if next.as_deref() != Some(following.as_str()) => {
-                next = Some(following)
+            None => return Ok(tags),
+            // A registry whose pages lead back to one already read, or on and on, would
+            // never end the list.
+            Some(following) if read.contains(&following) || read.len() >= MAX_TAG_PAGES => {
+                return Err(Error::Source {
+                    reference: source.name(),
+                    cause: format!(
+                        "The registry's tag list does not end: after {} pages, its Link names {} next.",
+                        read.len(),
+                        if read.contains(&following) {
+                            "a page already read"
+                        } else {
+                            "yet another page"
+                        }
+                    ),
+                })
             }
-            _ => return Ok(tags),
+            Some(following) => next = Some(following),
         }
     }
 }
+
+/// The most pages of a tag list read: a million tags at Docker Hub's 100 a page.
+const MAX_TAG_PAGES: usize = 10_000;

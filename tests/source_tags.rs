@@ -230,3 +230,33 @@ data "ecrmirror_source_tags" "missing" {
     run.stderr_has("Check `repository`");
     assert!(!run.stderr.contains("docker_source"), "{}", run.stderr);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tag_list_whose_pages_lead_in_a_circle_is_an_error_not_a_hang() {
+    let h = Harness::start().await;
+    for tag in ["1.0", "1.1", "1.2"] {
+        h.seed_image("upstream/looped", tag, 702).await;
+    }
+    h.world.source.page_tags(1);
+    // Every page names the second as the next: page 2 leads back to itself.
+    h.world
+        .source
+        .link_tag_pages_to(Some("/v2/upstream/looped/tags/list?n=1&last=1.0".into()));
+    h.config(
+        r#"
+data "ecrmirror_source_tags" "looped" {
+  repository = "{source}/upstream/looped"
+}
+"#,
+    );
+    let run = h.terraform(&["plan", "-no-color", "-input=false"]).await;
+    assert!(!run.success);
+    run.stderr_has("Cannot read the tag list of");
+    run.stderr_has("its Link names a page already read next");
+    let pages = h
+        .source_requests()
+        .iter()
+        .filter(|r| r.contains("/tags/list"))
+        .count();
+    assert!(pages <= 3, "{pages} pages read");
+}

@@ -116,6 +116,9 @@ pub struct Front {
     pub upload_service: Mutex<Option<String>>,
     /// How many tags a page of a tag list holds (100, as Docker Hub's).
     pub tag_page: std::sync::atomic::AtomicUsize,
+    /// The `Link` every page of a tag list names instead of its own next page (a registry
+    /// whose pages lead in a circle).
+    pub tag_link: Mutex<Option<String>>,
 }
 
 impl Front {
@@ -130,7 +133,13 @@ impl Front {
             blob_storage: Mutex::new(None),
             upload_service: Mutex::new(None),
             tag_page: std::sync::atomic::AtomicUsize::new(100),
+            tag_link: Mutex::new(None),
         })
+    }
+
+    /// Makes every page of a tag list name `link` as its next page (`None`: its own next).
+    pub fn link_tag_pages_to(&self, link: Option<String>) {
+        *self.tag_link.lock().unwrap() = link;
     }
 
     /// One page of the tag list `response` holds whole (docker-registry 2.8 ignores `n` and
@@ -169,7 +178,12 @@ impl Front {
             .filter(|t| last.as_deref().is_none_or(|last| t.as_str() > last))
             .collect();
         let page: Vec<String> = rest.iter().take(n).cloned().collect();
-        if rest.len() > page.len() {
+        let forced = self.tag_link.lock().unwrap().clone();
+        if let Some(link) = forced {
+            if let Ok(link) = HeaderValue::from_str(&format!("<{link}>; rel=\"next\"")) {
+                parts.headers.insert("link", link);
+            }
+        } else if rest.len() > page.len() {
             if let Some(last) = page.last() {
                 let link = format!("<{path}?n={n}&last={last}>; rel=\"next\"");
                 if let Ok(link) = HeaderValue::from_str(&link) {
