@@ -139,7 +139,7 @@ impl Copy<'_> {
         }
         let key = key(host, blobs, digest);
         loop {
-            let (mut held, waiter) = {
+            let (mut held, waiter, held_in) = {
                 let mut inner = sharing.inner();
                 let state = inner
                     .holders
@@ -154,14 +154,14 @@ impl Copy<'_> {
                     {
                         return Origin::Upload
                     }
-                    (Some((_, holder, Held::Uploading)), Some(copy)) => {
+                    (Some((held_in, holder, Held::Uploading)), Some(copy)) => {
                         let holder_waits = inner.waiting.get(&holder).is_some_and(|n| *n > 0);
                         if holder == copy.id || holder_waits {
                             return Origin::Upload;
                         }
                         *inner.waiting.entry(copy.id).or_default() += 1;
                         let held = inner.holders[&key].held.clone();
-                        (held, copy)
+                        (held, copy, held_in)
                     }
                     (_, Some(copy)) => {
                         let (claim, held) = watch::channel(Held::Uploading);
@@ -183,8 +183,7 @@ impl Copy<'_> {
                 }
             };
             let note = format!(
-                "It was waiting for blob {digest}, which another mirror is putting into repository `{}` of the same registry, to mount it from there (a mirror waits at most half the time its limit has left, then uploads the blob itself).",
-                held_in_of(sharing, &key)
+                "It was waiting for blob {digest}, which another mirror is putting into repository `{held_in}` of the same registry, to mount it from there (a mirror waits at most half the time its limit has left, then uploads the blob itself)."
             );
             crate::retry::Notes::waiting(&note);
             let budget = crate::retry::Notes::time_left().map(|left| left / 2);
@@ -235,16 +234,6 @@ impl Drop for Copy<'_> {
     fn drop(&mut self) {
         self.settle(Held::Released);
     }
-}
-
-/// The repository the holder of `key` puts its blob into.
-fn held_in_of(sharing: &Sharing, key: &Key) -> String {
-    sharing
-        .inner()
-        .holders
-        .get(key)
-        .map(|h| h.repository.clone())
-        .unwrap_or_default()
 }
 
 fn key(host: &str, sharing: &BlobSharing, digest: &str) -> Key {

@@ -141,6 +141,22 @@ impl Bench {
         }
     }
 
+    /// `skopeo copy` of `source` to `target` in ECR's registry, pushing with `token`.
+    fn skopeo_copy(&self, token: &str, source: &str, target: &str) -> tokio::process::Command {
+        let mut command = self.command("skopeo");
+        command.args([
+            "copy",
+            "-q",
+            "--src-tls-verify=false",
+            "--dest-tls-verify=false",
+            "--dest-creds",
+            &format!("AWS:{token}"),
+            &format!("docker://{source}"),
+            &format!("docker://{target}"),
+        ]);
+        command
+    }
+
     async fn terraform(&self, work: &Path, args: &[&str]) -> Result<()> {
         let mut command = self.command("terraform");
         command.current_dir(work).args(args);
@@ -179,18 +195,7 @@ impl Bench {
             }
             "skopeo" => {
                 let token = self.world.ecr.state.issue_token();
-                let mut command = self.command("skopeo");
-                command.args([
-                    "copy",
-                    "-q",
-                    "--src-tls-verify=false",
-                    "--dest-tls-verify=false",
-                    "--dest-creds",
-                    &format!("AWS:{token}"),
-                    &format!("docker://{source}"),
-                    &format!("docker://{target}"),
-                ]);
-                run(command).await?;
+                run(self.skopeo_copy(&token, source, &target)).await?;
             }
             terraform => {
                 let args = match terraform.strip_prefix("terraform ") {
@@ -425,17 +430,11 @@ impl Bench {
             let at_once = Arc::new(tokio::sync::Semaphore::new(FAMILY_AT_ONCE));
             let mut copies = tokio::task::JoinSet::new();
             for n in 0..FAMILY {
-                let mut command = self.command("skopeo");
-                command.args([
-                    "copy",
-                    "-q",
-                    "--src-tls-verify=false",
-                    "--dest-tls-verify=false",
-                    "--dest-creds",
-                    &format!("AWS:{token}"),
-                    &format!("docker://{source_host}/bench/family-{n}:1"),
-                    &format!("docker://{host}/family/{n}:bench"),
-                ]);
+                let command = self.skopeo_copy(
+                    &token,
+                    &format!("{source_host}/bench/family-{n}:1"),
+                    &format!("{host}/family/{n}:bench"),
+                );
                 let at_once = at_once.clone();
                 copies.spawn(async move {
                     let _slot = at_once.acquire_owned().await?;

@@ -144,6 +144,15 @@ fn not_found(name: &str) -> Response {
     )
 }
 
+/// The tag mutability and encryption a repository (or a template's) is asked for; what is
+/// invalid in them.
+fn settings(input: &Value) -> Result<(super::TagMutability, Encryption), String> {
+    Ok((
+        super::TagMutability::from_input(input)?,
+        Encryption::from_input(input)?,
+    ))
+}
+
 fn create_repository(ecr: &Ecr, input: &Value) -> Response {
     let name = repository_name(input);
     let mut repositories = ecr.repositories.lock().unwrap();
@@ -153,19 +162,11 @@ fn create_repository(ecr: &Ecr, input: &Value) -> Response {
             &format!("The repository with name '{name}' already exists in the registry with id '{ACCOUNT}'"),
         );
     }
-    let tags = match super::TagMutability::from_input(input) {
-        Ok(tags) => tags,
+    let (tags, encryption) = match settings(input) {
+        Ok(settings) => settings,
         Err(message) => return api_error("InvalidParameterException", &message),
     };
-    let encryption = match Encryption::from_input(input) {
-        Ok(encryption) => encryption,
-        Err(message) => return api_error("InvalidParameterException", &message),
-    };
-    let repo = Repository {
-        created_at: now(),
-        tags,
-        encryption,
-    };
+    let repo = Repository::new(tags, encryption);
     let body = json!({"repository": ecr.repository_json(&name, &repo)});
     repositories.insert(name, repo);
     api_ok(body)
@@ -260,12 +261,8 @@ fn create_template(ecr: &Ecr, input: &Value) -> Response {
             &format!("Invalid parameter at 'appliedFor': {applied_for:?}"),
         );
     }
-    let tags = match super::TagMutability::from_input(input) {
-        Ok(tags) => tags,
-        Err(message) => return api_error("InvalidParameterException", &message),
-    };
-    let encryption = match Encryption::from_input(input) {
-        Ok(encryption) => encryption,
+    let (tags, encryption) = match settings(input) {
+        Ok(settings) => settings,
         Err(message) => return api_error("InvalidParameterException", &message),
     };
     let mut templates = ecr.templates.lock().unwrap();

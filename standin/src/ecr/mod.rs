@@ -50,6 +50,17 @@ pub(crate) struct Repository {
     pub(crate) encryption: Encryption,
 }
 
+impl Repository {
+    /// A repository made now with `tags` and `encryption`.
+    pub(crate) fn new(tags: TagMutability, encryption: Encryption) -> Repository {
+        Repository {
+            created_at: now(),
+            tags,
+            encryption,
+        }
+    }
+}
+
 /// A repository's `encryptionConfiguration`: blobs are mounted only between repositories
 /// whose encryption is the same.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -370,11 +381,7 @@ impl Ecr {
             .lock()
             .unwrap()
             .entry(name.to_string())
-            .or_insert(Repository {
-                created_at: now(),
-                tags: TagMutability::default(),
-                encryption: Encryption::default(),
-            });
+            .or_insert_with(|| Repository::new(TagMutability::default(), Encryption::default()));
     }
 
     /// Creates a repository encrypted with `encryption`, as `aws ecr create-repository
@@ -382,11 +389,7 @@ impl Ecr {
     pub fn create_encrypted_repository(&self, name: &str, encryption: Encryption) {
         self.repositories.lock().unwrap().insert(
             name.to_string(),
-            Repository {
-                created_at: now(),
-                tags: TagMutability::default(),
-                encryption,
-            },
+            Repository::new(TagMutability::default(), encryption),
         );
     }
 
@@ -447,11 +450,7 @@ impl Ecr {
             .lock()
             .unwrap()
             .entry(name.to_string())
-            .or_insert(Repository {
-                created_at: now(),
-                tags: template.tags,
-                encryption: template.encryption,
-            });
+            .or_insert_with(|| Repository::new(template.tags, template.encryption));
         *self
             .calls
             .lock()
