@@ -33,12 +33,14 @@ impl Manifest {
     }
 }
 
-/// A client for one registry, e.g. `http://127.0.0.1:5000`: basic auth, or Docker Hub's
-/// bearer-token flow when the registry challenges for it.
+/// A client for one registry, e.g. `http://127.0.0.1:5000`: basic auth, or the bearer-token
+/// flow when the registry challenges for it (Docker Hub's `GET` with basic credentials, or
+/// the OAuth2 exchange of a refresh token).
 #[derive(Clone)]
 pub struct Client {
     base: String,
     auth: Option<(String, String)>,
+    refresh: Option<String>,
     token: std::sync::Arc<std::sync::Mutex<Option<String>>>,
     http: reqwest::Client,
 }
@@ -49,9 +51,16 @@ impl Client {
         Client {
             base: base.trim_end_matches('/').to_string(),
             auth,
+            refresh: None,
             token: Default::default(),
             http: reqwest::Client::new(),
         }
+    }
+
+    /// This client, getting its bearer tokens by the OAuth2 exchange of `refresh_token`.
+    pub fn with_refresh_token(mut self, refresh_token: &str) -> Client {
+        self.refresh = Some(refresh_token.to_string());
+        self
     }
 
     fn request(&self, method: reqwest::Method, url: &str) -> reqwest::RequestBuilder {
@@ -82,13 +91,28 @@ impl Client {
         if response.status() != reqwest::StatusCode::UNAUTHORIZED {
             return Ok(response);
         }
-        let Some(realm) = bearer_realm(&response) else {
+        let Some(realm) = bearer_param(&response, "realm") else {
             return Ok(response);
         };
-        let mut token_request = self.http.get(realm);
-        if let Some((user, pass)) = &self.auth {
-            token_request = token_request.basic_auth(user, Some(pass));
-        }
+        let token_request = match &self.refresh {
+            Some(refresh) => {
+                let mut form = vec![
+                    ("grant_type", "refresh_token".to_string()),
+                    ("refresh_token", refresh.clone()),
+                    ("client_id", "standin".to_string()),
+                ];
+                for name in ["service", "scope"] {
+                    if let Some(value) = bearer_param(&response, name) {
+                        form.push((name, value));
+                    }
+                }
+                self.http.post(realm).form(&form)
+            }
+            None => match &self.auth {
+                Some((user, pass)) => self.http.get(realm).basic_auth(user, Some(pass)),
+                None => self.http.get(realm),
+            },
+        };
         let issued: Value = token_request
             .send()
             .await?
@@ -97,6 +121,7 @@ impl Client {
             .await?;
         let token = issued["token"]
             .as_str()
+            .or(issued["access_token"].as_str())
             .context("the token endpoint gave no token")?;
         *self.token.lock().unwrap() = Some(token.to_string());
         Ok(prepare(self.request(method, url)).send().await?)
@@ -292,11 +317,13 @@ impl Client {
     }
 }
 
-/// The realm of a `WWW-Authenticate: Bearer realm="…",…` challenge.
-fn bearer_realm(response: &reqwest::Response) -> Option<String> {
+/// Parameter `name` (`realm`, `service`, `scope`) of a `WWW-Authenticate: Bearer realm="…",…`
+/// challenge.
+fn bearer_param(response: &reqwest::Response, name: &str) -> Option<String> {
     let challenge = response.headers().get("www-authenticate")?.to_str().ok()?;
     let rest = challenge.strip_prefix("Bearer ")?;
-    let start = rest.find("realm=\"")? + "realm=\"".len();
+    let key = format!("{name}=\"");
+    let start = rest.find(&key)? + key.len();
     let end = rest[start..].find('"')? + start;
     Some(rest[start..end].to_string())
 }

@@ -11,7 +11,9 @@
 //!   types) on the same port as the registry it fronts, whose password is the token that
 //!   `GetAuthorizationToken` hands out (user `AWS`), as on ECR. Pushing to a repository that was
 //!   never created fails as it does on ECR.
-//! - [`token`] is Docker Hub's bearer-token flow, for a source registry that demands it.
+//! - [`token`] is the bearer-token flow, for a source registry that demands it: Docker Hub's
+//!   (basic credentials for a token), or a token service that takes only the OAuth2 exchange
+//!   of a refresh token (an identity token from the Docker config file).
 //! - [`images`] builds synthetic images whose layers it gzips itself, including a two-platform
 //!   index, and pushes them through the distribution API; [`client`] reads registries back.
 //! - [`world`] starts a source registry and an ECR emulator together.

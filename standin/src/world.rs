@@ -10,7 +10,7 @@ use crate::backend::Backend;
 use crate::client::Client;
 use crate::ecr::{EcrEmulator, ACCOUNT, REGION};
 use crate::front::{self, BasicAuth, Front, Gate};
-use crate::token::{BearerGate, TokenIssuer};
+use crate::token::{BearerGate, Grant, TokenIssuer};
 
 /// How the source registry authenticates pulls.
 pub enum SourceAuth {
@@ -20,12 +20,21 @@ pub enum SourceAuth {
     Basic(BasicAuth),
     /// Docker Hub's bearer-token flow; tokens are issued to this user.
     Token(BasicAuth),
+    /// The bearer-token flow whose token service takes only the OAuth2 exchange of this
+    /// refresh token (an identity token in the Docker config file, as `az acr login` leaves
+    /// one): no basic credentials, no anonymous tokens.
+    RefreshToken(String),
 }
 
 /// A running world; everything stops when it is dropped.
 pub struct World {
     pub source: Arc<Front>,
     pub source_addr: SocketAddr,
+    /// The source registry's token service, when it takes bearer tokens only.
+    pub issuer: Option<Arc<TokenIssuer>>,
+    /// The refresh token the source's token service takes ([`SourceAuth::RefreshToken`]),
+    /// which [`World::source_client`] uses.
+    source_refresh: Option<String>,
     source_router: axum::Router,
     pub ecr: EcrEmulator,
     dir: PathBuf,
@@ -41,32 +50,38 @@ impl World {
     /// Starts a world whose source registry authenticates as `source_auth` says.
     pub async fn start_with(dir: &Path, source_auth: SourceAuth) -> Result<World> {
         let source_backend = Backend::start(&dir.join("source")).await?;
-        let (source, source_addr, source_router) = match source_auth {
-            SourceAuth::Anonymous | SourceAuth::Basic(_) => {
-                let gate = match source_auth {
-                    SourceAuth::Basic(auth) => Some(Box::new(auth) as Box<dyn Gate>),
-                    _ => None,
-                };
-                let source = Front::new(source_backend, gate);
-                let router = front::router(source.clone());
-                let addr = front::serve(router.clone()).await?;
-                (source, addr, router)
-            }
-            SourceAuth::Token(user) => {
-                let issuer = TokenIssuer::new(user);
-                let gate = Box::new(BearerGate(issuer.clone())) as Box<dyn Gate>;
-                let source = Front::new(source_backend, Some(gate));
-                let router = issuer.router().merge(front::router(source.clone()));
-                let addr = front::serve(router.clone()).await?;
-                issuer.set_realm(format!("http://{addr}/token"));
-                (source, addr, router)
+        let mut source_refresh = None;
+        let (basic, grant) = match source_auth {
+            SourceAuth::Anonymous => (None, None),
+            SourceAuth::Basic(auth) => (Some(auth), None),
+            SourceAuth::Token(user) => (None, Some(Grant::Basic(user))),
+            SourceAuth::RefreshToken(token) => {
+                source_refresh = Some(token.clone());
+                (None, Some(Grant::RefreshToken(token)))
             }
         };
+        let issuer = grant.map(TokenIssuer::new);
+        let gate = match (&issuer, basic) {
+            (Some(issuer), _) => Some(Box::new(BearerGate(issuer.clone())) as Box<dyn Gate>),
+            (None, Some(basic)) => Some(Box::new(basic) as Box<dyn Gate>),
+            (None, None) => None,
+        };
+        let source = Front::new(source_backend, gate);
+        let source_router = match &issuer {
+            Some(issuer) => issuer.router().merge(front::router(source.clone())),
+            None => front::router(source.clone()),
+        };
+        let source_addr = front::serve(source_router.clone()).await?;
+        if let Some(issuer) = &issuer {
+            issuer.set_realm(format!("http://{source_addr}/token"));
+        }
         let ecr_backend = Backend::start(&dir.join("ecr")).await?;
         let ecr = EcrEmulator::start(ecr_backend).await?;
         Ok(World {
             source,
             source_addr,
+            issuer,
+            source_refresh,
             source_router,
             ecr,
             dir: dir.to_path_buf(),
@@ -101,9 +116,14 @@ impl World {
         self.ecr.addr.to_string()
     }
 
-    /// A client for the source registry.
+    /// A client for the source registry, with basic credentials `auth`; for a source whose
+    /// token service takes a refresh token only, with that token.
     pub fn source_client(&self, auth: Option<(String, String)>) -> Client {
-        Client::new(&format!("http://{}", self.source_addr), auth)
+        let client = Client::new(&format!("http://{}", self.source_addr), auth);
+        match &self.source_refresh {
+            Some(token) => client.with_refresh_token(token),
+            None => client,
+        }
     }
 
     /// A client for the ECR registry, holding a fresh token.

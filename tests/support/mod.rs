@@ -157,7 +157,8 @@ impl Harness {
             SourceAuth::Basic(a) | SourceAuth::Token(a) => {
                 Some((a.username.clone(), a.password.clone()))
             }
-            SourceAuth::Anonymous => None,
+            // The world's own client knows the refresh token.
+            SourceAuth::Anonymous | SourceAuth::RefreshToken(_) => None,
         };
         let world = World::start_with(&dir.path().join("world"), source_auth)
             .await
@@ -538,9 +539,13 @@ impl Harness {
 
 /// Request logs of the world's registries, to prove what was (not) transferred.
 impl Harness {
-    /// Forgets the requests both registries have seen so far.
+    /// Forgets the requests both registries (and the source's token service) have seen so
+    /// far.
     pub fn clear_logs(&self) {
         self.world.source.log.lock().unwrap().clear();
+        if let Some(issuer) = &self.world.issuer {
+            issuer.clear_exchanges();
+        }
         self.world.ecr.state.front().log.lock().unwrap().clear();
     }
 
