@@ -1,6 +1,9 @@
 //! Credentials for source registries: the provider's `registry_auth` blocks first, then the
 //! user's Docker config file (`auths`, `credHelpers`, `credsStore`) as the Docker CLI reads it,
-//! else anonymous.
+//! else anonymous. What the Docker config file holds is a user and password, or an identity
+//! token: an `identitytoken` entry, or a credential helper's answer with the user `<token>`
+//! (Azure's `az acr login`, Harbor, Artifactory), which `distribution::session` exchanges
+//! for bearer tokens as Docker does.
 
 use std::path::Path;
 
@@ -21,7 +24,8 @@ pub enum Credentials {
         username: String,
         password: Secret,
     },
-    /// An identity token from the Docker config file.
+    /// An identity token from the Docker config file: the refresh token of the registry's
+    /// OAuth2 token service, never sent to the registry itself.
     IdentityToken { server: String, token: Secret },
 }
 
@@ -168,6 +172,20 @@ mod tests {
         let auth = SourceAuth::new(vec![block("http://127.0.0.1:5000")]);
         match auth.for_host("127.0.0.1:5000") {
             Some(Credentials::Basic { username, .. }) => assert_eq!(username, "me"),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_identity_token_in_auths_is_one_not_a_password() {
+        let config =
+            br#"{"auths": {"myregistry.azurecr.io": {"auth": "", "identitytoken": "refresh-me"}}}"#;
+        match in_docker_config(config, "myregistry.azurecr.io") {
+            Ok(Some(Credentials::IdentityToken { server, token })) => {
+                assert_eq!(server, "myregistry.azurecr.io");
+                assert_eq!(token.expose(), "refresh-me");
+                assert!(!format!("{token:?}").contains("refresh-me"));
+            }
             other => panic!("unexpected {other:?}"),
         }
     }

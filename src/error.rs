@@ -48,6 +48,11 @@ pub enum Error {
         with_credentials: bool,
     },
 
+    /// The source registry's token service refused the identity token the Docker config file
+    /// holds for it (an `identitytoken`, or a credential helper's `<token>` login).
+    #[error("The token service of {host} refused the login the Docker config file holds for it")]
+    LoginRefused { host: String, cause: String },
+
     /// The source registry rate-limited the pull.
     #[error("The source registry rate-limited the pull of {reference}")]
     RateLimited { reference: String, cause: String },
@@ -262,6 +267,7 @@ impl Error {
             Error::SourceNotFound { .. } => "Check `docker_source`: the registry, repository, tag or digest does not exist (or is private and needs credentials).".into(),
             Error::SourceDenied { with_credentials: true, .. } => "The registry refused the credentials the provider has for it (its `registry_auth` block, else the Docker config file): check the user name, the password or token, and that it may pull this repository.".into(),
             Error::SourceDenied { .. } => "Give credentials for the source registry in a `registry_auth` block of the provider, or log in with `docker login` so that the Docker config file holds them.".into(),
+            Error::LoginRefused { host, .. } => format!("The Docker config file holds an identity token for {host} (saved by `docker login`, or given by a credential helper such as the one `az acr login` sets up), and the registry's token service does not take it: the login expired or was revoked. Log in again (`docker login {host}`; for Azure Container Registry `az acr login --name <registry>`) and run Terraform again, or give the registry a `registry_auth` block."),
             Error::RateLimited { .. } => "Wait and apply again, or authenticate to the source registry (a `registry_auth` block) to get a higher pull limit.".into(),
             Error::NotAnImage { .. } => "Point `docker_source` at a container image (an image manifest or a multi-platform index); other artifacts (Helm charts, signatures, WebAssembly modules) cannot be mirrored as images.".into(),
             Error::Source { .. } => "Check that the source registry is reachable from the machine that runs Terraform, and its credentials (`registry_auth` or the Docker config file).".into(),
@@ -295,6 +301,7 @@ impl Error {
             | Error::Docker { cause, .. }
             | Error::SourceNotFound { cause, .. }
             | Error::SourceDenied { cause, .. }
+            | Error::LoginRefused { cause, .. }
             | Error::RateLimited { cause, .. }
             | Error::TargetDenied { cause, .. }
             | Error::Push { cause, .. }
@@ -361,6 +368,7 @@ impl Error {
             Error::Invalid { attribute, .. } | Error::Config { attribute, .. } => Some(attribute),
             Error::SourceNotFound { .. }
             | Error::SourceDenied { .. }
+            | Error::LoginRefused { .. }
             | Error::Source { .. }
             | Error::NotAnImage { .. }
             | Error::Corrupt { .. } => Some("docker_source"),
@@ -586,6 +594,14 @@ mod tests {
                     with_credentials: true,
                 },
                 "refused the credentials the provider has",
+                "Give credentials",
+            ),
+            (
+                Error::LoginRefused {
+                    host: "myregistry.azurecr.io".into(),
+                    cause: c(),
+                },
+                "docker login myregistry.azurecr.io",
                 "Give credentials",
             ),
             (

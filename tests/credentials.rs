@@ -50,6 +50,32 @@ fn source_auth() -> SourceAuth {
     SourceAuth::Basic(user())
 }
 
+/// A credential helper as `docker login` would configure one (`credHelpers`):
+/// `docker-credential-standin`, on the `PATH` Terraform (and so the provider) runs with,
+/// answering for the source with `username` and `secret`.
+fn install_credential_helper(h: &mut Harness, username: &str, secret: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    let bin = h.work().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let helper = bin.join("docker-credential-standin");
+    std::fs::write(
+        &helper,
+        format!(
+            "#!/bin/sh\n[ \"$1\" = get ] || exit 1\nread server\nprintf '{{\"ServerURL\":\"%s\",\"Username\":\"{username}\",\"Secret\":\"{secret}\"}}' \"$server\"\n"
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    h.set_env("PATH", &path);
+    let config = serde_json::json!({"credHelpers": {h.world.source_host(): "standin"}});
+    std::fs::write(h.docker_config().join("config.json"), config.to_string()).unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn registry_auth_works_and_no_secret_reaches_state_or_trace_logs() {
     let mut h = Harness::start_with(source_auth()).await;
@@ -195,30 +221,9 @@ async fn missing_region_is_reported_on_region() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn docker_config_credential_helpers_are_used() {
-    use std::os::unix::fs::PermissionsExt;
     let mut h = Harness::start_with(source_auth()).await;
     h.seed_image("private/app", "1.0", 55).await;
-    // A credential helper as `docker login` would configure one (credHelpers).
-    let bin = h.work().join("bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    let helper = bin.join("docker-credential-standin");
-    std::fs::write(
-        &helper,
-        format!(
-            "#!/bin/sh\n[ \"$1\" = get ] || exit 1\nread server\nprintf '{{\"ServerURL\":\"%s\",\"Username\":\"{USER}\",\"Secret\":\"{PASSWORD}\"}}' \"$server\"\n"
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let path = format!(
-        "{}:{}",
-        bin.display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
-    h.set_env("PATH", &path);
-    let config = serde_json::json!({"credHelpers": {h.world.source_host(): "standin"}});
-    std::fs::write(h.docker_config().join("config.json"), config.to_string()).unwrap();
-
+    install_credential_helper(&mut h, USER, PASSWORD);
     h.config(&image(PRIVATE_APP));
     h.apply().await;
     assert!(h.ecr_manifest("mirror/app", "1.0").await.is_some());
@@ -499,4 +504,209 @@ async fn the_ecr_password_goes_to_the_proxy_endpoint_only() {
         run.output()
     );
     assert_ne!(h.ecr_tag("mirror/app", "2.0"), Some(other.manifest_digest));
+}
+
+/// The identity token (an OAuth2 refresh token) the source's token service takes.
+const REFRESH_TOKEN: &str = "standin-refresh-token-7c41d";
+
+/// An identity token the source's token service never issued (a login that expired).
+const STALE_REFRESH_TOKEN: &str = "standin-stale-refresh-token-e08b2";
+
+/// A source whose token service takes only the OAuth2 exchange of [`REFRESH_TOKEN`]: no
+/// basic credentials, no anonymous tokens (as Azure Container Registry after `az acr login`).
+fn refresh_token_source() -> SourceAuth {
+    SourceAuth::RefreshToken(REFRESH_TOKEN.into())
+}
+
+/// The Docker config file's `auths` holding `token` as the source's identity token, as
+/// `docker login` writes it for a registry whose token service hands out refresh tokens.
+fn write_identity_token(h: &Harness, token: &str) {
+    let config = serde_json::json!({"auths": {h.world.source_host(): {"identitytoken": token}}});
+    std::fs::write(h.docker_config().join("config.json"), config.to_string()).unwrap();
+}
+
+/// The private source's `private/app:1.0` mirrored by the registry method with
+/// `track_source`, and by the Docker engine (which makes the same exchange, as `docker`),
+/// and looked up by `ecrmirror_source`, whose digest is an output.
+const MIRROR_AND_LOOKUP: &str = r#"
+provider "ecrmirror" {}
+
+resource "ecrmirror_image" "test" {
+  docker_source = "{source}/private/app:1.0"
+  repository    = "mirror/app"
+  copy_method   = "registry"
+  track_source  = true
+}
+
+data "ecrmirror_source" "app" {
+  docker_source = "{source}/private/app:1.0"
+}
+
+resource "ecrmirror_image" "engine" {
+  docker_source = "{source}/private/app:1.0"
+  repository    = "mirror/app"
+  tag           = "engine"
+  copy_method   = "docker"
+}
+
+output "digest" {
+  value = data.ecrmirror_source.app.digest
+}
+"#;
+
+/// Asserts that none of `secrets` is in any of `haystacks` (what, text).
+fn assert_no_secret(haystacks: &[(&str, String)], secrets: &[String]) {
+    for (what, text) in haystacks {
+        for secret in secrets {
+            assert!(
+                !text.contains(secret.as_str()),
+                "{secret:?} is in the {what}"
+            );
+        }
+    }
+}
+
+/// Mirrors and looks up `private/app:1.0` (seeded with `seed`) through [`MIRROR_AND_LOOKUP`]
+/// with the source's identity token wherever the Docker config file gives it, with the
+/// provider's trace logs on: the copy, the lookup and `track_source`'s plan all get their
+/// tokens by the OAuth2 exchange, and neither the identity token nor a token bought with it
+/// reaches output, state or logs.
+async fn mirror_and_look_up_with_identity_token(h: &mut Harness, seed: u64) {
+    let seeded = h.seed_image("private/app", "1.0", seed).await;
+    h.clear_logs();
+    h.config(MIRROR_AND_LOOKUP);
+    h.set_env("TF_LOG", "TRACE");
+    let log_file = h.work().join("plugin.log");
+    h.set_env("PLUGIN_LOG_FILE", &log_file.display().to_string());
+    let apply = h.apply().await;
+    assert_eq!(
+        h.ecr_tag("mirror/app", "1.0"),
+        Some(seeded.manifest_digest.clone())
+    );
+    assert!(h.ecr_tag("mirror/app", "engine").is_some());
+    assert_eq!(
+        h.outputs().await["digest"],
+        serde_json::json!(seeded.manifest_digest)
+    );
+    // track_source's HEAD goes through the same exchange: no warning, no change.
+    let (plan, changes) = h.plan().await;
+    assert!(!changes, "{}", plan.stdout);
+    assert!(
+        !plan.stdout.contains("Warning: Cannot query"),
+        "{}",
+        plan.stdout
+    );
+
+    let issuer = h.world.issuer.clone().expect("a token service");
+    let exchanges = issuer.exchanges();
+    let made_by = |client: &str| {
+        exchanges
+            .iter()
+            .any(|e| e.client_id.as_deref() == Some(client))
+    };
+    assert!(
+        made_by("terraform-provider-ecrmirror") && made_by("docker"),
+        "{exchanges:?}"
+    );
+    for exchange in &exchanges {
+        assert!(exchange.accepted, "{exchange:?}");
+        assert_eq!(
+            exchange.scope.as_deref(),
+            Some("repository:private/app:pull")
+        );
+    }
+    let mut secrets = issuer.issued();
+    secrets.push(REFRESH_TOKEN.into());
+    let haystacks = [
+        ("apply output", apply.output()),
+        ("plan output", plan.output()),
+        ("state", h.state_file()),
+        (
+            "plugin log file",
+            std::fs::read_to_string(&log_file).expect("the provider wrote its log file"),
+        ),
+    ];
+    assert_no_secret(&haystacks, &secrets);
+}
+
+/// An `identitytoken` in the Docker config file (what `docker login` saves for a registry
+/// whose token service hands out refresh tokens) is used as Docker uses it, as the refresh
+/// token of the registry's OAuth2 token exchange, not dropped for anonymous pulls: a private
+/// image is mirrored by the registry method, looked up, and tracked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_docker_config_identity_token_is_exchanged_for_tokens_as_docker_does() {
+    let mut h = Harness::start_with(refresh_token_source()).await;
+    write_identity_token(&h, REFRESH_TOKEN);
+    mirror_and_look_up_with_identity_token(&mut h, 160).await;
+}
+
+/// A credential helper that answers with the user `<token>` (Azure's after `az acr login`,
+/// Harbor's, Artifactory's) gives an identity token, used as the Docker config file's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_credential_helper_token_login_is_an_identity_token() {
+    let mut h = Harness::start_with(refresh_token_source()).await;
+    install_credential_helper(&mut h, "<token>", REFRESH_TOKEN);
+    mirror_and_look_up_with_identity_token(&mut h, 161).await;
+}
+
+/// An identity token the token service refuses (a login that expired or was revoked) is an
+/// error that names the registry and says to log in again, not an anonymous pull and not
+/// advice to give credentials; neither token is in the output, state or logs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_identity_token_says_to_log_in_to_the_registry_again() {
+    let mut h = Harness::start_with(refresh_token_source()).await;
+    h.seed_image("private/app", "1.0", 162).await;
+    write_identity_token(&h, STALE_REFRESH_TOKEN);
+    h.config(&image(
+        r#"
+  docker_source = "{source}/private/app:1.0"
+  repository    = "mirror/app"
+  copy_method   = "registry"
+"#,
+    ));
+    h.set_env("TF_LOG", "TRACE");
+    let log_file = h.work().join("plugin.log");
+    h.set_env("PLUGIN_LOG_FILE", &log_file.display().to_string());
+    h.clear_logs();
+    let run = h.apply_fails().await;
+    let host = h.world.source_host();
+    run.stderr_has(&format!(
+        "The token service of {host} refused the login the Docker config file holds for it"
+    ))
+    .stderr_has("invalid_grant")
+    .stderr_has(&format!("docker login {host}"))
+    .stderr_has("az acr login");
+    assert!(!run.stderr.contains("Give credentials"), "{}", run.stderr);
+    assert_eq!(h.ecr_tag("mirror/app", "1.0"), None);
+    assert!(h.resources().await.is_empty());
+
+    // The token service was asked with the identity token, and the registry served nothing.
+    let issuer = h.world.issuer.clone().expect("a token service");
+    let exchanges = issuer.exchanges();
+    assert!(
+        !exchanges.is_empty() && exchanges.iter().all(|e| !e.accepted),
+        "{exchanges:?}"
+    );
+    assert!(
+        h.world
+            .source
+            .log
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|r| r.status == 401),
+        "the source served something"
+    );
+    let haystacks = [
+        ("apply output", run.output()),
+        ("state", h.state_file()),
+        (
+            "plugin log file",
+            std::fs::read_to_string(&log_file).unwrap_or_default(),
+        ),
+    ];
+    assert_no_secret(
+        &haystacks,
+        &[STALE_REFRESH_TOKEN.to_string(), REFRESH_TOKEN.to_string()],
+    );
 }

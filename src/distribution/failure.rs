@@ -38,6 +38,9 @@ pub(crate) enum Kind {
     Unusable,
     /// ECR's registry would have its credentials go to another host.
     Misdirected,
+    /// The registry's token service refused the identity token the session has (the
+    /// Docker config file's: a login that expired, was revoked, or that it does not take).
+    LoginRefused,
 }
 
 /// A registry request that failed: what happened, whether another try may succeed, and
@@ -74,7 +77,7 @@ impl RequestFailure {
             Kind::PlainHttp => false,
             Kind::Answered(answer) => matches!(answer, Answer::Throttled | Answer::ServerError),
             Kind::Corrupt { .. } => true,
-            Kind::Unusable | Kind::Misdirected => false,
+            Kind::Unusable | Kind::Misdirected | Kind::LoginRefused => false,
         }
     }
 
@@ -120,6 +123,12 @@ impl RequestFailure {
             Kind::PlainHttp => return Error::PlainHttp { reference, cause },
             Kind::Misdirected => {
                 return Error::Misdirected {
+                    host: side.host().to_string(),
+                    cause,
+                }
+            }
+            Kind::LoginRefused => {
+                return Error::LoginRefused {
                     host: side.host().to_string(),
                     cause,
                 }

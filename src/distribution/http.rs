@@ -64,13 +64,23 @@ pub(crate) fn tls() -> Result<rustls::ClientConfig> {
         .with_no_client_auth())
 }
 
-/// An HTTP client for registries over `tls`: redirects are followed only where [`allowed`],
-/// at most `REDIRECTS` of them; `read_timeout` bounds each wait for the registry.
+/// Whether a client follows redirects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Redirects {
+    /// Where [`allowed`], at most `REDIRECTS` of them.
+    Follow,
+    /// Never: a redirect is the answer (for requests whose body is a secret).
+    None,
+}
+
+/// An HTTP client for registries over `tls`: redirects are followed as `redirects` says;
+/// `read_timeout` bounds each wait for the registry.
 pub(crate) fn client(
     tls: rustls::ClientConfig,
     read_timeout: Option<Duration>,
+    redirects: Redirects,
 ) -> Result<reqwest::Client> {
-    let policy = reqwest::redirect::Policy::custom(|attempt| {
+    let follow = reqwest::redirect::Policy::custom(|attempt| {
         if attempt.previous().len() >= REDIRECTS {
             attempt.error(format!("more than {REDIRECTS} redirects"))
         } else if !allowed(attempt.url()) {
@@ -82,6 +92,10 @@ pub(crate) fn client(
             attempt.follow()
         }
     });
+    let policy = match redirects {
+        Redirects::Follow => follow,
+        Redirects::None => reqwest::redirect::Policy::none(),
+    };
     let builder = reqwest::Client::builder()
         .tls_backend_preconfigured(tls)
         .user_agent(USER_AGENT)

@@ -11,13 +11,13 @@
 //! - [`http`]: the HTTP clients and their redirect policy; an answer's body read, and what
 //!   came back (or did not) made a failure.
 //! - [`session`]: a [`Session`] with one repository and its endpoint calls; `session::auth`
-//!   how it meets a registry's challenge (tokens, basic).
+//!   how it meets a registry's challenge (tokens for basic credentials or for an identity
+//!   token, basic).
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use oci_client::errors::{OciEnvelope, OciErrorCode};
-use oci_client::secrets::RegistryAuth;
 use oci_client::Reference;
 
 use crate::credentials::Credentials;
@@ -30,7 +30,7 @@ pub(crate) mod http;
 pub(crate) mod session;
 
 pub(crate) use failure::{retry_request, RequestFailure};
-pub(crate) use session::{Access, Session};
+pub(crate) use session::{Access, Clients, Session};
 
 /// How long a registry may stay silent: before it answers, and between two reads of an
 /// answer's body.
@@ -46,18 +46,6 @@ pub(crate) fn is_loopback(registry: &str) -> bool {
         || host
             .parse::<std::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback())
-}
-
-/// Source credentials as the distribution client takes them. Identity tokens (an OAuth
-/// refresh token in the Docker config file) are not exchanged here; such sources are asked
-/// anonymously.
-pub(crate) fn oci_auth(credentials: Option<&Credentials>) -> RegistryAuth {
-    match credentials {
-        Some(Credentials::Basic {
-            username, password, ..
-        }) => RegistryAuth::Basic(username.clone(), password.expose().to_string()),
-        _ => RegistryAuth::Anonymous,
-    }
 }
 
 /// What `reference` names in its repository: its digest, else its tag (`latest` when it has
@@ -147,6 +135,7 @@ pub struct Distribution {
     // takes milliseconds (tens in a debug build), and most plans never talk to a registry.
     requests: OnceLock<Result<reqwest::Client>>,
     uploads: OnceLock<Result<reqwest::Client>>,
+    exchanges: OnceLock<Result<reqwest::Client>>,
     tls: OnceLock<Result<rustls::ClientConfig>>,
     preparing: std::sync::atomic::AtomicBool,
 }
@@ -164,6 +153,7 @@ impl Distribution {
         Distribution {
             requests: OnceLock::new(),
             uploads: OnceLock::new(),
+            exchanges: OnceLock::new(),
             tls: OnceLock::new(),
             preparing: Default::default(),
         }
@@ -182,6 +172,7 @@ impl Distribution {
         std::thread::spawn(move || {
             let _ = distribution.http();
             let _ = distribution.uploads();
+            let _ = distribution.exchanges();
         });
     }
 
@@ -193,7 +184,16 @@ impl Distribution {
     /// The client for blob uploads (no read timeout).
     fn uploads(&self) -> Result<&reqwest::Client> {
         self.uploads
-            .get_or_init(|| http::client(self.tls()?, None))
+            .get_or_init(|| http::client(self.tls()?, None, http::Redirects::Follow))
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    /// The client for identity-token exchanges with token services: it follows no
+    /// redirect, since a `POST`'s form (the token in it) would follow a `307` elsewhere.
+    fn exchanges(&self) -> Result<&reqwest::Client> {
+        self.exchanges
+            .get_or_init(|| http::client(self.tls()?, Some(READ_TIMEOUT), http::Redirects::None))
             .as_ref()
             .map_err(Clone::clone)
     }
@@ -202,27 +202,28 @@ impl Distribution {
     /// sessions' own, with their redirect policy and read timeout.
     pub(crate) fn http(&self) -> Result<&reqwest::Client> {
         self.requests
-            .get_or_init(|| http::client(self.tls()?, Some(READ_TIMEOUT)))
+            .get_or_init(|| http::client(self.tls()?, Some(READ_TIMEOUT), http::Redirects::Follow))
             .as_ref()
             .map_err(Clone::clone)
     }
 
-    /// A session with the repository of `reference`, for `access`, carrying `auth`. Its blob
-    /// uploads go through a client without a read timeout: reqwest counts the time a body
-    /// takes to send against it, and a large layer on a slow link takes minutes (the
-    /// resource's `timeouts` still bound the whole mirror).
+    /// A session with the repository of `reference`, for `access`, carrying `credentials`
+    /// (none: anonymous). Its blob uploads go through a client without a read timeout:
+    /// reqwest counts the time a body takes to send against it, and a large layer on a slow
+    /// link takes minutes (the resource's `timeouts` still bound the whole mirror).
     pub(crate) fn session(
         &self,
         reference: Reference,
-        auth: RegistryAuth,
+        credentials: Option<Credentials>,
         access: Access,
         role: Role,
     ) -> Result<Session<'_>> {
-        let requests = self.http()?;
-        let uploads = self.uploads()?;
-        Ok(Session::new(
-            requests, uploads, reference, auth, access, role,
-        ))
+        let clients = Clients {
+            requests: self.http()?,
+            uploads: self.uploads()?,
+            exchanges: self.exchanges()?,
+        };
+        Ok(Session::new(clients, reference, credentials, access, role))
     }
 
     /// A session for pulling from the source `reference` names, with `credentials`.
@@ -231,7 +232,7 @@ impl Distribution {
         reference: Reference,
         credentials: Option<&Credentials>,
     ) -> Result<Session<'_>> {
-        self.session(reference, oci_auth(credentials), Access::Pull, Role::Source)
+        self.session(reference, credentials.cloned(), Access::Pull, Role::Source)
     }
 }
 

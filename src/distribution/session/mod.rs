@@ -6,7 +6,6 @@
 //! [`super::digest`]'s.
 
 use bytes::Bytes;
-use oci_client::secrets::RegistryAuth;
 use oci_client::Reference;
 use reqwest::{header, Method, RequestBuilder, Response, StatusCode, Url};
 
@@ -16,6 +15,7 @@ use super::digest::{check, verified, Digest};
 use super::failure::{Kind, RequestFailure, Side};
 use super::http::{allowed, read, refused, unanswered};
 use super::{is_loopback, Answer, Role};
+use crate::credentials::Credentials;
 use crate::error::without_queries;
 
 mod auth;
@@ -85,17 +85,32 @@ impl Side for Session<'_> {
     }
 
     fn with_credentials(&self) -> bool {
-        !matches!(self.auth, RegistryAuth::Anonymous)
+        self.auth.is_some()
     }
+}
+
+/// The HTTP clients a session sends its requests with.
+#[derive(Clone, Copy)]
+pub(crate) struct Clients<'a> {
+    /// Every request but those below, with a read timeout.
+    pub(crate) requests: &'a reqwest::Client,
+    /// Blob uploads: no read timeout (reqwest counts the time a body takes to send
+    /// against it).
+    pub(crate) uploads: &'a reqwest::Client,
+    /// Identity-token exchanges with a token service: no redirect followed (a `POST`'s
+    /// form, the token in it, would follow a `307` to another host).
+    pub(crate) exchanges: &'a reqwest::Client,
 }
 
 /// One repository of a registry, asked with one set of credentials.
 pub(crate) struct Session<'a> {
     http: &'a reqwest::Client,
     uploads: &'a reqwest::Client,
+    exchanges: &'a reqwest::Client,
     pub(crate) reference: Reference,
-    /// The credentials requests carry (or the token realm gets).
-    pub(crate) auth: RegistryAuth,
+    /// The credentials the session has (none: anonymous): what requests carry on a basic
+    /// challenge, what the token realm gets.
+    auth: Option<Credentials>,
     access: Access,
     role: Role,
     /// The scheme requests carry, and how often it was renewed (requests that failed with
@@ -104,20 +119,19 @@ pub(crate) struct Session<'a> {
 }
 
 impl<'a> Session<'a> {
-    /// A session with `reference`'s repository; `uploads` takes blob uploads (no read timeout:
-    /// reqwest counts the time a body takes to send against it).
+    /// A session with `reference`'s repository, sending its requests with `clients`.
     pub(crate) fn new(
-        http: &'a reqwest::Client,
-        uploads: &'a reqwest::Client,
+        clients: Clients<'a>,
         reference: Reference,
-        auth: RegistryAuth,
+        auth: Option<Credentials>,
         access: Access,
         role: Role,
     ) -> Session<'a> {
-        let scheme = Scheme::first(&auth, role);
+        let scheme = Scheme::first(auth.as_ref(), role);
         Session {
-            http,
-            uploads,
+            http: clients.requests,
+            uploads: clients.uploads,
+            exchanges: clients.exchanges,
             reference,
             auth,
             access,

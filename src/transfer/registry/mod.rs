@@ -33,8 +33,7 @@ use super::{BlobSharing, Copied, Job, Locks, Transfer};
 use crate::credentials::Credentials;
 use crate::distribution::session::{Mount, Upload};
 use crate::distribution::{
-    oci_auth, retry_request, tag_or_digest, Access, Answer, Distribution, RequestFailure, Role,
-    Session,
+    retry_request, tag_or_digest, Access, Answer, Distribution, RequestFailure, Role, Session,
 };
 use crate::ecr::RegistryLogin;
 use crate::error::{Error, Result};
@@ -171,7 +170,7 @@ impl RegistryTransfer {
                 job.target.repository.clone(),
                 job.target.tag.clone(),
             ),
-            oci_auth(Some(&job.target_credentials)),
+            Some(job.target_credentials.clone()),
             Access::Push,
             Role::Target,
         )?;
