@@ -203,6 +203,17 @@ pub enum Error {
     #[error("This plan mirrors again into the immutable ECR tag {target}")]
     ImmutableRemirror { target: String },
 
+    /// A plan mirrors one platform's image into a tag that holds a multi-platform index (a
+    /// warning on `attribute`: `copy_method` for the Docker method, else `platform`).
+    #[error(
+        "This plan may replace the multi-platform index in {target} with one platform's image"
+    )]
+    IndexReplaced {
+        target: String,
+        index: String,
+        attribute: &'static str,
+    },
+
     /// A whole operation ran past its `timeouts` limit.
     #[error("Mirroring did not finish within the {} timeout of {limit}", operation.name())]
     Timeout {
@@ -284,6 +295,8 @@ impl Error {
             Error::TagShared { .. } | Error::TagTaken { .. } => "Give each `ecrmirror_image` its own `tag` (or `repository`): an ECR tag holds one image, so two mirrors of one tag overwrite each other at every apply.".into(),
             Error::TagNotFound { .. } => "Check `repository` and `tag`. When another configuration makes this mirror, apply that one first.".into(),
             Error::TagImmutable { .. } | Error::ImmutableRemirror { .. } | Error::TagRefused { .. } => IMMUTABLE_HINT.into(),
+            Error::IndexReplaced { attribute: "copy_method", .. } => "To keep every platform, set `copy_method = \"registry\"` (in the resource, or the provider's default): it copies the whole index, digest included. To mirror one platform on purpose, there is nothing to do.".into(),
+            Error::IndexReplaced { .. } => "To keep every platform, leave `platform` out (or list the platforms to keep in `platforms`). To mirror one platform on purpose, there is nothing to do.".into(),
             Error::Relocated { repository, tag, from, .. } => format!("To remove the copy in {from}, delete the tag there: with the provider configuration that made it, or `aws ecr batch-delete-image --repository-name {repository} --image-ids imageTag={tag}` against that registry. To keep it, there is nothing to do."),
             Error::Timeout { operation: Operation::Delete, .. } => "Raise `delete` in the resource's `timeouts` block, or check the network to the ECR API.".into(),
             Error::Timeout { operation, .. } => format!("Raise `{}` in the resource's `timeouts` block, or check the network to the registries (and, with copy_method \"docker\", the Docker engine's).", operation.name()),
@@ -350,6 +363,10 @@ impl Error {
             Error::TagImmutable { held, wanted, .. } => format!(
                 "The repository's tags are immutable, and the tag names {held}, not {wanted}, which the mirror of the source is now: ECR refuses to overwrite an immutable tag. Nothing was transferred and the state is unchanged."
             ),
+            Error::IndexReplaced { target, index, attribute } => format!(
+                "ECR's tag {target} holds the multi-platform index {index}, and {} mirrors one platform's image. The apply keeps the index when it already holds the source's image for that platform (nothing is transferred); otherwise it pushes that image over it, and the tag no longer serves the other platforms.",
+                if *attribute == "copy_method" { "`copy_method = \"docker\"` (a Docker engine pulls and pushes one platform)" } else { "`platform`" }
+            ),
             Error::ImmutableRemirror { .. } => "The repository's tags are immutable: ECR refuses any push to an existing tag, even of the image it names. If ECR's tag already holds the source's image, the apply records it without transferring anything; otherwise the apply fails before transferring anything and the state stays as it is.".into(),
             Error::Timeout { retrying, .. } => retrying.clone().unwrap_or_default(),
             Error::Relocated { repository, tag, from, to, destroyed: false } => format!(
@@ -372,7 +389,9 @@ impl Error {
             | Error::Source { .. }
             | Error::NotAnImage { .. }
             | Error::Corrupt { .. } => Some("docker_source"),
-            Error::PlatformMissing { attribute, .. } => Some(attribute),
+            Error::PlatformMissing { attribute, .. } | Error::IndexReplaced { attribute, .. } => {
+                Some(attribute)
+            }
             Error::RepositoryNotFound { .. } | Error::CreatedOnPush { .. } => Some("repository"),
             Error::Timeout { .. } => Some("timeouts"),
             Error::TagShared { .. }
@@ -763,6 +782,24 @@ mod tests {
                 Error::ImmutableRemirror { target: c() },
                 "Mirror to a new tag",
                 "Apply again",
+            ),
+            (
+                Error::IndexReplaced {
+                    target: c(),
+                    index: c(),
+                    attribute: "copy_method",
+                },
+                "copy_method = \"registry\"",
+                "leave `platform` out",
+            ),
+            (
+                Error::IndexReplaced {
+                    target: c(),
+                    index: c(),
+                    attribute: "platform",
+                },
+                "leave `platform` out",
+                "copy_method = \"registry\"",
             ),
             (
                 Error::TagNotFound {

@@ -352,3 +352,97 @@ async fn a_state_written_before_track_source_plans_no_change() {
     let (_, changes) = h.plan().await;
     assert!(!changes);
 }
+
+/// An import of a registry copy of a multi-platform index, configured as
+/// `-generate-config-out` writes it: the import invents no copy method, the plan warns that
+/// one platform's image would replace the index (naming `copy_method = "registry"`), and the
+/// apply keeps the index, which already holds the source's image for the engine's platform:
+/// nothing transferred, ECR's tag unchanged, an empty second plan.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_imported_index_is_never_replaced_by_one_platform() {
+    let h = Harness::start().await;
+    let (index, _) = h.seed_index("upstream/app", "1.0", 74).await;
+    h.config(&image(
+        r#"
+  docker_source = "{source}/upstream/app:1.0"
+  repository    = "mirror/app"
+  copy_method   = "registry"
+"#,
+    ));
+    h.apply().await;
+    assert_eq!(h.attr("test", "image_digest").await, index);
+    std::fs::remove_file(h.work().join("terraform.tfstate")).unwrap();
+
+    h.config(
+        r#"
+import {
+  to = ecrmirror_image.test
+  id = "mirror/app:1.0"
+}
+"#,
+    );
+    h.terraform(&[
+        "plan",
+        "-no-color",
+        "-input=false",
+        "-generate-config-out=generated.tf",
+    ])
+    .await;
+    let generated = std::fs::read_to_string(h.work().join("generated.tf")).unwrap();
+    let line = |name: &str| {
+        generated
+            .lines()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>())
+            .find(|words| words.first() == Some(&name))
+            .map(|words| words.join(" "))
+    };
+    // What the import could not know stays unset, so the provider's default applies.
+    assert_eq!(
+        line("copy_method").as_deref(),
+        Some("copy_method = null"),
+        "{generated}"
+    );
+    let source = format!("docker_source = \"{}\"", h.source_ref("upstream/app:1.0"));
+    let filled: Vec<String> = generated
+        .lines()
+        .map(|l| match l.split_whitespace().collect::<Vec<_>>()[..] {
+            ["docker_source", "=", "null"] => source.clone(),
+            ["copy_method", "=", "null"] => "copy_method = null".to_string(),
+            _ => l.to_string(),
+        })
+        .collect();
+    let filled = filled.join("\n");
+    std::fs::write(h.work().join("generated.tf"), &filled).unwrap();
+
+    // The provider's default method is Docker's: one platform. The plan says so.
+    let (run, _) = h.plan().await;
+    run.stdout_has("1 to import")
+        .stdout_has("may replace the multi-platform index in mirror/app:1.0")
+        .stdout_has(&index)
+        .stdout_has("copy_method = \"registry\"");
+    h.clear_logs();
+    h.apply().await;
+    assert_no_transfer(&h);
+    assert_eq!(h.attr("test", "image_digest").await, index);
+    assert_eq!(h.attr("test", "copy_method").await, "docker");
+    let (run, changes) = h.plan().await;
+    assert!(!changes, "{}", run.output());
+
+    // Asked for the registry method, the plan re-mirrors without the warning, and ECR keeps
+    // the index (the same digest).
+    std::fs::write(
+        h.work().join("generated.tf"),
+        filled.replace("copy_method = null", "copy_method = \"registry\""),
+    )
+    .unwrap();
+    let (run, changes) = h.plan().await;
+    assert!(changes);
+    assert!(
+        !run.output()
+            .contains("may replace the multi-platform index"),
+        "{}",
+        run.output()
+    );
+    h.apply().await;
+    assert_eq!(h.attr("test", "image_digest").await, index);
+}

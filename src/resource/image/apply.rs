@@ -108,6 +108,8 @@ struct Mirrored {
     digest: String,
     source_digest: Option<String>,
     referrers: Option<Vec<String>>,
+    /// Whether `digest` is a multi-platform index.
+    index: bool,
 }
 
 async fn mirror_now(
@@ -205,6 +207,7 @@ fn adoption(
                 digest: held.digest.clone(),
                 source_digest: Some(resolved.named.digest.clone()),
                 referrers: None,
+                index: held.index().is_some(),
             }))
         }
         (_, Some(held)) if immutable => Err(Error::TagImmutable {
@@ -364,10 +367,16 @@ async fn copy(
         .source_digest
         .or_else(|| job.resolved.map(|r| r.named.digest.clone()))
         .or_else(|| job.source.digest().map(str::to_string));
+    // An index when ECR serves the source's own index (a method that pushes a manifest of
+    // its own pushes one platform's image).
+    let index = job
+        .resolved
+        .is_some_and(|r| r.image().digest == digest && r.image().index().is_some());
     Ok(Mirrored {
         digest,
         source_digest,
         referrers: None,
+        index,
     })
 }
 
@@ -395,6 +404,7 @@ fn recorded(
         pushed_digest: Some(mirrored.digest),
         source_digest: mirrored.source_digest,
         referrer_digests: mirrored.referrers,
+        pushed_index: Some(mirrored.index),
     };
     (state, private)
 }
@@ -457,19 +467,19 @@ pub(crate) async fn import(clients: &Clients, id: &str) -> Result<(ImageState, P
         clients.ecr.repository(registry_id, &parsed.repository)
     );
     let (login, registry) = (login?, repository?.registry_id);
-    let digest = match clients
+    // What ECR holds, with whether it is an index: all an import can know of the mirror
+    // (its source and copy method it cannot).
+    let Some(held) = clients
         .ecr
-        .lookup_tag(Some(&registry), &parsed.repository, &parsed.tag)
+        .tagged_manifest(Some(&registry), &parsed.repository, &parsed.tag)
         .await?
-    {
-        TagLookup::Found { digest } => digest,
-        TagLookup::Missing => {
-            return Err(failed(format!(
-                "ECR has no tag `{}` in repository `{}`.",
-                parsed.tag, parsed.repository
-            )))
-        }
+    else {
+        return Err(failed(format!(
+            "ECR has no tag `{}` in repository `{}`.",
+            parsed.tag, parsed.repository
+        )));
     };
+    let digest = held.digest.clone();
     let target = Target {
         host: login.host.clone(),
         repository: parsed.repository.clone(),
@@ -491,6 +501,7 @@ pub(crate) async fn import(clients: &Clients, id: &str) -> Result<(ImageState, P
             pushed_digest: Some(digest),
             source_digest: None,
             referrer_digests: None,
+            pushed_index: Some(held.index().is_some()),
         },
     ))
 }

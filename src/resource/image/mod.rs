@@ -182,6 +182,9 @@ impl Resource for ImageResource {
         let (planned, replace) =
             plan::plan_update(&prior, proposed, &config, &private, args, relocated);
         self.check_owner(&planned, diags);
+        if let Some(warning) = plan::index_replaced(&prior, &planned, &private, &replace) {
+            warning.warn(diags);
+        }
         if replace.contains(&"repository") || replace.contains(&"registry_id") {
             self.check_repository(&config, diags).await;
         }

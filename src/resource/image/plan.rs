@@ -186,6 +186,44 @@ pub(crate) fn plan_update(
     (planned, replace)
 }
 
+/// The warning for a plan that mirrors one platform's image (the Docker method, or a
+/// `platform`) into the same tag while ECR's tag holds the multi-platform index the mirror
+/// recorded, or an import found: without it, an imported registry copy followed by a
+/// `docker_source` and the default method would quietly lose every other platform.
+pub(crate) fn index_replaced(
+    prior: &ImageState,
+    planned: &ImageState,
+    private: &Private,
+    replace: &[&str],
+) -> Option<Error> {
+    let private = private.as_ref()?;
+    let (Value::Value(held), Some(true)) = (&prior.image_digest, private.pushed_index) else {
+        return None;
+    };
+    if !replace.is_empty()
+        || !planned.image_digest.is_unknown()
+        || private.pushed_digest.as_ref() != Some(held)
+        || !planned.platforms.is_null()
+    {
+        return None;
+    }
+    let attribute = if planned.copy_method.as_ref_option().map(String::as_str) == Some("docker") {
+        "copy_method"
+    } else if planned.platform.is_value() {
+        "platform"
+    } else {
+        return None;
+    };
+    let (Value::Value(repository), Value::Value(tag)) = (&planned.repository, &planned.tag) else {
+        return None;
+    };
+    Some(Error::IndexReplaced {
+        target: format!("{repository}:{tag}"),
+        index: held.clone(),
+        attribute,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::state::fixtures::{config, v};
@@ -231,7 +269,55 @@ mod tests {
             pushed_digest: Some(digest.to_string()),
             source_digest: Some("sha256:src".to_string()),
             referrer_digests: None,
+            pushed_index: None,
         })
+    }
+
+    #[test]
+    fn one_platform_over_an_index_ecr_holds_is_a_warning_on_what_asks_for_it() {
+        // An import of a registry copy of an index: no docker_source, no copy_method.
+        let imported = ImageState {
+            docker_source: Value::Null,
+            copy_method: Value::Null,
+            ..applied("app:1.0")
+        };
+        let index = Some(PrivateData {
+            pushed_index: Some(true),
+            ..pushed("sha256:aaa").unwrap()
+        });
+        let warned = |cfg: &ImageState, method: CopyMethod, private: &Private| {
+            let args = Arguments::parse(cfg, method);
+            let (planned, replace) = plan_update(&imported, cfg.clone(), cfg, private, args, false);
+            index_replaced(&imported, &planned, private, &replace).and_then(|e| e.attribute())
+        };
+        let cfg = config("app:1.0");
+        assert_eq!(
+            warned(&cfg, CopyMethod::Docker, &index),
+            Some("copy_method")
+        );
+        assert_eq!(warned(&cfg, CopyMethod::Registry, &index), None);
+        let one = ImageState {
+            platform: v("linux/arm64"),
+            ..cfg.clone()
+        };
+        assert_eq!(warned(&one, CopyMethod::Registry, &index), Some("platform"));
+        // ECR holds an image, or nobody recorded what it holds: no warning.
+        assert_eq!(
+            warned(&cfg, CopyMethod::Docker, &pushed("sha256:aaa")),
+            None
+        );
+        // The tag was re-pointed since (another digest than the one recorded): unknown.
+        let moved = Some(PrivateData {
+            pushed_index: Some(true),
+            ..pushed("sha256:bbb").unwrap()
+        });
+        assert_eq!(warned(&cfg, CopyMethod::Docker, &moved), None);
+        // Another tag is another object: the index stays where it is.
+        let elsewhere = ImageState {
+            tag: v("2.0"),
+            ..cfg
+        };
+        assert_eq!(warned(&elsewhere, CopyMethod::Docker, &index), None);
     }
 
     #[test]
@@ -398,6 +484,7 @@ mod tests {
                 pushed_digest: Some("sha256:aaa".into()),
                 source_digest: Some("sha256:src".into()),
                 referrer_digests: Some(digests.iter().map(|d| d.to_string()).collect()),
+                pushed_index: None,
             })
         };
         let plan = |cfg: &ImageState, private: &Private| {

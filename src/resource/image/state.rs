@@ -64,6 +64,9 @@ pub(crate) struct PrivateData {
     pub(crate) source_digest: Option<String>,
     /// The referrers the mirror copied (or found in ECR), with `copy_referrers`.
     pub(crate) referrer_digests: Option<Vec<String>>,
+    /// Whether `pushed_digest` is a multi-platform index (an import records what ECR holds,
+    /// which is all it can know); `None` in private state written before it was recorded.
+    pub(crate) pushed_index: Option<bool>,
 }
 
 /// Private state as tf-provider hands it over (empty before the first apply).
@@ -107,10 +110,15 @@ impl ImageState {
             keep_remotely: or_false(&self.keep_remotely),
             track_source: or_false(&self.track_source),
             copy_referrers: or_false(&self.copy_referrers),
-            // Mirrors made before copy_method existed were made through Docker.
-            copy_method: match self.copy_method {
-                Value::Null => Value::Value(crate::transfer::CopyMethod::default().to_string()),
-                other => other,
+            // Mirrors made before copy_method existed were made through Docker. An import
+            // (no `docker_source` yet) was made by no method this provider knows: inventing
+            // one would have `-generate-config-out` write it, and a Docker method would
+            // replace an index in ECR with one platform's image.
+            copy_method: match (self.copy_method, &self.docker_source) {
+                (Value::Null, Value::Value(_)) => {
+                    Value::Value(crate::transfer::CopyMethod::default().to_string())
+                }
+                (other, _) => other,
             },
             ..self
         }
@@ -215,6 +223,23 @@ mod tests {
         let state: ImageState = serde_json::from_value(older).unwrap();
         assert!(state.track_source.is_null());
         assert_eq!(state.image_digest, Value::Value("sha256:a".to_string()));
+    }
+
+    #[test]
+    fn an_import_gets_no_copy_method_it_was_not_made_with() {
+        let imported = ImageState {
+            repository: Value::Value("app".into()),
+            ..Default::default()
+        };
+        assert!(imported.with_defaults().copy_method.is_null());
+        let older = ImageState {
+            docker_source: Value::Value("nginx:1".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            older.with_defaults().copy_method,
+            Value::Value("docker".to_string())
+        );
     }
 
     #[test]

@@ -454,10 +454,16 @@ impl Transfer for DockerTransfer {
     }
 
     /// A Docker push re-compresses layers, so manifests differ: ECR's tag holds the copy
-    /// when it is one image manifest (what an engine pushes, never an index) with the same
-    /// image config as the source's image for the platform.
+    /// when it is one image manifest with the same image config as the source's image for
+    /// the platform, or an index that holds the source's very manifest for it (a registry
+    /// copy, or an import of one): pushing one platform's image over that index would take
+    /// the other platforms away and give the engine's platform nothing new.
     fn holds(&self, held: &Fetched, resolved: &Resolved) -> bool {
-        held.index().is_none() && held.config_digest() == resolved.image().config_digest()
+        let image = resolved.image();
+        match held.index() {
+            Some(index) => index.manifests.iter().any(|m| m.digest == image.digest),
+            None => held.config_digest() == image.config_digest(),
+        }
     }
 
     /// A Docker engine retries a refused push for about a minute: ECR's credentials are
