@@ -106,7 +106,7 @@ pub fn provider_schema() -> Schema {
                     "profile",
                     string(
                         AttributeConstraint::Optional,
-                        "Named AWS profile (static keys, SSO or assume-role) to take credentials and settings from. Default: `AWS_PROFILE`, else `default`.",
+                        "Named AWS profile (static keys, SSO or assume-role) to take credentials and settings from. Default: `AWS_PROFILE`, else the AWS SDK's default chain (environment credentials, the `default` profile, an instance or task role). A profile that neither the AWS config nor the credentials file defines is an error that lists the profiles found, whether `profile` or `AWS_PROFILE` names it; leave `profile` out where credentials come from the environment (CI).",
                     ),
                 ),
                 (

@@ -192,6 +192,25 @@ resource "ecrmirror_image" "test" {{
     run.stderr_has("AWS profile `nope` not found");
     run.stderr_has("Profiles found: standin");
 
+    // AWS_PROFILE, with no `profile` argument, is checked the same way.
+    h.config(&image(
+        r#"
+  docker_source = "{source}/upstream/app:1.0"
+  repository    = "mirror/app"
+"#,
+    ));
+    h.set_env("AWS_PROFILE", "gone");
+    let run = h.terraform(&["plan", "-input=false", "-no-color"]).await;
+    assert!(!run.success);
+    run.stderr_has("AWS profile `gone` not found")
+        .stderr_has("The environment variable AWS_PROFILE names it")
+        .stderr_has("Profiles found: standin")
+        .stderr_has("Unset AWS_PROFILE");
+    h.set_env("AWS_PROFILE", "standin");
+    let (run, changes) = h.plan().await;
+    assert!(changes, "{}", run.output());
+    h.unset_env("AWS_PROFILE");
+
     // The profile gives region, keys and the endpoint (`endpoint_url`) of the emulator.
     h.config(&with_profile("standin"));
     h.apply().await;

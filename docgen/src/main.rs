@@ -51,7 +51,7 @@ fn pages() -> Vec<Page> {
             example: "examples/resources/ecrmirror_image/resource.tf",
             import: Some(Import {
                 command: "examples/resources/ecrmirror_image/import.sh",
-                block: "examples/resources/ecrmirror_image/import-by-string-id.tf",
+                block: "examples/resources/ecrmirror_image/import/import-by-string-id.tf",
             }),
         },
         Page {

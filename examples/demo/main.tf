@@ -14,8 +14,8 @@ variable "source_registry" {
 }
 
 provider "ecrmirror" {
-  region  = "eu-west-1"
-  profile = "default"
+  region = "eu-west-1"
+  # profile = "mirroring" # optional: a named AWS profile (default: the AWS SDK's chain)
 }
 
 resource "ecrmirror_image" "wordpress" {

@@ -31,8 +31,19 @@ impl Ecr {
     }
 }
 
-/// Checks that `profile` exists in the AWS config or credentials file.
-async fn check_profile(profile: &str) -> Result<()> {
+/// Where the profile the SDK is to use was named.
+#[derive(Clone, Copy)]
+enum Named {
+    /// The provider's `profile` argument.
+    Argument,
+    /// The `AWS_PROFILE` environment variable (no `profile` argument).
+    Environment,
+}
+
+/// Checks that `profile` exists in the AWS config or credentials file, whether the provider
+/// block or `AWS_PROFILE` names it: the SDK would otherwise fail later, at the first call,
+/// with less to go on.
+async fn check_profile(profile: &str, named: Named) -> Result<()> {
     let profiles =
         aws_config::profile::load(&Fs::real(), &Env::real(), &EnvConfigFiles::default(), None)
             .await
@@ -49,8 +60,16 @@ async fn check_profile(profile: &str) -> Result<()> {
         attribute: "profile",
         summary: format!("AWS profile `{profile}` not found"),
         detail: format!(
-            "Neither the AWS config file (AWS_CONFIG_FILE, default ~/.aws/config) nor the credentials file (AWS_SHARED_CREDENTIALS_FILE, default ~/.aws/credentials) defines it. Profiles found: {}.",
-            if known.is_empty() { "none".to_string() } else { known.join(", ") }
+            "{}Neither the AWS config file (AWS_CONFIG_FILE, default ~/.aws/config) nor the credentials file (AWS_SHARED_CREDENTIALS_FILE, default ~/.aws/credentials) defines it. Profiles found: {}.{}",
+            match named {
+                Named::Argument => "",
+                Named::Environment => "The environment variable AWS_PROFILE names it (the provider block sets no `profile`). ",
+            },
+            if known.is_empty() { "none".to_string() } else { known.join(", ") },
+            match named {
+                Named::Argument => " Leave `profile` out to use the AWS SDK's default chain (environment credentials, AWS_PROFILE, an instance or task role).",
+                Named::Environment => " Unset AWS_PROFILE to use the rest of the default chain (environment credentials, an instance or task role), or name an existing profile.",
+            }
         ),
     })
 }
@@ -63,8 +82,13 @@ async fn sdk_config(
     region: Option<&str>,
     pending: bool,
 ) -> Result<aws_config::SdkConfig> {
-    if let Some(profile) = profile {
-        check_profile(profile).await?;
+    match profile {
+        Some(profile) => check_profile(profile, Named::Argument).await?,
+        None => {
+            if let Some(profile) = std::env::var("AWS_PROFILE").ok().filter(|p| !p.is_empty()) {
+                check_profile(&profile, Named::Environment).await?;
+            }
+        }
     }
     let http = http_client()?;
     let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(http);

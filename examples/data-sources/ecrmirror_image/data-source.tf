@@ -1,3 +1,11 @@
+terraform {
+  required_providers {
+    ecrmirror = {
+      source = "techtospeech/ecrmirror"
+    }
+  }
+}
+
 # Read a mirror another configuration owns (a shared mirroring stack), and pin it.
 data "ecrmirror_image" "nginx" {
   repository = "mirror/nginx"

@@ -1,3 +1,11 @@
+terraform {
+  required_providers {
+    ecrmirror = {
+      source = "techtospeech/ecrmirror"
+    }
+  }
+}
+
 # What nginx:1.27 names upstream now, without mirroring anything.
 data "ecrmirror_source" "nginx" {
   docker_source = "nginx:1.27"

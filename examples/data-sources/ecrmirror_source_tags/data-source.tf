@@ -1,3 +1,11 @@
+terraform {
+  required_providers {
+    ecrmirror = {
+      source = "techtospeech/ecrmirror"
+    }
+  }
+}
+
 # Every 1.27.x Alpine release of nginx, release candidates left out: one mirror per tag.
 data "ecrmirror_source_tags" "nginx" {
   repository = "nginx"

@@ -1,3 +1,11 @@
+terraform {
+  required_providers {
+    ecrmirror = {
+      source = "techtospeech/ecrmirror"
+    }
+  }
+}
+
 # The repository must exist: create it with an `aws_ecr_repository` resource and use its
 # `name` here, so that Terraform creates it first. (Or let ECR create it on push: a
 # repository creation template applied for CREATE_ON_PUSH whose prefix covers the name.)
