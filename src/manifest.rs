@@ -124,6 +124,7 @@ const REFERENCE_DIGEST: &str = "vnd.docker.reference.digest";
 
 /// `index` (an index's bytes) with only the entries `keep(digest, refers_to)` keeps, where
 /// `refers_to` is the manifest an attestation entry is about; every other field as it was.
+/// When every entry is kept, `index` itself, byte for byte (so its digest stays upstream's).
 pub fn index_of(
     index: &[u8],
     keep: impl Fn(&str, Option<&str>) -> bool,
@@ -136,10 +137,14 @@ pub fn index_of(
     else {
         return Err("the index has no `manifests`".into());
     };
+    let before = entries.len();
     entries.retain(|entry| {
         let digest = entry["digest"].as_str().unwrap_or_default();
         keep(digest, entry["annotations"][REFERENCE_DIGEST].as_str())
     });
+    if entries.len() == before {
+        return Ok(index.to_vec());
+    }
     serde_json::to_vec(&document).map_err(|err| err.to_string())
 }
 
@@ -251,6 +256,12 @@ mod tests {
             "application/vnd.docker.distribution.manifest.list.v2+json"
         );
         assert!(index_of(b"{}", |_, _| true).is_err());
+        // Every entry kept: the index itself, whatever its whitespace or key order.
+        let pretty = attested.replace(",", ",\n  ");
+        assert_eq!(
+            index_of(pretty.as_bytes(), |_, _| true).unwrap(),
+            pretty.as_bytes()
+        );
         assert_eq!(
             digest_of(b""),
             "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
