@@ -63,6 +63,20 @@ pub enum Error {
     #[error("{reference} is not a container image the provider can mirror")]
     NotAnImage { reference: String, cause: String },
 
+    /// The source is an OCI artifact (a Helm chart, …) and the copy method is Docker's,
+    /// whose engine pulls container images only.
+    #[error("A Docker engine cannot pull {reference}: it is {name}, not a container image")]
+    EngineCannotPull {
+        reference: String,
+        /// What it is, in words (`a Helm chart`).
+        name: String,
+        /// Its artifact type, or its config's media type.
+        kind: String,
+        /// Said at plan (a warning: a plan error would block even `terraform destroy`,
+        /// whose refresh plans every create), not by a failed apply.
+        at_plan: bool,
+    },
+
     /// A registry (or its token service, or a redirect) would have the provider speak plain
     /// HTTP to another machine.
     #[error("The registry would have the provider use plain HTTP for {reference}")]
@@ -280,7 +294,8 @@ impl Error {
             Error::SourceDenied { .. } => "Give credentials for the source registry in a `registry_auth` block of the provider, or log in with `docker login` so that the Docker config file holds them.".into(),
             Error::LoginRefused { host, .. } => format!("The Docker config file holds an identity token for {host} (saved by `docker login`, or given by a credential helper such as the one `az acr login` sets up), and the registry's token service does not take it: the login expired or was revoked. Log in again (`docker login {host}`; for Azure Container Registry `az acr login --name <registry>`) and run Terraform again, or give the registry a `registry_auth` block."),
             Error::RateLimited { .. } => "Wait and apply again, or authenticate to the source registry (a `registry_auth` block) to get a higher pull limit.".into(),
-            Error::NotAnImage { .. } => "Point `docker_source` at a container image (an image manifest or a multi-platform index); other artifacts (Helm charts, signatures, WebAssembly modules) cannot be mirrored as images.".into(),
+            Error::NotAnImage { .. } => "Point `docker_source` at a container image (an image manifest or a multi-platform index), or at an OCI artifact (a Helm chart, a WebAssembly module) with `copy_method = \"registry\"`.".into(),
+            Error::EngineCannotPull { .. } => "Set `copy_method = \"registry\"` (in the resource, or the provider's default): it copies any OCI artifact (Helm charts, WebAssembly modules, …) registry to registry, byte for byte, with its digest, and needs no Docker engine.".into(),
             Error::Source { .. } => "Check that the source registry is reachable from the machine that runs Terraform, and its credentials (`registry_auth` or the Docker config file).".into(),
             Error::PlainHttp { .. } => "The provider speaks to registries, their token services and the storage they redirect to over HTTPS only (plain HTTP only on this machine), so that credentials and signed URLs cannot be read on the way. Have the registry serve and redirect to HTTPS URLs.".into(),
             Error::Import { .. } => "Import IDs are `REPOSITORY:TAG` or `<registry host>/<repository>:<tag>`, naming a tag that exists in ECR.".into(),
@@ -326,6 +341,10 @@ impl Error {
             | Error::Import { cause, .. }
             | Error::Aws { cause, .. } => cause.clone(),
             Error::Corrupt { digest, cause, .. } => format!("{digest}: {cause}"),
+            Error::EngineCannotPull { reference, kind, at_plan, .. } => format!(
+                "{reference} names an OCI artifact of type `{kind}`. With `copy_method = \"docker\"` the image is pulled and pushed through a Docker engine, which pulls container images only. {}",
+                if *at_plan { "Applied as it is, the mirror fails before anything is pulled." } else { "Nothing was pulled or pushed." }
+            ),
             Error::PlatformMissing { held, .. } => match held.as_slice() {
                 [] => "The Docker engine found no image for it.".into(),
                 [one] => format!("The source holds one platform: {one}."),
@@ -392,6 +411,7 @@ impl Error {
             Error::PlatformMissing { attribute, .. } | Error::IndexReplaced { attribute, .. } => {
                 Some(attribute)
             }
+            Error::EngineCannotPull { .. } => Some("copy_method"),
             Error::RepositoryNotFound { .. } | Error::CreatedOnPush { .. } => Some("repository"),
             Error::Timeout { .. } => Some("timeouts"),
             Error::TagShared { .. }
@@ -637,6 +657,16 @@ mod tests {
                     cause: c(),
                 },
                 "container image",
+                "reachable",
+            ),
+            (
+                Error::EngineCannotPull {
+                    reference: r(),
+                    name: "a Helm chart".into(),
+                    kind: "application/vnd.cncf.helm.config.v1+json".into(),
+                    at_plan: true,
+                },
+                "copy_method = \"registry\"",
                 "reachable",
             ),
             (

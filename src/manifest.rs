@@ -59,6 +59,20 @@ impl Fetched {
         }
     }
 
+    /// What this manifest holds when it is not a container image: its `artifactType`, else
+    /// its config's media type (`application/vnd.cncf.helm.config.v1+json` for a Helm chart);
+    /// `None` for a container image and for an index.
+    pub fn artifact(&self) -> Option<&str> {
+        let OciManifest::Image(image) = &self.manifest else {
+            return None;
+        };
+        let config = image.config.media_type.as_str();
+        if IMAGE_CONFIGS.contains(&config) && image.artifact_type.is_none() {
+            return None;
+        }
+        Some(image.artifact_type.as_deref().unwrap_or(config))
+    }
+
     /// The image config's digest, when this is an image manifest.
     pub fn config_digest(&self) -> Option<&str> {
         match &self.manifest {
@@ -116,6 +130,32 @@ pub fn platforms(index: &OciImageIndex) -> Vec<String> {
         .filter_map(entry_platform)
         .filter(|p| !p.starts_with("unknown/"))
         .collect()
+}
+
+/// Config media types of container images: what a Docker engine pulls and runs.
+const IMAGE_CONFIGS: [&str; 2] = [
+    "application/vnd.oci.image.config.v1+json",
+    "application/vnd.docker.container.image.v1+json",
+];
+
+/// A name for an artifact of `kind` (an `artifact()`), for messages.
+pub fn artifact_name(kind: &str) -> String {
+    let known = [
+        ("application/vnd.cncf.helm.config", "a Helm chart"),
+        ("application/vnd.wasm.", "a WebAssembly module"),
+        ("application/vnd.dev.cosign.", "a cosign signature"),
+        ("application/vnd.dev.sigstore.", "a Sigstore bundle"),
+        ("application/vnd.cyclonedx", "an SBOM"),
+        ("application/spdx", "an SBOM"),
+        ("application/vnd.in-toto", "an attestation"),
+    ];
+    known
+        .iter()
+        .find(|(prefix, _)| kind.starts_with(prefix))
+        .map_or_else(
+            || "an OCI artifact".to_string(),
+            |(_, name)| name.to_string(),
+        )
 }
 
 /// The annotation with which an attestation entry of an index (buildx's provenance and

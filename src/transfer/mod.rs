@@ -199,6 +199,19 @@ pub trait Transfer: Send + Sync {
     /// Checks made before a transfer starts, with ECR's push credentials.
     async fn preflight(&self, login: &RegistryLogin) -> Result<()>;
 
+    /// At plan, for a plan that copies `source` by this method: why this method cannot
+    /// copy it at all (the plan's warning, on the argument to change), asked of the source without
+    /// spending its pull quota where the method can; `None` when it can, and when the
+    /// source cannot be asked now (the apply's [`Transfer::resolve`] asks again).
+    async fn refuses(
+        &self,
+        source: &SourceRef,
+        credentials: Option<&Credentials>,
+    ) -> Option<crate::error::Error> {
+        let _ = (source, credentials);
+        None
+    }
+
     /// Copies `job.source` to `job.target`.
     async fn copy(&self, job: &Job<'_>) -> Result<Copied>;
 

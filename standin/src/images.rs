@@ -199,6 +199,42 @@ pub async fn push_image(
     })
 }
 
+/// Pushes a Helm chart as `helm push` does (an OCI manifest whose config is Helm's, with
+/// the chart's tarball as its one layer) under `tag`, the chart's version; `seed` makes its
+/// content.
+pub async fn push_helm_chart(
+    client: &Client,
+    repository: &str,
+    tag: &str,
+    seed: u64,
+) -> Result<Pushed> {
+    let name = repository.rsplit('/').next().unwrap_or(repository);
+    // The chart's tarball (its Chart.yaml; `seed` in a comment makes the content).
+    let chart = format!("apiVersion: v2\nname: {name}\nversion: {tag}\n# standin {seed}\n");
+    let (_, content) = tarred(&format!("{name}/Chart.yaml"), chart.as_bytes())?;
+    let layer_size = content.len();
+    let layer_digest = client.put_blob(repository, content).await?;
+    let config = serde_json::to_vec(&json!({"apiVersion": "v2", "name": name, "version": tag}))?;
+    let config_size = config.len();
+    let config_digest = client.put_blob(repository, config).await?;
+    let manifest = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "config": {"mediaType": "application/vnd.cncf.helm.config.v1+json", "size": config_size, "digest": config_digest},
+        "layers": [{"mediaType": "application/vnd.cncf.helm.chart.content.v1.tar+gzip", "size": layer_size, "digest": layer_digest}],
+        "annotations": {"org.opencontainers.image.title": name, "org.opencontainers.image.version": tag},
+    }))?;
+    let manifest_size = manifest.len();
+    let manifest_digest = client
+        .put_manifest(repository, tag, OCI_MANIFEST, manifest)
+        .await?;
+    Ok(Pushed {
+        manifest_digest,
+        config_digest,
+        layer_digests: vec![layer_digest],
+        manifest_size,
+    })
+}
+
 /// Pushes one image per spec and a manifest list over them under `tag`; returns the list's
 /// digest and each platform's image.
 pub async fn push_index(

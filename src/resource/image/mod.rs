@@ -89,6 +89,34 @@ impl ImageResource {
         }
     }
 
+    /// Warns, for a plan that copies, on what the copy method of `planned` cannot copy at
+    /// all (an OCI artifact through a Docker engine), which the apply then refuses before
+    /// any transfer: asked of the source only then, and only when the method, the source and
+    /// its credentials are known. A warning, not an error: `terraform destroy` plans every
+    /// create of the configuration first, and must not be stopped by one.
+    async fn check_copyable(&self, planned: &ImageState, diags: &mut Diagnostics) {
+        let Some(clients) = self.clients.get() else {
+            return;
+        };
+        let (Ok(Value::Value(source)), Value::Value(method)) =
+            (config::source(&planned.docker_source), &planned.copy_method)
+        else {
+            return;
+        };
+        let (Ok(method), false) = (method.parse::<CopyMethod>(), clients.pending.registry_auth)
+        else {
+            return;
+        };
+        let credentials = clients.source_auth.for_host(source.host());
+        if let Some(refused) = clients
+            .transfer(method)
+            .refuses(&source, credentials.as_ref())
+            .await
+        {
+            refused.warn(diags);
+        }
+    }
+
     /// The arguments of `config`, parsed once for the plan, with what only a plan can find
     /// wrong reported: validation runs before the provider is configured, so the arguments
     /// that depend on its `copy_method` (`platforms`, `copy_referrers`) are checked here.
@@ -161,6 +189,7 @@ impl Resource for ImageResource {
         self.check_owner(&planned, diags);
         self.prepare_copy();
         self.check_repository(&config, diags).await;
+        self.check_copyable(&planned, diags).await;
         Some((planned, None))
     }
 
@@ -192,6 +221,7 @@ impl Resource for ImageResource {
         // immutable tag: said at plan time.
         if planned.image_digest.is_unknown() {
             self.prepare_copy();
+            self.check_copyable(&planned, diags).await;
         }
         let remirror = replace.is_empty()
             && planned.image_digest.is_unknown()

@@ -403,6 +403,39 @@ fn wait_before_next(err: &Error, tries: u32) -> Option<Duration> {
     }
 }
 
+/// Refuses, before anything is pulled, a source that is no container image (a Helm chart,
+/// a WebAssembly module): an engine cannot pull it.
+fn cannot_pull(source: &SourceRef, resolved: &Resolved) -> Result<()> {
+    match resolved.image().artifact() {
+        None => Ok(()),
+        Some(kind) => Err(engine_cannot_pull(source, kind, false)),
+    }
+}
+
+/// What `source` names when it is not a container image (see [`Fetched::artifact`]).
+async fn artifact(
+    distribution: &Distribution,
+    source: &SourceRef,
+    credentials: Option<&Credentials>,
+) -> Result<Option<String>> {
+    match source::resolve(distribution, source, Wanted::Named, credentials).await {
+        Ok(resolved) => Ok(resolved.named.artifact().map(str::to_string)),
+        Err(Unresolved::Failed(err)) => Err(err),
+        Err(Unresolved::PlatformMissing { .. }) => Ok(None),
+    }
+}
+
+/// The error for `source`, an OCI artifact of `kind`, with this method (`at_plan`: the
+/// plan's warning).
+fn engine_cannot_pull(source: &SourceRef, kind: &str, at_plan: bool) -> Error {
+    Error::EngineCannotPull {
+        reference: source.to_string(),
+        name: crate::manifest::artifact_name(kind),
+        kind: kind.to_string(),
+        at_plan,
+    }
+}
+
 /// What to do about a platform the source lacks, for this method; `asked`: whether the
 /// configuration names the platform (else it is the engine's own).
 fn platform_hint(asked: bool) -> String {
@@ -432,7 +465,10 @@ impl Transfer for DockerTransfer {
             None => Wanted::Default(&default),
         };
         match source::resolve(&self.distribution, source, wanted, credentials).await {
-            Ok(resolved) => Ok(Some(resolved)),
+            Ok(resolved) => {
+                cannot_pull(source, &resolved)?;
+                Ok(Some(resolved))
+            }
             Err(Unresolved::PlatformMissing { held }) if platform.is_some() => {
                 Err(Error::PlatformMissing {
                     attribute: "platform",
@@ -449,6 +485,23 @@ impl Transfer for DockerTransfer {
             Err(Unresolved::Failed(err)) => {
                 tracing::debug!(%source, "the source could not be asked; the pull will: {err}");
                 Ok(None)
+            }
+        }
+    }
+
+    /// An engine pulls container images only: a source that names an OCI artifact (a Helm
+    /// chart) is refused at plan, on `copy_method`.
+    async fn refuses(
+        &self,
+        source: &SourceRef,
+        credentials: Option<&Credentials>,
+    ) -> Option<Error> {
+        match artifact(&self.distribution, source, credentials).await {
+            Ok(None) => None,
+            Ok(Some(kind)) => Some(engine_cannot_pull(source, &kind, true)),
+            Err(err) => {
+                tracing::debug!(%source, "what the source is stays unknown until the apply: {err}");
+                None
             }
         }
     }
