@@ -1,9 +1,10 @@
 //! What a source reference holds, asked with manifest requests only (never a layer): the
 //! digest a tag names now (one `HEAD`, which Docker Hub does not count against its pull
-//! limit), [`describe`], what `ecrmirror_source` reports (that `HEAD`, and bodies from the
-//! [`crate::cache`] once fetched by digest), and [`resolve`], the one answer to "which
-//! manifest, for which platform" that the platform check, adoption and the registry copy
-//! all use.
+//! limit), [`describe`], what `ecrmirror_source` reports, and [`resolve`], the one answer
+//! to "which manifest, for which platform" that the platform check, adoption, the registry
+//! copy and `track_source` with `copy_referrers` all use. Both name the digest with that
+//! `HEAD` and read the bodies it names from the [`crate::cache`], else with one `GET` by
+//! digest: a tag that has not moved costs no pull.
 
 use oci_client::Reference;
 
@@ -223,7 +224,9 @@ pub(crate) async fn fetch(session: &Session<'_>, reference: &Reference) -> Resul
 
 /// What `source` holds of what is `wanted`. A platform the source lacks is
 /// [`Unresolved::PlatformMissing`], whether the source is an index without it or (for
-/// [`Wanted::Platform`]) a single image of another platform.
+/// [`Wanted::Platform`]) a single image of another platform. One `HEAD` names the digest;
+/// each manifest (what it names, a platform's image) comes from the cache, else from one
+/// `GET` by digest: resolving a tag that has not moved since costs no pull.
 pub(crate) async fn resolve(
     distribution: &Distribution,
     source: &SourceRef,
@@ -231,7 +234,7 @@ pub(crate) async fn resolve(
     credentials: Option<&Credentials>,
 ) -> std::result::Result<Resolved, Unresolved> {
     let asking = Asking::new(distribution, source, credentials).map_err(Unresolved::Failed)?;
-    let named = asking.manifest(source.as_oci()).await?;
+    let named = asking.named().await?.fetched;
     let whole = |named| Resolved {
         named,
         platform_image: None,
@@ -245,8 +248,7 @@ pub(crate) async fn resolve(
                     held: manifest::platforms(index),
                 });
             };
-            let reference = source.as_oci().clone_with_digest(entry.digest.clone());
-            let image = asking.manifest(&reference).await?;
+            let image = asking.by_digest(&entry.digest).await?;
             Ok(Resolved {
                 named,
                 platform_image: Some(image),

@@ -370,7 +370,13 @@ impl<'a> Session<'a> {
         if status != StatusCode::NOT_FOUND {
             return Ok(None);
         }
-        match self.manifest(&digest.replace(':', "-")).await {
+        // A HEAD first: the tag is usually not there, and a manifest GET is a pull on
+        // Docker Hub.
+        let tag = digest.replace(':', "-");
+        if self.manifest_head(&tag).await?.is_none() {
+            return Ok(None);
+        }
+        match self.manifest(&tag).await {
             Ok(index) => Ok(Some(index.body)),
             Err(failure) if failure.answer() == Answer::NotFound => Ok(None),
             Err(failure) => Err(failure),
