@@ -33,8 +33,11 @@
 //!   what each can do (referrers, platforms). `transfer::docker` goes through the Docker
 //!   Engine API (`answer`: what the engine's reports say; `cleanup`: the local images it
 //!   undoes); `transfer::registry` copies registry to registry (`referrers`: their copy).
-//! - [`source`]: what a source reference holds: its digest now, and the one resolution of
-//!   "which manifest, for which platform" that the platform check, adoption and the copy use.
+//! - [`source`]: what a source reference holds: its digest now, what `ecrmirror_source`
+//!   reports of it, and the one resolution of "which manifest, for which platform" that the
+//!   platform check, adoption and the copy use.
+//! - [`cache`]: source manifests and image configs kept on disk by digest (checked on every
+//!   read), so that a source tag that has not moved costs one `HEAD` and no manifest `GET`.
 //! - [`manifest`]: the one manifest model (oci-client's typed manifests with their digest and
 //!   bytes), the platforms an index holds and the rule that finds one (pure).
 //! - [`distribution`]: every registry request the provider makes itself: its `mod.rs` (the
@@ -65,6 +68,7 @@
 #![warn(unreachable_pub)]
 #![allow(rustdoc::private_intra_doc_links)]
 
+pub(crate) mod cache;
 pub(crate) mod clients;
 pub mod credentials;
 pub mod data;

@@ -1,10 +1,14 @@
 //! What a source reference holds, asked with manifest requests only (never a layer): the
 //! digest a tag names now (one `HEAD`, which Docker Hub does not count against its pull
-//! limit), and [`resolve`], the one answer to "which manifest, for which platform" that the
-//! platform check, adoption and the registry copy all use.
+//! limit), [`describe`], what `ecrmirror_source` reports, and [`resolve`], the one answer
+//! to "which manifest, for which platform" that the platform check, adoption, the registry
+//! copy and `track_source` with `copy_referrers` all use. Both name the digest with that
+//! `HEAD` and read the bodies it names from the [`crate::cache`], else with one `GET` by
+//! digest: a tag that has not moved costs no pull.
 
 use oci_client::Reference;
 
+use crate::cache::Cache;
 use crate::credentials::Credentials;
 use crate::distribution::{retry_request, Session};
 use crate::distribution::{tag_or_digest, Distribution};
@@ -108,6 +112,15 @@ impl From<Error> for Unresolved {
 struct Asking<'a> {
     session: Session<'a>,
     source: &'a SourceRef,
+    /// Manifests and configs fetched before, by digest.
+    cache: &'a Cache,
+}
+
+/// What a source reference names now: its manifest, and the media type the registry
+/// gives it.
+struct Named {
+    fetched: Fetched,
+    media_type: Option<String>,
 }
 
 impl<'a> Asking<'a> {
@@ -119,6 +132,7 @@ impl<'a> Asking<'a> {
         Ok(Asking {
             session: distribution.source(source.as_oci().clone(), credentials)?,
             source,
+            cache: crate::cache::shared(),
         })
     }
 
@@ -126,12 +140,68 @@ impl<'a> Asking<'a> {
         fetch(&self.session, reference).await
     }
 
-    /// The platform of the image `image` names, from its config blob.
+    /// What the reference names now: its digest and media type from one `HEAD` (which
+    /// Docker Hub does not count as a pull), its body from the cache, else from one `GET`
+    /// by that digest (so that body and digest match even when the tag moves meanwhile).
+    /// A registry whose `HEAD` names no digest is asked with a `GET` of the reference.
+    async fn named(&self) -> Result<Named> {
+        let reference = self.source.as_oci();
+        let named = tag_or_digest(reference);
+        let head = retry_request("a manifest's digest", || self.session.manifest_head(named))
+            .await
+            .map_err(|failure| failure.error(&self.session, &self.source.to_string()))?
+            .ok_or_else(|| Error::SourceNotFound {
+                reference: self.source.to_string(),
+                cause: format!(
+                    "The registry has no manifest {named} in {}",
+                    reference.repository()
+                ),
+            })?;
+        let fetched = match &head.digest {
+            Some(digest) => self.by_digest(digest.as_str()).await?,
+            None => {
+                tracing::debug!(source = %self.source, "the registry's HEAD names no Docker-Content-Digest: asking with a GET");
+                let fetched = self.manifest(reference).await?;
+                self.cache.put(&fetched.digest, &fetched.body);
+                fetched
+            }
+        };
+        Ok(Named {
+            fetched,
+            media_type: head.media_type,
+        })
+    }
+
+    /// The manifest `digest` names in the source's repository: from the cache, else one
+    /// `GET` (checked against the digest), kept in the cache.
+    async fn by_digest(&self, digest: &str) -> Result<Fetched> {
+        if let Some(fetched) = self
+            .cache
+            .get(digest)
+            .and_then(|body| Fetched::parse(digest.to_string(), body).ok())
+        {
+            return Ok(fetched);
+        }
+        let reference = self.source.as_oci().clone_with_digest(digest.to_string());
+        let fetched = self.manifest(&reference).await?;
+        self.cache.put(&fetched.digest, &fetched.body);
+        Ok(fetched)
+    }
+
+    /// The platform of the image `image` names, from its config blob (from the cache, else
+    /// one `GET`, kept in the cache).
     async fn platform_of(&self, image: &Fetched) -> Result<ConfigPlatform> {
         let digest = image.config_digest().unwrap_or_default();
-        let body = retry_request("an image config", || self.session.small_blob(digest))
-            .await
-            .map_err(|failure| failure.error(&self.session, &self.source.to_string()))?;
+        let body = match self.cache.get(digest) {
+            Some(body) => body,
+            None => {
+                let body = retry_request("an image config", || self.session.small_blob(digest))
+                    .await
+                    .map_err(|failure| failure.error(&self.session, &self.source.to_string()))?;
+                self.cache.put(digest, &body);
+                body
+            }
+        };
         ConfigPlatform::parse(&body).map_err(|cause| Error::NotAnImage {
             reference: self.source.to_string(),
             cause,
@@ -154,7 +224,9 @@ pub(crate) async fn fetch(session: &Session<'_>, reference: &Reference) -> Resul
 
 /// What `source` holds of what is `wanted`. A platform the source lacks is
 /// [`Unresolved::PlatformMissing`], whether the source is an index without it or (for
-/// [`Wanted::Platform`]) a single image of another platform.
+/// [`Wanted::Platform`]) a single image of another platform. One `HEAD` names the digest;
+/// each manifest (what it names, a platform's image) comes from the cache, else from one
+/// `GET` by digest: resolving a tag that has not moved since costs no pull.
 pub(crate) async fn resolve(
     distribution: &Distribution,
     source: &SourceRef,
@@ -162,7 +234,7 @@ pub(crate) async fn resolve(
     credentials: Option<&Credentials>,
 ) -> std::result::Result<Resolved, Unresolved> {
     let asking = Asking::new(distribution, source, credentials).map_err(Unresolved::Failed)?;
-    let named = asking.manifest(source.as_oci()).await?;
+    let named = asking.named().await?.fetched;
     let whole = |named| Resolved {
         named,
         platform_image: None,
@@ -176,8 +248,7 @@ pub(crate) async fn resolve(
                     held: manifest::platforms(index),
                 });
             };
-            let reference = source.as_oci().clone_with_digest(entry.digest.clone());
-            let image = asking.manifest(&reference).await?;
+            let image = asking.by_digest(&entry.digest).await?;
             Ok(Resolved {
                 named,
                 platform_image: Some(image),
@@ -197,20 +268,76 @@ pub(crate) async fn resolve(
     }
 }
 
-/// The platforms `named` (what `source` names) holds images for, as `os/arch[/variant]`:
-/// an index's entries, or a single image's own platform, read from its config (a few hundred
-/// bytes; never a layer).
-pub(crate) async fn platforms(
+/// What a source reference names now, as `ecrmirror_source` reports it.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Described {
+    /// The digest of what the reference names: an index or an image manifest.
+    pub(crate) digest: String,
+    /// Its media type, as the registry gives it (else as its body says).
+    pub(crate) media_type: String,
+    /// The platforms it holds images for, as `os/arch[/variant]`.
+    pub(crate) platforms: Vec<String>,
+    /// The digest of the image manifest for the platform asked, when one was.
+    pub(crate) platform_digest: Option<String>,
+}
+
+/// What `source` names now, and the image manifest for `platform` when one is asked. One
+/// `HEAD` names the digest and media type; the body it names (an index, or an image
+/// manifest and its config, which names its platform) comes from the cache, else from one
+/// `GET` by digest each, kept for next time. A platform's image in an index is named by its
+/// entry: its manifest is not asked for. A platform the source lacks is
+/// [`Unresolved::PlatformMissing`].
+pub(crate) async fn describe(
     distribution: &Distribution,
     source: &SourceRef,
-    named: &Fetched,
+    platform: Option<&Platform>,
     credentials: Option<&Credentials>,
-) -> Result<Vec<String>> {
-    if let Some(index) = named.index() {
-        return Ok(manifest::platforms(index));
-    }
+) -> std::result::Result<Described, Unresolved> {
     let asking = Asking::new(distribution, source, credentials)?;
-    Ok(vec![asking.platform_of(named).await?.to_string()])
+    let Named {
+        fetched: named,
+        media_type,
+    } = asking.named().await?;
+    let (platforms, platform_digest) = match named.index() {
+        Some(index) => {
+            let entry = match platform {
+                None => None,
+                Some(platform) => {
+                    Some(manifest::find_platform(index, platform).ok_or_else(|| {
+                        Unresolved::PlatformMissing {
+                            held: manifest::platforms(index),
+                        }
+                    })?)
+                }
+            };
+            (
+                manifest::platforms(index),
+                entry.map(|entry| entry.digest.clone()),
+            )
+        }
+        None => {
+            let held = asking.platform_of(&named).await?;
+            let platform_digest = match platform {
+                None => None,
+                Some(platform) if held.is(platform) => Some(named.digest.clone()),
+                Some(_) => {
+                    return Err(Unresolved::PlatformMissing {
+                        held: vec![held.to_string()],
+                    })
+                }
+            };
+            (vec![held.to_string()], platform_digest)
+        }
+    };
+    let media_type = media_type
+        .filter(|given| manifest::ACCEPTED.contains(&given.as_str()))
+        .unwrap_or_else(|| named.media_type().to_string());
+    Ok(Described {
+        digest: named.digest,
+        media_type,
+        platforms,
+        platform_digest,
+    })
 }
 
 /// The digest `source` names now (one `HEAD` request).

@@ -1,11 +1,13 @@
 //! The data sources through real Terraform: `ecrmirror_source` answers what the source
-//! registry serves, with manifest requests only and no Docker engine; `ecrmirror_image`
+//! registry serves, with manifest requests only and no Docker engine, and spends no pull on
+//! a tag that has not moved (a `HEAD`, and bodies from its cache by digest); `ecrmirror_image`
 //! answers what ECR's tag holds, as the resource names it. Missing tags, platforms and
 //! unreachable registries are errors that say so.
 
 mod support;
 
 use serde_json::json;
+use standin::faults::Rule;
 use support::Harness;
 
 /// A provider whose Docker engine address answers nothing: a data source that used an
@@ -91,6 +93,229 @@ async fn source_lookups_answer_what_the_registry_serves_without_blobs_or_engine(
         h.outputs().await["single"]["digest"],
         json!(moved.manifest_digest)
     );
+}
+
+/// The source registry's requests of `method` for `kind` (`/manifests/`, `/blobs/`) since
+/// the logs were last cleared, sorted. A manifest `GET` is what Docker Hub counts as a pull;
+/// a `HEAD` is free.
+fn requests(h: &Harness, method: &str, kind: &str) -> Vec<String> {
+    let mut requests: Vec<String> = h
+        .source_requests()
+        .into_iter()
+        .filter(|r| r.starts_with(&format!("{method} ")) && r.contains(kind))
+        .collect();
+    requests.sort();
+    requests
+}
+
+/// `METHOD /v2/<repository>/manifests/<reference>`, as the request log writes it.
+fn manifest(method: &str, repository: &str, reference: &str) -> String {
+    format!("{method} /v2/{repository}/manifests/{reference}")
+}
+
+/// The cache entry of `digest` in the provider's cache.
+fn cache_entry(h: &Harness, digest: &str) -> std::path::PathBuf {
+    h.cache_dir()
+        .join("blobs/sha256")
+        .join(digest.trim_start_matches("sha256:"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_tag_that_has_not_moved_costs_one_head_and_no_manifest_get() {
+    let h = Harness::start().await;
+    // One repository per lookup, so that no two lookups share a body in one run.
+    let (index, _) = h.seed_index("upstream/multi", "1.0", 101).await;
+    let (arm_index, arm_images) = h.seed_index("upstream/arm", "1.0", 102).await;
+    let single = h.seed_image("upstream/single", "2.0", 103).await;
+    let amd = h.seed_image("upstream/amd", "2.0", 104).await;
+    h.config(&format!(
+        "{NO_ENGINE}{}{}{}{}",
+        source_lookup("index", "upstream/multi:1.0", None),
+        source_lookup("arm", "upstream/arm:1.0", Some("linux/arm64/v8")),
+        source_lookup("single", "upstream/single:2.0", None),
+        source_lookup("amd", "upstream/amd:2.0", Some("linux/amd64")),
+    ));
+    let heads = vec![
+        manifest("HEAD", "upstream/amd", "2.0"),
+        manifest("HEAD", "upstream/arm", "1.0"),
+        manifest("HEAD", "upstream/multi", "1.0"),
+        manifest("HEAD", "upstream/single", "2.0"),
+    ];
+
+    // The first read of each digest: one HEAD of the tag, then one GET by the digest it
+    // named; an index's platform is named by its entry, not asked for.
+    h.clear_logs();
+    h.apply().await;
+    let outputs = h.outputs().await;
+    assert_eq!(outputs["index"]["digest"], json!(index));
+    assert_eq!(
+        outputs["index"]["platforms"],
+        json!(["linux/amd64", "linux/arm64/v8"])
+    );
+    assert_eq!(
+        outputs["index"]["media_type"],
+        json!("application/vnd.docker.distribution.manifest.list.v2+json")
+    );
+    assert_eq!(outputs["arm"]["digest"], json!(arm_index));
+    assert_eq!(
+        outputs["arm"]["platform_digest"],
+        json!(arm_images[1].manifest_digest)
+    );
+    assert_eq!(outputs["single"]["digest"], json!(single.manifest_digest));
+    assert_eq!(outputs["single"]["platforms"], json!(["linux/amd64"]));
+    assert_eq!(
+        outputs["single"]["media_type"],
+        json!("application/vnd.docker.distribution.manifest.v2+json")
+    );
+    assert_eq!(
+        outputs["amd"]["platform_digest"],
+        json!(amd.manifest_digest)
+    );
+    assert_eq!(requests(&h, "HEAD", "/manifests/"), heads);
+    assert_eq!(
+        requests(&h, "GET", "/manifests/"),
+        vec![
+            manifest("GET", "upstream/amd", &amd.manifest_digest),
+            manifest("GET", "upstream/arm", &arm_index),
+            manifest("GET", "upstream/multi", &index),
+            manifest("GET", "upstream/single", &single.manifest_digest),
+        ]
+    );
+    assert_eq!(
+        requests(&h, "GET", "/blobs/"),
+        vec![
+            format!("GET /v2/upstream/amd/blobs/{}", amd.config_digest),
+            format!("GET /v2/upstream/single/blobs/{}", single.config_digest),
+        ],
+        "an image's config is read once, for its platform"
+    );
+
+    // Nothing moved: the next plan asks each tag with a HEAD, and nothing else.
+    h.clear_logs();
+    let (_, changes) = h.plan().await;
+    assert!(!changes);
+    assert_eq!(requests(&h, "HEAD", "/manifests/"), heads);
+    assert_eq!(requests(&h, "GET", "/manifests/"), Vec::<String>::new());
+    assert_eq!(requests(&h, "GET", "/blobs/"), Vec::<String>::new());
+
+    // Two tags move upstream: the next read shows their new digests, with one GET each, by
+    // the new digest.
+    let moved = h.seed_image("upstream/single", "2.0", 105).await;
+    let (moved_index, moved_images) = h.seed_index("upstream/arm", "1.0", 106).await;
+    h.clear_logs();
+    h.apply().await;
+    let outputs = h.outputs().await;
+    assert_eq!(outputs["single"]["digest"], json!(moved.manifest_digest));
+    assert_eq!(outputs["arm"]["digest"], json!(moved_index));
+    assert_eq!(
+        outputs["arm"]["platform_digest"],
+        json!(moved_images[1].manifest_digest)
+    );
+    assert_eq!(outputs["index"]["digest"], json!(index));
+    assert_eq!(requests(&h, "HEAD", "/manifests/"), heads);
+    assert_eq!(
+        requests(&h, "GET", "/manifests/"),
+        vec![
+            manifest("GET", "upstream/arm", &moved_index),
+            manifest("GET", "upstream/single", &moved.manifest_digest),
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_cache_entry_is_fetched_again_and_the_answer_stays_right() {
+    let h = Harness::start().await;
+    let (index, _) = h.seed_index("upstream/multi", "1.0", 107).await;
+    let single = h.seed_image("upstream/single", "2.0", 108).await;
+    h.config(&format!(
+        "{NO_ENGINE}{}{}",
+        source_lookup("index", "upstream/multi:1.0", None),
+        source_lookup("single", "upstream/single:2.0", None),
+    ));
+    h.apply().await;
+    let before = h.outputs().await;
+    for digest in [&index, &single.manifest_digest, &single.config_digest] {
+        assert!(cache_entry(&h, digest).is_file(), "{digest} is not cached");
+    }
+
+    // Someone alters the index's entry into another valid index (of another platform),
+    // cuts the image's manifest short and damages its config.
+    let altered = json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [{
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": single.manifest_digest,
+            "size": 1,
+            "platform": {"os": "linux", "architecture": "s390x"}
+        }]
+    });
+    std::fs::write(cache_entry(&h, &index), altered.to_string()).unwrap();
+    let manifest_entry = cache_entry(&h, &single.manifest_digest);
+    let bytes = std::fs::read(&manifest_entry).unwrap();
+    std::fs::write(&manifest_entry, &bytes[..bytes.len() / 2]).unwrap();
+    let config_entry = cache_entry(&h, &single.config_digest);
+    let mut bytes = std::fs::read(&config_entry).unwrap();
+    bytes[0] ^= 0xff;
+    std::fs::write(&config_entry, &bytes).unwrap();
+
+    // Each is fetched again by its digest, and the answers are what the registry serves.
+    h.clear_logs();
+    h.apply().await;
+    assert_eq!(h.outputs().await, before);
+    assert_eq!(
+        requests(&h, "GET", "/manifests/"),
+        vec![
+            manifest("GET", "upstream/multi", &index),
+            manifest("GET", "upstream/single", &single.manifest_digest),
+        ]
+    );
+    assert_eq!(
+        requests(&h, "GET", "/blobs/"),
+        vec![format!(
+            "GET /v2/upstream/single/blobs/{}",
+            single.config_digest
+        )]
+    );
+
+    // The entries are whole again: the next plan fetches nothing.
+    h.clear_logs();
+    let (_, changes) = h.plan().await;
+    assert!(!changes);
+    assert_eq!(requests(&h, "GET", "/manifests/"), Vec::<String>::new());
+    assert_eq!(requests(&h, "GET", "/blobs/"), Vec::<String>::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registry_whose_head_names_no_digest_is_asked_with_a_get() {
+    let mut h = Harness::start().await;
+    let (index, _) = h.seed_index("upstream/multi", "1.0", 109).await;
+    h.source_faults().add(Rule {
+        without_headers: vec!["docker-content-digest".into()],
+        ..Rule::on("registry:HEAD:/manifests/")
+    });
+    h.config(&format!(
+        "{NO_ENGINE}{}",
+        source_lookup("index", "upstream/multi:1.0", Some("linux/amd64"))
+    ));
+    h.set_env("TF_LOG", "DEBUG");
+    h.clear_logs();
+    let run = h.apply().await;
+    let outputs = h.outputs().await;
+    assert_eq!(outputs["index"]["digest"], json!(index));
+    assert_eq!(
+        outputs["index"]["platforms"],
+        json!(["linux/amd64", "linux/arm64/v8"])
+    );
+    assert_eq!(
+        requests(&h, "HEAD", "/manifests/"),
+        vec![manifest("HEAD", "upstream/multi", "1.0")]
+    );
+    assert_eq!(
+        requests(&h, "GET", "/manifests/"),
+        vec![manifest("GET", "upstream/multi", "1.0")]
+    );
+    run.stderr_has("names no Docker-Content-Digest");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -131,6 +131,15 @@ fn uploads(h: &Harness) -> usize {
         .count()
 }
 
+/// The manifest `GET`s (each a pull on Docker Hub) the source saw since the logs were last
+/// cleared.
+fn manifest_gets(h: &Harness) -> Vec<String> {
+    h.source_requests()
+        .into_iter()
+        .filter(|r| r.starts_with("GET ") && r.contains("/manifests/"))
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_signed_index_is_mirrored_with_every_referrer() {
     let h = Harness::start().await;
@@ -166,8 +175,12 @@ async fn a_signed_index_is_mirrored_with_every_referrer() {
         h.ecr_tag(REPO, signed.sbom.tag.as_deref().unwrap()),
         Some(signed.sbom.manifest_digest.clone())
     );
+    h.clear_logs();
     let (_, changes) = h.plan().await;
     assert!(!changes, "the plan after the apply is not empty");
+    // Tracked with referrers, a plan asks the tag with HEADs and lists the referrers: no
+    // manifest GET (a pull on Docker Hub), the tag's manifests are cached by digest.
+    assert_eq!(manifest_gets(&h), Vec::<String>::new());
 
     // A new signature upstream: tracked, one update that uploads just its blobs.
     let resigned = refer(&h, &signed.index, Artifact::Signature, Scheme::Subject, 5).await;
@@ -273,8 +286,18 @@ async fn referrers_are_found_by_the_tag_schema_where_the_source_lacks_the_api() 
         h.world.ecr_client().referrers(REPO, &index).await.unwrap(),
         Some(vec![signature.manifest_digest.clone()])
     );
+    // Without the API, each manifest's tag schema index is asked with a HEAD, and fetched
+    // only where it exists: the index's.
+    h.clear_logs();
     let (_, changes) = h.plan().await;
     assert!(!changes);
+    assert_eq!(
+        manifest_gets(&h),
+        vec![format!(
+            "GET /v2/upstream/app/manifests/{}",
+            index.replace(':', "-")
+        )]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

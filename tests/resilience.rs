@@ -341,8 +341,9 @@ async fn retry_after_is_honoured_on_manifests_and_every_ecr_request() {
         retry_after: Some(2),
         ..Rule::on(target)
     };
+    // The source's tag is asked with a HEAD, its manifest with a GET by digest.
     h.source_faults()
-        .add(throttle("registry:GET:/manifests/1.0"));
+        .add(throttle("registry:GET:/manifests/sha256:"));
     for target in [
         "registry:HEAD:/blobs/sha256:",
         "registry:PUT:/blobs/uploads/",
@@ -360,7 +361,7 @@ async fn retry_after_is_honoured_on_manifests_and_every_ecr_request() {
     let waits = [
         (
             "source GET manifest",
-            waited_after_throttling(&source, "GET", "/manifests/1.0", same),
+            waited_after_throttling(&source, "GET", "/manifests/sha256:", same),
         ),
         (
             "ECR HEAD blob",

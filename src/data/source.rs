@@ -1,6 +1,8 @@
 //! `ecrmirror_source`: what a source reference names now (its digest, media type and
 //! platforms, and a platform's manifest), asked with manifest requests only, with the
-//! resource's credentials; no Docker engine, nothing mirrored.
+//! resource's credentials; no Docker engine, nothing mirrored. A read is one `HEAD`, plus
+//! one manifest `GET` by digest the first time this machine sees the digest
+//! ([`source::describe`], [`crate::cache`]): the schema says what each attribute costs.
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -12,7 +14,7 @@ use crate::clients::{configured, SharedClients};
 use crate::error::{Error, Result};
 use crate::reference::{Platform, SourceRef};
 use crate::schema::{attribute, attributes, string};
-use crate::source::{self, Unresolved, Wanted};
+use crate::source::{self, Unresolved};
 use crate::terraform::{parsed, Diagnose};
 
 /// The data source's state.
@@ -49,13 +51,13 @@ pub fn schema() -> Schema {
             attributes: attributes(vec![
                 ("docker_source", string(Required, "Image reference to look up, as Docker reads it: `nginx`, `nginx:1.27`, `ghcr.io/org/app:v1`, `nginx@sha256:…`. Credentials are the resource's: the provider's `registry_auth` blocks, else the Docker config file, else anonymous.")),
                 ("platform", string(Optional, "Platform whose image to look up in a multi-platform source, as `os/arch[/variant]`, e.g. `linux/arm64/v8`. A source without it is an error that lists the platforms it holds.")),
-                ("digest", string(Computed, "`sha256:…` digest of what `docker_source` names now: a multi-platform index or an image manifest. Equal to the `source_digest` a mirror of it records.")),
-                ("platform_digest", string(Computed, "Digest of the image manifest for `platform` (null without `platform`). For a single-image source of that platform, equal to `digest`. Equal to the `image_digest` of a registry-method mirror with the same `platform`.")),
-                ("platforms", attribute(AttributeType::List(Box::new(AttributeType::String)), Computed, "Platforms the source holds images for, as `os/arch[/variant]`, in the index's order (attestation entries, `unknown/unknown`, left out). A single image lists its own platform, read from its config.")),
-                ("media_type", string(Computed, "Media type of what `docker_source` names, e.g. `application/vnd.oci.image.index.v1+json`.")),
+                ("digest", string(Computed, "`sha256:…` digest of what `docker_source` names now: a multi-platform index or an image manifest. Equal to the `source_digest` a mirror of it records. Costs one `HEAD` request per read, which Docker Hub does not count as a pull.")),
+                ("platform_digest", string(Computed, "Digest of the image manifest for `platform` (null without `platform`), from the index's entry for it: the platform's manifest is not fetched. For a single-image source of that platform, equal to `digest`. Equal to the `image_digest` of a registry-method mirror with the same `platform`. Costs what `platforms` costs.")),
+                ("platforms", attribute(AttributeType::List(Box::new(AttributeType::String)), Computed, "Platforms the source holds images for, as `os/arch[/variant]`, in the index's order (attestation entries, `unknown/unknown`, left out). A single image lists its own platform, read from its config. Needs the body `digest` names (the index; or the image's manifest and config): one manifest `GET` by that digest (a pull on Docker Hub) the first time this machine sees the digest, then none, from the provider's cache (see the data source's description).")),
+                ("media_type", string(Computed, "Media type of what `docker_source` names, as the registry's `Content-Type` gives it, e.g. `application/vnd.oci.image.index.v1+json`. From the same `HEAD` as `digest`.")),
             ]),
             blocks: Default::default(),
-            description: Description::markdown("What a source image reference names now, without mirroring it: its digest (to pin, to feed `triggers`, or to compare with a mirror), its platforms, and a platform's manifest digest. Asks the source registry with manifest requests only; no Docker engine is needed."),
+            description: Description::markdown("What a source image reference names now, without mirroring it: its digest (to pin, to feed `triggers`, or to compare with a mirror), its platforms, and a platform's manifest digest. Asks the source registry with manifest requests only; no Docker engine is needed.\n\nEvery attribute is read at every plan. A read costs one `HEAD` of the reference (`digest`, `media_type`), which Docker Hub does not count as a pull; what a digest names never changes, so its manifest (and a single image's config) is fetched once per digest, with one `GET` by that digest, and kept in a cache on this machine. A tag that has not moved costs no pull; one that moved costs one. The cache is `$ECRMIRROR_CACHE_DIR`, else `$XDG_CACHE_HOME/terraform-provider-ecrmirror`, else `~/.cache/terraform-provider-ecrmirror` (`%LOCALAPPDATA%\\terraform-provider-ecrmirror` on Windows); every entry is checked against its digest when read, and deleting it is always safe."),
             deprecated: false,
         },
     }
@@ -117,11 +119,15 @@ async fn look_up(clients: &crate::clients::Clients, config: &SourceState) -> Res
         return Err(crate::clients::Clients::pending_error("`registry_auth`"));
     }
     let credentials = clients.source_auth.for_host(source.host());
-    let wanted = platform.as_ref().map_or(Wanted::Named, Wanted::Platform);
-    let distribution = &clients.distribution;
-    let resolved = match source::resolve(distribution, &source, wanted, credentials.as_ref()).await
+    let described = match source::describe(
+        &clients.distribution,
+        &source,
+        platform.as_ref(),
+        credentials.as_ref(),
+    )
+    .await
     {
-        Ok(resolved) => resolved,
+        Ok(described) => described,
         Err(Unresolved::PlatformMissing { held }) => {
             return Err(Error::PlatformMissing {
                 attribute: "platform",
@@ -133,16 +139,11 @@ async fn look_up(clients: &crate::clients::Clients, config: &SourceState) -> Res
         }
         Err(Unresolved::Failed(err)) => return Err(err),
     };
-    let platforms =
-        source::platforms(distribution, &source, &resolved.named, credentials.as_ref()).await?;
     Ok(SourceState {
-        digest: Value::Value(resolved.named.digest.clone()),
-        platform_digest: match platform {
-            Some(_) => Value::Value(resolved.image().digest.clone()),
-            None => Value::Null,
-        },
-        platforms: Value::Value(platforms.into_iter().map(Value::Value).collect()),
-        media_type: Value::Value(resolved.named.media_type().to_string()),
+        digest: Value::Value(described.digest),
+        platform_digest: described.platform_digest.map_or(Value::Null, Value::Value),
+        platforms: Value::Value(described.platforms.into_iter().map(Value::Value).collect()),
+        media_type: Value::Value(described.media_type),
         ..config.clone()
     })
 }

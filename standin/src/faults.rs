@@ -43,6 +43,10 @@ pub struct Rule {
     /// body (a reset or a truncated body mid-blob).
     #[serde(default)]
     pub truncate: bool,
+    /// Registry rules: answer as the backend does, but without these response headers (a
+    /// registry whose `HEAD` names no `Docker-Content-Digest`).
+    #[serde(default)]
+    pub without_headers: Vec<String>,
 }
 
 impl Rule {
@@ -58,6 +62,7 @@ impl Rule {
             retry_after: None,
             corrupt: false,
             truncate: false,
+            without_headers: Vec::new(),
         }
     }
 }
@@ -74,6 +79,9 @@ impl Rule {
             },
             (None, None) if self.truncate => "reset mid-body".into(),
             (None, None) if self.corrupt => "damaged body".into(),
+            (None, None) if !self.without_headers.is_empty() => {
+                format!("without {}", self.without_headers.join(", "))
+            }
             (None, None) => String::new(),
         };
         if self.delay_ms > 0 {
@@ -98,6 +106,7 @@ pub struct Fault {
     pub retry_after: Option<u32>,
     pub corrupt: bool,
     pub truncate: bool,
+    pub without_headers: Vec<String>,
 }
 
 /// The rules in force.
@@ -158,6 +167,7 @@ impl Faults {
             retry_after: rule.retry_after,
             corrupt: rule.corrupt,
             truncate: rule.truncate,
+            without_headers: rule.without_headers.clone(),
         };
         if rule.count != 0 && *used >= rule.count {
             rules.remove(index);

@@ -356,10 +356,11 @@ impl Front {
     }
 
     async fn forward_inner(&self, request: Request, method: &str, path: &str) -> Response {
-        let (mut corrupt, mut truncate) = (false, false);
+        let (mut corrupt, mut truncate, mut without_headers) = (false, false, Vec::new());
         if let Some(fault) = self.faults.take(&format!("registry:{method}:{path}")) {
             corrupt = fault.corrupt;
             truncate = fault.truncate;
+            without_headers = fault.without_headers;
             tokio::time::sleep(fault.delay).await;
             if let Some(status) = fault.status {
                 let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
@@ -440,6 +441,9 @@ impl Front {
                 if let Ok(value) = HeaderValue::from_str(subject) {
                     response.headers_mut().insert("oci-subject", value);
                 }
+            }
+            for name in &without_headers {
+                response.headers_mut().remove(name.as_str());
             }
             response
         });

@@ -184,6 +184,9 @@ impl Harness {
         env.push(("TF_IN_AUTOMATION".into(), "1".into()));
         env.push(("CHECKPOINT_DISABLE".into(), "1".into()));
         env.push(("DOCKER_CONFIG".into(), docker_config.display().to_string()));
+        // Each test's own cache of source manifests, so that no test reads another's.
+        let cache = dir.path().join("cache");
+        env.push(("ECRMIRROR_CACHE_DIR".into(), cache.display().to_string()));
         env.push(("TF_VAR_repository".into(), "mirror/app".into()));
         world.ecr.state.create_repository("mirror/app");
         Harness {
@@ -202,6 +205,11 @@ impl Harness {
     /// The Docker config directory the provider reads (`DOCKER_CONFIG`).
     pub fn docker_config(&self) -> PathBuf {
         self.dir.path().join("docker-config")
+    }
+
+    /// The provider's cache of source manifests and configs (`ECRMIRROR_CACHE_DIR`).
+    pub fn cache_dir(&self) -> PathBuf {
+        self.dir.path().join("cache")
     }
 
     /// Sets (or replaces) an environment variable for later runs.

@@ -75,6 +75,14 @@ pub(crate) struct Document {
     pub(crate) digest: Digest,
 }
 
+/// What a `HEAD` of a manifest answered: its digest (`Docker-Content-Digest`) and media
+/// type (`Content-Type`), when the registry gives them.
+#[derive(Clone, Debug)]
+pub(crate) struct Head {
+    pub(crate) digest: Option<Digest>,
+    pub(crate) media_type: Option<String>,
+}
+
 impl Side for Session<'_> {
     fn role(&self) -> Role {
         self.role
@@ -241,12 +249,13 @@ impl<'a> Session<'a> {
         Ok(Document { body, digest })
     }
 
-    /// The digest of the manifest `reference` names (one `HEAD`; a `GET` when the registry
-    /// does not say), `None` when there is none.
-    pub(crate) async fn manifest_digest(
+    /// What the registry says of the manifest `reference` names, from one `HEAD` (with the
+    /// `Accept` a `GET` sends, so that it describes the manifest a `GET` would serve);
+    /// `None` when there is none.
+    pub(crate) async fn manifest_head(
         &self,
         reference: &str,
-    ) -> Result<Option<Digest>, RequestFailure> {
+    ) -> Result<Option<Head>, RequestFailure> {
         let url = self.url(&format!("manifests/{reference}"));
         let accept = crate::manifest::ACCEPTED.join(", ");
         let response = self
@@ -257,14 +266,41 @@ impl<'a> Session<'a> {
             StatusCode::NOT_FOUND => return Ok(None),
             _ => return Err(refused(&Method::HEAD, response).await),
         }
-        let said = response
-            .headers()
-            .get("docker-content-digest")
-            .and_then(|v| v.to_str().ok())
-            .map(Digest::named);
-        match said {
-            Some(digest) => Ok(Some(digest)),
-            None => self.manifest(reference).await.map(|m| Some(m.digest)),
+        let said = |name| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+        };
+        Ok(Some(Head {
+            digest: said("docker-content-digest").map(Digest::named),
+            media_type: said(header::CONTENT_TYPE.as_str())
+                .and_then(|v| v.split(';').next())
+                .map(|v| v.trim().to_string()),
+        }))
+    }
+
+    /// The digest of the manifest `reference` names (one `HEAD`; a `GET` when the registry
+    /// does not say), `None` when there is none.
+    pub(crate) async fn manifest_digest(
+        &self,
+        reference: &str,
+    ) -> Result<Option<Digest>, RequestFailure> {
+        match self.manifest_head(reference).await? {
+            None => Ok(None),
+            Some(Head {
+                digest: Some(digest),
+                ..
+            }) => Ok(Some(digest)),
+            Some(_) => {
+                tracing::debug!(
+                    reference,
+                    "the registry's HEAD names no Docker-Content-Digest: asking with a GET"
+                );
+                self.manifest(reference).await.map(|m| Some(m.digest))
+            }
         }
     }
 
@@ -348,7 +384,13 @@ impl<'a> Session<'a> {
         if status != StatusCode::NOT_FOUND {
             return Ok(None);
         }
-        match self.manifest(&digest.replace(':', "-")).await {
+        // A HEAD first: the tag is usually not there, and a manifest GET is a pull on
+        // Docker Hub.
+        let tag = digest.replace(':', "-");
+        if self.manifest_head(&tag).await?.is_none() {
+            return Ok(None);
+        }
+        match self.manifest(&tag).await {
             Ok(index) => Ok(Some(index.body)),
             Err(failure) if failure.answer() == Answer::NotFound => Ok(None),
             Err(failure) => Err(failure),
