@@ -6,6 +6,22 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 
+/// The commit of the source tree these programs were built from (`git describe --always
+/// --dirty`: a `-dirty` suffix says the tree had uncommitted changes), which every figure
+/// they write names; `unknown` outside a git checkout.
+pub fn commit() -> String {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    std::process::Command::new("git")
+        .arg("-C")
+        .arg(&root)
+        .args(["describe", "--always", "--dirty"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| "unknown".into())
+}
+
 /// A new scratch directory `<temp>/<prefix>-<pid>`.
 pub fn scratch_dir(prefix: &str) -> Result<PathBuf> {
     let dir = std::env::temp_dir().join(format!("{prefix}-{}", std::process::id()));
@@ -15,7 +31,7 @@ pub fn scratch_dir(prefix: &str) -> Result<PathBuf> {
 
 /// The environment for Terraform runs that use the provider build in `provider_dir`: a CLI
 /// configuration in `scratch` overriding `techtospeech/ecrmirror`, no checkpoint calls, and a
-/// Docker config directory of their own.
+/// Docker config directory and a provider cache ([`cache_dir`]) of their own.
 pub fn terraform_env(scratch: &Path, provider_dir: &Path) -> Result<Vec<(String, String)>> {
     let cli_config = scratch.join("terraformrc");
     std::fs::write(
@@ -36,7 +52,17 @@ pub fn terraform_env(scratch: &Path, provider_dir: &Path) -> Result<Vec<(String,
             "DOCKER_CONFIG".into(),
             scratch.join("docker").display().to_string(),
         ),
+        (
+            "ECRMIRROR_CACHE_DIR".into(),
+            cache_dir(scratch).display().to_string(),
+        ),
     ])
+}
+
+/// Where the provider runs of `scratch` keep the manifests they fetched by digest; removed
+/// before a timed run, so that every run asks the source as `skopeo copy` does.
+pub fn cache_dir(scratch: &Path) -> PathBuf {
+    scratch.join("provider-cache")
 }
 
 /// The processes `pid` started (Linux's `/proc/<pid>/task/<tid>/children`).

@@ -412,7 +412,9 @@ fn cannot_pull(source: &SourceRef, resolved: &Resolved) -> Result<()> {
     }
 }
 
-/// What `source` names when it is not a container image (see [`Fetched::artifact`]).
+/// What `source` names when it is not a container image (see [`Fetched::artifact`]): one
+/// `HEAD`, and the manifest it names from the cache, else one `GET` by digest that the cache
+/// keeps for the apply's own resolve, so the plan's question costs no pull of its own.
 async fn artifact(
     distribution: &Distribution,
     source: &SourceRef,

@@ -118,9 +118,21 @@ struct Bench {
     world: World,
     dir: PathBuf,
     env: Vec<(String, String)>,
+    /// The provider's cache of manifests by digest, emptied before every timed run.
+    cache: PathBuf,
 }
 
 impl Bench {
+    /// A new, empty ECR registry, and the provider's cache emptied: each run starts as cold
+    /// as `skopeo copy` does.
+    async fn fresh(&mut self) -> Result<()> {
+        self.world.fresh_ecr().await?;
+        match std::fs::remove_dir_all(&self.cache) {
+            Err(err) if err.kind() != std::io::ErrorKind::NotFound => Err(err.into()),
+            _ => Ok(()),
+        }
+    }
+
     fn command(&self, program: &str) -> tokio::process::Command {
         let mut command = tokio::process::Command::new(program);
         command
@@ -171,7 +183,7 @@ impl Bench {
         source: &str,
         repository: &str,
     ) -> Result<(Duration, u64)> {
-        self.world.fresh_ecr().await?;
+        self.fresh().await?;
         self.world.ecr.state.create_repository(repository);
         let host = self.world.ecr_host();
         let target = format!("{host}/{repository}:bench");
@@ -416,7 +428,7 @@ impl Bench {
     /// The family mirrored once by `method` into a fresh ECR whose `BLOB_MOUNTING` is
     /// `setting`: the wall time and the bytes ECR's registry received.
     async fn family_once(&mut self, method: &str, setting: &str) -> Result<(Duration, u64)> {
-        self.world.fresh_ecr().await?;
+        self.fresh().await?;
         let ecr = self.world.ecr.state.clone();
         ecr.put_account_setting("BLOB_MOUNTING", setting);
         for n in 0..FAMILY {
@@ -541,7 +553,13 @@ async fn main() -> Result<()> {
     let dir = scratch.join("work");
     std::fs::create_dir_all(&dir)?;
     let env = runner::terraform_env(&scratch, &options.provider_dir)?;
-    let mut bench = Bench { world, dir, env };
+    let cache = runner::cache_dir(&scratch);
+    let mut bench = Bench {
+        world,
+        dir,
+        env,
+        cache,
+    };
 
     // The tiny image shows each tool's fixed cost (start, plan, login, manifests); what the
     // others take beyond it is the copying.
@@ -661,19 +679,7 @@ async fn main() -> Result<()> {
         .iter()
         .map(|(k, v)| format!("| {k} | {:.1} MiB |\n", *v as f64 / 1024.0))
         .collect();
-    let commit = std::process::Command::new("git")
-        .args([
-            "-C",
-            &root.to_string_lossy(),
-            "describe",
-            "--always",
-            "--dirty",
-        ])
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_else(|| "unknown".into());
+    let commit = standin::runner::commit();
     let report = format!(
         "# Benchmarks\n\n\
          Measured at commit `{commit}` with `{invocation}`. \

@@ -826,7 +826,7 @@ fn report(
     let docker = soak.mirrors.iter().filter(|m| m.method == "docker").count();
     let by_platform = soak.mirrors.iter().filter(|m| m.platform.is_some()).count();
     let mut out = format!(
-        "# Fault soak\n\nWritten by `make soak` (`standin/src/bin/soak.rs`); seed **{seed}**. Re-run with \
+        "# Fault soak\n\nMeasured at commit `{commit}`. Written by `make soak` (`standin/src/bin/soak.rs`); seed **{seed}**. Re-run with \
          `make soak SOAK_ARGS=\"--seed {seed}\"`.\n\n\
          {mirrors} mirrors of {sources} sources (every third a two-platform index) into {sources} ECR \
          repositories: {docker} through Docker, {registry} registry to registry, {by_platform} by platform; \
@@ -838,6 +838,7 @@ fn report(
          faults are set and how often each fires; which request meets which fault, and so the \
          figures below, vary with timing from run to run.\n\n",
         seed = options.seed,
+        commit = standin::runner::commit(),
         mirrors = soak.mirrors.len(),
         sources = options.sources,
         registry = soak.mirrors.len() - docker,
