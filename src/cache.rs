@@ -21,6 +21,8 @@ use std::sync::OnceLock;
 
 use bytes::Bytes;
 
+use crate::locks::Locks;
+
 /// The largest entry kept: the largest manifest or image config the provider reads at all.
 const MAX_ENTRY: usize = crate::distribution::session::DOCUMENT_LIMIT;
 
@@ -32,9 +34,10 @@ const NAME: &str = "terraform-provider-ecrmirror";
 
 /// A content-addressed store of manifests and configs, or none (no directory to keep it
 /// in): then every lookup misses and nothing is kept.
-#[derive(Clone, Debug)]
 pub(crate) struct Cache {
     root: Option<PathBuf>,
+    /// One fetch per digest at a time in this process (see [`Cache::fetching`]).
+    fetching: Locks<String>,
 }
 
 /// This process's cache, where the environment puts it.
@@ -42,6 +45,7 @@ pub(crate) fn shared() -> &'static Cache {
     static SHARED: OnceLock<Cache> = OnceLock::new();
     SHARED.get_or_init(|| Cache {
         root: root(|name| std::env::var_os(name)),
+        fetching: Locks::default(),
     })
 }
 
@@ -65,7 +69,16 @@ impl Cache {
     pub(crate) fn at(root: &Path) -> Cache {
         Cache {
             root: Some(root.to_path_buf()),
+            fetching: Locks::default(),
         }
+    }
+
+    /// Held while the body `digest` names is looked up here and, on a miss, fetched and
+    /// kept: reads of one digest at once (a `for_each` of data sources over tags that name
+    /// one image) wait for the first, then find its entry, so a cold cache costs one `GET`
+    /// per digest, not one per read.
+    pub(crate) async fn fetching(&self, digest: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        self.fetching.of(digest.to_string()).lock_owned().await
     }
 
     /// Where the entry for `digest` lives: `sha256:<64 lowercase hex>` only, so that a
@@ -235,7 +248,10 @@ mod tests {
         cache.put(&digest, body);
         assert_eq!(cache.get(&digest), None);
         // No directory at all: every lookup misses.
-        let none = Cache { root: None };
+        let none = Cache {
+            root: None,
+            fetching: Locks::default(),
+        };
         none.put(&digest, body);
         assert_eq!(none.get(&digest), None);
     }

@@ -217,15 +217,13 @@ pub enum Error {
     #[error("This plan mirrors again into the immutable ECR tag {target}")]
     ImmutableRemirror { target: String },
 
-    /// A plan mirrors one platform's image into a tag that holds a multi-platform index (a
-    /// warning on `attribute`: `copy_method` for the Docker method, else `platform`).
-    #[error(
-        "This plan may replace the multi-platform index in {target} with one platform's image"
-    )]
+    /// A plan mirrors fewer platforms into a tag that holds a multi-platform index (a
+    /// warning on the argument that asks for them).
+    #[error("This plan may replace the multi-platform index in {target} with {}", by.what())]
     IndexReplaced {
         target: String,
         index: String,
-        attribute: &'static str,
+        by: Narrowing,
     },
 
     /// A whole operation ran past its `timeouts` limit.
@@ -236,6 +234,37 @@ pub enum Error {
         /// The last failure the operation was trying again after, when there was one.
         retrying: Option<String>,
     },
+}
+
+/// What asks a plan for fewer platforms than the index ECR's tag holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Narrowing {
+    /// The Docker method, which pushes one platform's image (`platform`: whether the
+    /// configuration names the platform, else it is the engine's own).
+    Docker { platform: bool },
+    /// `platform`, with the registry method.
+    Platform,
+    /// `platforms`, with the registry method: a new index of some platforms.
+    Platforms,
+}
+
+impl Narrowing {
+    /// The argument the warning is on.
+    pub fn attribute(self) -> &'static str {
+        match self {
+            Narrowing::Docker { .. } => "copy_method",
+            Narrowing::Platform => "platform",
+            Narrowing::Platforms => "platforms",
+        }
+    }
+
+    /// What the tag would hold instead.
+    fn what(self) -> &'static str {
+        match self {
+            Narrowing::Docker { .. } | Narrowing::Platform => "one platform's image",
+            Narrowing::Platforms => "an index of fewer platforms",
+        }
+    }
 }
 
 /// Which of the `timeouts` limits applies: the operation it bounds.
@@ -310,8 +339,10 @@ impl Error {
             Error::TagShared { .. } | Error::TagTaken { .. } => "Give each `ecrmirror_image` its own `tag` (or `repository`): an ECR tag holds one image, so two mirrors of one tag overwrite each other at every apply.".into(),
             Error::TagNotFound { .. } => "Check `repository` and `tag`. When another configuration makes this mirror, apply that one first.".into(),
             Error::TagImmutable { .. } | Error::ImmutableRemirror { .. } | Error::TagRefused { .. } => IMMUTABLE_HINT.into(),
-            Error::IndexReplaced { attribute: "copy_method", .. } => "To keep every platform, set `copy_method = \"registry\"` (in the resource, or the provider's default): it copies the whole index, digest included. To mirror one platform on purpose, there is nothing to do.".into(),
-            Error::IndexReplaced { .. } => "To keep every platform, leave `platform` out (or list the platforms to keep in `platforms`). To mirror one platform on purpose, there is nothing to do.".into(),
+            Error::IndexReplaced { by: Narrowing::Docker { platform: false }, .. } => "To keep every platform, set `copy_method = \"registry\"` (in the resource, or the provider's default): it copies the whole index, digest included. To mirror one platform on purpose, there is nothing to do.".into(),
+            Error::IndexReplaced { by: Narrowing::Docker { platform: true }, .. } => "To keep every platform, set `copy_method = \"registry\"` (in the resource, or the provider's default) and leave `platform` out: the registry method then copies the whole index, digest included. To mirror one platform on purpose, there is nothing to do.".into(),
+            Error::IndexReplaced { by: Narrowing::Platform, .. } => "To keep every platform, leave `platform` out (or list the platforms to keep in `platforms`). To mirror one platform on purpose, there is nothing to do.".into(),
+            Error::IndexReplaced { by: Narrowing::Platforms, .. } => "To keep every platform, leave `platforms` out, or list every platform of the source in it. To keep just these platforms on purpose, there is nothing to do.".into(),
             Error::Relocated { repository, tag, from, .. } => format!("To remove the copy in {from}, delete the tag there: with the provider configuration that made it, or `aws ecr batch-delete-image --repository-name {repository} --image-ids imageTag={tag}` against that registry. To keep it, there is nothing to do."),
             Error::Timeout { operation: Operation::Delete, .. } => "Raise `delete` in the resource's `timeouts` block, or check the network to the ECR API.".into(),
             Error::Timeout { operation, .. } => format!("Raise `{}` in the resource's `timeouts` block, or check the network to the registries (and, with copy_method \"docker\", the Docker engine's).", operation.name()),
@@ -382,9 +413,14 @@ impl Error {
             Error::TagImmutable { held, wanted, .. } => format!(
                 "The repository's tags are immutable, and the tag names {held}, not {wanted}, which the mirror of the source is now: ECR refuses to overwrite an immutable tag. Nothing was transferred and the state is unchanged."
             ),
-            Error::IndexReplaced { target, index, attribute } => format!(
-                "ECR's tag {target} holds the multi-platform index {index}, and {} mirrors one platform's image. The apply keeps the index when it already holds the source's image for that platform (nothing is transferred); otherwise it pushes that image over it, and the tag no longer serves the other platforms.",
-                if *attribute == "copy_method" { "`copy_method = \"docker\"` (a Docker engine pulls and pushes one platform)" } else { "`platform`" }
+            Error::IndexReplaced { target, index, by: Narrowing::Docker { .. } } => format!(
+                "ECR's tag {target} holds the multi-platform index {index}, and `copy_method = \"docker\"` mirrors one platform's image (a Docker engine pulls and pushes one platform). The apply keeps the index when it already holds the source's image for that platform (nothing is transferred); otherwise it pushes that image over it, and the tag no longer serves the other platforms."
+            ),
+            Error::IndexReplaced { target, index, by: Narrowing::Platform } => format!(
+                "ECR's tag {target} holds the multi-platform index {index}, and `platform` asks for one platform's image: the registry method copies that image and tags it, in place of the index, and the tag no longer serves the other platforms."
+            ),
+            Error::IndexReplaced { target, index, by: Narrowing::Platforms } => format!(
+                "ECR's tag {target} holds the multi-platform index {index}, and `platforms` asks for a new index of just those platforms: the registry method tags it in place of the index, and the tag no longer serves the platforms left out (unless `platforms` lists every platform of the source: the index is then the source's, byte for byte)."
             ),
             Error::ImmutableRemirror { .. } => "The repository's tags are immutable: ECR refuses any push to an existing tag, even of the image it names. If ECR's tag already holds the source's image, the apply records it without transferring anything; otherwise the apply fails before transferring anything and the state stays as it is.".into(),
             Error::Timeout { retrying, .. } => retrying.clone().unwrap_or_default(),
@@ -408,9 +444,8 @@ impl Error {
             | Error::Source { .. }
             | Error::NotAnImage { .. }
             | Error::Corrupt { .. } => Some("docker_source"),
-            Error::PlatformMissing { attribute, .. } | Error::IndexReplaced { attribute, .. } => {
-                Some(attribute)
-            }
+            Error::PlatformMissing { attribute, .. } => Some(attribute),
+            Error::IndexReplaced { by, .. } => Some(by.attribute()),
             Error::EngineCannotPull { .. } => Some("copy_method"),
             Error::RepositoryNotFound { .. } | Error::CreatedOnPush { .. } => Some("repository"),
             Error::Timeout { .. } => Some("timeouts"),
@@ -817,7 +852,7 @@ mod tests {
                 Error::IndexReplaced {
                     target: c(),
                     index: c(),
-                    attribute: "copy_method",
+                    by: Narrowing::Docker { platform: false },
                 },
                 "copy_method = \"registry\"",
                 "leave `platform` out",
@@ -826,9 +861,27 @@ mod tests {
                 Error::IndexReplaced {
                     target: c(),
                     index: c(),
-                    attribute: "platform",
+                    by: Narrowing::Docker { platform: true },
+                },
+                "and leave `platform` out",
+                "leave `platforms` out",
+            ),
+            (
+                Error::IndexReplaced {
+                    target: c(),
+                    index: c(),
+                    by: Narrowing::Platform,
                 },
                 "leave `platform` out",
+                "copy_method = \"registry\"",
+            ),
+            (
+                Error::IndexReplaced {
+                    target: c(),
+                    index: c(),
+                    by: Narrowing::Platforms,
+                },
+                "leave `platforms` out",
                 "copy_method = \"registry\"",
             ),
             (

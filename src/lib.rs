@@ -37,7 +37,8 @@
 //!   reports of it, and the one resolution of "which manifest, for which platform" that the
 //!   platform check, adoption and the copy use.
 //! - [`cache`]: source manifests and image configs kept on disk by digest (checked on every
-//!   read), so that a source tag that has not moved costs one `HEAD` and no manifest `GET`.
+//!   read), so that a source tag that has not moved costs one `HEAD` and no manifest `GET`;
+//!   reads of one digest at once in a process fetch it once.
 //! - [`manifest`]: the one manifest model (oci-client's typed manifests with their digest and
 //!   bytes), the platforms an index holds and the rule that finds one (pure).
 //! - [`distribution`]: every registry request the provider makes itself: its `mod.rs` (the
@@ -50,6 +51,8 @@
 //!   batches tag lookups per repository, `ecr::setup` configures the SDK.
 //! - [`retry`]: the one retry loop, its backoff, how often each kind of request is tried, and
 //!   the notes a timeout reads.
+//! - [`locks`]: async locks by key, for work that must not overlap with itself (one blob
+//!   into one repository, one digest into the cache).
 //! - [`credentials`]: source registry credentials (`registry_auth`, Docker config file).
 //! - [`reference`](mod@reference): image references, repository names, tags, platforms,
 //!   import IDs (pure).
@@ -75,6 +78,7 @@ pub mod data;
 pub mod distribution;
 pub mod ecr;
 pub mod error;
+pub(crate) mod locks;
 pub mod logging;
 pub mod manifest;
 pub mod network;

@@ -175,6 +175,7 @@ impl<'a> Asking<'a> {
     /// The manifest `digest` names in the source's repository: from the cache, else one
     /// `GET` (checked against the digest), kept in the cache.
     async fn by_digest(&self, digest: &str) -> Result<Fetched> {
+        let _one = self.cache.fetching(digest).await;
         if let Some(fetched) = self
             .cache
             .get(digest)
@@ -192,6 +193,7 @@ impl<'a> Asking<'a> {
     /// one `GET`, kept in the cache).
     async fn platform_of(&self, image: &Fetched) -> Result<ConfigPlatform> {
         let digest = image.config_digest().unwrap_or_default();
+        let _one = self.cache.fetching(digest).await;
         let body = match self.cache.get(digest) {
             Some(body) => body,
             None => {

@@ -446,3 +446,43 @@ import {
     h.apply().await;
     assert_eq!(h.attr("test", "image_digest").await, index);
 }
+
+/// The same import configured for one platform by the registry method: the plan says, on
+/// `platform`, that the index will be replaced by that platform's image (which it then is),
+/// and with the Docker method and a `platform` it says to leave `platform` out as well.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_imported_index_asked_for_one_platform_says_it_is_replaced() {
+    let h = Harness::start().await;
+    let (index, platforms) = h.seed_index("upstream/app", "1.0", 75).await;
+    let arm64 = &platforms[1].manifest_digest;
+    let mirror = |more: &str| {
+        image(&format!(
+            "  docker_source = \"{{source}}/upstream/app:1.0\"\n  repository    = \"mirror/app\"\n{more}\n"
+        ))
+    };
+    h.config(&mirror("  copy_method = \"registry\""));
+    h.apply().await;
+    h.forget("test").await;
+    let import = "\nimport {\n  to = ecrmirror_image.test\n  id = \"mirror/app:1.0\"\n}\n";
+
+    h.config(&(mirror("  platform = \"linux/arm64/v8\"") + import));
+    let (run, _) = h.plan().await;
+    run.stdout_has("may replace the multi-platform index in mirror/app:1.0")
+        .stdout_has("set `copy_method = \"registry\"` (in the resource, or the provider's default) and leave `platform` out");
+
+    h.config(
+        &(mirror("  copy_method = \"registry\"\n  platform    = \"linux/arm64/v8\"") + import),
+    );
+    let (run, _) = h.plan().await;
+    run.stdout_has(&format!("holds the multi-platform index {index}"))
+        .stdout_has("in place of the index")
+        .stdout_has("leave `platform` out");
+    assert!(
+        !run.output().contains("The apply keeps the index"),
+        "{}",
+        run.output()
+    );
+    h.apply().await;
+    assert_eq!(&h.attr("test", "image_digest").await, arm64);
+    assert_eq!(h.ecr_tag("mirror/app", "1.0").as_ref(), Some(arm64));
+}

@@ -484,3 +484,54 @@ output "digest" {
     assert!(!run.output().contains("s3cr3t-lookup-pass"));
     assert!(!h.state_file().contains("s3cr3t-lookup-pass"));
 }
+
+/// A fleet of lookups whose tags name few images (`for_each` over tags) read in parallel
+/// from a cold cache: each tag costs its `HEAD`, each image one `GET` in all, not one per
+/// lookup that met it at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_lookups_of_one_image_fetch_it_once() {
+    let h = Harness::start().await;
+    let (index, _) = h.seed_index("fleet/app", "i0", 83).await;
+    let single = h.seed_image("fleet/app", "s0", 84).await;
+    for n in 1..10 {
+        h.seed_index("fleet/app", &format!("i{n}"), 83).await;
+        h.seed_image("fleet/app", &format!("s{n}"), 84).await;
+    }
+    h.config(
+        r#"
+provider "ecrmirror" {}
+
+data "ecrmirror_source" "fleet" {
+  for_each      = toset([for n in range(10) : "i${n}"])
+  docker_source = "{source}/fleet/app:${each.key}"
+}
+
+data "ecrmirror_source" "single" {
+  for_each      = toset([for n in range(10) : "s${n}"])
+  docker_source = "{source}/fleet/app:${each.key}"
+  platform      = "linux/amd64"
+}
+"#,
+    );
+    h.clear_logs();
+    let run = h
+        .terraform(&["plan", "-input=false", "-no-color", "-parallelism=20"])
+        .await;
+    assert!(run.success, "{}", run.output());
+    assert_eq!(requests(&h, "HEAD", "/manifests/").len(), 20);
+    assert_eq!(
+        requests(&h, "GET", "/manifests/"),
+        vec![
+            manifest("GET", "fleet/app", &index),
+            manifest("GET", "fleet/app", &single.manifest_digest),
+        ]
+        .into_iter()
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect::<Vec<_>>()
+    );
+    assert_eq!(
+        requests(&h, "GET", "/blobs/"),
+        vec![format!("GET /v2/fleet/app/blobs/{}", single.config_digest)]
+    );
+}

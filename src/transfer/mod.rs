@@ -11,10 +11,6 @@
 pub mod docker;
 pub(crate) mod registry;
 
-use std::collections::HashMap;
-use std::hash::Hash;
-use std::sync::Arc;
-
 use async_trait::async_trait;
 
 use crate::credentials::Credentials;
@@ -77,29 +73,6 @@ pub struct Copied {
     pub source_digest: Option<String>,
     /// The manifest digest the method saw pushed, when it reports one.
     pub pushed_digest: Option<String>,
-}
-
-/// Async locks by key, each made on first use and kept for the life of the process: copies
-/// that must not overlap (one source reference in the engine, one target repository or blob)
-/// take the lock of their key.
-pub(crate) struct Locks<K> {
-    locks: std::sync::Mutex<HashMap<K, Arc<tokio::sync::Mutex<()>>>>,
-}
-
-impl<K> Default for Locks<K> {
-    fn default() -> Self {
-        Locks {
-            locks: std::sync::Mutex::new(HashMap::new()),
-        }
-    }
-}
-
-impl<K: Eq + Hash> Locks<K> {
-    /// The lock for `key`.
-    pub(crate) fn of(&self, key: K) -> Arc<tokio::sync::Mutex<()>> {
-        let mut locks = self.locks.lock().unwrap_or_else(|e| e.into_inner());
-        locks.entry(key).or_default().clone()
-    }
 }
 
 /// How an image is copied: the `copy_method` argument, parsed where it enters.
@@ -257,12 +230,5 @@ mod tests {
         }
         assert_eq!(CopyMethod::default(), CopyMethod::Docker);
         assert!("Docker".parse::<CopyMethod>().is_err());
-    }
-
-    #[test]
-    fn one_key_one_lock() {
-        let locks = Locks::default();
-        assert!(Arc::ptr_eq(&locks.of("a"), &locks.of("a")));
-        assert!(!Arc::ptr_eq(&locks.of("a"), &locks.of("b")));
     }
 }

@@ -10,8 +10,8 @@ use super::config::Arguments;
 use super::state::{
     or_false, ImageState, Private, Timeouts, CREATE_TIMEOUT, DELETE_TIMEOUT, UPDATE_TIMEOUT,
 };
-use crate::error::Error;
 pub(crate) use crate::error::Operation;
+use crate::error::{Error, Narrowing};
 
 /// Attributes whose change replaces the mirror (another tag is another object).
 /// Checks every known argument; unknown values are checked at apply.
@@ -186,10 +186,11 @@ pub(crate) fn plan_update(
     (planned, replace)
 }
 
-/// The warning for a plan that mirrors one platform's image (the Docker method, or a
-/// `platform`) into the same tag while ECR's tag holds the multi-platform index the mirror
-/// recorded, or an import found: without it, an imported registry copy followed by a
-/// `docker_source` and the default method would quietly lose every other platform.
+/// The warning for a plan that mirrors fewer platforms (the Docker method's one, a
+/// `platform`, or a `platforms` set it did not have) into the same tag while ECR's tag holds
+/// the multi-platform index the mirror recorded, or an import found: without it, an
+/// imported registry copy followed by a `docker_source` and the default method would
+/// quietly lose every other platform.
 pub(crate) fn index_replaced(
     prior: &ImageState,
     planned: &ImageState,
@@ -203,16 +204,18 @@ pub(crate) fn index_replaced(
     if !replace.is_empty()
         || !planned.image_digest.is_unknown()
         || private.pushed_digest.as_ref() != Some(held)
-        || !planned.platforms.is_null()
     {
         return None;
     }
-    let attribute = if planned.copy_method.as_ref_option().map(String::as_str) == Some("docker") {
-        "copy_method"
-    } else if planned.platform.is_value() {
-        "platform"
-    } else {
-        return None;
+    let by = match planned.copy_method.as_ref_option().map(String::as_str) {
+        Some("docker") => Narrowing::Docker {
+            platform: planned.platform.is_value(),
+        },
+        Some(_) if planned.platform.is_value() => Narrowing::Platform,
+        Some(_) if planned.platforms.is_value() && planned.platforms != prior.platforms => {
+            Narrowing::Platforms
+        }
+        _ => return None,
     };
     let (Value::Value(repository), Value::Value(tag)) = (&planned.repository, &planned.tag) else {
         return None;
@@ -220,7 +223,7 @@ pub(crate) fn index_replaced(
     Some(Error::IndexReplaced {
         target: format!("{repository}:{tag}"),
         index: held.clone(),
-        attribute,
+        by,
     })
 }
 
@@ -301,6 +304,20 @@ mod tests {
             ..cfg.clone()
         };
         assert_eq!(warned(&one, CopyMethod::Registry, &index), Some("platform"));
+        // The Docker method with `platform` is the Docker method's case.
+        assert_eq!(
+            warned(&one, CopyMethod::Docker, &index),
+            Some("copy_method")
+        );
+        // A subset of platforms is a new, smaller index.
+        let some = ImageState {
+            platforms: Value::Value(std::iter::once(v("linux/amd64")).collect()),
+            ..cfg.clone()
+        };
+        assert_eq!(
+            warned(&some, CopyMethod::Registry, &index),
+            Some("platforms")
+        );
         // ECR holds an image, or nobody recorded what it holds: no warning.
         assert_eq!(
             warned(&cfg, CopyMethod::Docker, &pushed("sha256:aaa")),

@@ -14,11 +14,12 @@ use tokio::sync::OnceCell;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{Copied, Job, Locks, Target, Transfer};
+use super::{Copied, Job, Target, Transfer};
 use crate::credentials::Credentials;
 use crate::distribution::Distribution;
 use crate::ecr::RegistryLogin;
 use crate::error::{Error, Result};
+use crate::locks::Locks;
 use crate::manifest::Fetched;
 use crate::reference::{Platform, SourceRef};
 use crate::retry::{backoff, engine_backoff, retrying, ENGINE_TRIES, TRIES};

@@ -29,7 +29,7 @@ mod sharing;
 
 use sharing::{Origin, Sharing};
 
-use super::{BlobSharing, Copied, Job, Locks, Transfer};
+use super::{BlobSharing, Copied, Job, Transfer};
 use crate::credentials::Credentials;
 use crate::distribution::session::{Mount, Upload};
 use crate::distribution::{
@@ -37,6 +37,7 @@ use crate::distribution::{
 };
 use crate::ecr::RegistryLogin;
 use crate::error::{Error, Result};
+use crate::locks::Locks;
 use crate::manifest::Fetched;
 use crate::reference::{Platform, SourceRef};
 use crate::source::{self, Resolved, Unresolved, Wanted};
