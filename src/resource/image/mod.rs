@@ -80,12 +80,18 @@ impl ImageResource {
 
     /// Warns on `repository` when the mirror `config` creates goes to a repository that does
     /// not exist: ECR creates it on push from a template, or the apply fails unless another
-    /// resource makes it first.
-    async fn check_repository(&self, config: &ImageState, diags: &mut Diagnostics) {
-        if let Some(clients) = self.clients.get() {
-            if let Some(warning) = self.repositories.warning(clients, config).await {
+    /// resource makes it first. Whether the repository is there to push to (or will be): a
+    /// plan for a missing one asks nothing of the source.
+    async fn check_repository(&self, config: &ImageState, diags: &mut Diagnostics) -> bool {
+        let Some(clients) = self.clients.get() else {
+            return true;
+        };
+        match self.repositories.warning(clients, config).await {
+            Some(warning) => {
                 warning.warn(diags);
+                !matches!(warning, Error::RepositoryNotFound { .. })
             }
+            None => true,
         }
     }
 
@@ -188,8 +194,9 @@ impl Resource for ImageResource {
         let planned = plan::plan_create(proposed, &config, args);
         self.check_owner(&planned, diags);
         self.prepare_copy();
-        self.check_repository(&config, diags).await;
-        self.check_copyable(&planned, diags).await;
+        if self.check_repository(&config, diags).await {
+            self.check_copyable(&planned, diags).await;
+        }
         Some((planned, None))
     }
 
@@ -214,14 +221,18 @@ impl Resource for ImageResource {
         if let Some(warning) = plan::index_replaced(&prior, &planned, &private, &replace) {
             warning.warn(diags);
         }
-        if replace.contains(&"repository") || replace.contains(&"registry_id") {
-            self.check_repository(&config, diags).await;
-        }
+        let reachable = if replace.contains(&"repository") || replace.contains(&"registry_id") {
+            self.check_repository(&config, diags).await
+        } else {
+            true
+        };
         // A re-mirror into the same tag (not an import's first plan, which adopts) meets an
         // immutable tag: said at plan time.
         if planned.image_digest.is_unknown() {
             self.prepare_copy();
-            self.check_copyable(&planned, diags).await;
+            if reachable {
+                self.check_copyable(&planned, diags).await;
+            }
         }
         let remirror = replace.is_empty()
             && planned.image_digest.is_unknown()
