@@ -413,8 +413,11 @@ impl Error {
             Error::TagImmutable { held, wanted, .. } => format!(
                 "The repository's tags are immutable, and the tag names {held}, not {wanted}, which the mirror of the source is now: ECR refuses to overwrite an immutable tag. Nothing was transferred and the state is unchanged."
             ),
-            Error::IndexReplaced { target, index, by: Narrowing::Docker { .. } } => format!(
-                "ECR's tag {target} holds the multi-platform index {index}, and `copy_method = \"docker\"` mirrors one platform's image (a Docker engine pulls and pushes one platform). The apply keeps the index when it already holds the source's image for that platform (nothing is transferred); otherwise it pushes that image over it, and the tag no longer serves the other platforms."
+            Error::IndexReplaced { target, index, by: Narrowing::Docker { platform: false } } => format!(
+                "ECR's tag {target} holds the multi-platform index {index}, and `copy_method = \"docker\"` mirrors one platform's image (a Docker engine pulls and pushes one platform). The apply keeps the index when it already holds the source's image for the engine's platform (nothing is transferred); otherwise it pushes that image over it, and the tag no longer serves the other platforms."
+            ),
+            Error::IndexReplaced { target, index, by: Narrowing::Docker { platform: true } } => format!(
+                "ECR's tag {target} holds the multi-platform index {index}, and `copy_method = \"docker\"` with `platform` asks for that platform's image: the apply pushes it in place of the index, and the tag no longer serves the other platforms."
             ),
             Error::IndexReplaced { target, index, by: Narrowing::Platform } => format!(
                 "ECR's tag {target} holds the multi-platform index {index}, and `platform` asks for one platform's image: the registry method copies that image and tags it, in place of the index, and the tag no longer serves the other platforms."

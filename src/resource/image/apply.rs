@@ -201,8 +201,17 @@ fn adoption(
 ) -> Result<Option<Mirrored>> {
     let immutable = destination.immutable();
     let may_adopt = adopt == Adopt::IfSame || immutable;
+    // A `platform` the configuration names asks for that platform's image: an index that
+    // holds it (and more) is not that mirror, whichever method holds it otherwise.
+    let asked_one = |held: &Fetched, resolved: &Resolved| {
+        mirror.platform.is_some()
+            && held.index().is_some()
+            && held.digest != resolved.image().digest
+    };
     match (resolved, held) {
-        (Some(resolved), Some(held)) if may_adopt && transfer.holds(held, resolved) => {
+        (Some(resolved), Some(held))
+            if may_adopt && transfer.holds(held, resolved) && !asked_one(held, resolved) =>
+        {
             Ok(Some(Mirrored {
                 digest: held.digest.clone(),
                 source_digest: Some(resolved.named.digest.clone()),

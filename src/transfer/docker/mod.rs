@@ -512,8 +512,10 @@ impl Transfer for DockerTransfer {
     /// A Docker push re-compresses layers, so manifests differ: ECR's tag holds the copy
     /// when it is one image manifest with the same image config as the source's image for
     /// the platform, or an index that holds the source's very manifest for it (a registry
-    /// copy, or an import of one): pushing one platform's image over that index would take
-    /// the other platforms away and give the engine's platform nothing new.
+    /// copy, or an import of one): pushing the engine's platform's image over that index
+    /// would take the other platforms away and give that platform nothing new. (A `platform`
+    /// the configuration names asks for that image alone: the apply does not adopt an
+    /// index then.)
     fn holds(&self, held: &Fetched, resolved: &Resolved) -> bool {
         let image = resolved.image();
         match held.index() {
