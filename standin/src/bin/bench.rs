@@ -548,6 +548,9 @@ fn median(values: &mut [Duration]) -> Duration {
 #[tokio::main]
 async fn main() -> Result<()> {
     let options = options()?;
+    // Asked first: what this run writes (results.json, the chart) must not make the tree it
+    // measured read as changed.
+    let commit = runner::commit();
     let scratch = runner::scratch_dir("ecrmirror-bench")?;
     let world = World::start(&scratch.join("world")).await?;
     let dir = scratch.join("work");
@@ -679,7 +682,6 @@ async fn main() -> Result<()> {
         .iter()
         .map(|(k, v)| format!("| {k} | {:.1} MiB |\n", *v as f64 / 1024.0))
         .collect();
-    let commit = standin::runner::commit();
     let report = format!(
         "# Benchmarks\n\n\
          Measured at commit `{commit}` with `{invocation}`. \
