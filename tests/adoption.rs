@@ -4,7 +4,7 @@
 mod support;
 
 use standin::faults::Rule;
-use support::{image, Harness};
+use support::{assert_no_transfer, image, Harness};
 
 const REPO: &str = "mirror/app";
 
@@ -13,22 +13,6 @@ const APP: &str = r#"
   docker_source = "{source}/upstream/app:1.0"
   repository    = "mirror/app"
 "#;
-
-/// Asserts that nothing was pushed to ECR nor pulled from the source.
-fn assert_no_transfer(h: &Harness) {
-    let pushed: Vec<String> = h
-        .ecr_requests()
-        .into_iter()
-        .filter(|r| !r.starts_with("GET ") && !r.starts_with("HEAD "))
-        .collect();
-    assert!(pushed.is_empty(), "ECR received: {pushed:?}");
-    let pulled: Vec<String> = h
-        .source_requests()
-        .into_iter()
-        .filter(|r| r.contains("/blobs/"))
-        .collect();
-    assert!(pulled.is_empty(), "the source served blobs: {pulled:?}");
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn import_then_apply_transfers_nothing() {

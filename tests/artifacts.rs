@@ -4,7 +4,7 @@
 
 mod support;
 
-use support::{image, Harness};
+use support::{assert_no_transfer, image, Harness};
 
 /// The chart `charts/app:0.1.0` mirrored into `mirror/charts/app`, with `more`.
 fn chart(more: &str) -> String {
@@ -15,21 +15,6 @@ fn chart(more: &str) -> String {
 {more}
 "#
     ))
-}
-
-/// What the source served of blobs and what ECR received other than reads.
-fn transfers(h: &Harness) -> (Vec<String>, Vec<String>) {
-    let pulled = h
-        .source_requests()
-        .into_iter()
-        .filter(|r| r.contains("/blobs/"))
-        .collect();
-    let pushed = h
-        .ecr_requests()
-        .into_iter()
-        .filter(|r| !r.starts_with("GET ") && !r.starts_with("HEAD "))
-        .collect();
-    (pulled, pushed)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -51,9 +36,7 @@ async fn a_helm_chart_is_refused_at_plan_by_docker_and_mirrored_by_the_registry_
         .stdout_has("the mirror fails before anything is pulled")
         .stdout_has("copy_method = \"registry\"")
         .stdout_has("copy_method");
-    let (pulled, pushed_to_ecr) = transfers(&h);
-    assert!(pulled.is_empty(), "the plan pulled: {pulled:?}");
-    assert!(pushed_to_ecr.is_empty(), "{pushed_to_ecr:?}");
+    assert_no_transfer(&h);
 
     // Applied anyway, it fails before anything is pulled or pushed, and state stays empty.
     h.clear_logs();
@@ -61,9 +44,7 @@ async fn a_helm_chart_is_refused_at_plan_by_docker_and_mirrored_by_the_registry_
     run.stderr_has("A Docker engine cannot pull")
         .stderr_has("Nothing was pulled or pushed")
         .stderr_has("copy_method = \"registry\"");
-    let (pulled, pushed_to_ecr) = transfers(&h);
-    assert!(pulled.is_empty(), "the apply pulled: {pulled:?}");
-    assert!(pushed_to_ecr.is_empty(), "{pushed_to_ecr:?}");
+    assert_no_transfer(&h);
     assert!(h.ecr_tag("mirror/charts/app", "0.1.0").is_none());
     assert!(h.resources().await.is_empty());
     h.destroy().await;

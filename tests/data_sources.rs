@@ -35,6 +35,35 @@ output "{name}" {{
     )
 }
 
+/// Asserts what the lookups `index` (a two-platform index, whole), `arm` (an index's
+/// linux/arm64/v8: the index's digest and the platform's) and `single` (one linux/amd64
+/// image) answered.
+fn assert_lookups(
+    outputs: &serde_json::Map<String, serde_json::Value>,
+    index: &str,
+    (arm_index, arm_image): (&str, &str),
+    single: &str,
+) {
+    assert_eq!(outputs["index"]["digest"], json!(index));
+    assert_eq!(
+        outputs["index"]["platforms"],
+        json!(["linux/amd64", "linux/arm64/v8"])
+    );
+    assert_eq!(
+        outputs["index"]["media_type"],
+        json!("application/vnd.docker.distribution.manifest.list.v2+json")
+    );
+    assert_eq!(outputs["index"]["platform_digest"], json!(null));
+    assert_eq!(outputs["arm"]["digest"], json!(arm_index));
+    assert_eq!(outputs["arm"]["platform_digest"], json!(arm_image));
+    assert_eq!(outputs["single"]["digest"], json!(single));
+    assert_eq!(outputs["single"]["platforms"], json!(["linux/amd64"]));
+    assert_eq!(
+        outputs["single"]["media_type"],
+        json!("application/vnd.docker.distribution.manifest.v2+json")
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn source_lookups_answer_what_the_registry_serves_without_blobs_or_engine() {
     let h = Harness::start().await;
@@ -48,27 +77,11 @@ async fn source_lookups_answer_what_the_registry_serves_without_blobs_or_engine(
     ));
     h.clear_logs();
     h.apply().await;
-    let outputs = h.outputs().await;
-    assert_eq!(outputs["index"]["digest"], json!(index));
-    assert_eq!(
-        outputs["index"]["platforms"],
-        json!(["linux/amd64", "linux/arm64/v8"])
-    );
-    assert_eq!(
-        outputs["index"]["media_type"],
-        json!("application/vnd.docker.distribution.manifest.list.v2+json")
-    );
-    assert_eq!(outputs["index"]["platform_digest"], json!(null));
-    assert_eq!(outputs["arm"]["digest"], json!(index));
-    assert_eq!(
-        outputs["arm"]["platform_digest"],
-        json!(images[1].manifest_digest)
-    );
-    assert_eq!(outputs["single"]["digest"], json!(single.manifest_digest));
-    assert_eq!(outputs["single"]["platforms"], json!(["linux/amd64"]));
-    assert_eq!(
-        outputs["single"]["media_type"],
-        json!("application/vnd.docker.distribution.manifest.v2+json")
+    assert_lookups(
+        &h.outputs().await,
+        &index,
+        (&index, &images[1].manifest_digest),
+        &single.manifest_digest,
     );
     // Manifests only; the one blob is the single image's config, which names its platform.
     let blobs: Vec<String> = h
@@ -147,25 +160,11 @@ async fn a_source_tag_that_has_not_moved_costs_one_head_and_no_manifest_get() {
     h.clear_logs();
     h.apply().await;
     let outputs = h.outputs().await;
-    assert_eq!(outputs["index"]["digest"], json!(index));
-    assert_eq!(
-        outputs["index"]["platforms"],
-        json!(["linux/amd64", "linux/arm64/v8"])
-    );
-    assert_eq!(
-        outputs["index"]["media_type"],
-        json!("application/vnd.docker.distribution.manifest.list.v2+json")
-    );
-    assert_eq!(outputs["arm"]["digest"], json!(arm_index));
-    assert_eq!(
-        outputs["arm"]["platform_digest"],
-        json!(arm_images[1].manifest_digest)
-    );
-    assert_eq!(outputs["single"]["digest"], json!(single.manifest_digest));
-    assert_eq!(outputs["single"]["platforms"], json!(["linux/amd64"]));
-    assert_eq!(
-        outputs["single"]["media_type"],
-        json!("application/vnd.docker.distribution.manifest.v2+json")
+    assert_lookups(
+        &outputs,
+        &index,
+        (&arm_index, &arm_images[1].manifest_digest),
+        &single.manifest_digest,
     );
     assert_eq!(
         outputs["amd"]["platform_digest"],

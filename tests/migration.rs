@@ -6,7 +6,7 @@
 
 mod support;
 
-use support::{docker, Harness};
+use support::{assert_no_transfer, docker, Harness};
 
 const GUIDE: &str = "docs/guides/migrating-from-the-ecr-mirror-module.md";
 
@@ -90,18 +90,7 @@ async fn the_guides_configuration_adopts_what_the_module_pushed() {
     h.clear_logs();
     let run = h.apply().await;
     run.stdout_has("1 added");
-    let uploads: Vec<String> = h
-        .ecr_requests()
-        .into_iter()
-        .filter(|r| !r.starts_with("GET ") && !r.starts_with("HEAD "))
-        .collect();
-    assert!(uploads.is_empty(), "ECR received: {uploads:?}");
-    let pulled: Vec<String> = h
-        .source_requests()
-        .into_iter()
-        .filter(|r| r.contains("/blobs/"))
-        .collect();
-    assert!(pulled.is_empty(), "the source served blobs: {pulled:?}");
+    assert_no_transfer(&h);
     assert_eq!(h.attr("wordpress", "image_digest").await, pushed);
     assert_eq!(h.attr("wordpress", "registry_id").await, "123456789012");
     let (run, changes) = h.plan().await;

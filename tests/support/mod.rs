@@ -95,6 +95,23 @@ provider "ecrmirror" {{
     )
 }
 
+/// Asserts that, since the logs were last cleared, nothing was pushed to ECR (no request
+/// but reads) nor pulled from the source (no blob served).
+pub fn assert_no_transfer(h: &Harness) {
+    let pushed: Vec<String> = h
+        .ecr_requests()
+        .into_iter()
+        .filter(|r| !r.starts_with("GET ") && !r.starts_with("HEAD "))
+        .collect();
+    assert!(pushed.is_empty(), "ECR received: {pushed:?}");
+    let pulled: Vec<String> = h
+        .source_requests()
+        .into_iter()
+        .filter(|r| r.contains("/blobs/"))
+        .collect();
+    assert!(pulled.is_empty(), "the source served blobs: {pulled:?}");
+}
+
 /// `docker <args>`, which must succeed; its output.
 pub async fn docker(args: &[&str]) -> String {
     let output = tokio::process::Command::new("docker")
