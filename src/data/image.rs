@@ -7,7 +7,7 @@ use tf_provider::schema::{AttributeConstraint, Block, Description, Schema};
 use tf_provider::value::{Value, ValueEmpty};
 use tf_provider::{DataSource, Diagnostics};
 
-use crate::clients::{configured, Clients, SharedClients};
+use crate::clients::{Clients, SharedClients};
 use crate::ecr::TagLookup;
 use crate::error::{Error, Result};
 use crate::reference::{check_registry_id, check_repository, check_tag};
@@ -99,11 +99,10 @@ impl DataSource for ImageDataSource {
         config: ImageData,
         _meta: ValueEmpty,
     ) -> Option<ImageData> {
-        let answer = match configured(&self.clients) {
-            Ok(clients) => look_up(&clients, &config).await,
-            Err(err) => Err(err),
-        };
-        answer.map_err(|err| err.report(diags)).ok()
+        super::answered(&self.clients, diags, |clients| async move {
+            look_up(&clients, &config).await
+        })
+        .await
     }
 }
 

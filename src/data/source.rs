@@ -10,7 +10,7 @@ use tf_provider::schema::{AttributeConstraint, AttributeType, Block, Description
 use tf_provider::value::{Value, ValueEmpty};
 use tf_provider::{DataSource, Diagnostics};
 
-use crate::clients::{configured, SharedClients};
+use crate::clients::SharedClients;
 use crate::error::{Error, Result};
 use crate::reference::{Platform, SourceRef};
 use crate::schema::{attribute, attributes, string};
@@ -99,11 +99,10 @@ impl DataSource for SourceDataSource {
         config: SourceState,
         _meta: ValueEmpty,
     ) -> Option<SourceState> {
-        let answer = match configured(&self.clients) {
-            Ok(clients) => look_up(&clients, &config).await,
-            Err(err) => Err(err),
-        };
-        answer.map_err(|err| err.report(diags)).ok()
+        super::answered(&self.clients, diags, |clients| async move {
+            look_up(&clients, &config).await
+        })
+        .await
     }
 }
 

@@ -8,7 +8,7 @@ use tf_provider::schema::{AttributeConstraint, AttributeType, Block, Description
 use tf_provider::value::{Value, ValueEmpty};
 use tf_provider::{DataSource, Diagnostics};
 
-use crate::clients::{configured, Clients, SharedClients};
+use crate::clients::{Clients, SharedClients};
 use crate::error::{Error, Result};
 use crate::reference::SourceRef;
 use crate::schema::{attribute, attributes, string};
@@ -135,11 +135,10 @@ impl DataSource for SourceTagsDataSource {
         config: SourceTagsState,
         _meta: ValueEmpty,
     ) -> Option<SourceTagsState> {
-        let answer = match configured(&self.clients) {
-            Ok(clients) => list(&clients, &config).await,
-            Err(err) => Err(err),
-        };
-        answer.map_err(|err| err.report(diags)).ok()
+        super::answered(&self.clients, diags, |clients| async move {
+            list(&clients, &config).await
+        })
+        .await
     }
 }
 
