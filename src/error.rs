@@ -77,6 +77,16 @@ pub enum Error {
         at_plan: bool,
     },
 
+    /// The source is not signed as the mirror's `verify` block asks: nothing is copied.
+    #[error("{reference} is not signed as `verify` asks")]
+    Unverified {
+        reference: String,
+        /// The manifest digest that was verified (what the source names).
+        digest: String,
+        /// Why each signature found did not count (or that none was found).
+        reasons: Vec<String>,
+    },
+
     /// A registry (or its token service, or a redirect) would have the provider speak plain
     /// HTTP to another machine.
     #[error("The registry would have the provider use plain HTTP for {reference}")]
@@ -325,6 +335,7 @@ impl Error {
             Error::RateLimited { .. } => "Wait and apply again, or authenticate to the source registry (a `registry_auth` block) to get a higher pull limit.".into(),
             Error::NotAnImage { .. } => "Point `docker_source` at a container image (an image manifest or a multi-platform index), or at an OCI artifact (a Helm chart, a WebAssembly module) with `copy_method = \"registry\"`.".into(),
             Error::EngineCannotPull { .. } => "Set `copy_method = \"registry\"` (in the resource, or the provider's default): it copies any OCI artifact (Helm charts, WebAssembly modules, …) registry to registry, byte for byte, with its digest, and needs no Docker engine.".into(),
+            Error::Unverified { .. } => "Mirror a tag its publisher signed, or check `verify`: the `keys` (PEM public keys, as `cosign.pub`), each `keyless` block's `issuer` and `subject` or `subject_regex` (they must match the signing certificate exactly: `cosign verify` prints them), and `trusted_root`. Signatures are looked up where cosign puts them: the source's `sha256-<hex>.sig` tag and its OCI referrers.".into(),
             Error::Source { .. } => "Check that the source registry is reachable from the machine that runs Terraform, and its credentials (`registry_auth` or the Docker config file).".into(),
             Error::PlainHttp { .. } => "The provider speaks to registries, their token services and the storage they redirect to over HTTPS only (plain HTTP only on this machine), so that credentials and signed URLs cannot be read on the way. Have the registry serve and redirect to HTTPS URLs.".into(),
             Error::Import { .. } => "Import IDs are `REPOSITORY:TAG` or `<registry host>/<repository>:<tag>`, naming a tag that exists in ECR.".into(),
@@ -433,6 +444,13 @@ impl Error {
             Error::Relocated { repository, tag, from, to, destroyed: true } => format!(
                 "State records {repository}:{tag} in the registry {from}, and this provider configuration's registry is {to}, which cannot reach it: the destroy removes the mirror from state and leaves the tag in {from} as it is."
             ),
+            Error::Unverified { digest, reasons, .. } => {
+                let found = match reasons.as_slice() {
+                    [one] => format!("{one}."),
+                    many => format!("Found: {}.", many.join("; ")),
+                };
+                format!("What the source names, {digest}, is what `verify` checks. {found} Nothing was pulled or copied.")
+            }
             Error::NotConfigured => String::new(),
         }
     }
@@ -450,6 +468,7 @@ impl Error {
             Error::PlatformMissing { attribute, .. } => Some(attribute),
             Error::IndexReplaced { by, .. } => Some(by.attribute()),
             Error::EngineCannotPull { .. } => Some("copy_method"),
+            Error::Unverified { .. } => Some("verify"),
             Error::RepositoryNotFound { .. } | Error::CreatedOnPush { .. } => Some("repository"),
             Error::Timeout { .. } => Some("timeouts"),
             Error::TagShared { .. }

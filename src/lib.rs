@@ -94,6 +94,7 @@ pub mod source;
 pub(crate) mod tags;
 pub(crate) mod terraform;
 pub mod transfer;
+pub(crate) mod verify;
 
 /// Installs ring as the process's rustls crypto provider (the one backend compiled in);
 /// harmless when one is installed already.

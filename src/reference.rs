@@ -170,6 +170,17 @@ impl SourceRef {
         }
     }
 
+    /// This reference pinned to `digest` (its tag, if any, kept): what a copy of a verified
+    /// digest reads, whatever the tag names by then.
+    pub(crate) fn pinned(&self, digest: &str) -> SourceRef {
+        let (registry, repository) = (self.host().to_string(), self.repository().to_string());
+        let inner = match self.tag() {
+            Some(tag) => Reference::with_tag_and_digest(registry, repository, tag.to_string(), digest.to_string()),
+            None => Reference::with_digest(registry, repository, digest.to_string()),
+        };
+        SourceRef { inner }
+    }
+
     /// The reference as the distribution client takes it.
     pub(crate) fn as_oci(&self) -> &Reference {
         &self.inner

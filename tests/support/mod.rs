@@ -359,6 +359,20 @@ impl Harness {
         (run, changes)
     }
 
+    /// `terraform plan` that must fail (a plan error).
+    pub async fn plan_fails(&self) -> Run {
+        let run = self
+            .terraform(&["plan", "-input=false", "-no-color"])
+            .await;
+        assert!(!run.success, "plan should have failed:\n{}", run.output());
+        run
+    }
+
+    /// Writes `content` to `name` in the working directory (a file the configuration reads).
+    pub fn file(&self, name: &str, content: &str) {
+        std::fs::write(self.work().join(name), content).unwrap();
+    }
+
     /// `terraform state rm ecrmirror_image.<name>`, which must succeed: the state forgets the
     /// mirror, ECR keeps it (a lost state, or the start of an import).
     pub async fn forget(&self, name: &str) {

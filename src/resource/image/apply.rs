@@ -1,8 +1,9 @@
 //! Apply orchestration for `ecrmirror_image`: mirror (or adopt), import, read back, untag.
 //!
 //! Order of a mirror: the arguments parsed ([`super::config`]) → ECR login (cached) and
-//! repository check at once (nothing is asked of the source for a missing repository) → the
-//! copy method resolves the source (a platform it lacks stops here) while ECR's tag is read
+//! repository check at once (nothing is asked of the source for a missing repository) → with
+//! `verify`, the source pinned to the digest the plan verified (verified now when the plan
+//! could not) → the copy method resolves the source (a platform it lacks stops here) while ECR's tag is read
 //! → adoption (when ECR already holds what the method would push, nothing is transferred)
 //! → the method's pre-flight → transfer → the digest confirmed by ECR itself. Everything
 //! that differs between methods is the [`crate::transfer::Transfer`]'s. The whole of it runs
@@ -27,6 +28,7 @@ use crate::reference::{EcrHost, ImportId};
 use crate::retry::Notes;
 use crate::source::Resolved;
 use crate::transfer::{BlobSharing, Job, Target, Transfer};
+use crate::verify::{self, Verified};
 
 /// Runs `work` under the limit `timeouts` sets for `operation`.
 async fn limited<T>(
@@ -118,8 +120,13 @@ async fn mirror_now(
     planned: &ImageState,
     adopt: Adopt,
 ) -> Result<(ImageState, PrivateData)> {
-    let mirror = Arguments::parse(planned, clients.default_method).mirror()?;
+    let mut mirror = Arguments::parse(planned, clients.default_method).mirror()?;
     let mut destination = destination(clients, &mirror).await?;
+    // The digest verified is the digest copied: the source is pinned to it.
+    let verified = verified(clients, planned, &mirror).await?;
+    if let Some(verified) = &verified {
+        mirror.source = mirror.source.pinned(&verified.digest);
+    }
     // From what ECR's tag holds to the tag recorded as this mirror's, no destroy of the
     // same tag in this run runs in between (a renamed `for_each` key).
     let tag = destination.tag_key();
@@ -183,7 +190,56 @@ async fn mirror_now(
         mirrored.referrers = Some(referrers);
     }
     ledger.record(tag);
-    Ok(recorded(planned, mirror, &destination, mirrored))
+    let (mut state, private) = recorded(planned, mirror, &destination, mirrored);
+    state.verified_by = verified.map_or(Value::Null, |v| Value::Value(v.by));
+    Ok((state, private))
+}
+
+/// With `verify`: what verified the source. The plan verified it when it could (its digest
+/// and `verified_by` are in `planned`); otherwise it is verified now, before anything is
+/// transferred.
+async fn verified(
+    clients: &Clients,
+    planned: &ImageState,
+    mirror: &Mirror,
+) -> Result<Option<Verified>> {
+    let Some(policy) = &mirror.verify else {
+        return Ok(None);
+    };
+    if let (Value::Value(digest), Value::Value(by)) = (&planned.source_digest, &planned.verified_by) {
+        return Ok(Some(Verified {
+            digest: digest.clone(),
+            by: by.clone(),
+        }));
+    }
+    let credentials = clients.source_auth.for_host(mirror.source.host());
+    verify::verify(
+        &clients.distribution,
+        &mirror.source,
+        credentials.as_ref(),
+        policy,
+    )
+    .await
+    .map(Some)
+}
+
+/// With `verify`, for an update that copies nothing (`verify` changed): verifies the digest
+/// the mirror was made from again, and returns what verified it (null without `verify`).
+pub(crate) async fn reverified(clients: &Clients, planned: &ImageState) -> Result<Value<String>> {
+    let mirror = Arguments::parse(planned, clients.default_method).mirror()?;
+    let (Some(policy), Value::Value(digest)) = (&mirror.verify, &planned.source_digest) else {
+        return Ok(Value::Null);
+    };
+    let credentials = clients.source_auth.for_host(mirror.source.host());
+    verify::verify_digest(
+        &clients.distribution,
+        &mirror.source,
+        digest,
+        credentials.as_ref(),
+        policy,
+    )
+    .await
+    .map(|verified| Value::Value(verified.by))
 }
 
 /// What ECR's tag already holds of the mirror: `Some` when `held` is what `transfer` would

@@ -6,12 +6,13 @@ use std::collections::BTreeSet;
 
 use tf_provider::value::Value;
 
-use super::state::ImageState;
+use super::state::{ImageState, Keyless, Verify};
 use crate::error::{Error, Result};
 use crate::reference::{check_registry_id, check_repository, check_tag, Platform, SourceRef};
 pub(crate) use crate::terraform::known;
 use crate::terraform::{invalid, parsed};
 use crate::transfer::{Capability, CopyMethod};
+use crate::verify::{Identity, Policy, PublicKey, Subject, TrustRoot};
 
 /// The arguments as far as they are known, and every problem found in them.
 #[derive(Debug)]
@@ -30,6 +31,8 @@ pub(crate) struct Arguments {
     pub(crate) registry_id: Value<String>,
     /// `copy_referrers` with its default, `false`.
     pub(crate) copy_referrers: Value<bool>,
+    /// `Null`: no `verify` block.
+    pub(crate) verify: Value<Policy>,
     /// Every invalid argument, each on its attribute.
     pub(crate) errors: Vec<Error>,
 }
@@ -48,6 +51,8 @@ pub(crate) struct Mirror {
     pub(crate) registry_id: Option<String>,
     /// Whether the source's referrers are copied too.
     pub(crate) copy_referrers: bool,
+    /// What the source must be signed by.
+    pub(crate) verify: Option<Policy>,
 }
 
 /// `docker_source` as a reference (also read from state, with `track_source`).
@@ -106,6 +111,107 @@ fn platforms(set: &Value<BTreeSet<Value<String>>>) -> Result<Value<Vec<Platform>
         });
     }
     Ok(Value::Value(parsed))
+}
+
+/// The `verify` block parsed: every key a PEM public key, each `keyless` block an issuer
+/// and one of `subject` and `subject_regex`, `trusted_root` a Sigstore trusted root, and at
+/// least one key or identity. Anything unknown leaves the whole policy unknown (checked at
+/// apply).
+pub(crate) fn policy(block: &Value<Verify>) -> Result<Value<Policy>> {
+    let block = match block {
+        Value::Value(block) => block,
+        Value::Null => return Ok(Value::Null),
+        Value::Unknown => return Ok(Value::Unknown),
+    };
+    let mut unknown = false;
+    let mut keys = Vec::new();
+    match &block.keys {
+        Value::Value(list) => {
+            for (n, key) in list.iter().enumerate() {
+                match key {
+                    Value::Value(pem) => keys.push(PublicKey::parse(pem).map_err(|why| Error::Invalid {
+                        attribute: "verify.keys",
+                        detail: format!("`keys[{n}]` is {why}"),
+                    })?),
+                    Value::Null => {
+                        return Err(Error::Invalid {
+                            attribute: "verify.keys",
+                            detail: format!("`keys[{n}]` is null: every element must be a PEM public key."),
+                        })
+                    }
+                    Value::Unknown => unknown = true,
+                }
+            }
+        }
+        Value::Unknown => unknown = true,
+        Value::Null => {}
+    }
+    let mut identities = Vec::new();
+    match &block.keyless {
+        Value::Value(list) => {
+            for keyless in list {
+                match keyless {
+                    Value::Value(keyless) => match identity(keyless)? {
+                        Some(identity) => identities.push(identity),
+                        None => unknown = true,
+                    },
+                    _ => unknown = true,
+                }
+            }
+        }
+        Value::Unknown => unknown = true,
+        Value::Null => {}
+    }
+    let root = match parsed(&block.trusted_root, "verify.trusted_root", |json| {
+        TrustRoot::parse(json).map(std::sync::Arc::new)
+    })? {
+        Value::Value(root) => Some(root),
+        Value::Null => None,
+        Value::Unknown => {
+            unknown = true;
+            None
+        }
+    };
+    if unknown {
+        return Ok(Value::Unknown);
+    }
+    if keys.is_empty() && identities.is_empty() {
+        return Err(Error::Invalid {
+            attribute: "verify",
+            detail: "`verify` names no key and no identity, so no signature could pass: list PEM public keys in `keys`, or add a `keyless` block.".into(),
+        });
+    }
+    if !identities.is_empty() && root.is_none() {
+        return Err(Error::Invalid {
+            attribute: "verify.trusted_root",
+            detail: "`keyless` identities need Sigstore's trusted root (the Fulcio CAs and Rekor log keys their signatures are checked against), and this provider does not fetch the public-good instance's yet: set `trusted_root`, e.g. `file(\"trusted_root.json\")` from `cosign trusted-root create`, or the `trusted_root.json` target of Sigstore's TUF repository.".into(),
+        });
+    }
+    Ok(Value::Value(Policy {
+        keys,
+        identities,
+        root,
+    }))
+}
+
+/// A `keyless` block as an identity; `None` while part of it is unknown.
+fn identity(keyless: &Keyless) -> Result<Option<Identity>> {
+    let invalid = |attribute, detail: String| Error::Invalid { attribute, detail };
+    let issuer = match &keyless.issuer {
+        Value::Value(issuer) if !issuer.is_empty() => issuer.clone(),
+        Value::Unknown => return Ok(None),
+        _ => return Err(invalid("verify.keyless", "`issuer` is required: the OIDC issuer the signing certificate names, e.g. `https://token.actions.githubusercontent.com`.".into())),
+    };
+    let subject = match (&keyless.subject, &keyless.subject_regex) {
+        (Value::Unknown, _) | (_, Value::Unknown) => return Ok(None),
+        (Value::Value(subject), Value::Null) if !subject.is_empty() => Subject::Exactly(subject.clone()),
+        (Value::Null, Value::Value(regex)) => Subject::Matching(regex_lite::Regex::new(regex).map_err(|err| {
+            invalid("verify.keyless.subject_regex", format!("`{regex}` is not a regular expression: {err}"))
+        })?),
+        (Value::Value(_), Value::Value(_)) => return Err(invalid("verify.keyless", "set `subject` or `subject_regex`, not both.".into())),
+        _ => return Err(invalid("verify.keyless", "set `subject` (the signing identity, exactly) or `subject_regex`: a keyless block without one would accept anyone the issuer vouches for.".into())),
+    };
+    Ok(Some(Identity { issuer, subject }))
 }
 
 /// The value of `result`, or unknown with its error kept in `errors`.
@@ -188,6 +294,7 @@ impl Arguments {
                 check_registry_id(id).map(|()| id.to_string())
             }),
         );
+        let verify = keep(&mut errors, policy(&config.verify));
         let nulls = [
             required(&config.docker_source, "docker_source"),
             required(&config.repository, "repository"),
@@ -202,6 +309,7 @@ impl Arguments {
             method,
             registry_id,
             copy_referrers,
+            verify,
             errors,
         }
     }
@@ -227,6 +335,10 @@ impl Arguments {
             // Computed when left out: unknown in a plan until ECR names the account.
             registry_id: self.registry_id.as_option(),
             copy_referrers: *known(&self.copy_referrers, "copy_referrers")?,
+            verify: match self.verify {
+                Value::Null => None,
+                verify => Some(known(&verify, "verify")?.clone()),
+            },
         })
     }
 }

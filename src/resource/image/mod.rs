@@ -123,6 +123,49 @@ impl ImageResource {
         }
     }
 
+    /// With `verify`, for a plan whose `verified_by` is not known yet: verifies the source
+    /// and plans what verified it. A plan that copies verifies what the source names now
+    /// and plans that digest as `source_digest` (the apply copies it, by digest); a plan
+    /// that only changed `verify` verifies the digest mirrored. An unsigned or wrongly
+    /// signed source is the plan's error. When the source, its credentials or the policy
+    /// are not known yet, or the source cannot be asked now, the apply verifies, before any
+    /// transfer.
+    async fn check_signed(&self, planned: &mut ImageState, diags: &mut Diagnostics) {
+        let Some(clients) = self.clients.get() else {
+            return;
+        };
+        if !planned.verified_by.is_unknown() || clients.pending.registry_auth {
+            return;
+        }
+        let (Ok(Value::Value(source)), Ok(Value::Value(policy))) = (
+            config::source(&planned.docker_source),
+            config::policy(&planned.verify),
+        ) else {
+            return;
+        };
+        let credentials = clients.source_auth.for_host(source.host());
+        let copies = planned.image_digest.is_unknown();
+        let verified = match (&planned.source_digest, copies) {
+            (Value::Value(digest), false) => {
+                crate::verify::verify_digest(&clients.distribution, &source, digest, credentials.as_ref(), &policy).await
+            }
+            (_, false) => return,
+            (_, true) => crate::verify::verify(&clients.distribution, &source, credentials.as_ref(), &policy).await,
+        };
+        match verified {
+            Ok(verified) => {
+                if copies {
+                    planned.source_digest = Value::Value(verified.digest);
+                }
+                planned.verified_by = Value::Value(verified.by);
+            }
+            Err(err @ Error::Unverified { .. }) => err.report(diags),
+            Err(err) => {
+                tracing::warn!(%source, "the plan could not verify the source; the apply verifies it before copying: {err}");
+            }
+        }
+    }
+
     /// The arguments of `config`, parsed once for the plan, with what only a plan can find
     /// wrong reported: validation runs before the provider is configured, so the arguments
     /// that depend on its `copy_method` (`platforms`, `copy_referrers`) are checked here.
@@ -194,8 +237,10 @@ impl Resource for ImageResource {
         let planned = plan::plan_create(proposed, &config, args);
         self.check_owner(&planned, diags);
         self.prepare_copy();
+        let mut planned = planned;
         if self.check_repository(&config, diags).await {
             self.check_copyable(&planned, diags).await;
+            self.check_signed(&mut planned, diags).await;
         }
         Some((planned, None))
     }
@@ -215,7 +260,7 @@ impl Resource for ImageResource {
             warning.warn(diags);
         }
         let relocated = whereabouts != whereabouts::Whereabouts::Here;
-        let (planned, replace) =
+        let (mut planned, replace) =
             plan::plan_update(&prior, proposed, &config, &private, args, relocated);
         self.check_owner(&planned, diags);
         if let Some(warning) = plan::index_replaced(&prior, &planned, &private, &replace) {
@@ -233,6 +278,9 @@ impl Resource for ImageResource {
             if reachable {
                 self.check_copyable(&planned, diags).await;
             }
+        }
+        if reachable {
+            self.check_signed(&mut planned, diags).await;
         }
         let remirror = replace.is_empty()
             && planned.image_digest.is_unknown()
@@ -294,13 +342,28 @@ impl Resource for ImageResource {
         // Referrers leave with `copy_referrers`: the tags the mirror copied are removed.
         let drop_referrers = prior.copy_referrers == Value::Value(true)
             && planned.copy_referrers == Value::Value(false);
-        if !planned.image_digest.is_unknown() && !drop_referrers {
+        if !planned.image_digest.is_unknown() && !drop_referrers && !planned.verified_by.is_unknown() {
             // Nothing in ECR changes (keep_remotely, timeouts): the plan is the result.
             return Some((planned, private));
         }
         let Some(clients) = self.clients(diags) else {
             return Some((prior, private));
         };
+        let mut planned = planned;
+        if !planned.image_digest.is_unknown() && planned.verified_by.is_unknown() {
+            // `verify` changed, and the plan could not verify: the mirrored digest is
+            // verified now.
+            match apply::reverified(&clients, &planned).await {
+                Ok(by) => planned.verified_by = by,
+                Err(err) => {
+                    err.report(diags);
+                    return Some((prior, private));
+                }
+            }
+            if !drop_referrers {
+                return Some((planned, private));
+            }
+        }
         if drop_referrers {
             if let Err(err) = apply::drop_referrers(&clients, &self.tag_ledger, &prior).await {
                 err.report(diags);

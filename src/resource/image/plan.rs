@@ -85,6 +85,10 @@ pub(crate) fn plan_create(
         image_digest: Value::Unknown,
         image_uri_digest: Value::Unknown,
         source_digest: Value::Unknown,
+        verified_by: match args.verify {
+            Value::Null => Value::Null,
+            _ => Value::Unknown,
+        },
         ..proposed
     }
 }
@@ -128,6 +132,7 @@ pub(crate) fn plan_update(
     args: Arguments,
     relocated: bool,
 ) -> (ImageState, Vec<&'static str>) {
+    let args_verify = args.verify;
     let mut planned = ImageState {
         copy_method: args.method.map(|m| m.to_string()),
         tag: args.tag,
@@ -178,6 +183,15 @@ pub(crate) fn plan_update(
         planned.image_uri_digest = Value::Unknown;
         planned.source_digest = Value::Unknown;
     }
+    // What verified the mirror: verified again when it is copied again or `verify` changed
+    // (the plan verifies when it can, else the apply).
+    planned.verified_by = match &args_verify {
+        Value::Null => Value::Null,
+        _ if remirror || planned.verify != prior.verify || !prior.verified_by.is_value() => {
+            Value::Unknown
+        }
+        _ => prior.verified_by.clone(),
+    };
     planned.referrer_digests = match (&planned.copy_referrers, remirror) {
         (Value::Value(false), _) => Value::Null,
         (_, true) => Value::Unknown,

@@ -36,12 +36,34 @@ pub struct ImageState {
     pub triggers: Value<BTreeMap<String, Value<String>>>,
     #[serde(with = "serde_as_vec")]
     pub timeouts: Value<Timeouts>,
+    #[serde(with = "serde_as_vec")]
+    pub verify: Value<Verify>,
     pub image_uri: Value<String>,
     pub image_digest: Value<String>,
     pub image_uri_digest: Value<String>,
     pub source_digest: Value<String>,
     /// Null without `copy_referrers`.
     pub referrer_digests: Value<Vec<Value<String>>>,
+    /// What verified the source; null without `verify`.
+    pub verified_by: Value<String>,
+}
+
+/// The `verify` block.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Verify {
+    pub keys: Value<Vec<Value<String>>>,
+    pub keyless: Value<Vec<Value<Keyless>>>,
+    pub trusted_root: Value<String>,
+}
+
+/// A `keyless` block of `verify`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Keyless {
+    pub issuer: Value<String>,
+    pub subject: Value<String>,
+    pub subject_regex: Value<String>,
 }
 
 /// The `timeouts` block.
@@ -145,6 +167,27 @@ pub fn schema() -> Schema {
         description: Description::markdown("Limits for whole operations, as durations such as `\"30m\"` or `\"1h30m\"`. An operation past its limit fails with a diagnostic naming the limit."),
         deprecated: false,
     };
+    let keyless = Block {
+        version: 1,
+        attributes: attributes(vec![
+            ("issuer", string(Required, "The OIDC issuer the signing certificate names, exactly, e.g. `https://token.actions.githubusercontent.com` (GitHub Actions) or `https://accounts.google.com`.")),
+            ("subject", string(Optional, "The identity the signing certificate names (its email or URI subject alternative name), exactly, e.g. `https://github.com/org/app/.github/workflows/release.yml@refs/tags/v1.4.0`. Set this or `subject_regex`.")),
+            ("subject_regex", string(Optional, "A regular expression the certificate's identity must match (anchor it with `^` and `$` to match it whole), e.g. `^https://github\\.com/org/app/\\.github/workflows/release\\.yml@refs/tags/v`. Set this or `subject`.")),
+        ]),
+        blocks: HashMap::new(),
+        description: Description::markdown("A keyless (Sigstore) identity whose signature passes: the signing certificate chains to a Fulcio CA of the trusted root, names this issuer and subject, and was valid when the signature was made, as a Rekor entry signed by a log key of the trusted root proves. Repeatable: a signature matching any one passes."),
+        deprecated: false,
+    };
+    let verify = Block {
+        version: 1,
+        attributes: attributes(vec![
+            ("keys", attribute(AttributeType::List(Box::new(AttributeType::String)), Optional, "PEM public keys (`-----BEGIN PUBLIC KEY-----`, as `cosign.pub`, e.g. `[file(\"cosign.pub\")]`): ECDSA P-256 (cosign's default) or P-384, Ed25519, RSA. A cosign signature by any one of them passes.")),
+            ("trusted_root", string(Optional, "A Sigstore trusted root (JSON, e.g. `file(\"trusted_root.json\")`): the Fulcio CAs keyless certificates must chain to and the Rekor log keys that prove when a signature was made. Nothing is fetched when it is set (air-gapped and private Sigstore instances). Needed for `keyless`: this provider does not fetch the public-good instance's trusted root yet (`cosign trusted-root create`, or the `trusted_root.json` target of Sigstore's TUF repository, gives it).")),
+        ]),
+        blocks: [("keyless".to_string(), NestedBlock::List(keyless))].into_iter().collect(),
+        description: Description::markdown("Copy the source only when its publisher signed it with cosign: by one of `keys`, or keyless by one of the `keyless` identities. What is verified is the manifest the source's tag names (`source_digest`; an index covers its platforms, which it pins by digest); a signature counts only when its payload names exactly that digest. Signatures are found where cosign puts them: the source's `sha256-<hex>.sig` tag and Sigstore bundles among its OCI referrers. The plan verifies, and an unsigned or wrongly signed source is a plan error on `verify` that names the digest and why; nothing is pulled. The apply copies the digest the plan verified, by digest, never by reading the tag again. With `track_source`, a tag that moved to an unverified image is a plan error and the mirror stays as it is. Changing the block verifies the mirrored digest again, without copying."),
+        deprecated: false,
+    };
     Schema {
         version: SCHEMA_VERSION,
         block: Block {
@@ -166,11 +209,15 @@ pub fn schema() -> Schema {
                 ("image_digest", string(Computed, "`sha256:…` digest of the manifest ECR serves for the tag.")),
                 ("image_uri_digest", string(Computed, "`<registry host>/<repository>@<image_digest>`: the pinned reference to use in task definitions.")),
                 ("referrer_digests", attribute(AttributeType::List(Box::new(AttributeType::String)), Computed, "With `copy_referrers`, the sorted digests of the referrers the mirror holds in ECR (copied, or found there); null without it.")),
-                ("source_digest", string(Computed, "Digest of the source manifest that was mirrored (the index digest for a multi-platform source).")),
+                ("source_digest", string(Computed, "Digest of the source manifest that was mirrored (the index digest for a multi-platform source). With `verify`, the digest verified, known at plan.")),
+                ("verified_by", string(Computed, "With `verify`: what verified the source, `key SHA256:<hex>` (the SHA-256 of the public key's DER encoding: `openssl pkey -pubin -in cosign.pub -outform DER | sha256sum`) or `keyless <issuer> <subject>`. Null without `verify`.")),
             ]),
-            blocks: [("timeouts".to_string(), NestedBlock::Optional(timeouts))]
-                .into_iter()
-                .collect(),
+            blocks: [
+                ("timeouts".to_string(), NestedBlock::Optional(timeouts)),
+                ("verify".to_string(), NestedBlock::Optional(verify)),
+            ]
+            .into_iter()
+            .collect(),
             description: Description::markdown("Mirrors one container image into an ECR repository and keeps it there: the pushed digest is in state, drift in ECR is detected, and destroy removes the tag."),
             deprecated: false,
         },
