@@ -9,7 +9,7 @@ use std::io::Write;
 use anyhow::Result;
 use serde_json::{json, Value};
 
-use crate::client::{digest_of, Client};
+use crate::client::{digest_of, Client, Manifest};
 
 pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
@@ -17,7 +17,9 @@ const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
 const DOCKER_LAYER: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+pub(crate) const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+/// The empty config of an OCI 1.1 artifact (its blob is `{}`).
+pub(crate) const OCI_EMPTY: &str = "application/vnd.oci.empty.v1+json";
 const OCI_LAYER: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 
 /// What to build.
@@ -385,7 +387,7 @@ pub enum Scheme {
 #[derive(Clone, Debug)]
 pub struct Referrer {
     pub manifest_digest: String,
-    /// Its blobs: the config, then the payload layer.
+    /// Its blobs: the config, then the payload layers.
     pub blob_digests: Vec<String>,
     /// cosign's tag, for [`Scheme::CosignTag`].
     pub tag: Option<String>,
@@ -407,46 +409,87 @@ pub async fn push_referrer(
     let payload_size = payload.len();
     let payload_digest = digest_of(&payload);
     client.put_blob(repository, payload).await?;
-    let (config_type, config) = match scheme {
-        // cosign's own config: an OCI image config whose one layer is the payload.
-        Scheme::CosignTag => (
-            OCI_CONFIG,
-            serde_json::to_vec(&json!({
-                "architecture": "", "os": "", "config": {},
-                "created": "0001-01-01T00:00:00Z",
-                "rootfs": {"type": "layers", "diff_ids": [payload_digest]},
-            }))?,
-        ),
-        Scheme::Subject => ("application/vnd.oci.empty.v1+json", b"{}".to_vec()),
-    };
-    let config_size = config.len();
-    let config_digest = client.put_blob(repository, config).await?;
     let mut layer =
         json!({"mediaType": layer_type, "size": payload_size, "digest": payload_digest});
     if annotations.as_object().is_some_and(|a| !a.is_empty()) {
         layer["annotations"] = annotations;
     }
+    let naming = match scheme {
+        Scheme::CosignTag => Naming::Tag(cosign_tag(subject_digest, artifact.cosign_suffix())),
+        Scheme::Subject => Naming::Subject {
+            subject: &subject,
+            artifact_type: artifact.artifact_type(),
+            annotations: json!({"org.opencontainers.image.created": "2026-01-01T00:00:00Z"}),
+        },
+    };
+    put_artifact_manifest(client, repository, vec![layer], naming).await
+}
+
+/// cosign's tag for an artifact of `suffix` (`sig`, `att`, `sbom`) about `subject_digest`:
+/// `sha256-<hex>.<suffix>`.
+pub(crate) fn cosign_tag(subject_digest: &str, suffix: &str) -> String {
+    format!("{}.{suffix}", subject_digest.replace(':', "-"))
+}
+
+/// How [`put_artifact_manifest`] names the manifest it pushes.
+pub(crate) enum Naming<'a> {
+    /// cosign's tag scheme: cosign's image config, no `subject`, pushed under this tag.
+    Tag(String),
+    /// OCI 1.1: the empty config, an `artifactType`, a `subject` descriptor of `subject` and
+    /// these manifest `annotations`; pushed by digest.
+    Subject {
+        subject: &'a Manifest,
+        artifact_type: &'a str,
+        annotations: Value,
+    },
+}
+
+/// Pushes the config and the OCI manifest of an artifact whose `layers` (descriptors, their
+/// blobs already pushed) are given, named by `naming`.
+pub(crate) async fn put_artifact_manifest(
+    client: &Client,
+    repository: &str,
+    layers: Vec<Value>,
+    naming: Naming<'_>,
+) -> Result<Referrer> {
+    let layer_digests: Vec<String> = layers
+        .iter()
+        .filter_map(|l| l["digest"].as_str().map(str::to_string))
+        .collect();
+    let (config_type, config) = match naming {
+        // cosign's own config: an OCI image config whose layers are the payloads.
+        Naming::Tag(_) => (
+            OCI_CONFIG,
+            serde_json::to_vec(&json!({
+                "architecture": "", "os": "", "config": {},
+                "created": "0001-01-01T00:00:00Z",
+                "rootfs": {"type": "layers", "diff_ids": layer_digests},
+            }))?,
+        ),
+        Naming::Subject { .. } => (OCI_EMPTY, b"{}".to_vec()),
+    };
+    let config_size = config.len();
+    let config_digest = client.put_blob(repository, config).await?;
     let mut manifest = json!({
         "schemaVersion": 2,
         "mediaType": OCI_MANIFEST,
         "config": {"mediaType": config_type, "size": config_size, "digest": config_digest},
-        "layers": [layer],
+        "layers": layers,
     });
-    let tag = match scheme {
-        Scheme::CosignTag => Some(format!(
-            "{}.{}",
-            subject_digest.replace(':', "-"),
-            artifact.cosign_suffix()
-        )),
-        Scheme::Subject => {
-            manifest["artifactType"] = json!(artifact.artifact_type());
+    let tag = match naming {
+        Naming::Tag(tag) => Some(tag),
+        Naming::Subject {
+            subject,
+            artifact_type,
+            annotations,
+        } => {
+            manifest["artifactType"] = json!(artifact_type);
             manifest["subject"] = json!({
                 "mediaType": subject.media_type,
-                "digest": subject_digest,
+                "digest": subject.digest,
                 "size": subject.size,
             });
-            manifest["annotations"] =
-                json!({"org.opencontainers.image.created": "2026-01-01T00:00:00Z"});
+            manifest["annotations"] = annotations;
             None
         }
     };
@@ -460,9 +503,11 @@ pub async fn push_referrer(
             manifest,
         )
         .await?;
+    let mut blob_digests = vec![config_digest];
+    blob_digests.extend(layer_digests);
     Ok(Referrer {
         manifest_digest,
-        blob_digests: vec![config_digest, payload_digest],
+        blob_digests,
         tag,
     })
 }

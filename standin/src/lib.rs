@@ -21,6 +21,8 @@
 //!   (HTTPS, throwaway CA), for `terraform init` to install it.
 //! - [`tls`] makes a throwaway CA and serves any of these routers over HTTPS with it.
 //! - [`runner`] is what the bench and the soak share to drive Terraform over a world.
+//! - [`sigstore`] signs images as cosign does (a key, or keyless through a private Sigstore
+//!   instance: a CA and a log key, nothing served), for tests of signature verification.
 //! - [`proxy`] is a forwarding HTTP proxy (`CONNECT` and absolute-form requests) that logs
 //!   what passed and alone resolves the names under `proxied.test`.
 //!
@@ -35,6 +37,7 @@ pub mod images;
 pub mod provider_registry;
 pub mod proxy;
 pub mod runner;
+pub mod sigstore;
 pub mod tls;
 pub mod token;
 pub mod world;
