@@ -175,7 +175,12 @@ impl SourceRef {
     pub(crate) fn pinned(&self, digest: &str) -> SourceRef {
         let (registry, repository) = (self.host().to_string(), self.repository().to_string());
         let inner = match self.tag() {
-            Some(tag) => Reference::with_tag_and_digest(registry, repository, tag.to_string(), digest.to_string()),
+            Some(tag) => Reference::with_tag_and_digest(
+                registry,
+                repository,
+                tag.to_string(),
+                digest.to_string(),
+            ),
             None => Reference::with_digest(registry, repository, digest.to_string()),
         };
         SourceRef { inner }

@@ -8,16 +8,23 @@ mod support;
 
 use std::time::{Duration, SystemTime};
 
+use standin::images::Pushed;
 use standin::sigstore::{push_bundle, push_signature, Identity, Key, Signer, Sigstore};
-use support::{assert_no_transfer, Harness};
+use support::Harness;
 
 const ISSUER: &str = "https://token.actions.githubusercontent.com";
-const WORKFLOW: &str =
-    "https://github.com/org/app/.github/workflows/release.yml@refs/tags/v1.4.0";
+const WORKFLOW: &str = "https://github.com/org/app/.github/workflows/release.yml@refs/tags/v1.4.0";
 
 /// `ecrmirror_image.<name>` of `source` (under `{source}/`) into `repository` by `method`,
 /// with `verify { <verify> }` and `more` arguments.
-fn mirror(name: &str, source: &str, repository: &str, method: &str, verify: &str, more: &str) -> String {
+fn mirror(
+    name: &str,
+    source: &str,
+    repository: &str,
+    method: &str,
+    verify: &str,
+    more: &str,
+) -> String {
     format!(
         r#"
 resource "ecrmirror_image" "{name}" {{
@@ -46,6 +53,27 @@ fn keyless(issuer: &str, subject_regex: &str) -> String {
     )
 }
 
+/// Asserts that, since the logs were last cleared, ECR received nothing but reads and the
+/// source served no blob of `images` (verification reads signatures, never the image).
+fn assert_not_pulled(h: &Harness, images: &[&Pushed]) {
+    let pushed: Vec<String> = h
+        .ecr_requests()
+        .into_iter()
+        .filter(|r| !r.starts_with("GET ") && !r.starts_with("HEAD "))
+        .collect();
+    assert!(pushed.is_empty(), "ECR received: {pushed:?}");
+    let blobs: Vec<&String> = images
+        .iter()
+        .flat_map(|image| image.layer_digests.iter().chain([&image.config_digest]))
+        .collect();
+    let pulled: Vec<String> = h
+        .source_requests()
+        .into_iter()
+        .filter(|r| blobs.iter().any(|blob| r.contains(blob.as_str())))
+        .collect();
+    assert!(pulled.is_empty(), "the source served the image: {pulled:?}");
+}
+
 /// The provider block and `body`.
 fn config(body: &str) -> String {
     format!("provider \"ecrmirror\" {{}}\n{body}")
@@ -70,8 +98,22 @@ async fn an_image_signed_by_the_key_is_mirrored_by_both_methods_with_verified_by
     h.file("cosign.pub", &key.public_pem());
     h.config(&config(&format!(
         "{}{}",
-        mirror("registry", "upstream/app:1.4", "mirror/app", "registry", BY_KEY, ""),
-        mirror("docker", "upstream/app:1.4", "mirror/app-docker", "docker", BY_KEY, ""),
+        mirror(
+            "registry",
+            "upstream/app:1.4",
+            "mirror/app",
+            "registry",
+            BY_KEY,
+            ""
+        ),
+        mirror(
+            "docker",
+            "upstream/app:1.4",
+            "mirror/app-docker",
+            "docker",
+            BY_KEY,
+            ""
+        ),
     )));
 
     // The plan verifies: the digest to copy and what verified it are known before apply.
@@ -106,27 +148,61 @@ async fn another_key_no_signature_or_another_digest_is_a_plan_error_and_nothing_
     let (ours, theirs) = (Key::p256().unwrap(), Key::ed25519().unwrap());
     let client = h.source_client();
     let other_key = h.seed_image("upstream/app", "other-key", 42).await;
-    push_signature(&client, "upstream/app", &other_key.manifest_digest, &other_key.manifest_digest, &Signer::Key(&theirs))
-        .await
-        .unwrap();
-    h.seed_image("upstream/app", "unsigned", 43).await;
+    push_signature(
+        &client,
+        "upstream/app",
+        &other_key.manifest_digest,
+        &other_key.manifest_digest,
+        &Signer::Key(&theirs),
+    )
+    .await
+    .unwrap();
+    let unsigned = h.seed_image("upstream/app", "unsigned", 43).await;
     let elsewhere = h.seed_image("upstream/app", "elsewhere", 44).await;
     let named = h.seed_image("upstream/app", "named", 45).await;
     // Our key's signature of `elsewhere`, attached to `named`: it names another image.
-    push_signature(&client, "upstream/app", &named.manifest_digest, &elsewhere.manifest_digest, &Signer::Key(&ours))
-        .await
-        .unwrap();
+    push_signature(
+        &client,
+        "upstream/app",
+        &named.manifest_digest,
+        &elsewhere.manifest_digest,
+        &Signer::Key(&ours),
+    )
+    .await
+    .unwrap();
     h.world.ecr.state.create_repository("mirror/app");
     h.file("cosign.pub", &ours.public_pem());
 
     let cases = [
-        ("other-key", &other_key.manifest_digest, "a signature by another key than those of `keys`"),
-        ("unsigned", &String::new(), "no signature found: neither cosign's"),
-        ("named", &named.manifest_digest, &*format!("a signature whose payload names another image ({})", elsewhere.manifest_digest)),
+        (
+            "other-key",
+            &other_key,
+            "a signature by another key than those of `keys`",
+        ),
+        (
+            "unsigned",
+            &unsigned,
+            "no signature found: neither cosign's",
+        ),
+        (
+            "named",
+            &named,
+            &*format!(
+                "a signature whose payload names another image ({})",
+                elsewhere.manifest_digest
+            ),
+        ),
     ];
-    for (tag, digest, why) in cases {
+    for (tag, image, why) in cases {
         for method in ["registry", "docker"] {
-            h.config(&config(&mirror("test", &format!("upstream/app:{tag}"), "mirror/app", method, BY_KEY, "")));
+            h.config(&config(&mirror(
+                "test",
+                &format!("upstream/app:{tag}"),
+                "mirror/app",
+                method,
+                BY_KEY,
+                "",
+            )));
             h.clear_logs();
             let run = h.plan_fails().await;
             run.stderr_has("is not signed as `verify` asks")
@@ -134,18 +210,29 @@ async fn another_key_no_signature_or_another_digest_is_a_plan_error_and_nothing_
                 .stderr_has("Nothing was pulled or copied")
                 .stderr_has("with ecrmirror_image.test")
                 .stderr_has("verify");
-            if !digest.is_empty() {
-                run.stderr_has(&format!("What the source names, {digest}"));
-            }
-            assert_no_transfer(&h);
+            run.stderr_has(&format!("What the source names, {}", image.manifest_digest));
+            assert_not_pulled(&h, &[image]);
             assert!(h.ecr_tag("mirror/app", tag).is_none());
         }
     }
     // Signed by our key as well: the other signature does not stop it.
-    push_signature(&client, "upstream/app", &other_key.manifest_digest, &other_key.manifest_digest, &Signer::Key(&ours))
-        .await
-        .unwrap();
-    h.config(&config(&mirror("test", "upstream/app:other-key", "mirror/app", "registry", BY_KEY, "")));
+    push_signature(
+        &client,
+        "upstream/app",
+        &other_key.manifest_digest,
+        &other_key.manifest_digest,
+        &Signer::Key(&ours),
+    )
+    .await
+    .unwrap();
+    h.config(&config(&mirror(
+        "test",
+        "upstream/app:other-key",
+        "mirror/app",
+        "registry",
+        BY_KEY,
+        "",
+    )));
     h.apply().await;
     assert_eq!(
         h.ecr_tag("mirror/app", "other-key").as_deref(),
@@ -165,23 +252,68 @@ async fn keyless_signatures_pass_only_with_the_identity_the_certificate_and_the_
         ..Identity::new(ISSUER, WORKFLOW)
     };
     let signers = [
-        ("good", Signer::keyless(&sigstore, Identity::new(ISSUER, WORKFLOW))),
-        ("issuer", Signer::keyless(&sigstore, Identity::new("https://accounts.google.com", WORKFLOW))),
-        ("subject", Signer::keyless(&sigstore, Identity::new(ISSUER, "https://github.com/evil/app/.github/workflows/release.yml@refs/tags/v1.4.0"))),
+        (
+            "good",
+            Signer::keyless(&sigstore, Identity::new(ISSUER, WORKFLOW)),
+        ),
+        (
+            "issuer",
+            Signer::keyless(
+                &sigstore,
+                Identity::new("https://accounts.google.com", WORKFLOW),
+            ),
+        ),
+        (
+            "subject",
+            Signer::keyless(
+                &sigstore,
+                Identity::new(
+                    ISSUER,
+                    "https://github.com/evil/app/.github/workflows/release.yml@refs/tags/v1.4.0",
+                ),
+            ),
+        ),
         ("expired", Signer::keyless(&sigstore, expired)),
-        ("log", Signer::Keyless { ca: &sigstore, log: &stranger, identity: Identity::new(ISSUER, WORKFLOW), integrated_time: now }),
+        (
+            "log",
+            Signer::Keyless {
+                ca: &sigstore,
+                log: &stranger,
+                identity: Identity::new(ISSUER, WORKFLOW),
+                integrated_time: now,
+            },
+        ),
         // A certificate from a CA the trusted root does not name, logged in its log.
-        ("ca", Signer::Keyless { ca: &stranger, log: &sigstore, identity: Identity::new(ISSUER, WORKFLOW), integrated_time: now }),
+        (
+            "ca",
+            Signer::Keyless {
+                ca: &stranger,
+                log: &sigstore,
+                identity: Identity::new(ISSUER, WORKFLOW),
+                integrated_time: now,
+            },
+        ),
     ];
+    let mut images = std::collections::BTreeMap::new();
     for (n, (tag, signer)) in signers.iter().enumerate() {
         let image = h.seed_image("upstream/app", tag, 50 + n as u64).await;
-        push_signature(&client, "upstream/app", &image.manifest_digest, &image.manifest_digest, signer)
-            .await
-            .unwrap();
+        push_signature(
+            &client,
+            "upstream/app",
+            &image.manifest_digest,
+            &image.manifest_digest,
+            signer,
+        )
+        .await
+        .unwrap();
+        images.insert(*tag, image);
     }
     h.world.ecr.state.create_repository("mirror/app");
     h.file("trusted_root.json", &sigstore.trusted_root());
-    let verify = keyless(ISSUER, "^https://github\\\\.com/org/app/\\\\.github/workflows/release\\\\.yml@refs/tags/v");
+    let verify = keyless(
+        ISSUER,
+        "^https://github\\\\.com/org/app/\\\\.github/workflows/release\\\\.yml@refs/tags/v",
+    );
 
     let refused = [
         ("issuer", "identity `https://github.com/org/app/.github/workflows/release.yml@refs/tags/v1.4.0` of issuer `https://accounts.google.com` did not match any `keyless` block"),
@@ -191,20 +323,38 @@ async fn keyless_signatures_pass_only_with_the_identity_the_certificate_and_the_
         ("ca", "certificate does not chain to a Fulcio CA of the trusted root"),
     ];
     for (tag, why) in refused {
-        h.config(&config(&mirror("test", &format!("upstream/app:{tag}"), "mirror/app", "registry", &verify, "")));
+        h.config(&config(&mirror(
+            "test",
+            &format!("upstream/app:{tag}"),
+            "mirror/app",
+            "registry",
+            &verify,
+            "",
+        )));
         h.clear_logs();
         let run = h.plan_fails().await;
-        run.stderr_has("is not signed as `verify` asks").stderr_has(why);
+        run.stderr_has("is not signed as `verify` asks")
+            .stderr_has(why);
         if tag == "log" {
             run.stderr_has("which the trusted root does not name");
         }
-        assert_no_transfer(&h);
+        assert_not_pulled(&h, &[&images[tag]]);
     }
 
     for method in ["registry", "docker"] {
-        h.config(&config(&mirror("test", "upstream/app:good", "mirror/app", method, &verify, "")));
+        h.config(&config(&mirror(
+            "test",
+            "upstream/app:good",
+            "mirror/app",
+            method,
+            &verify,
+            "",
+        )));
         h.apply().await;
-        assert_eq!(h.attr("test", "verified_by").await, format!("keyless {ISSUER} {WORKFLOW}"));
+        assert_eq!(
+            h.attr("test", "verified_by").await,
+            format!("keyless {ISSUER} {WORKFLOW}")
+        );
         let (run, changes) = h.plan().await;
         assert!(!changes, "{}", run.output());
     }
@@ -215,10 +365,17 @@ async fn sigstore_bundles_among_the_referrers_verify_an_index_whose_one_platform
     let h = Harness::start().await;
     let sigstore = Sigstore::new().unwrap();
     let key = Key::p256().unwrap();
+    h.world.source.serve_referrers(true);
     let (index, platforms) = h.seed_index("upstream/multi", "2.0", 60).await;
-    push_bundle(&h.source_client(), "upstream/multi", &index, &index, &Signer::keyless(&sigstore, Identity::new(ISSUER, WORKFLOW)))
-        .await
-        .unwrap();
+    push_bundle(
+        &h.source_client(),
+        "upstream/multi",
+        &index,
+        &index,
+        &Signer::keyless(&sigstore, Identity::new(ISSUER, WORKFLOW)),
+    )
+    .await
+    .unwrap();
     h.world.ecr.state.create_repository("mirror/multi");
     h.file("trusted_root.json", &sigstore.trusted_root());
     h.file("cosign.pub", &key.public_pem());
@@ -234,70 +391,152 @@ async fn sigstore_bundles_among_the_referrers_verify_an_index_whose_one_platform
     h.apply().await;
     assert_eq!(h.attr("test", "source_digest").await, index);
     assert_eq!(h.attr("test", "image_digest").await, *arm);
-    assert_eq!(h.attr("test", "verified_by").await, format!("keyless {ISSUER} {WORKFLOW}"));
+    assert_eq!(
+        h.attr("test", "verified_by").await,
+        format!("keyless {ISSUER} {WORKFLOW}")
+    );
 
     // A bundle signed with the key verifies too; the keyless block alone does not take it.
     let (other, _) = h.seed_index("upstream/multi", "2.1", 61).await;
-    push_bundle(&h.source_client(), "upstream/multi", &other, &other, &Signer::Key(&key))
-        .await
-        .unwrap();
-    h.config(&config(&mirror("test", "upstream/multi:2.1", "mirror/multi", "registry", &keyless(ISSUER, WORKFLOW), "")));
+    push_bundle(
+        &h.source_client(),
+        "upstream/multi",
+        &other,
+        &other,
+        &Signer::Key(&key),
+    )
+    .await
+    .unwrap();
+    h.config(&config(&mirror(
+        "test",
+        "upstream/multi:2.1",
+        "mirror/multi",
+        "registry",
+        &keyless(ISSUER, WORKFLOW),
+        "",
+    )));
     let run = h.plan_fails().await;
     run.stderr_has("a signature by a key, while `verify` names no `keys`");
-    h.config(&config(&mirror("test", "upstream/multi:2.1", "mirror/multi", "registry", BY_KEY, "")));
+    h.config(&config(&mirror(
+        "test",
+        "upstream/multi:2.1",
+        "mirror/multi",
+        "registry",
+        BY_KEY,
+        "",
+    )));
     h.apply().await;
-    assert_eq!(h.ecr_tag("mirror/multi", "2.1").as_deref(), Some(other.as_str()));
+    assert_eq!(
+        h.ecr_tag("mirror/multi", "2.1").as_deref(),
+        Some(other.as_str())
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_digest_verified_is_the_digest_copied_and_a_tag_moved_to_an_unsigned_image_is_refused() {
+async fn the_digest_verified_is_the_digest_copied_and_a_tag_moved_to_an_unsigned_image_is_refused()
+{
     let h = Harness::start().await;
     let key = Key::p256().unwrap();
     let client = h.source_client();
     let signed = h.seed_image("upstream/app", "1", 70).await;
-    push_signature(&client, "upstream/app", &signed.manifest_digest, &signed.manifest_digest, &Signer::Key(&key))
-        .await
-        .unwrap();
+    push_signature(
+        &client,
+        "upstream/app",
+        &signed.manifest_digest,
+        &signed.manifest_digest,
+        &Signer::Key(&key),
+    )
+    .await
+    .unwrap();
     h.world.ecr.state.create_repository("mirror/app");
     h.file("cosign.pub", &key.public_pem());
-    h.config(&config(&mirror("test", "upstream/app:1", "mirror/app", "registry", BY_KEY, "  track_source  = true")));
+    h.config(&config(&mirror(
+        "test",
+        "upstream/app:1",
+        "mirror/app",
+        "registry",
+        BY_KEY,
+        "  track_source  = true",
+    )));
 
-    // A saved plan verified `signed`; the tag then moves to an unsigned image: the apply
-    // copies what was verified, by digest.
-    let run = h.terraform(&["plan", "-out=tfplan", "-input=false", "-no-color"]).await;
-    assert!(run.success, "{}", run.output());
-    let moved = h.seed_image("upstream/app", "1", 71).await;
-    let run = h.terraform(&["apply", "-input=false", "-no-color", "tfplan"]).await;
-    assert!(run.success, "{}", run.output());
+    // The plan verifies `signed` and shows its digest; the copy reads the source by that
+    // digest: the tag itself is only ever asked for its digest (a HEAD).
+    let (run, _) = h.plan().await;
+    run.stdout_has(&format!("source_digest = \"{}\"", signed.manifest_digest));
+    h.clear_logs();
+    h.apply().await;
     assert_eq!(
         h.ecr_tag("mirror/app", "1").as_deref(),
         Some(signed.manifest_digest.as_str())
     );
-    assert_eq!(h.attr("test", "source_digest").await, signed.manifest_digest);
+    assert_eq!(
+        h.attr("test", "source_digest").await,
+        signed.manifest_digest
+    );
+    let by_tag: Vec<String> = h
+        .source_requests()
+        .into_iter()
+        .filter(|r| r.contains("/manifests/1") && !r.starts_with("HEAD "))
+        .collect();
+    assert!(
+        by_tag.is_empty(),
+        "the tag was read, not its digest: {by_tag:?}"
+    );
 
     // With track_source, the next plan sees the tag moved to an unsigned image: a plan
     // error, and the mirror stays as it is.
+    let moved = h.seed_image("upstream/app", "1", 71).await;
     h.clear_logs();
     let run = h.plan_fails().await;
     run.stderr_has("is not signed as `verify` asks")
         .stderr_has(&format!("What the source names, {}", moved.manifest_digest));
     let run = h.apply_fails().await;
     run.stderr_has("is not signed as `verify` asks");
-    assert_no_transfer(&h);
+    assert_not_pulled(&h, &[&moved]);
     assert_eq!(
         h.ecr_tag("mirror/app", "1").as_deref(),
         Some(signed.manifest_digest.as_str())
     );
 
     // Once the publisher signs it, the mirror follows.
-    push_signature(&client, "upstream/app", &moved.manifest_digest, &moved.manifest_digest, &Signer::Key(&key))
-        .await
-        .unwrap();
+    push_signature(
+        &client,
+        "upstream/app",
+        &moved.manifest_digest,
+        &moved.manifest_digest,
+        &Signer::Key(&key),
+    )
+    .await
+    .unwrap();
     h.apply().await;
     assert_eq!(
         h.ecr_tag("mirror/app", "1").as_deref(),
         Some(moved.manifest_digest.as_str())
     );
+
+    // A saved plan of a new mirror verified the tag's image; the tag then moves to an
+    // unsigned image before `terraform apply tfplan`: Terraform plans once more at apply,
+    // the provider verifies what the tag names by then, and nothing is copied.
+    h.destroy().await;
+    h.seed_image("upstream/app", "1", 70).await;
+    let run = h
+        .terraform(&["plan", "-out=tfplan", "-input=false", "-no-color"])
+        .await;
+    assert!(run.success, "{}", run.output());
+    run.stdout_has(&format!("source_digest = \"{}\"", signed.manifest_digest));
+    let unsigned = h.seed_image("upstream/app", "1", 72).await;
+    h.clear_logs();
+    let run = h
+        .terraform(&["apply", "-input=false", "-no-color", "tfplan"])
+        .await;
+    assert!(!run.success, "{}", run.output());
+    run.stderr_has("is not signed as `verify` asks")
+        .stderr_has(&format!(
+            "What the source names, {}",
+            unsigned.manifest_digest
+        ));
+    assert_not_pulled(&h, &[&unsigned]);
+    assert!(h.ecr_tag("mirror/app", "1").is_none());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -307,10 +546,18 @@ async fn a_fleet_verified_with_keys_known_only_at_apply_and_bad_input_said_on_it
     let client = h.source_client();
     let mut digests = Vec::new();
     for n in 0..12u64 {
-        let image = h.seed_image("upstream/fleet", &format!("v{n}"), 80 + n).await;
-        push_signature(&client, "upstream/fleet", &image.manifest_digest, &image.manifest_digest, &Signer::Key(&key))
-            .await
-            .unwrap();
+        let image = h
+            .seed_image("upstream/fleet", &format!("v{n}"), 80 + n)
+            .await;
+        push_signature(
+            &client,
+            "upstream/fleet",
+            &image.manifest_digest,
+            &image.manifest_digest,
+            &Signer::Key(&key),
+        )
+        .await
+        .unwrap();
         digests.push(image.manifest_digest);
     }
     h.world.ecr.state.create_repository("mirror/fleet");
@@ -337,7 +584,10 @@ resource "ecrmirror_image" "fleet" {
     run.stdout_has("verified_by = (known after apply)");
     h.apply_parallel(10).await;
     for (n, digest) in digests.iter().enumerate() {
-        assert_eq!(h.ecr_tag("mirror/fleet", &format!("v{n}")).as_deref(), Some(digest.as_str()));
+        assert_eq!(
+            h.ecr_tag("mirror/fleet", &format!("v{n}")).as_deref(),
+            Some(digest.as_str())
+        );
     }
     let (run, changes) = h.plan().await;
     assert!(!changes, "{}", run.output());
@@ -355,7 +605,7 @@ resource "ecrmirror_image" "fleet" {
             "is not a regular expression",
         ),
         (
-            "    keyless {\n      issuer  = \"https://accounts.google.com\"\n      subject = \"me@example.com\"\n    }\n    trusted_root = \"[]\"",
+            "    keyless {\n      issuer  = \"https://accounts.google.com\"\n      subject = \"me@example.com\"\n    }\n    trusted_root = \"not JSON\"",
             "not a Sigstore trusted root",
         ),
         (
@@ -364,7 +614,14 @@ resource "ecrmirror_image" "fleet" {
         ),
     ];
     for (verify, why) in bad {
-        h.config(&config(&mirror("bad", "upstream/fleet:v0", "mirror/fleet", "registry", verify, "")));
+        h.config(&config(&mirror(
+            "bad",
+            "upstream/fleet:v0",
+            "mirror/fleet",
+            "registry",
+            verify,
+            "",
+        )));
         let run = h.plan_fails().await;
         run.stderr_has(why).stderr_has("with ecrmirror_image.bad");
     }

@@ -68,8 +68,8 @@ fn b64(text: &str) -> std::result::Result<Vec<u8>, String> {
 
 /// The digest a simple-signing payload names.
 fn simple_signing_digest(payload: &[u8]) -> std::result::Result<String, String> {
-    let json: Value = serde_json::from_slice(payload)
-        .map_err(|err| format!("its payload is not JSON: {err}"))?;
+    let json: Value =
+        serde_json::from_slice(payload).map_err(|err| format!("its payload is not JSON: {err}"))?;
     json.pointer("/critical/image/docker-manifest-digest")
         .and_then(Value::as_str)
         .map(str::to_string)
@@ -125,7 +125,10 @@ impl CosignBundle {
 }
 
 /// A signature layer of a `.sig` manifest, with its payload.
-pub(super) fn from_layer(annotations: &std::collections::BTreeMap<String, String>, payload: &[u8]) -> Signed {
+pub(super) fn from_layer(
+    annotations: &std::collections::BTreeMap<String, String>,
+    payload: &[u8],
+) -> Signed {
     let signature = annotations.get(SIGNATURE).map(|s| b64(s));
     let entry = annotations.get(BUNDLE).map(|text| {
         serde_json::from_str::<CosignBundle>(text)
@@ -302,22 +305,45 @@ pub(super) fn from_bundle(body: &[u8]) -> Signed {
         .filter_map(|raw| b64(&raw.raw_bytes).ok().map(CertificateDer::from))
         .collect();
     let certificate = (!chain.is_empty()).then(|| chain.remove(0));
-    let entry = material.tlog_entries.into_iter().next().map(TlogJson::entry);
+    let entry = material
+        .tlog_entries
+        .into_iter()
+        .next()
+        .map(TlogJson::entry);
     let (message, signature, names) = match (bundle.dsse_envelope, bundle.message_signature) {
         (Some(envelope), _) => match (b64(&envelope.payload), envelope.signatures.first()) {
             (Ok(payload), Some(first)) => {
                 let names = if envelope.payload_type == "application/vnd.in-toto+json" {
                     statement_digest(&payload)
                 } else {
-                    Err(format!("its envelope holds a `{}`, not an in-toto statement", envelope.payload_type))
+                    Err(format!(
+                        "its envelope holds a `{}`, not an in-toto statement",
+                        envelope.payload_type
+                    ))
                 };
-                (pae(&envelope.payload_type, &payload), b64(&first.sig).unwrap_or_default(), names)
+                (
+                    pae(&envelope.payload_type, &payload),
+                    b64(&first.sig).unwrap_or_default(),
+                    names,
+                )
             }
-            (Err(err), _) => (Vec::new(), Vec::new(), Err(format!("its envelope's payload is {err}"))),
-            (_, None) => (Vec::new(), Vec::new(), Err("its envelope holds no signature".into())),
+            (Err(err), _) => (
+                Vec::new(),
+                Vec::new(),
+                Err(format!("its envelope's payload is {err}")),
+            ),
+            (_, None) => (
+                Vec::new(),
+                Vec::new(),
+                Err("its envelope holds no signature".into()),
+            ),
         },
         // A message signature signs a blob, which the bundle does not hold: it names no image.
-        (None, Some(_)) => (Vec::new(), Vec::new(), Err("it signs a blob (a message signature), not an image".into())),
+        (None, Some(_)) => (
+            Vec::new(),
+            Vec::new(),
+            Err("it signs a blob (a message signature), not an image".into()),
+        ),
         (None, None) => (Vec::new(), Vec::new(), Err("it holds no signature".into())),
     };
     let names = match (&entry, names) {
@@ -337,7 +363,11 @@ pub(super) fn from_bundle(body: &[u8]) -> Signed {
 /// Whether Rekor's entry `body` (base64 JSON) logs `signed`: the same signature, over
 /// the same payload, by the same certificate. A `hashedrekord` hashes the payload; a `dsse`
 /// entry hashes the envelope's payload.
-pub(super) fn entry_logs(body: &str, signed: &Signed, certificate: &CertificateDer<'_>) -> std::result::Result<(), String> {
+pub(super) fn entry_logs(
+    body: &str,
+    signed: &Signed,
+    certificate: &CertificateDer<'_>,
+) -> std::result::Result<(), String> {
     let body = b64(body).map_err(|err| format!("its Rekor entry body is {err}"))?;
     let json: Value = serde_json::from_slice(&body)
         .map_err(|err| format!("its Rekor entry body is not JSON: {err}"))?;
@@ -363,7 +393,11 @@ pub(super) fn entry_logs(body: &str, signed: &Signed, certificate: &CertificateD
                 })
                 .unwrap_or_default(),
         ),
-        other => return Err(format!("its Rekor entry is of kind `{other}`, which does not log a cosign signature")),
+        other => {
+            return Err(format!(
+                "its Rekor entry is of kind `{other}`, which does not log a cosign signature"
+            ))
+        }
     };
     let hashed = match kind {
         "dsse" => dsse_payload(&signed.message),
@@ -377,7 +411,11 @@ pub(super) fn entry_logs(body: &str, signed: &Signed, certificate: &CertificateD
         let same_certificate = b64(verifier)
             .ok()
             .and_then(|pem| String::from_utf8(pem).ok())
-            .is_some_and(|pem| pem_certificates(&pem).first().is_some_and(|c| c.as_ref() == certificate.as_ref()));
+            .is_some_and(|pem| {
+                pem_certificates(&pem)
+                    .first()
+                    .is_some_and(|c| c.as_ref() == certificate.as_ref())
+            });
         same_signature && same_certificate
     });
     if logged {
@@ -404,7 +442,11 @@ fn dsse_payload(pae: &[u8]) -> &[u8] {
 
 /// Every signature the source holds for the manifest `digest`: the layers of cosign's
 /// `sha256-<hex>.sig` tag and the Sigstore bundles among its referrers, to [`MOST`].
-pub(super) async fn found(session: &Session<'_>, reference: &str, digest: &str) -> Result<Vec<Signed>> {
+pub(super) async fn found(
+    session: &Session<'_>,
+    reference: &str,
+    digest: &str,
+) -> Result<Vec<Signed>> {
     let failed = |failure: crate::distribution::RequestFailure| failure.error(session, reference);
     let tag = format!("{}.sig", digest.replace(':', "-"));
     let (tagged, listed) = tokio::join!(
@@ -422,8 +464,15 @@ pub(super) async fn found(session: &Session<'_>, reference: &str, digest: &str) 
     let mut signed = Vec::new();
     if let Some(body) = tagged.map_err(failed)? {
         if let Ok(OciManifest::Image(manifest)) = serde_json::from_slice::<OciManifest>(&body) {
-            for layer in manifest.layers.iter().filter(|l| l.media_type == SIMPLE_SIGNING).take(MOST) {
-                let payload = small(session, &layer.digest, layer.size).await.map_err(failed)?;
+            for layer in manifest
+                .layers
+                .iter()
+                .filter(|l| l.media_type == SIMPLE_SIGNING)
+                .take(MOST)
+            {
+                let payload = small(session, &layer.digest, layer.size)
+                    .await
+                    .map_err(failed)?;
                 let annotations = layer.annotations.clone().unwrap_or_default();
                 signed.push(from_layer(&annotations.into_iter().collect(), &payload));
             }
@@ -434,7 +483,12 @@ pub(super) async fn found(session: &Session<'_>, reference: &str, digest: &str) 
             .map(|index| index.manifests)
             .unwrap_or_default()
             .into_iter()
-            .filter(|entry| entry.artifact_type.as_deref().is_some_and(|t| t.starts_with(SIGSTORE_BUNDLE)))
+            .filter(|entry| {
+                entry
+                    .artifact_type
+                    .as_deref()
+                    .is_some_and(|t| t.starts_with(SIGSTORE_BUNDLE))
+            })
             .map(|entry| entry.digest)
             .collect(),
         None => Vec::new(),
@@ -443,11 +497,19 @@ pub(super) async fn found(session: &Session<'_>, reference: &str, digest: &str) 
         let document = retry_request("a Sigstore bundle", || session.manifest(&bundle))
             .await
             .map_err(failed)?;
-        let Ok(OciManifest::Image(manifest)) = serde_json::from_slice::<OciManifest>(&document.body) else {
+        let Ok(OciManifest::Image(manifest)) =
+            serde_json::from_slice::<OciManifest>(&document.body)
+        else {
             continue;
         };
-        if let Some(layer) = manifest.layers.iter().find(|l| l.media_type.starts_with(SIGSTORE_BUNDLE)) {
-            let body = small(session, &layer.digest, layer.size).await.map_err(failed)?;
+        if let Some(layer) = manifest
+            .layers
+            .iter()
+            .find(|l| l.media_type.starts_with(SIGSTORE_BUNDLE))
+        {
+            let body = small(session, &layer.digest, layer.size)
+                .await
+                .map_err(failed)?;
             signed.push(from_bundle(&body));
         }
     }
@@ -455,13 +517,21 @@ pub(super) async fn found(session: &Session<'_>, reference: &str, digest: &str) 
 }
 
 /// A payload or bundle blob, checked against its digest; refused past [`LARGEST`].
-async fn small(session: &Session<'_>, digest: &str, size: i64) -> std::result::Result<Bytes, crate::distribution::RequestFailure> {
+async fn small(
+    session: &Session<'_>,
+    digest: &str,
+    size: i64,
+) -> std::result::Result<Bytes, crate::distribution::RequestFailure> {
     let body = if u64::try_from(size).unwrap_or(u64::MAX) > LARGEST {
         Bytes::new()
     } else {
         retry_request("a signature payload", || session.small_blob(digest)).await?
     };
-    Ok(if crate::manifest::digest_of(&body) == digest { body } else { Bytes::new() })
+    Ok(if crate::manifest::digest_of(&body) == digest {
+        body
+    } else {
+        Bytes::new()
+    })
 }
 
 #[cfg(test)]
@@ -490,7 +560,10 @@ mod tests {
     #[test]
     fn a_layer_without_a_signature_names_nothing() {
         let signed = from_layer(&Default::default(), b"{}");
-        assert!(signed.names.unwrap_err().contains("no `dev.cosignproject.cosign/signature`"));
+        assert!(signed
+            .names
+            .unwrap_err()
+            .contains("no `dev.cosignproject.cosign/signature`"));
         let signed = from_bundle(b"[]");
         assert!(signed.names.unwrap_err().contains("not a Sigstore bundle"));
     }

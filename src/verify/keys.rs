@@ -84,7 +84,11 @@ impl PublicKey {
 
 /// Whether `signature` is the signature of `message` by the key `spki` (DER), with any
 /// algorithm of [`ALGORITHMS`] that fits the key.
-pub(super) fn spki_verifies(spki: &SubjectPublicKeyInfoDer<'_>, message: &[u8], signature: &[u8]) -> bool {
+pub(super) fn spki_verifies(
+    spki: &SubjectPublicKeyInfoDer<'_>,
+    message: &[u8],
+    signature: &[u8],
+) -> bool {
     let Ok(key) = webpki::RawPublicKeyEntity::try_from(spki) else {
         return false;
     };
@@ -113,7 +117,8 @@ J5GCk8kk5TjKh5nlsY8JiYxSvTu51KrjpocM9S4nacA6So8CyQEnELOicw==
     const ED25519: &str = "-----BEGIN PUBLIC KEY-----
 MCowBQYDK2VwAyEAJB6FLR51pgDn1gBXxu8eBB8d/6C95SFXjLBBVirpX0s=
 -----END PUBLIC KEY-----";
-    const ED25519_SIGNATURE: &str = "o+bDeNYkEjA3legWt1DHRYfBylAvDLdG2Nlg1x74dpyhQ2rbRrep1IxgdvS6rfex6HOKEpjm5HTixMdBAXyrCw==";
+    const ED25519_SIGNATURE: &str =
+        "o+bDeNYkEjA3legWt1DHRYfBylAvDLdG2Nlg1x74dpyhQ2rbRrep1IxgdvS6rfex6HOKEpjm5HTixMdBAXyrCw==";
     const RSA: &str = "-----BEGIN PUBLIC KEY-----
 MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA6I2wlyzJ8N8AyI8p19Im
 61hZmJqZWnHrQE8ZiXjocVSm2Ts+BRJZWsqfenExm9fWeGqq9LIDnbTaFZYW19zV
@@ -131,7 +136,9 @@ aINlQXKc86MnN91ZD2jUGx/oWA4ZEokIWElP4hSiF7rHDxX5EF/hYQ==
 -----END PUBLIC KEY-----";
 
     fn signature(b64: &str) -> Vec<u8> {
-        base64::engine::general_purpose::STANDARD.decode(b64).unwrap()
+        base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .unwrap()
     }
 
     #[test]
@@ -160,7 +167,10 @@ aINlQXKc86MnN91ZD2jUGx/oWA4ZEokIWElP4hSiF7rHDxX5EF/hYQ==
             key.fingerprint(),
             format!("SHA256:{}", hex(&Sha256::digest(der.as_ref())))
         );
-        assert_ne!(key.fingerprint(), PublicKey::parse(ED25519).unwrap().fingerprint());
+        assert_ne!(
+            key.fingerprint(),
+            PublicKey::parse(ED25519).unwrap().fingerprint()
+        );
     }
 
     #[test]

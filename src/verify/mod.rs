@@ -140,9 +140,14 @@ fn accepts(
     policy: &Policy,
     root: Option<&TrustRoot>,
 ) -> std::result::Result<String, String> {
-    let names = signed.names.as_ref().map_err(|why| format!("a signature that cannot be read ({why})"))?;
+    let names = signed
+        .names
+        .as_ref()
+        .map_err(|why| format!("a signature that cannot be read ({why})"))?;
     if names != digest {
-        return Err(format!("a signature whose payload names another image ({names})"));
+        return Err(format!(
+            "a signature whose payload names another image ({names})"
+        ));
     }
     match &signed.certificate {
         None => {
@@ -178,13 +183,14 @@ fn keyless(
         .iter()
         .any(|wanted| wanted.issuer == issuer && wanted.subject.matches(&subject))
     {
-        return Err(format!("a keyless signature whose {described} did not match any `keyless` block"));
+        return Err(format!(
+            "a keyless signature whose {described} did not match any `keyless` block"
+        ));
     }
     let root = root.ok_or("a keyless signature, and no trusted root to check it")?;
-    let entry = signed
-        .entry
-        .as_ref()
-        .ok_or_else(|| format!("a keyless signature ({described}) with no Rekor entry to prove when it was made"))?;
+    let entry = signed.entry.as_ref().ok_or_else(|| {
+        format!("a keyless signature ({described}) with no Rekor entry to prove when it was made")
+    })?;
     let log = root.log(&entry.log_id).ok_or_else(|| {
         format!(
             "a keyless signature ({described}) whose Rekor entry is signed by log {}, which the trusted root does not name",
@@ -201,18 +207,24 @@ fn keyless(
     if !keys::spki_verifies(&log.key, &promised, &entry.promise) {
         return Err(format!("a keyless signature ({described}) whose Rekor entry's signed timestamp does not verify with the log's key"));
     }
-    let signed_at = UNIX_EPOCH + Duration::from_secs(u64::try_from(entry.integrated_time).unwrap_or(0));
+    let signed_at =
+        UNIX_EPOCH + Duration::from_secs(u64::try_from(entry.integrated_time).unwrap_or(0));
     if !log.valid.holds(signed_at) {
         return Err(format!("a keyless signature ({described}) logged at {} by a log key the trusted root does not trust at that time", humantime::format_rfc3339_seconds(signed_at)));
     }
-    cosign::entry_logs(&entry.body, signed, certificate).map_err(|why| format!("a keyless signature ({described}) whose {why}"))?;
-    chains(certificate, &signed.chain, root, signed_at).map_err(|why| format!("a keyless signature ({described}) whose {why}"))?;
-    let leaf = webpki::EndEntityCert::try_from(certificate).map_err(|err| format!("a certificate that cannot be read ({err})"))?;
-    if !keys::ALGORITHMS
-        .iter()
-        .any(|algorithm| leaf.verify_signature(*algorithm, &signed.message, &signed.signature).is_ok())
-    {
-        return Err(format!("a keyless signature ({described}) that does not verify with its certificate's key"));
+    cosign::entry_logs(&entry.body, signed, certificate)
+        .map_err(|why| format!("a keyless signature ({described}) whose {why}"))?;
+    chains(certificate, &signed.chain, root, signed_at)
+        .map_err(|why| format!("a keyless signature ({described}) whose {why}"))?;
+    let leaf = webpki::EndEntityCert::try_from(certificate)
+        .map_err(|err| format!("a certificate that cannot be read ({err})"))?;
+    if !keys::ALGORITHMS.iter().any(|algorithm| {
+        leaf.verify_signature(*algorithm, &signed.message, &signed.signature)
+            .is_ok()
+    }) {
+        return Err(format!(
+            "a keyless signature ({described}) that does not verify with its certificate's key"
+        ));
     }
     Ok(format!("keyless {issuer} {subject}"))
 }
@@ -224,7 +236,8 @@ fn chains(
     root: &TrustRoot,
     signed_at: SystemTime,
 ) -> std::result::Result<(), String> {
-    let leaf = webpki::EndEntityCert::try_from(certificate).map_err(|err| format!("certificate cannot be read ({err})"))?;
+    let leaf = webpki::EndEntityCert::try_from(certificate)
+        .map_err(|err| format!("certificate cannot be read ({err})"))?;
     let time = UnixTime::since_unix_epoch(signed_at.duration_since(UNIX_EPOCH).unwrap_or_default());
     let mut outside = None;
     for authority in root.authorities.iter().filter(|a| a.valid.holds(signed_at)) {
@@ -234,7 +247,8 @@ fn chains(
         let Ok(anchor) = webpki::anchor_from_trusted_cert(anchor) else {
             continue;
         };
-        let intermediates: Vec<CertificateDer<'_>> = intermediates.iter().chain(sent).cloned().collect();
+        let intermediates: Vec<CertificateDer<'_>> =
+            intermediates.iter().chain(sent).cloned().collect();
         match leaf.verify_for_usage(
             keys::ALGORITHMS,
             &[anchor],
@@ -245,8 +259,12 @@ fn chains(
             None,
         ) {
             Ok(_) => return Ok(()),
-            Err(err @ (webpki::Error::CertExpired { .. } | webpki::Error::CertNotValidYet { .. })) => outside = Some(err),
-            Err(err) => tracing::debug!("the certificate does not chain to a CA of the trusted root: {err}"),
+            Err(
+                err @ (webpki::Error::CertExpired { .. } | webpki::Error::CertNotValidYet { .. }),
+            ) => outside = Some(err),
+            Err(err) => {
+                tracing::debug!("the certificate does not chain to a CA of the trusted root: {err}")
+            }
         }
     }
     match outside {
@@ -300,8 +318,12 @@ fn identity(certificate: &CertificateDer<'_>) -> std::result::Result<(String, St
         (Some(der), _) => x509_cert::der::asn1::Utf8StringRef::from_der(&der)
             .map(|s| s.as_str().to_string())
             .map_err(|err| format!("a certificate whose OIDC issuer cannot be read ({err})"))?,
-        (None, Some(raw)) => String::from_utf8(raw).map_err(|_| "a certificate whose OIDC issuer is not text")?,
-        (None, None) => return Err("a certificate without an OIDC issuer (not issued by Fulcio)".into()),
+        (None, Some(raw)) => {
+            String::from_utf8(raw).map_err(|_| "a certificate whose OIDC issuer is not text")?
+        }
+        (None, None) => {
+            return Err("a certificate without an OIDC issuer (not issued by Fulcio)".into())
+        }
     };
     Ok((issuer, subject))
 }

@@ -119,7 +119,8 @@ impl WindowJson {
 }
 
 fn window(json: &Option<WindowJson>) -> Result<Window, String> {
-    json.as_ref().map_or(Ok(Window::default()), WindowJson::parse)
+    json.as_ref()
+        .map_or(Ok(Window::default()), WindowJson::parse)
 }
 
 fn decoded(text: &str, what: &str) -> Result<Vec<u8>, String> {
@@ -162,7 +163,10 @@ impl TrustRoot {
         }
         let mut logs = Vec::new();
         for (n, log) in json.tlogs.iter().enumerate() {
-            let key = decoded(&log.public_key.raw_bytes, &format!("tlogs[{n}]'s public key"))?;
+            let key = decoded(
+                &log.public_key.raw_bytes,
+                &format!("tlogs[{n}]'s public key"),
+            )?;
             let id = match &log.log_id {
                 Some(id) => decoded(&id.key_id, &format!("tlogs[{n}]'s logId"))?,
                 None => Sha256::digest(&key).to_vec(),

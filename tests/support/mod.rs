@@ -361,9 +361,7 @@ impl Harness {
 
     /// `terraform plan` that must fail (a plan error).
     pub async fn plan_fails(&self) -> Run {
-        let run = self
-            .terraform(&["plan", "-input=false", "-no-color"])
-            .await;
+        let run = self.terraform(&["plan", "-input=false", "-no-color"]).await;
         assert!(!run.success, "plan should have failed:\n{}", run.output());
         run
     }

@@ -206,7 +206,8 @@ async fn verified(
     let Some(policy) = &mirror.verify else {
         return Ok(None);
     };
-    if let (Value::Value(digest), Value::Value(by)) = (&planned.source_digest, &planned.verified_by) {
+    if let (Value::Value(digest), Value::Value(by)) = (&planned.source_digest, &planned.verified_by)
+    {
         return Ok(Some(Verified {
             digest: digest.clone(),
             by: by.clone(),

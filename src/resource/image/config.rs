@@ -129,14 +129,18 @@ pub(crate) fn policy(block: &Value<Verify>) -> Result<Value<Policy>> {
         Value::Value(list) => {
             for (n, key) in list.iter().enumerate() {
                 match key {
-                    Value::Value(pem) => keys.push(PublicKey::parse(pem).map_err(|why| Error::Invalid {
-                        attribute: "verify.keys",
-                        detail: format!("`keys[{n}]` is {why}"),
-                    })?),
+                    Value::Value(pem) => {
+                        keys.push(PublicKey::parse(pem).map_err(|why| Error::Invalid {
+                            attribute: "verify.keys",
+                            detail: format!("`keys[{n}]` is {why}"),
+                        })?)
+                    }
                     Value::Null => {
                         return Err(Error::Invalid {
                             attribute: "verify.keys",
-                            detail: format!("`keys[{n}]` is null: every element must be a PEM public key."),
+                            detail: format!(
+                                "`keys[{n}]` is null: every element must be a PEM public key."
+                            ),
                         })
                     }
                     Value::Unknown => unknown = true,

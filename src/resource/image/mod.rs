@@ -147,10 +147,25 @@ impl ImageResource {
         let copies = planned.image_digest.is_unknown();
         let verified = match (&planned.source_digest, copies) {
             (Value::Value(digest), false) => {
-                crate::verify::verify_digest(&clients.distribution, &source, digest, credentials.as_ref(), &policy).await
+                crate::verify::verify_digest(
+                    &clients.distribution,
+                    &source,
+                    digest,
+                    credentials.as_ref(),
+                    &policy,
+                )
+                .await
             }
             (_, false) => return,
-            (_, true) => crate::verify::verify(&clients.distribution, &source, credentials.as_ref(), &policy).await,
+            (_, true) => {
+                crate::verify::verify(
+                    &clients.distribution,
+                    &source,
+                    credentials.as_ref(),
+                    &policy,
+                )
+                .await
+            }
         };
         match verified {
             Ok(verified) => {
@@ -342,7 +357,10 @@ impl Resource for ImageResource {
         // Referrers leave with `copy_referrers`: the tags the mirror copied are removed.
         let drop_referrers = prior.copy_referrers == Value::Value(true)
             && planned.copy_referrers == Value::Value(false);
-        if !planned.image_digest.is_unknown() && !drop_referrers && !planned.verified_by.is_unknown() {
+        if !planned.image_digest.is_unknown()
+            && !drop_referrers
+            && !planned.verified_by.is_unknown()
+        {
             // Nothing in ECR changes (keep_remotely, timeouts): the plan is the result.
             return Some((planned, private));
         }
