@@ -107,6 +107,15 @@ async fn every_example_directory_validates_as_written() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_terraform_block_of_the_readme_and_docs_validates_as_written() {
     let h = support::Harness::start().await;
+    // The files the `verify` examples read, as a user has them beside the configuration.
+    h.file(
+        "cosign.pub",
+        &standin::sigstore::Key::p256().unwrap().public_pem(),
+    );
+    h.file(
+        "trusted_root.json",
+        &standin::sigstore::Sigstore::new().unwrap().trusted_root(),
+    );
     let mut pages = vec![root().join("README.md")];
     let mut dirs = vec![root().join("docs")];
     while let Some(dir) = dirs.pop() {

@@ -493,6 +493,29 @@ async fn the_digest_verified_is_the_digest_copied_and_a_tag_moved_to_an_unsigned
     let run = h.apply_fails().await;
     run.stderr_has("is not signed as `verify` asks");
     assert_not_pulled(&h, &[&moved]);
+    // `terraform destroy` plans the configuration first, and so stops here too; without
+    // that plan it destroys, as the diagnostic says.
+    let run = h
+        .terraform(&["destroy", "-auto-approve", "-input=false", "-no-color"])
+        .await;
+    assert!(!run.success, "{}", run.output());
+    run.stderr_has("is not signed as `verify` asks")
+        .stderr_has("terraform destroy -refresh=false");
+    let run = h
+        .terraform(&[
+            "destroy",
+            "-auto-approve",
+            "-refresh=false",
+            "-input=false",
+            "-no-color",
+        ])
+        .await;
+    assert!(run.success, "{}", run.output());
+    assert!(h.ecr_tag("mirror/app", "1").is_none());
+    assert!(h.resources().await.is_empty());
+    h.seed_image("upstream/app", "1", 70).await;
+    h.apply().await;
+    h.seed_image("upstream/app", "1", 71).await;
     assert_eq!(
         h.ecr_tag("mirror/app", "1").as_deref(),
         Some(signed.manifest_digest.as_str())
