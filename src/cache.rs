@@ -64,6 +64,11 @@ fn root(var: impl Fn(&str) -> Option<std::ffi::OsString>) -> Option<PathBuf> {
 }
 
 impl Cache {
+    /// The cache's directory, when it has one.
+    pub(crate) fn directory(&self) -> Option<&Path> {
+        self.root.as_deref()
+    }
+
     /// A cache in `root`.
     #[cfg(test)]
     pub(crate) fn at(root: &Path) -> Cache {

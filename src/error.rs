@@ -87,6 +87,10 @@ pub enum Error {
         reasons: Vec<String>,
     },
 
+    /// Sigstore's trusted root could not be fetched (keyless `verify` without `trusted_root`).
+    #[error("Cannot get Sigstore's trusted root")]
+    TrustRoot { cause: String },
+
     /// A registry (or its token service, or a redirect) would have the provider speak plain
     /// HTTP to another machine.
     #[error("The registry would have the provider use plain HTTP for {reference}")]
@@ -336,6 +340,7 @@ impl Error {
             Error::NotAnImage { .. } => "Point `docker_source` at a container image (an image manifest or a multi-platform index), or at an OCI artifact (a Helm chart, a WebAssembly module) with `copy_method = \"registry\"`.".into(),
             Error::EngineCannotPull { .. } => "Set `copy_method = \"registry\"` (in the resource, or the provider's default): it copies any OCI artifact (Helm charts, WebAssembly modules, …) registry to registry, byte for byte, with its digest, and needs no Docker engine.".into(),
             Error::Unverified { .. } => "Mirror a tag its publisher signed, or check `verify`: the `keys` (PEM public keys, as `cosign.pub`), each `keyless` block's `issuer` and `subject` or `subject_regex` (they must match the signing certificate exactly: `cosign verify` prints them), and `trusted_root`. Signatures are looked up where cosign puts them: the source's `sha256-<hex>.sig` tag and its OCI referrers. (`terraform destroy` plans the configuration before it destroys, and stops here too: `terraform destroy -refresh=false` destroys without that plan.)".into(),
+            Error::TrustRoot { .. } => "Keyless identities without `trusted_root` are checked against Sigstore's public-good instance, whose trusted root the provider fetches from its TUF repository (https://tuf-repo-cdn.sigstore.dev) and keeps in its cache directory. Check the network to it, or set `trusted_root` (`cosign trusted-root create` writes one): then nothing is fetched.".into(),
             Error::Source { .. } => "Check that the source registry is reachable from the machine that runs Terraform, and its credentials (`registry_auth` or the Docker config file).".into(),
             Error::PlainHttp { .. } => "The provider speaks to registries, their token services and the storage they redirect to over HTTPS only (plain HTTP only on this machine), so that credentials and signed URLs cannot be read on the way. Have the registry serve and redirect to HTTPS URLs.".into(),
             Error::Import { .. } => "Import IDs are `REPOSITORY:TAG` or `<registry host>/<repository>:<tag>`, naming a tag that exists in ECR.".into(),
@@ -376,6 +381,7 @@ impl Error {
             | Error::TargetDenied { cause, .. }
             | Error::Push { cause, .. }
             | Error::Misdirected { cause, .. }
+            | Error::TrustRoot { cause }
             | Error::TagRefused { cause, .. }
             | Error::Source { cause, .. }
             | Error::PlainHttp { cause, .. }
@@ -468,7 +474,7 @@ impl Error {
             Error::PlatformMissing { attribute, .. } => Some(attribute),
             Error::IndexReplaced { by, .. } => Some(by.attribute()),
             Error::EngineCannotPull { .. } => Some("copy_method"),
-            Error::Unverified { .. } => Some("verify"),
+            Error::Unverified { .. } | Error::TrustRoot { .. } => Some("verify"),
             Error::RepositoryNotFound { .. } | Error::CreatedOnPush { .. } => Some("repository"),
             Error::Timeout { .. } => Some("timeouts"),
             Error::TagShared { .. }

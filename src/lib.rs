@@ -36,6 +36,10 @@
 //! - [`source`]: what a source reference holds: its digest now, what `ecrmirror_source`
 //!   reports of it, and the one resolution of "which manifest, for which platform" that the
 //!   platform check, adoption and the copy use.
+//! - [`verify`]: the `verify` block's checks: cosign signatures found at the source
+//!   (`cosign`: the `.sig` tag's layers, Sigstore bundles among the referrers), public keys and
+//!   signature checks over rustls-webpki's `ring` algorithms (`keys`), Sigstore trusted roots
+//!   (`trust`), and the public-good one fetched through TUF (`tuf`).
 //! - [`cache`]: source manifests and image configs kept on disk by digest (checked on every
 //!   read), so that a source tag that has not moved costs one `HEAD` and no manifest `GET`;
 //!   reads of one digest at once in a process fetch it once.

@@ -631,10 +631,6 @@ resource "ecrmirror_image" "fleet" {
             "    keyless {\n      issuer  = \"https://accounts.google.com\"\n      subject = \"me@example.com\"\n    }\n    trusted_root = \"not JSON\"",
             "not a Sigstore trusted root",
         ),
-        (
-            "    keyless {\n      issuer  = \"https://accounts.google.com\"\n      subject = \"me@example.com\"\n    }",
-            "`keyless` identities need Sigstore's trusted root",
-        ),
     ];
     for (verify, why) in bad {
         h.config(&config(&mirror(
@@ -648,4 +644,121 @@ resource "ecrmirror_image" "fleet" {
         let run = h.plan_fails().await;
         run.stderr_has(why).stderr_has("with ecrmirror_image.bad");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_trusted_root_keyless_uses_the_trusted_root_sigstores_tuf_repository_publishes() {
+    let mut h = Harness::start().await;
+    let sigstore = Sigstore::new().unwrap();
+    let image = h.seed_image("upstream/app", "1.4", 90).await;
+    push_signature(
+        &h.source_client(),
+        "upstream/app",
+        &image.manifest_digest,
+        &image.manifest_digest,
+        &Signer::keyless(&sigstore, Identity::new(ISSUER, WORKFLOW)),
+    )
+    .await
+    .unwrap();
+    h.world.ecr.state.create_repository("mirror/app");
+    // The stand-in's "public-good" TUF repository: its first root is what the provider
+    // starts from (as it embeds Sigstore's); the root has been rotated once since.
+    let tuf_dir = tempfile::tempdir().unwrap();
+    let mut repository =
+        standin::tuf::TufRepository::new(tuf_dir.path(), &sigstore.trusted_root()).unwrap();
+    h.file(
+        "first-root.json",
+        &String::from_utf8(repository.initial_root().unwrap()).unwrap(),
+    );
+    repository.rotate_root().unwrap();
+    repository.publish(&sigstore.trusted_root()).unwrap();
+    let served = standin::tuf::serve(tuf_dir.path()).await.unwrap();
+    h.set_env("ECRMIRROR_SIGSTORE_TUF_URL", &served.url());
+    h.set_env(
+        "ECRMIRROR_SIGSTORE_TUF_ROOT",
+        &h.work().join("first-root.json").display().to_string(),
+    );
+    let verify = format!(
+        r#"    keyless {{
+      issuer  = "{ISSUER}"
+      subject = "{WORKFLOW}"
+    }}"#
+    );
+    h.config(&config(&mirror(
+        "test",
+        "upstream/app:1.4",
+        "mirror/app",
+        "registry",
+        &verify,
+        "",
+    )));
+
+    h.apply().await;
+    assert_eq!(
+        h.attr("test", "verified_by").await,
+        format!("keyless {ISSUER} {WORKFLOW}")
+    );
+    let fetched = served.requests.lock().unwrap().clone();
+    for wanted in [
+        "GET /2.root.json",
+        "GET /3.root.json",
+        "GET /timestamp.json",
+        "GET /2.snapshot.json",
+        "GET /2.targets.json",
+    ] {
+        assert!(
+            fetched.iter().any(|r| r == wanted),
+            "{wanted} not in {fetched:?}"
+        );
+    }
+    assert!(fetched
+        .iter()
+        .any(|r| r.starts_with("GET /targets/") && r.ends_with(".trusted_root.json")));
+    // Kept while its timestamp is fresh: the next plans ask the repository nothing.
+    served.requests.lock().unwrap().clear();
+    h.config(&config(&mirror(
+        "test",
+        "upstream/app:1.4",
+        "mirror/app",
+        "docker",
+        &verify,
+        "",
+    )));
+    h.apply().await;
+    assert!(served.requests.lock().unwrap().is_empty());
+
+    // A repository that serves a tampered target, or whose metadata expired, or that the
+    // first root does not sign: a plan error on `verify` that says which, nothing copied.
+    let fresh_cache =
+        |h: &Harness| std::fs::remove_dir_all(h.cache_dir().join("sigstore-tuf")).unwrap();
+    h.config(&config(&mirror(
+        "test",
+        "upstream/app:1.4",
+        "mirror/app",
+        "registry",
+        &verify,
+        "",
+    )));
+    repository.tamper_target().unwrap();
+    fresh_cache(&h);
+    h.clear_logs();
+    let run = h.plan_fails().await;
+    run.stderr_has("Cannot get Sigstore's trusted root")
+        .stderr_has("does not have the SHA-256 the metadata names")
+        .stderr_has("set `trusted_root`");
+    assert_not_pulled(&h, &[&image]);
+    repository.lifetime = Duration::ZERO;
+    repository.publish(&sigstore.trusted_root()).unwrap();
+    fresh_cache(&h);
+    let run = h.plan_fails().await;
+    run.stderr_has("timestamp.json has expired");
+    let stranger = tempfile::tempdir().unwrap();
+    let other = standin::tuf::TufRepository::new(stranger.path(), "{}").unwrap();
+    h.file(
+        "first-root.json",
+        &String::from_utf8(other.initial_root().unwrap()).unwrap(),
+    );
+    fresh_cache(&h);
+    let run = h.plan_fails().await;
+    run.stderr_has("2.root.json is not signed by the root before it");
 }

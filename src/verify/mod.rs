@@ -9,6 +9,7 @@
 mod cosign;
 mod keys;
 mod trust;
+mod tuf;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -61,7 +62,7 @@ impl Subject {
 pub(crate) struct Policy {
     pub(crate) keys: Vec<PublicKey>,
     pub(crate) identities: Vec<Identity>,
-    /// The `trusted_root` (which `keyless` identities need).
+    /// The `trusted_root`; `None`: Sigstore's public-good one, for `keyless` identities.
     pub(crate) root: Option<Arc<TrustRoot>>,
 }
 
@@ -97,14 +98,48 @@ pub(crate) async fn verify_digest(
     credentials: Option<&Credentials>,
     policy: &Policy,
 ) -> Result<Verified> {
+    let root = match (&policy.root, policy.identities.is_empty()) {
+        (Some(root), _) => Some(root.clone()),
+        (None, true) => None,
+        (None, false) => Some(public_good(distribution).await?),
+    };
     let session = distribution.source(source.as_oci().clone(), credentials)?;
     let found = cosign::found(&session, &source.to_string(), digest).await?;
-    judge(&found, digest, policy, &source.to_string())
+    judge(&found, digest, policy, root.as_deref(), &source.to_string())
 }
 
-/// The first of `found` that `policy` accepts for `digest`, else why none did.
-fn judge(found: &[Signed], digest: &str, policy: &Policy, reference: &str) -> Result<Verified> {
-    let root = policy.root.as_deref();
+/// Sigstore's public-good trusted root (or the TUF repository's the environment names),
+/// fetched once per process (see [`tuf`]).
+async fn public_good(distribution: &Distribution) -> Result<Arc<TrustRoot>> {
+    static FETCHED: tokio::sync::OnceCell<Result<Arc<TrustRoot>>> =
+        tokio::sync::OnceCell::const_new();
+    FETCHED
+        .get_or_init(|| async {
+            let failed = |cause: String| Error::TrustRoot { cause };
+            let repository = tuf::Repository::from_environment().map_err(failed)?;
+            let text = tuf::trusted_root(distribution.http()?, &repository)
+                .await
+                .map_err(|why| failed(format!("The TUF repository {}: {why}", repository.url)))?;
+            TrustRoot::parse(&text).map(Arc::new).map_err(|why| {
+                failed(format!(
+                    "The trusted root {} publishes is {why}",
+                    repository.url
+                ))
+            })
+        })
+        .await
+        .clone()
+}
+
+/// The first of `found` that `policy` accepts for `digest` (keyless ones checked against
+/// `root`), else why none did.
+fn judge(
+    found: &[Signed],
+    digest: &str,
+    policy: &Policy,
+    root: Option<&TrustRoot>,
+    reference: &str,
+) -> Result<Verified> {
     let mut reasons = BTreeSet::new();
     for signed in found {
         match accepts(signed, digest, policy, root) {

@@ -23,6 +23,8 @@
 //! - [`runner`] is what the bench and the soak share to drive Terraform over a world.
 //! - [`sigstore`] signs images as cosign does (a key, or keyless through a private Sigstore
 //!   instance: a CA and a log key, nothing served), for tests of signature verification.
+//! - [`tuf`] is a TUF repository as Sigstore publishes its trusted root (root rotation,
+//!   consistent snapshots), served over loopback HTTP, for the public-good path's tests.
 //! - [`proxy`] is a forwarding HTTP proxy (`CONNECT` and absolute-form requests) that logs
 //!   what passed and alone resolves the names under `proxied.test`.
 //!
@@ -40,6 +42,7 @@ pub mod runner;
 pub mod sigstore;
 pub mod tls;
 pub mod token;
+pub mod tuf;
 pub mod world;
 
 pub use world::{SourceAuth, World};

@@ -185,12 +185,6 @@ pub(crate) fn policy(block: &Value<Verify>) -> Result<Value<Policy>> {
             detail: "`verify` names no key and no identity, so no signature could pass: list PEM public keys in `keys`, or add a `keyless` block.".into(),
         });
     }
-    if !identities.is_empty() && root.is_none() {
-        return Err(Error::Invalid {
-            attribute: "verify.trusted_root",
-            detail: "`keyless` identities need Sigstore's trusted root (the Fulcio CAs and Rekor log keys their signatures are checked against), and this provider does not fetch the public-good instance's yet: set `trusted_root`, e.g. `file(\"trusted_root.json\")` from `cosign trusted-root create`, or the `trusted_root.json` target of Sigstore's TUF repository.".into(),
-        });
-    }
     Ok(Value::Value(Policy {
         keys,
         identities,

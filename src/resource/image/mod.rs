@@ -174,10 +174,12 @@ impl ImageResource {
                 }
                 planned.verified_by = Value::Value(verified.by);
             }
-            Err(err @ Error::Unverified { .. }) => err.report(diags),
-            Err(err) => {
-                tracing::warn!(%source, "the plan could not verify the source; the apply verifies it before copying: {err}");
-            }
+            Err(err @ (Error::Unverified { .. } | Error::TrustRoot { .. })) => err.report(diags),
+            Err(err) => diags.warning(
+                format!("{source} could not be verified at plan"),
+                format!("{}: {}\n\nThe apply verifies it before anything is copied, and copies only what it verified.", err, err.detail()),
+                AttributePath::new("verify"),
+            ),
         }
     }
 
