@@ -261,10 +261,20 @@ fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
     out
 }
 
-/// The image digest an in-toto statement's subject names (`sha256` only).
+/// The predicate type of cosign's signature as an in-toto statement (a bundle's DSSE
+/// envelope); a statement of any other type is an attestation, not a signature.
+const COSIGN_SIGN: &str = "https://sigstore.dev/cosign/sign/v1";
+
+/// The image digest an in-toto statement of cosign's signature names in its subject
+/// (`sha256` only).
 fn statement_digest(payload: &[u8]) -> std::result::Result<String, String> {
     let json: Value = serde_json::from_slice(payload)
         .map_err(|err| format!("its in-toto statement is not JSON: {err}"))?;
+    match json.get("predicateType").and_then(Value::as_str) {
+        Some(COSIGN_SIGN) => {}
+        Some(other) => return Err(format!("it is an attestation (`{other}`), not a signature")),
+        None => return Err("its in-toto statement has no predicate type".into()),
+    }
     let subjects = json
         .get("subject")
         .and_then(Value::as_array)
@@ -543,8 +553,10 @@ mod tests {
         let payload = br#"{"critical":{"identity":{"docker-reference":"r"},"image":{"docker-manifest-digest":"sha256:ab"},"type":"cosign container image signature"},"optional":null}"#;
         assert_eq!(simple_signing_digest(payload).unwrap(), "sha256:ab");
         assert!(simple_signing_digest(b"{}").is_err());
-        let statement = br#"{"_type":"https://in-toto.io/Statement/v1","subject":[{"name":"r","digest":{"sha256":"cd"}}]}"#;
+        let statement = br#"{"_type":"https://in-toto.io/Statement/v1","subject":[{"name":"r","digest":{"sha256":"cd"}}],"predicateType":"https://sigstore.dev/cosign/sign/v1"}"#;
         assert_eq!(statement_digest(statement).unwrap(), "sha256:cd");
+        let provenance = br#"{"_type":"https://in-toto.io/Statement/v1","subject":[{"name":"r","digest":{"sha256":"cd"}}],"predicateType":"https://slsa.dev/provenance/v1"}"#;
+        assert!(statement_digest(provenance).unwrap_err().contains("an attestation"));
     }
 
     #[test]

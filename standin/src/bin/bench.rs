@@ -494,17 +494,19 @@ impl Bench {
     }
 }
 
-/// Times no-op `terraform plan`s with 1 and 100 resources: mirrors, and the same shape made
-/// of `terraform_data` (no provider to start). Returns the report's rows.
-async fn plan_overhead(bench: &Bench, source: &str, runs: usize) -> Result<String> {
+/// Times no-op `terraform plan`s with 1 and 100 resources: mirrors, mirrors with `verify`
+/// (of `source`, signed by the key `key_pem`), and the same shape made of `terraform_data`
+/// (no provider to start). Returns the report's rows.
+async fn plan_overhead(bench: &Bench, source: &str, key_pem: &str, runs: usize) -> Result<String> {
     let repository = "bench/plan";
     bench.world.ecr.state.create_repository(repository);
     let mut rows = String::new();
     for n in [1, 100] {
         let mut medians = Vec::new();
-        for file in ["baseline.tf", "mirrors.tf"] {
+        for file in ["baseline.tf", "mirrors.tf", "verified.tf"] {
             let work = bench.dir.join(format!("plan-{n}-{file}"));
             std::fs::create_dir_all(&work)?;
+            std::fs::write(work.join("cosign.pub"), key_pem)?;
             std::fs::copy(
                 Path::new(env!("CARGO_MANIFEST_DIR"))
                     .join("../bench/plan")
@@ -529,15 +531,85 @@ async fn plan_overhead(bench: &Bench, source: &str, runs: usize) -> Result<Strin
             }
             medians.push(median(&mut times).as_secs_f64());
         }
-        let (baseline, mirrors) = (medians[0], medians[1]);
+        let (baseline, mirrors, verified) = (medians[0], medians[1], medians[2]);
         let target = 1.5 * baseline + 0.1;
         rows.push_str(&format!(
-            "| {n} | {baseline:.3} s | {mirrors:.3} s | {:.2} | {target:.3} s | {} |\n",
+            "| {n} | {baseline:.3} s | {mirrors:.3} s | {:.2} | {target:.3} s | {} | {verified:.3} s | {:.2} |\n",
             mirrors / baseline,
-            if mirrors <= target { "met" } else { "missed" }
+            if mirrors <= target { "met" } else { "missed" },
+            verified / mirrors,
         ));
     }
     Ok(rows)
+}
+
+/// How many mirrors the verify case plans.
+const VERIFIED: usize = 20;
+
+/// The first plan of [`VERIFIED`] new mirrors of signed images, without and with `verify`,
+/// alternating; returns the report's rows.
+async fn verify_case(
+    bench: &mut Bench,
+    key: &standin::sigstore::Key,
+    rounds: usize,
+) -> Result<String> {
+    let client = bench.world.source_client(None);
+    let repository = "bench/verify";
+    for n in 0..VERIFIED {
+        let tag = format!("v{n}");
+        let image = push_image(
+            &client,
+            "bench/verified",
+            Some(&tag),
+            &Spec::small(700 + n as u64),
+        )
+        .await?;
+        standin::sigstore::push_signature(
+            &client,
+            "bench/verified",
+            &image.manifest_digest,
+            &image.manifest_digest,
+            &standin::sigstore::Signer::Key(key),
+        )
+        .await?;
+    }
+    let source = format!("{}/bench/verified", bench.world.source_host());
+    let mut times: BTreeMap<bool, Vec<Duration>> = BTreeMap::new();
+    for round in 0..rounds {
+        for verified in [round % 2 == 1, round % 2 == 0] {
+            bench.fresh().await?;
+            bench.world.ecr.state.create_repository(repository);
+            let work = bench.dir.join(format!("verify-{round}-{verified}"));
+            std::fs::create_dir_all(&work)?;
+            std::fs::write(work.join("cosign.pub"), key.public_pem())?;
+            let verify = if verified {
+                "  verify {\n    keys = [file(\"cosign.pub\")]\n  }\n"
+            } else {
+                ""
+            };
+            std::fs::write(
+                work.join("main.tf"),
+                format!(
+                    "terraform {{\n  required_providers {{\n    ecrmirror = {{\n      source = \"techtospeech/ecrmirror\"\n    }}\n  }}\n}}\n\n\
+                     resource \"ecrmirror_image\" \"m\" {{\n  for_each      = toset([for n in range({VERIFIED}) : \"v${{n}}\"])\n  \
+                     docker_source = \"{source}:${{each.key}}\"\n  repository    = \"{repository}\"\n  copy_method   = \"registry\"\n{verify}}}\n"
+                ),
+            )?;
+            let started = Instant::now();
+            bench
+                .terraform(&work, &["plan", "-input=false", "-no-color"])
+                .await?;
+            times.entry(verified).or_default().push(started.elapsed());
+        }
+    }
+    let without = median(times.get_mut(&false).context("plans without verify")?);
+    let with = median(times.get_mut(&true).context("plans with verify")?);
+    Ok(format!(
+        "| without `verify` | {:.2} s | 1.00 |\n| with `verify` | {:.2} s | {:.2} |\n",
+        without.as_secs_f64(),
+        with.as_secs_f64(),
+        with.as_secs_f64() / without.as_secs_f64()
+    ))
 }
 
 fn median(values: &mut [Duration]) -> Duration {
@@ -663,9 +735,25 @@ async fn main() -> Result<()> {
     eprintln!("bench: family of images");
     let family_rows = family_case(&mut bench, options.rounds).await?;
 
+    eprintln!("bench: verify");
+    let key = standin::sigstore::Key::p256()?;
+    let verify_rows = verify_case(&mut bench, &key, options.rounds).await?;
+
     eprintln!("bench: plan overhead");
+    let small = client
+        .require_manifest("bench/source", "small")
+        .await?
+        .digest;
+    standin::sigstore::push_signature(
+        &client,
+        "bench/source",
+        &small,
+        &small,
+        &standin::sigstore::Signer::Key(&key),
+    )
+    .await?;
     let small_source = format!("{}/bench/source:small", bench.world.source_host());
-    let plan_rows = plan_overhead(&bench, &small_source, 5).await?;
+    let plan_rows = plan_overhead(&bench, &small_source, &key.public_pem(), 5).await?;
 
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let results = root.join("bench/results.json");
@@ -713,11 +801,18 @@ async fn main() -> Result<()> {
          the last column divides them by one base plus the images' own layers ({floor} MiB). \
          Targets with mounting enabled: at most 0.5× skopeo's time and 1.2× those bytes.\n\n\
          | BLOB_MOUNTING | method | median | ÷ skopeo | received | ÷ one base + own layers |\n|---|---|---|---|---|---|\n{family_rows}\n\
+         ## Verify, then mirror\n\nThe first `terraform plan` of {VERIFIED} new mirrors of \
+         {VERIFIED} small images (each signed by a key: cosign's `.sig` tag), without and with \
+         `verify {{ keys = [...] }}`: with it, the plan verifies each source (its digest, its \
+         signature tag, its referrers, the signature's payload); {rounds} alternating rounds, a \
+         fresh provider cache each, medians.\n\n\
+         | plan | median | ÷ without |\n|---|---|---|\n{verify_rows}\n\
          ## Plan overhead\n\nMedian of 5 no-op `terraform plan`s (refresh included) with N \
          resources: `terraform_data` (Terraform alone) against `ecrmirror_image` (Terraform \
-         starts the provider, which reads each tag from ECR). Target: under 1.5× the baseline \
-         plus 100 ms.\n\n\
-         | N | terraform_data | ecrmirror_image | ratio | target | |\n|---|---|---|---|---|---|\n{plan_rows}",
+         starts the provider, which reads each tag from ECR), and the same mirrors with `verify` \
+         (a plan with nothing to copy verifies nothing: the keys are parsed). Target: under 1.5× \
+         the baseline plus 100 ms.\n\n\
+         | N | terraform_data | ecrmirror_image | ratio | target | | with `verify` | ÷ without |\n|---|---|---|---|---|---|---|---|\n{plan_rows}",
         rounds = options.rounds,
         invocation = match std::env::args().skip(3).collect::<Vec<_>>().join(" ") {
             args if args.is_empty() => "make bench".to_string(),
