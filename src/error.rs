@@ -452,7 +452,11 @@ impl Error {
             ),
             Error::Unverified { digest, reasons, .. } => {
                 let found = match reasons.as_slice() {
-                    [one] => format!("{one}."),
+                    [one] => {
+                        let mut chars = one.chars();
+                        let first: String = chars.next().map(|c| c.to_uppercase().collect()).unwrap_or_default();
+                        format!("{first}{}.", chars.as_str())
+                    }
                     many => format!("Found: {}.", many.join("; ")),
                 };
                 format!("What the source names, {digest}, is what `verify` checks. {found} Nothing was pulled or copied.")

@@ -95,7 +95,12 @@ async fn an_image_signed_by_the_key_is_mirrored_by_both_methods_with_verified_by
     .unwrap();
     h.world.ecr.state.create_repository("mirror/app");
     h.world.ecr.state.create_repository("mirror/app-docker");
-    h.file("cosign.pub", &key.public_pem());
+    // Two keys, one after the other, as a file of trusted keys holds them: the second signed.
+    let other = Key::ed25519().unwrap();
+    h.file(
+        "cosign.pub",
+        &format!("{}{}", other.public_pem(), key.public_pem()),
+    );
     h.config(&config(&format!(
         "{}{}",
         mirror(
@@ -177,18 +182,18 @@ async fn another_key_no_signature_or_another_digest_is_a_plan_error_and_nothing_
         (
             "other-key",
             &other_key,
-            "a signature by another key than those of `keys`",
+            "signature by another key than those of `keys`",
         ),
         (
             "unsigned",
             &unsigned,
-            "no signature found: neither cosign's",
+            "No signature found: neither cosign's",
         ),
         (
             "named",
             &named,
             &*format!(
-                "a signature whose payload names another image ({})",
+                "signature whose payload names another image ({})",
                 elsewhere.manifest_digest
             ),
         ),
@@ -416,7 +421,7 @@ async fn sigstore_bundles_among_the_referrers_verify_an_index_whose_one_platform
         "",
     )));
     let run = h.plan_fails().await;
-    run.stderr_has("a signature by a key, while `verify` names no `keys`");
+    run.stderr_has("signature by a key, while `verify` names no `keys`");
     h.config(&config(&mirror(
         "test",
         "upstream/multi:2.1",
@@ -493,6 +498,19 @@ async fn the_digest_verified_is_the_digest_copied_and_a_tag_moved_to_an_unsigned
     let run = h.apply_fails().await;
     run.stderr_has("is not signed as `verify` asks");
     assert_not_pulled(&h, &[&moved]);
+    // A refresh alone records what the tag names now, and that nothing verified it.
+    let run = h
+        .terraform(&[
+            "apply",
+            "-refresh-only",
+            "-auto-approve",
+            "-input=false",
+            "-no-color",
+        ])
+        .await;
+    assert!(run.success, "{}", run.output());
+    assert_eq!(h.attr("test", "source_digest").await, moved.manifest_digest);
+    assert_eq!(h.attr("test", "verified_by").await, "");
     // `terraform destroy` plans the configuration first, and so stops here too; without
     // that plan it destroys, as the diagnostic says.
     let run = h
@@ -628,6 +646,10 @@ resource "ecrmirror_image" "fleet" {
             "is not a regular expression",
         ),
         (
+            "    keyless {\n      issuer        = \"https://accounts.google.com\"\n      subject_regex = \"\"\n    }\n    trusted_root = \"{}\"",
+            "would accept anyone the issuer vouches for",
+        ),
+        (
             "    keyless {\n      issuer  = \"https://accounts.google.com\"\n      subject = \"me@example.com\"\n    }\n    trusted_root = \"not JSON\"",
             "not a Sigstore trusted root",
         ),
@@ -730,7 +752,7 @@ async fn without_trusted_root_keyless_uses_the_trusted_root_sigstores_tuf_reposi
     // A repository that serves a tampered target, or whose metadata expired, or that the
     // first root does not sign: a plan error on `verify` that says which, nothing copied.
     let fresh_cache =
-        |h: &Harness| std::fs::remove_dir_all(h.cache_dir().join("sigstore-tuf")).unwrap();
+        |h: &Harness| drop(std::fs::remove_dir_all(h.cache_dir().join("sigstore-tuf")));
     h.config(&config(&mirror(
         "test",
         "upstream/app:1.4",

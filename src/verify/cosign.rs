@@ -26,9 +26,10 @@ const CHAIN: &str = "dev.sigstore.cosign/chain";
 const BUNDLE: &str = "dev.sigstore.cosign/bundle";
 /// The media type (and artifact type) of a Sigstore bundle, any version.
 const SIGSTORE_BUNDLE: &str = "application/vnd.dev.sigstore.bundle";
-/// The most signatures read for one image (a `.sig` manifest's layers and bundles): enough
-/// for every real publisher, a bound for a hostile one.
-const MOST: usize = 32;
+/// The most signatures read for one image, of each kind (a `.sig` manifest's layers, the
+/// newest: cosign appends; bundles): enough for every real publisher (one that re-signs or
+/// rotates keys included), a bound for a hostile one.
+const MOST: usize = 128;
 /// The largest payload or bundle read.
 const LARGEST: u64 = 1 << 20;
 
@@ -474,17 +475,31 @@ pub(super) async fn found(
     let mut signed = Vec::new();
     if let Some(body) = tagged.map_err(failed)? {
         if let Ok(OciManifest::Image(manifest)) = serde_json::from_slice::<OciManifest>(&body) {
-            for layer in manifest
+            let layers: Vec<_> = manifest
                 .layers
                 .iter()
                 .filter(|l| l.media_type == SIMPLE_SIGNING)
-                .take(MOST)
-            {
-                let payload = small(session, &layer.digest, layer.size)
-                    .await
-                    .map_err(failed)?;
+                .collect();
+            let skipped = layers.len().saturating_sub(MOST);
+            for layer in &layers[skipped..] {
                 let annotations = layer.annotations.clone().unwrap_or_default();
-                signed.push(from_layer(&annotations.into_iter().collect(), &payload));
+                let annotations = annotations.into_iter().collect();
+                match small(session, &layer.digest, layer.size)
+                    .await
+                    .map_err(failed)?
+                {
+                    Ok(payload) => signed.push(from_layer(&annotations, &payload)),
+                    Err(why) => signed.push(Signed {
+                        names: Err(why),
+                        ..from_layer(&annotations, b"")
+                    }),
+                }
+            }
+            if skipped > 0 {
+                signed.push(Signed {
+                    names: Err(format!("{skipped} older signatures, not read: the provider reads the newest {MOST}")),
+                    ..from_layer(&Default::default(), b"")
+                });
             }
         }
     }
@@ -503,7 +518,7 @@ pub(super) async fn found(
             .collect(),
         None => Vec::new(),
     };
-    for bundle in bundles.into_iter().take(MOST.saturating_sub(signed.len())) {
+    for bundle in bundles.into_iter().take(MOST) {
         let document = retry_request("a Sigstore bundle", || session.manifest(&bundle))
             .await
             .map_err(failed)?;
@@ -517,30 +532,43 @@ pub(super) async fn found(
             .iter()
             .find(|l| l.media_type.starts_with(SIGSTORE_BUNDLE))
         {
-            let body = small(session, &layer.digest, layer.size)
-                .await
-                .map_err(failed)?;
-            signed.push(from_bundle(&body));
+            signed.push(
+                match small(session, &layer.digest, layer.size)
+                    .await
+                    .map_err(failed)?
+                {
+                    Ok(body) => from_bundle(&body),
+                    Err(why) => Signed {
+                        names: Err(why),
+                        ..from_bundle(b"{}")
+                    },
+                },
+            );
         }
     }
     Ok(signed)
 }
 
-/// A payload or bundle blob, checked against its digest; refused past [`LARGEST`].
+/// A payload or bundle blob, checked against its digest; refused past [`LARGEST`] (the
+/// inner error says why it is not read).
 async fn small(
     session: &Session<'_>,
     digest: &str,
     size: i64,
-) -> std::result::Result<Bytes, crate::distribution::RequestFailure> {
-    let body = if u64::try_from(size).unwrap_or(u64::MAX) > LARGEST {
-        Bytes::new()
-    } else {
-        retry_request("a signature payload", || session.small_blob(digest)).await?
-    };
+) -> std::result::Result<std::result::Result<Bytes, String>, crate::distribution::RequestFailure> {
+    if u64::try_from(size).unwrap_or(u64::MAX) > LARGEST {
+        return Ok(Err(format!(
+            "its payload is larger than {} KiB, and not read",
+            LARGEST >> 10
+        )));
+    }
+    let body = retry_request("a signature payload", || session.small_blob(digest)).await?;
     Ok(if crate::manifest::digest_of(&body) == digest {
-        body
+        Ok(body)
     } else {
-        Bytes::new()
+        Err(format!(
+            "the registry served its payload with another digest than {digest}"
+        ))
     })
 }
 
@@ -556,7 +584,9 @@ mod tests {
         let statement = br#"{"_type":"https://in-toto.io/Statement/v1","subject":[{"name":"r","digest":{"sha256":"cd"}}],"predicateType":"https://sigstore.dev/cosign/sign/v1"}"#;
         assert_eq!(statement_digest(statement).unwrap(), "sha256:cd");
         let provenance = br#"{"_type":"https://in-toto.io/Statement/v1","subject":[{"name":"r","digest":{"sha256":"cd"}}],"predicateType":"https://slsa.dev/provenance/v1"}"#;
-        assert!(statement_digest(provenance).unwrap_err().contains("an attestation"));
+        assert!(statement_digest(provenance)
+            .unwrap_err()
+            .contains("an attestation"));
     }
 
     #[test]

@@ -40,10 +40,30 @@ pub(crate) struct PublicKey {
 impl PublicKey {
     /// Reads a PEM public key (`-----BEGIN PUBLIC KEY-----`, as `cosign.pub`); an error says
     /// what is wrong with it.
+    #[cfg(test)]
     pub(crate) fn parse(pem: &str) -> Result<PublicKey, String> {
-        let spki = SubjectPublicKeyInfoDer::from_pem_slice(pem.trim().as_bytes()).map_err(|_| {
-            "not a PEM public key: expected `-----BEGIN PUBLIC KEY-----`, as `cosign.pub` holds (`cosign public-key --key cosign.key` prints it)".to_string()
-        })?;
+        let mut keys = PublicKey::parse_all(pem)?;
+        match keys.len() {
+            1 => Ok(keys.remove(0)),
+            n => Err(format!("{n} keys, not one")),
+        }
+    }
+
+    /// Reads every PEM public key of `pem` (one, as `cosign.pub`, or several one after the
+    /// other); an error says what is wrong with them.
+    pub(crate) fn parse_all(pem: &str) -> Result<Vec<PublicKey>, String> {
+        let blocks: Vec<SubjectPublicKeyInfoDer<'static>> =
+            SubjectPublicKeyInfoDer::pem_slice_iter(pem.trim().as_bytes())
+                .collect::<Result<_, _>>()
+                .map_err(|err| format!("not PEM: {err}"))?;
+        if blocks.is_empty() {
+            return Err("not a PEM public key: expected `-----BEGIN PUBLIC KEY-----`, as `cosign.pub` holds (`cosign public-key --key cosign.key` prints it)".into());
+        }
+        blocks.into_iter().map(PublicKey::from_spki).collect()
+    }
+
+    /// A SubjectPublicKeyInfo (DER) as a key cosign signs with.
+    fn from_spki(spki: SubjectPublicKeyInfoDer<'static>) -> Result<PublicKey, String> {
         let info = SubjectPublicKeyInfoRef::from_der(spki.as_ref())
             .map_err(|err| format!("the PEM block is not a public key: {err}"))?;
         let algorithm = info.algorithm.oid.to_string();

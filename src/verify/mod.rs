@@ -111,24 +111,33 @@ pub(crate) async fn verify_digest(
 /// Sigstore's public-good trusted root (or the TUF repository's the environment names),
 /// fetched once per process (see [`tuf`]).
 async fn public_good(distribution: &Distribution) -> Result<Arc<TrustRoot>> {
-    static FETCHED: tokio::sync::OnceCell<Result<Arc<TrustRoot>>> =
-        tokio::sync::OnceCell::const_new();
-    FETCHED
-        .get_or_init(|| async {
-            let failed = |cause: String| Error::TrustRoot { cause };
-            let repository = tuf::Repository::from_environment().map_err(failed)?;
-            let text = tuf::trusted_root(distribution.http()?, &repository)
-                .await
-                .map_err(|why| failed(format!("The TUF repository {}: {why}", repository.url)))?;
-            TrustRoot::parse(&text).map(Arc::new).map_err(|why| {
-                failed(format!(
-                    "The trusted root {} publishes is {why}",
-                    repository.url
-                ))
-            })
+    /// How long a failure is the answer before the repository is asked again (so that the
+    /// mirrors of one plan do not each wait for an unreachable repository).
+    const FAILURE_HOLDS: Duration = Duration::from_secs(30);
+    type Fetched = Option<(std::time::Instant, Result<Arc<TrustRoot>>)>;
+    static FETCHED: tokio::sync::Mutex<Fetched> = tokio::sync::Mutex::const_new(None);
+    let mut fetched = FETCHED.lock().await;
+    match &*fetched {
+        Some((_, Ok(root))) => return Ok(root.clone()),
+        Some((at, Err(err))) if at.elapsed() < FAILURE_HOLDS => return Err(err.clone()),
+        _ => {}
+    }
+    let failed = |cause: String| Error::TrustRoot { cause };
+    let answer = async {
+        let repository = tuf::Repository::from_environment().map_err(failed)?;
+        let text = tuf::trusted_root(distribution.http()?, &repository)
+            .await
+            .map_err(|why| failed(format!("The TUF repository {}: {why}", repository.url)))?;
+        TrustRoot::parse(&text).map(Arc::new).map_err(|why| {
+            failed(format!(
+                "The trusted root {} publishes is {why}",
+                repository.url
+            ))
         })
-        .await
-        .clone()
+    }
+    .await;
+    *fetched = Some((std::time::Instant::now(), answer.clone()));
+    answer
 }
 
 /// The first of `found` that `policy` accepts for `digest` (keyless ones checked against
@@ -245,7 +254,7 @@ fn keyless(
     let signed_at =
         UNIX_EPOCH + Duration::from_secs(u64::try_from(entry.integrated_time).unwrap_or(0));
     if !log.valid.holds(signed_at) {
-        return Err(format!("a keyless signature ({described}) logged at {} by a log key the trusted root does not trust at that time", humantime::format_rfc3339_seconds(signed_at)));
+        return Err(format!("a keyless signature ({described}) logged at {} by a log key the trusted root does not trust at that time", when(signed_at)));
     }
     cosign::entry_logs(&entry.body, signed, certificate)
         .map_err(|why| format!("a keyless signature ({described}) whose {why}"))?;
@@ -305,10 +314,19 @@ fn chains(
     match outside {
         Some(_) => Err(format!(
             "certificate was not valid when Rekor logged the signature ({}): {}",
-            humantime::format_rfc3339_seconds(signed_at),
+            when(signed_at),
             validity(certificate).unwrap_or_default()
         )),
         None => Err("certificate does not chain to a Fulcio CA of the trusted root".into()),
+    }
+}
+
+/// `time` as RFC 3339 (humantime writes none past the year 9999: those in words).
+fn when(time: SystemTime) -> String {
+    const LAST: Duration = Duration::from_secs(253_402_300_799);
+    match time.duration_since(UNIX_EPOCH) {
+        Ok(since) if since <= LAST => humantime::format_rfc3339_seconds(time).to_string(),
+        _ => "a time past the year 9999".into(),
     }
 }
 
@@ -318,8 +336,8 @@ fn validity(certificate: &CertificateDer<'_>) -> Option<String> {
     let validity = parsed.tbs_certificate().validity();
     Some(format!(
         "it is valid from {} to {}",
-        humantime::format_rfc3339_seconds(validity.not_before.to_system_time()),
-        humantime::format_rfc3339_seconds(validity.not_after.to_system_time())
+        when(validity.not_before.to_system_time()),
+        when(validity.not_after.to_system_time())
     ))
 }
 

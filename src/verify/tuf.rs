@@ -15,9 +15,9 @@
 //! The repository and its first root can be another's (a private Sigstore deployment's TUF
 //! mirror, or the tests' stand-in): `ECRMIRROR_SIGSTORE_TUF_URL` and
 //! `ECRMIRROR_SIGSTORE_TUF_ROOT` (a file holding its first `root.json`), both or neither.
-//! Kept in `<cache directory>/sigstore-tuf/<sha256 of the URL>/`: the newest root verified,
-//! and the trusted root with the time its timestamp expires, used without a request until
-//! then.
+//! Kept in `<cache directory>/sigstore-tuf/<sha256 of the URL and first root>/`: the trusted
+//! root with the time its metadata expires, used without a request until then. Each update
+//! walks the roots from the first again (a few small requests, once a day at most).
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -326,12 +326,15 @@ struct Kept {
 }
 
 impl Kept {
-    fn at(url: &str) -> Kept {
+    fn at(repository: &Repository) -> Kept {
+        let mut key = Sha256::new();
+        key.update(repository.url.as_bytes());
+        key.update([0]);
+        key.update(&repository.first_root);
         Kept {
-            dir: crate::cache::shared().directory().map(|dir| {
-                dir.join("sigstore-tuf")
-                    .join(hex(&Sha256::digest(url.as_bytes())))
-            }),
+            dir: crate::cache::shared()
+                .directory()
+                .map(|dir| dir.join("sigstore-tuf").join(hex(&key.finalize()))),
         }
     }
 
@@ -359,7 +362,7 @@ pub(crate) async fn trusted_root(
     client: &reqwest::Client,
     repository: &Repository,
 ) -> Result<String, String> {
-    let kept = Kept::at(&repository.url);
+    let kept = Kept::at(repository);
     let now = SystemTime::now();
     if let (Some(until), Some(trusted)) = (kept.read("fresh-until"), kept.read("trusted_root.json"))
     {
@@ -372,20 +375,11 @@ pub(crate) async fn trusted_root(
         }
     }
     let base = &repository.url;
-    // The root: the newest kept (verified before), else the first; then every newer version.
+    // The root: the first, then every newer version, each signed by the one before.
     let first = json(&repository.first_root, "the first root")?;
     let mut root = Root::read(&first)?;
     root.signed(&first, "root")
         .map_err(|err| format!("the first root: {err}"))?;
-    if let Some(kept_root) = kept.read("root.json") {
-        if let Ok(document) = json(&kept_root, "the kept root") {
-            if let Ok(newer) = Root::read(&document) {
-                if newer.version > root.version && newer.signed(&document, "root").is_ok() {
-                    root = newer;
-                }
-            }
-        }
-    }
     for _ in 0..MAX_ROTATIONS {
         let next = root.version + 1;
         let Some(bytes) = fetch(client, &format!("{base}/{next}.root.json")).await? else {
@@ -405,7 +399,6 @@ pub(crate) async fn trusted_root(
                 newer.version
             ));
         }
-        kept.write("root.json", &bytes);
         root = newer;
     }
     if root.expires <= now {

@@ -130,7 +130,7 @@ pub(crate) fn policy(block: &Value<Verify>) -> Result<Value<Policy>> {
             for (n, key) in list.iter().enumerate() {
                 match key {
                     Value::Value(pem) => {
-                        keys.push(PublicKey::parse(pem).map_err(|why| Error::Invalid {
+                        keys.extend(PublicKey::parse_all(pem).map_err(|why| Error::Invalid {
                             attribute: "verify.keys",
                             detail: format!("`keys[{n}]` is {why}"),
                         })?)
@@ -203,7 +203,7 @@ fn identity(keyless: &Keyless) -> Result<Option<Identity>> {
     let subject = match (&keyless.subject, &keyless.subject_regex) {
         (Value::Unknown, _) | (_, Value::Unknown) => return Ok(None),
         (Value::Value(subject), Value::Null) if !subject.is_empty() => Subject::Exactly(subject.clone()),
-        (Value::Null, Value::Value(regex)) => Subject::Matching(regex_lite::Regex::new(regex).map_err(|err| {
+        (Value::Null, Value::Value(regex)) if !regex.is_empty() => Subject::Matching(regex_lite::Regex::new(regex).map_err(|err| {
             invalid("verify.keyless.subject_regex", format!("`{regex}` is not a regular expression: {err}"))
         })?),
         (Value::Value(_), Value::Value(_)) => return Err(invalid("verify.keyless", "set `subject` or `subject_regex`, not both.".into())),

@@ -233,7 +233,17 @@ impl Resource for ImageResource {
                 for warning in &read.warnings {
                     warning.warn(diags);
                 }
-                read.state.map(|state| (state, private))
+                read.state.map(|mut state| {
+                    // With `track_source`, a source tag that moved since the mirror was
+                    // verified names an image nothing verified (yet): state says so.
+                    let mirrored = private.as_ref().and_then(|p| p.source_digest.as_ref());
+                    if let (Value::Value(now), Some(mirrored)) = (&state.source_digest, mirrored) {
+                        if now != mirrored {
+                            state.verified_by = Value::Null;
+                        }
+                    }
+                    (state, private)
+                })
             }
             Err(err) => {
                 // Only confirmed absence removes a resource; anything else keeps the state.
