@@ -8,9 +8,8 @@ mod support;
 
 use std::time::{Duration, SystemTime};
 
-use standin::images::Pushed;
 use standin::sigstore::{push_bundle, push_signature, Identity, Key, Signer, Sigstore};
-use support::Harness;
+use support::{assert_not_pulled, Harness};
 
 const ISSUER: &str = "https://token.actions.githubusercontent.com";
 const WORKFLOW: &str = "https://github.com/org/app/.github/workflows/release.yml@refs/tags/v1.4.0";
@@ -53,25 +52,11 @@ fn keyless(issuer: &str, subject_regex: &str) -> String {
     )
 }
 
-/// Asserts that, since the logs were last cleared, ECR received nothing but reads and the
-/// source served no blob of `images` (verification reads signatures, never the image).
-fn assert_not_pulled(h: &Harness, images: &[&Pushed]) {
-    let pushed: Vec<String> = h
-        .ecr_requests()
-        .into_iter()
-        .filter(|r| !r.starts_with("GET ") && !r.starts_with("HEAD "))
-        .collect();
-    assert!(pushed.is_empty(), "ECR received: {pushed:?}");
-    let blobs: Vec<&String> = images
-        .iter()
-        .flat_map(|image| image.layer_digests.iter().chain([&image.config_digest]))
-        .collect();
-    let pulled: Vec<String> = h
-        .source_requests()
-        .into_iter()
-        .filter(|r| blobs.iter().any(|blob| r.contains(blob.as_str())))
-        .collect();
-    assert!(pulled.is_empty(), "the source served the image: {pulled:?}");
+/// Signs the manifest `digest` of `repository` at the source as cosign does (its `.sig` tag).
+async fn sign(h: &Harness, repository: &str, digest: &str, signer: &Signer<'_>) {
+    push_signature(&h.source_client(), repository, digest, digest, signer)
+        .await
+        .unwrap();
 }
 
 /// The provider block and `body`.
@@ -84,15 +69,13 @@ async fn an_image_signed_by_the_key_is_mirrored_by_both_methods_with_verified_by
     let h = Harness::start().await;
     let key = Key::p256().unwrap();
     let image = h.seed_image("upstream/app", "1.4", 41).await;
-    push_signature(
-        &h.source_client(),
+    sign(
+        &h,
         "upstream/app",
-        &image.manifest_digest,
         &image.manifest_digest,
         &Signer::Key(&key),
     )
-    .await
-    .unwrap();
+    .await;
     h.world.ecr.state.create_repository("mirror/app");
     h.world.ecr.state.create_repository("mirror/app-docker");
     // Two keys, one after the other, as a file of trusted keys holds them: the second signed.
@@ -153,15 +136,13 @@ async fn another_key_no_signature_or_another_digest_is_a_plan_error_and_nothing_
     let (ours, theirs) = (Key::p256().unwrap(), Key::ed25519().unwrap());
     let client = h.source_client();
     let other_key = h.seed_image("upstream/app", "other-key", 42).await;
-    push_signature(
-        &client,
+    sign(
+        &h,
         "upstream/app",
-        &other_key.manifest_digest,
         &other_key.manifest_digest,
         &Signer::Key(&theirs),
     )
-    .await
-    .unwrap();
+    .await;
     let unsigned = h.seed_image("upstream/app", "unsigned", 43).await;
     let elsewhere = h.seed_image("upstream/app", "elsewhere", 44).await;
     let named = h.seed_image("upstream/app", "named", 45).await;
@@ -221,15 +202,13 @@ async fn another_key_no_signature_or_another_digest_is_a_plan_error_and_nothing_
         }
     }
     // Signed by our key as well: the other signature does not stop it.
-    push_signature(
-        &client,
+    sign(
+        &h,
         "upstream/app",
-        &other_key.manifest_digest,
         &other_key.manifest_digest,
         &Signer::Key(&ours),
     )
-    .await
-    .unwrap();
+    .await;
     h.config(&config(&mirror(
         "test",
         "upstream/app:other-key",
@@ -249,7 +228,6 @@ async fn another_key_no_signature_or_another_digest_is_a_plan_error_and_nothing_
 async fn keyless_signatures_pass_only_with_the_identity_the_certificate_and_the_log() {
     let h = Harness::start().await;
     let (sigstore, stranger) = (Sigstore::new().unwrap(), Sigstore::new().unwrap());
-    let client = h.source_client();
     let now = SystemTime::now();
     let expired = Identity {
         not_before: now - Duration::from_secs(3600),
@@ -302,15 +280,7 @@ async fn keyless_signatures_pass_only_with_the_identity_the_certificate_and_the_
     let mut images = std::collections::BTreeMap::new();
     for (n, (tag, signer)) in signers.iter().enumerate() {
         let image = h.seed_image("upstream/app", tag, 50 + n as u64).await;
-        push_signature(
-            &client,
-            "upstream/app",
-            &image.manifest_digest,
-            &image.manifest_digest,
-            signer,
-        )
-        .await
-        .unwrap();
+        sign(&h, "upstream/app", &image.manifest_digest, signer).await;
         images.insert(*tag, image);
     }
     h.world.ecr.state.create_repository("mirror/app");
@@ -442,17 +412,14 @@ async fn the_digest_verified_is_the_digest_copied_and_a_tag_moved_to_an_unsigned
 {
     let h = Harness::start().await;
     let key = Key::p256().unwrap();
-    let client = h.source_client();
     let signed = h.seed_image("upstream/app", "1", 70).await;
-    push_signature(
-        &client,
+    sign(
+        &h,
         "upstream/app",
-        &signed.manifest_digest,
         &signed.manifest_digest,
         &Signer::Key(&key),
     )
-    .await
-    .unwrap();
+    .await;
     h.world.ecr.state.create_repository("mirror/app");
     h.file("cosign.pub", &key.public_pem());
     h.config(&config(&mirror(
@@ -540,15 +507,13 @@ async fn the_digest_verified_is_the_digest_copied_and_a_tag_moved_to_an_unsigned
     );
 
     // Once the publisher signs it, the mirror follows.
-    push_signature(
-        &client,
+    sign(
+        &h,
         "upstream/app",
-        &moved.manifest_digest,
         &moved.manifest_digest,
         &Signer::Key(&key),
     )
-    .await
-    .unwrap();
+    .await;
     h.apply().await;
     assert_eq!(
         h.ecr_tag("mirror/app", "1").as_deref(),
@@ -584,21 +549,18 @@ async fn the_digest_verified_is_the_digest_copied_and_a_tag_moved_to_an_unsigned
 async fn a_fleet_verified_with_keys_known_only_at_apply_and_bad_input_said_on_its_attribute() {
     let h = Harness::start().await;
     let key = Key::p256().unwrap();
-    let client = h.source_client();
     let mut digests = Vec::new();
     for n in 0..12u64 {
         let image = h
             .seed_image("upstream/fleet", &format!("v{n}"), 80 + n)
             .await;
-        push_signature(
-            &client,
+        sign(
+            &h,
             "upstream/fleet",
-            &image.manifest_digest,
             &image.manifest_digest,
             &Signer::Key(&key),
         )
-        .await
-        .unwrap();
+        .await;
         digests.push(image.manifest_digest);
     }
     h.world.ecr.state.create_repository("mirror/fleet");
@@ -673,15 +635,13 @@ async fn without_trusted_root_keyless_uses_the_trusted_root_sigstores_tuf_reposi
     let mut h = Harness::start().await;
     let sigstore = Sigstore::new().unwrap();
     let image = h.seed_image("upstream/app", "1.4", 90).await;
-    push_signature(
-        &h.source_client(),
+    sign(
+        &h,
         "upstream/app",
-        &image.manifest_digest,
         &image.manifest_digest,
         &Signer::keyless(&sigstore, Identity::new(ISSUER, WORKFLOW)),
     )
-    .await
-    .unwrap();
+    .await;
     h.world.ecr.state.create_repository("mirror/app");
     // The stand-in's "public-good" TUF repository: its first root is what the provider
     // starts from (as it embeds Sigstore's); the root has been rotated once since.

@@ -11,6 +11,12 @@ variable "n" {
   type = number
 }
 
+# Set as for the mirrors; unused.
+variable "verified" {
+  type    = bool
+  default = false
+}
+
 resource "terraform_data" "m" {
   count = var.n
   input = "${var.repository}:t${count.index} from ${var.source_image}"

@@ -1,4 +1,5 @@
-# Plan overhead: N mirrors of one small image (make bench).
+# Plan overhead: N mirrors of one small image, with `verify` by the key in cosign.pub when
+# `verified` (make bench).
 terraform {
   required_providers {
     ecrmirror = {
@@ -19,10 +20,22 @@ variable "n" {
   type = number
 }
 
+variable "verified" {
+  type    = bool
+  default = false
+}
+
 resource "ecrmirror_image" "m" {
   count         = var.n
   docker_source = var.source_image
   repository    = var.repository
-  tag           = "t${count.index}"
+  tag           = "${var.verified ? "v" : "t"}${count.index}"
   copy_method   = "registry"
+
+  dynamic "verify" {
+    for_each = var.verified ? [file("cosign.pub")] : []
+    content {
+      keys = [verify.value]
+    }
+  }
 }

@@ -431,28 +431,25 @@ pub(crate) async fn trusted_root(
         .await?
         .ok_or("it has no timestamp.json")?;
     let timestamp = step(&bytes, "timestamp.json", "timestamp", None)?;
-    let (version, length, sha256) = meta(&timestamp, "snapshot.json")?;
-    let name = if root.consistent {
-        format!("{version}.snapshot.json")
-    } else {
-        "snapshot.json".into()
-    };
-    let bytes = fetch(client, &format!("{base}/{name}"))
-        .await?
-        .ok_or_else(|| format!("it has no {name}"))?;
-    matches(&bytes, length, sha256.as_deref(), &name)?;
-    let snapshot = step(&bytes, &name, "snapshot", Some(version))?;
-    let (version, length, sha256) = meta(&snapshot, "targets.json")?;
-    let name = if root.consistent {
-        format!("{version}.targets.json")
-    } else {
-        "targets.json".into()
-    };
-    let bytes = fetch(client, &format!("{base}/{name}"))
-        .await?
-        .ok_or_else(|| format!("it has no {name}"))?;
-    matches(&bytes, length, sha256.as_deref(), &name)?;
-    let targets = step(&bytes, &name, "targets", Some(version))?;
+    // Each names the next: its version (in the file's name, with consistent snapshots),
+    // and where it says so its length and hash.
+    let mut above = timestamp.clone();
+    let mut expiries = vec![expires(&timestamp)?];
+    for (file, role) in [("snapshot.json", "snapshot"), ("targets.json", "targets")] {
+        let (version, length, sha256) = meta(&above, file)?;
+        let name = if root.consistent {
+            format!("{version}.{file}")
+        } else {
+            file.to_string()
+        };
+        let bytes = fetch(client, &format!("{base}/{name}"))
+            .await?
+            .ok_or_else(|| format!("it has no {name}"))?;
+        matches(&bytes, length, sha256.as_deref(), &name)?;
+        above = step(&bytes, &name, role, Some(version))?;
+        expiries.push(expires(&above)?);
+    }
+    let targets = above;
     let target = targets
         .pointer("/targets/trusted_root.json")
         .ok_or("its targets name no `trusted_root.json`")?;
@@ -471,11 +468,7 @@ pub(crate) async fn trusted_root(
         .ok_or_else(|| format!("it has no targets/{name}"))?;
     matches(&bytes, length, Some(sha256), "trusted_root.json")?;
     let trusted = String::from_utf8(bytes).map_err(|_| "trusted_root.json is not text")?;
-    let fresh_until = [&timestamp, &snapshot, &targets]
-        .into_iter()
-        .filter_map(|signed| expires(signed).ok())
-        .min()
-        .unwrap_or(now);
+    let fresh_until = expiries.into_iter().min().unwrap_or(now);
     kept.write("trusted_root.json", trusted.as_bytes());
     kept.write(
         "fresh-until",

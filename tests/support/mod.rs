@@ -98,18 +98,39 @@ provider "ecrmirror" {{
 /// Asserts that, since the logs were last cleared, nothing was pushed to ECR (no request
 /// but reads) nor pulled from the source (no blob served).
 pub fn assert_no_transfer(h: &Harness) {
-    let pushed: Vec<String> = h
-        .ecr_requests()
-        .into_iter()
-        .filter(|r| !r.starts_with("GET ") && !r.starts_with("HEAD "))
-        .collect();
-    assert!(pushed.is_empty(), "ECR received: {pushed:?}");
+    assert_ecr_untouched(h);
     let pulled: Vec<String> = h
         .source_requests()
         .into_iter()
         .filter(|r| r.contains("/blobs/"))
         .collect();
     assert!(pulled.is_empty(), "the source served blobs: {pulled:?}");
+}
+
+/// Asserts that, since the logs were last cleared, ECR received nothing but reads.
+fn assert_ecr_untouched(h: &Harness) {
+    let pushed: Vec<String> = h
+        .ecr_requests()
+        .into_iter()
+        .filter(|r| !r.starts_with("GET ") && !r.starts_with("HEAD "))
+        .collect();
+    assert!(pushed.is_empty(), "ECR received: {pushed:?}");
+}
+
+/// Asserts that, since the logs were last cleared, ECR received nothing but reads and the
+/// source served no blob of `images` (other blobs, such as signatures, may have been read).
+pub fn assert_not_pulled(h: &Harness, images: &[&standin::images::Pushed]) {
+    assert_ecr_untouched(h);
+    let blobs: Vec<&String> = images
+        .iter()
+        .flat_map(|image| image.layer_digests.iter().chain([&image.config_digest]))
+        .collect();
+    let pulled: Vec<String> = h
+        .source_requests()
+        .into_iter()
+        .filter(|r| blobs.iter().any(|blob| r.contains(blob.as_str())))
+        .collect();
+    assert!(pulled.is_empty(), "the source served the image: {pulled:?}");
 }
 
 /// `docker <args>`, which must succeed; its output.

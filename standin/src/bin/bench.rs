@@ -503,8 +503,12 @@ async fn plan_overhead(bench: &Bench, source: &str, key_pem: &str, runs: usize) 
     let mut rows = String::new();
     for n in [1, 100] {
         let mut medians = Vec::new();
-        for file in ["baseline.tf", "mirrors.tf", "verified.tf"] {
-            let work = bench.dir.join(format!("plan-{n}-{file}"));
+        for (file, verified) in [
+            ("baseline.tf", false),
+            ("mirrors.tf", false),
+            ("mirrors.tf", true),
+        ] {
+            let work = bench.dir.join(format!("plan-{n}-{file}-{verified}"));
             std::fs::create_dir_all(&work)?;
             std::fs::write(work.join("cosign.pub"), key_pem)?;
             std::fs::copy(
@@ -517,6 +521,7 @@ async fn plan_overhead(bench: &Bench, source: &str, key_pem: &str, runs: usize) 
                 format!("-var=source_image={source}"),
                 format!("-var=repository={repository}"),
                 format!("-var=n={n}"),
+                format!("-var=verified={verified}"),
             ];
             let mut apply = vec!["apply", "-auto-approve", "-input=false", "-no-color"];
             apply.extend(vars.iter().map(String::as_str));
