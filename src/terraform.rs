@@ -74,6 +74,46 @@ fn path(attribute: &'static str) -> AttributePath {
     path
 }
 
+/// A block of at most one (`NestedBlock::Optional`: a list of none or one on the wire) read
+/// and written as one value, unknown while Terraform does not know it (a `dynamic` block whose
+/// `for_each` is not known yet, as in validation). tf-provider's `serde_as_vec` reads only a
+/// known list, and writes an unknown block as an empty one.
+pub(crate) mod optional_block {
+    use serde::de::Error as _;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use tf_provider::value::Value;
+
+    pub(crate) fn serialize<T: Serialize, S: Serializer>(
+        block: &Value<T>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        match block {
+            Value::Unknown => Value::<Vec<T>>::Unknown.serialize(serializer),
+            Value::Null => Vec::<T>::new().serialize(serializer),
+            Value::Value(block) => [block].serialize(serializer),
+        }
+    }
+
+    pub(crate) fn deserialize<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Value<T>, D::Error> {
+        match Value::<Vec<Value<T>>>::deserialize(deserializer)? {
+            Value::Unknown => Ok(Value::Unknown),
+            Value::Null => Ok(Value::Null),
+            Value::Value(blocks) => {
+                let mut blocks = blocks.into_iter();
+                match (blocks.next(), blocks.next()) {
+                    (None, _) => Ok(Value::Null),
+                    (Some(block), None) => Ok(block),
+                    (Some(_), Some(_)) => {
+                        Err(D::Error::custom("a block of at most one holds several"))
+                    }
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

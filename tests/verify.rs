@@ -595,6 +595,49 @@ resource "ecrmirror_image" "fleet" {
     let (run, changes) = h.plan().await;
     assert!(!changes, "{}", run.output());
 
+    // `dynamic` verify and timeouts blocks whose `for_each` Terraform knows only at apply
+    // (and not at all in validation, where variables are unknown).
+    h.config(&config(
+        r#"
+variable "verified" {
+  type    = bool
+  default = true
+}
+
+resource "terraform_data" "flag" {
+  input = var.verified
+}
+
+resource "ecrmirror_image" "dynamic" {
+  docker_source = "{source}/upstream/fleet:v0"
+  repository    = "mirror/fleet"
+  tag           = "dynamic"
+  copy_method   = "registry"
+  dynamic "verify" {
+    for_each = terraform_data.flag.output ? [file("cosign.pub")] : []
+    content {
+      keys = [verify.value]
+    }
+  }
+  dynamic "timeouts" {
+    for_each = terraform_data.flag.output ? ["30m"] : []
+    content {
+      create = timeouts.value
+    }
+  }
+}
+"#,
+    ));
+    let run = h.terraform(&["validate", "-no-color"]).await;
+    assert!(run.success, "{}", run.output());
+    h.apply().await;
+    assert!(h
+        .attr("dynamic", "verified_by")
+        .await
+        .starts_with("key SHA256:"));
+    let (run, changes) = h.plan().await;
+    assert!(!changes, "{}", run.output());
+
     // Bad input: each said at plan, on its attribute.
     let bad = [
         (r#"    keys = ["not a key"]"#, "`keys[0]` is not a PEM public key"),

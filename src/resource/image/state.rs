@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use tf_provider::schema::{
     AttributeConstraint, AttributeType, Block, Description, NestedBlock, Schema,
 };
-use tf_provider::value::{serde_as_vec, Value, ValueSet};
+use tf_provider::value::{Value, ValueSet};
 
 use crate::schema::{attribute, attributes, string};
 
@@ -34,9 +34,9 @@ pub struct ImageState {
     pub copy_method: Value<String>,
     pub copy_referrers: Value<bool>,
     pub triggers: Value<BTreeMap<String, Value<String>>>,
-    #[serde(with = "serde_as_vec")]
+    #[serde(with = "crate::terraform::optional_block")]
     pub timeouts: Value<Timeouts>,
-    #[serde(with = "serde_as_vec")]
+    #[serde(with = "crate::terraform::optional_block")]
     pub verify: Value<Verify>,
     pub image_uri: Value<String>,
     pub image_digest: Value<String>,
