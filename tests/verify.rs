@@ -52,6 +52,19 @@ fn keyless(issuer: &str, subject_regex: &str) -> String {
     )
 }
 
+/// Seeds an image at the source (as [`Harness::seed_image`]) and signs it as `signer`.
+async fn signed_image(
+    h: &Harness,
+    repository: &str,
+    tag: &str,
+    seed: u64,
+    signer: &Signer<'_>,
+) -> standin::images::Pushed {
+    let image = h.seed_image(repository, tag, seed).await;
+    sign(h, repository, &image.manifest_digest, signer).await;
+    image
+}
+
 /// Signs the manifest `digest` of `repository` at the source as cosign does (its `.sig` tag).
 async fn sign(h: &Harness, repository: &str, digest: &str, signer: &Signer<'_>) {
     push_signature(&h.source_client(), repository, digest, digest, signer)
@@ -68,14 +81,7 @@ fn config(body: &str) -> String {
 async fn an_image_signed_by_the_key_is_mirrored_by_both_methods_with_verified_by() {
     let h = Harness::start().await;
     let key = Key::p256().unwrap();
-    let image = h.seed_image("upstream/app", "1.4", 41).await;
-    sign(
-        &h,
-        "upstream/app",
-        &image.manifest_digest,
-        &Signer::Key(&key),
-    )
-    .await;
+    let image = signed_image(&h, "upstream/app", "1.4", 41, &Signer::Key(&key)).await;
     h.world.ecr.state.create_repository("mirror/app");
     h.world.ecr.state.create_repository("mirror/app-docker");
     // Two keys, one after the other, as a file of trusted keys holds them: the second signed.
@@ -135,14 +141,7 @@ async fn another_key_no_signature_or_another_digest_is_a_plan_error_and_nothing_
     let h = Harness::start().await;
     let (ours, theirs) = (Key::p256().unwrap(), Key::ed25519().unwrap());
     let client = h.source_client();
-    let other_key = h.seed_image("upstream/app", "other-key", 42).await;
-    sign(
-        &h,
-        "upstream/app",
-        &other_key.manifest_digest,
-        &Signer::Key(&theirs),
-    )
-    .await;
+    let other_key = signed_image(&h, "upstream/app", "other-key", 42, &Signer::Key(&theirs)).await;
     let unsigned = h.seed_image("upstream/app", "unsigned", 43).await;
     let elsewhere = h.seed_image("upstream/app", "elsewhere", 44).await;
     let named = h.seed_image("upstream/app", "named", 45).await;
@@ -412,14 +411,7 @@ async fn the_digest_verified_is_the_digest_copied_and_a_tag_moved_to_an_unsigned
 {
     let h = Harness::start().await;
     let key = Key::p256().unwrap();
-    let signed = h.seed_image("upstream/app", "1", 70).await;
-    sign(
-        &h,
-        "upstream/app",
-        &signed.manifest_digest,
-        &Signer::Key(&key),
-    )
-    .await;
+    let signed = signed_image(&h, "upstream/app", "1", 70, &Signer::Key(&key)).await;
     h.world.ecr.state.create_repository("mirror/app");
     h.file("cosign.pub", &key.public_pem());
     h.config(&config(&mirror(
@@ -677,11 +669,11 @@ resource "ecrmirror_image" "dynamic" {
 async fn without_trusted_root_keyless_uses_the_trusted_root_sigstores_tuf_repository_publishes() {
     let mut h = Harness::start().await;
     let sigstore = Sigstore::new().unwrap();
-    let image = h.seed_image("upstream/app", "1.4", 90).await;
-    sign(
+    let image = signed_image(
         &h,
         "upstream/app",
-        &image.manifest_digest,
+        "1.4",
+        90,
         &Signer::keyless(&sigstore, Identity::new(ISSUER, WORKFLOW)),
     )
     .await;
