@@ -75,8 +75,8 @@ pub(crate) struct Verified {
     pub(crate) by: String,
 }
 
-/// Verifies what `source` names now (its digest, asked with one `HEAD`, or the digest it is
-/// pinned to) against `policy`.
+/// Verifies what `source` names now (its digest, asked with one `HEAD`), or the digest it
+/// is pinned to, against `policy`.
 pub(crate) async fn verify(
     distribution: &Distribution,
     source: &SourceRef,
@@ -87,25 +87,20 @@ pub(crate) async fn verify(
         Some(digest) => digest.to_string(),
         None => crate::source::digest(distribution, source, credentials).await?,
     };
-    verify_digest(distribution, source, &digest, credentials, policy).await
-}
-
-/// Verifies the manifest `digest` of `source`'s repository against `policy`.
-pub(crate) async fn verify_digest(
-    distribution: &Distribution,
-    source: &SourceRef,
-    digest: &str,
-    credentials: Option<&Credentials>,
-    policy: &Policy,
-) -> Result<Verified> {
     let root = match (&policy.root, policy.identities.is_empty()) {
         (Some(root), _) => Some(root.clone()),
         (None, true) => None,
         (None, false) => Some(public_good(distribution).await?),
     };
     let session = distribution.source(source.as_oci().clone(), credentials)?;
-    let found = cosign::found(&session, &source.to_string(), digest).await?;
-    judge(&found, digest, policy, root.as_deref(), &source.to_string())
+    let found = cosign::found(&session, &source.to_string(), &digest).await?;
+    judge(
+        &found,
+        &digest,
+        policy,
+        root.as_deref(),
+        &source.to_string(),
+    )
 }
 
 /// Sigstore's public-good trusted root (or the TUF repository's the environment names),
@@ -258,10 +253,10 @@ fn keyless(
     }
     cosign::entry_logs(&entry.body, signed, certificate)
         .map_err(|why| format!("a keyless signature ({described}) whose {why}"))?;
-    chains(certificate, &signed.chain, root, signed_at)
-        .map_err(|why| format!("a keyless signature ({described}) whose {why}"))?;
     let leaf = webpki::EndEntityCert::try_from(certificate)
         .map_err(|err| format!("a certificate that cannot be read ({err})"))?;
+    chains(&leaf, certificate, &signed.chain, root, signed_at)
+        .map_err(|why| format!("a keyless signature ({described}) whose {why}"))?;
     if !keys::ALGORITHMS.iter().any(|algorithm| {
         leaf.verify_signature(*algorithm, &signed.message, &signed.signature)
             .is_ok()
@@ -273,15 +268,15 @@ fn keyless(
     Ok(format!("keyless {issuer} {subject}"))
 }
 
-/// Whether `certificate` chains, at `signed_at`, to a Fulcio CA of `root` valid then.
+/// Whether `leaf` (read from `certificate`) chains, at `signed_at`, to a Fulcio CA of `root`
+/// valid then.
 fn chains(
+    leaf: &webpki::EndEntityCert<'_>,
     certificate: &CertificateDer<'_>,
     sent: &[CertificateDer<'_>],
     root: &TrustRoot,
     signed_at: SystemTime,
 ) -> std::result::Result<(), String> {
-    let leaf = webpki::EndEntityCert::try_from(certificate)
-        .map_err(|err| format!("certificate cannot be read ({err})"))?;
     let time = UnixTime::since_unix_epoch(signed_at.duration_since(UNIX_EPOCH).unwrap_or_default());
     let mut outside = None;
     for authority in root.authorities.iter().filter(|a| a.valid.holds(signed_at)) {

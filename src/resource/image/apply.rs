@@ -24,11 +24,11 @@ use crate::credentials::Credentials;
 use crate::ecr::{RegistryLogin, Repository, TagLookup};
 use crate::error::{display_duration, Error, Result, TemplateLookup};
 use crate::manifest::Fetched;
-use crate::reference::{EcrHost, ImportId};
+use crate::reference::{EcrHost, ImportId, SourceRef};
 use crate::retry::Notes;
 use crate::source::Resolved;
 use crate::transfer::{BlobSharing, Job, Target, Transfer};
-use crate::verify::{self, Verified};
+use crate::verify::{self, Policy, Verified};
 
 /// Runs `work` under the limit `timeouts` sets for `operation`.
 async fn limited<T>(
@@ -213,15 +213,18 @@ async fn verified(
             by: by.clone(),
         }));
     }
-    let credentials = clients.source_auth.for_host(mirror.source.host());
-    verify::verify(
-        &clients.distribution,
-        &mirror.source,
-        credentials.as_ref(),
-        policy,
-    )
-    .await
-    .map(Some)
+    signed(clients, &mirror.source, policy).await.map(Some)
+}
+
+/// What verifies `source` under `policy` (what it names now, or the digest it is pinned
+/// to), asked with the source registry's credentials.
+pub(crate) async fn signed(
+    clients: &Clients,
+    source: &SourceRef,
+    policy: &Policy,
+) -> Result<Verified> {
+    let credentials = clients.source_auth.for_host(source.host());
+    verify::verify(&clients.distribution, source, credentials.as_ref(), policy).await
 }
 
 /// With `verify`, for an update that copies nothing (`verify` changed): verifies the digest
@@ -231,16 +234,9 @@ pub(crate) async fn reverified(clients: &Clients, planned: &ImageState) -> Resul
     let (Some(policy), Value::Value(digest)) = (&mirror.verify, &planned.source_digest) else {
         return Ok(Value::Null);
     };
-    let credentials = clients.source_auth.for_host(mirror.source.host());
-    verify::verify_digest(
-        &clients.distribution,
-        &mirror.source,
-        digest,
-        credentials.as_ref(),
-        policy,
-    )
-    .await
-    .map(|verified| Value::Value(verified.by))
+    signed(clients, &mirror.source.pinned(digest), policy)
+        .await
+        .map(|verified| Value::Value(verified.by))
 }
 
 /// What ECR's tag already holds of the mirror: `Some` when `held` is what `transfer` would

@@ -24,6 +24,12 @@ use apply::Adopt;
 use plan::Operation;
 use state::{ImageState, Private};
 
+/// What a plan verifies: the source and the `verify` policy, as the arguments parsed them.
+type Signing = (
+    Value<crate::reference::SourceRef>,
+    Value<crate::verify::Policy>,
+);
+
 /// `ecrmirror_image`.
 pub(crate) struct ImageResource {
     clients: SharedClients,
@@ -130,44 +136,28 @@ impl ImageResource {
     /// signed source is the plan's error. When the source, its credentials or the policy
     /// are not known yet, or the source cannot be asked now, the apply verifies, before any
     /// transfer.
-    async fn check_signed(&self, planned: &mut ImageState, diags: &mut Diagnostics) {
+    async fn check_signed(
+        &self,
+        planned: &mut ImageState,
+        signing: Signing,
+        diags: &mut Diagnostics,
+    ) {
         let Some(clients) = self.clients.get() else {
             return;
         };
         if !planned.verified_by.is_unknown() || clients.pending.registry_auth {
             return;
         }
-        let (Ok(Value::Value(source)), Ok(Value::Value(policy))) = (
-            config::source(&planned.docker_source),
-            config::policy(&planned.verify),
-        ) else {
+        let (Value::Value(source), Value::Value(policy)) = signing else {
             return;
         };
-        let credentials = clients.source_auth.for_host(source.host());
         let copies = planned.image_digest.is_unknown();
-        let verified = match (&planned.source_digest, copies) {
-            (Value::Value(digest), false) => {
-                crate::verify::verify_digest(
-                    &clients.distribution,
-                    &source,
-                    digest,
-                    credentials.as_ref(),
-                    &policy,
-                )
-                .await
-            }
+        let asked = match (&planned.source_digest, copies) {
+            (_, true) => source.clone(),
+            (Value::Value(digest), false) => source.pinned(digest),
             (_, false) => return,
-            (_, true) => {
-                crate::verify::verify(
-                    &clients.distribution,
-                    &source,
-                    credentials.as_ref(),
-                    &policy,
-                )
-                .await
-            }
         };
-        match verified {
+        match apply::signed(clients, &asked, &policy).await {
             Ok(verified) => {
                 if copies {
                     planned.source_digest = Value::Value(verified.digest);
@@ -261,13 +251,14 @@ impl Resource for ImageResource {
         _meta: ValueEmpty,
     ) -> Option<(ImageState, Private)> {
         let args = self.arguments(&config, diags);
+        let signing = (args.source.clone(), args.verify.clone());
         let planned = plan::plan_create(proposed, &config, args);
         self.check_owner(&planned, diags);
         self.prepare_copy();
         let mut planned = planned;
         if self.check_repository(&config, diags).await {
             self.check_copyable(&planned, diags).await;
-            self.check_signed(&mut planned, diags).await;
+            self.check_signed(&mut planned, signing, diags).await;
         }
         Some((planned, None))
     }
@@ -287,6 +278,7 @@ impl Resource for ImageResource {
             warning.warn(diags);
         }
         let relocated = whereabouts != whereabouts::Whereabouts::Here;
+        let signing = (args.source.clone(), args.verify.clone());
         let (mut planned, replace) =
             plan::plan_update(&prior, proposed, &config, &private, args, relocated);
         self.check_owner(&planned, diags);
@@ -307,7 +299,7 @@ impl Resource for ImageResource {
             }
         }
         if reachable {
-            self.check_signed(&mut planned, diags).await;
+            self.check_signed(&mut planned, signing, diags).await;
         }
         let remirror = replace.is_empty()
             && planned.image_digest.is_unknown()
