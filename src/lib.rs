@@ -13,9 +13,11 @@
 //! - [`resource`]: `resource::image` is `ecrmirror_image`: its `mod.rs` maps Terraform's
 //!   calls (validate, plan, create, update, read, delete, import) onto `state` (state, schema), `config`
 //!   (the arguments parsed once: defaults and checks), `plan` (what replaces, what
-//!   re-mirrors, timeouts), `apply` (mirror or adopt, import, read, untag), `referrers` (what
-//!   a mirror's referrers are, and the tags that leave with it), `whereabouts` (which
-//!   registry a mirror in state lives in), `owners` (one owner per tag: planned and applied).
+//!   re-mirrors, timeouts), `apply` (mirror or adopt, untag), `refresh` (import, and the read
+//!   of every refresh), `repository` (what a plan says of the repository: there, created on
+//!   push, missing), `referrers` (what a mirror's referrers are, and the tags that leave with
+//!   it), `whereabouts` (which registry a mirror in state lives in), `owners` (one owner per
+//!   tag: planned and applied).
 //! - [`data`]: the data sources, read-only questions answered without a transfer:
 //!   `data::source` (`ecrmirror_source`, through [`source`]), `data::source_tags`
 //!   (`ecrmirror_source_tags`: a tag list through [`source`], chosen by [`tags`]) and `data::image`
@@ -32,10 +34,12 @@
 //!   the source first, adoption, its pre-flight, the copy) and [`transfer::CopyMethod`] says
 //!   what each can do (referrers, platforms). `transfer::docker` goes through the Docker
 //!   Engine API (`answer`: what the engine's reports say; `cleanup`: the local images it
-//!   undoes); `transfer::registry` copies registry to registry (`referrers`: their copy).
+//!   undoes); `transfer::registry` copies registry to registry (`referrers`: their copy;
+//!   `sharing`: blobs the mirrors of one apply share, uploaded once and mounted).
 //! - [`source`]: what a source reference holds: its digest now, what `ecrmirror_source`
 //!   reports of it, and the one resolution of "which manifest, for which platform" that the
 //!   platform check, adoption and the copy use.
+//! - [`tags`]: a tag list chosen by `match`, `exclude`, `versions` and `latest` (pure).
 //! - [`verify`]: the `verify` block's checks: cosign signatures found at the source
 //!   (`cosign`: the `.sig` tag's layers, Sigstore bundles among the referrers), public keys and
 //!   signature checks over rustls-webpki's `ring` algorithms (`keys`), Sigstore trusted roots
@@ -52,7 +56,8 @@
 //!   read), `headers` (`Retry-After`, `WWW-Authenticate`; pure), `http` (the clients and their
 //!   redirect policy).
 //! - [`ecr`]: the ECR API (token cache, repository and image queries, untag); `ecr::lookups`
-//!   batches tag lookups per repository, `ecr::setup` configures the SDK.
+//!   batches tag lookups per repository, `ecr::settings` asks once for creation templates
+//!   and `BLOB_MOUNTING`, `ecr::setup` configures the SDK.
 //! - [`retry`]: the one retry loop, its backoff, how often each kind of request is tried, and
 //!   the notes a timeout reads.
 //! - [`locks`]: async locks by key, for work that must not overlap with itself (one blob

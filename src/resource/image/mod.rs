@@ -5,6 +5,7 @@ pub(crate) mod config;
 pub(crate) mod owners;
 pub(crate) mod plan;
 pub(crate) mod referrers;
+pub(crate) mod refresh;
 pub(crate) mod repository;
 pub mod state;
 pub(crate) mod whereabouts;
@@ -218,7 +219,7 @@ impl Resource for ImageResource {
         let Some(clients) = self.clients(diags) else {
             return Some((state, private));
         };
-        match apply::read(&clients, &state).await {
+        match refresh::read(&clients, &state).await {
             Ok(read) => {
                 for warning in &read.warnings {
                     warning.warn(diags);
@@ -430,7 +431,7 @@ impl Resource for ImageResource {
         id: String,
     ) -> Option<(ImageState, Private)> {
         let clients = self.clients(diags)?;
-        match apply::import(&clients, &id).await {
+        match refresh::import(&clients, &id).await {
             Ok((state, private)) => Some((state, Some(private))),
             Err(err) => {
                 err.report(diags);
