@@ -550,6 +550,38 @@ mod tests {
         assert_eq!(planned.keep_remotely, Value::Value(true));
     }
 
+    /// Arguments that change how the mirror is watched, kept or timed, not what it holds:
+    /// each plans the same digests and URIs, so nothing pinned to them is replaced.
+    #[test]
+    fn track_source_and_timeouts_change_nothing_in_ecr() {
+        let prior = applied("app:1.0");
+        let tracked = ImageState {
+            track_source: Value::Value(true),
+            ..config("app:1.0")
+        };
+        let timed = ImageState {
+            timeouts: Value::Value(Timeouts {
+                create: v("45m"),
+                delete: v("1m"),
+                ..Default::default()
+            }),
+            ..config("app:1.0")
+        };
+        for cfg in [tracked, timed] {
+            let proposed = ImageState {
+                track_source: cfg.track_source,
+                timeouts: cfg.timeouts.clone(),
+                ..prior.clone()
+            };
+            let (planned, replace) = update(&prior, proposed, &cfg);
+            assert!(replace.is_empty(), "{replace:?}");
+            assert_eq!(planned.image_digest, prior.image_digest);
+            assert_eq!(planned.image_uri_digest, prior.image_uri_digest);
+            assert_eq!(planned.source_digest, prior.source_digest);
+            assert_eq!(planned.id, prior.id);
+        }
+    }
+
     #[test]
     fn validation_reports_the_arguments_and_the_timeouts() {
         let mut bad = config("Nginx");
