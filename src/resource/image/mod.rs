@@ -253,10 +253,9 @@ impl Resource for ImageResource {
     ) -> Option<(ImageState, Private)> {
         let args = self.arguments(&config, diags);
         let signing = (args.source.clone(), args.verify.clone());
-        let planned = plan::plan_create(proposed, &config, args);
+        let mut planned = plan::plan_create(proposed, &config, args);
         self.check_owner(&planned, diags);
         self.prepare_copy();
-        let mut planned = planned;
         if self.check_repository(&config, diags).await {
             self.check_copyable(&planned, diags).await;
             self.check_signed(&mut planned, signing, diags).await;
@@ -354,7 +353,7 @@ impl Resource for ImageResource {
         &self,
         diags: &mut Diagnostics,
         prior: ImageState,
-        planned: ImageState,
+        mut planned: ImageState,
         _config: ImageState,
         private: Private,
         _meta: ValueEmpty,
@@ -372,7 +371,6 @@ impl Resource for ImageResource {
         let Some(clients) = self.clients(diags) else {
             return Some((prior, private));
         };
-        let mut planned = planned;
         if !planned.image_digest.is_unknown() && planned.verified_by.is_unknown() {
             // `verify` changed, and the plan could not verify: the mirrored digest is
             // verified now.
