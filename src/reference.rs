@@ -248,6 +248,12 @@ fn valid_component(component: &str) -> bool {
     })
 }
 
+/// The tag a digest goes by in a registry that cannot name it otherwise: `sha256-<hex>`, the
+/// referrers tag schema's tag and the stem of cosign's (`sha256-<hex>.sig`, `.att`, `.sbom`).
+pub(crate) fn digest_tag(digest: &str) -> String {
+    digest.replace(':', "-")
+}
+
 /// Checks a tag against the OCI grammar `[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`.
 pub(crate) fn check_tag(tag: &str) -> Result<(), String> {
     if tag.is_empty() {

@@ -459,7 +459,7 @@ pub(super) async fn found(
     digest: &str,
 ) -> Result<Vec<Signed>> {
     let failed = |failure: crate::distribution::RequestFailure| failure.error(session, reference);
-    let tag = format!("{}.sig", digest.replace(':', "-"));
+    let tag = format!("{}.sig", crate::reference::digest_tag(digest));
     let (tagged, listed) = tokio::join!(
         async {
             match retry_request("a cosign signature", || session.manifest_head(&tag)).await {

@@ -161,7 +161,7 @@ fn judge(
     if found.is_empty() {
         reasons.insert(format!(
             "no signature found: neither cosign's `{}.sig` tag nor a Sigstore bundle among its referrers",
-            digest.replace(':', "-")
+            crate::reference::digest_tag(digest)
         ));
     }
     Err(Error::Unverified {

@@ -386,7 +386,7 @@ impl<'a> Session<'a> {
         }
         // A HEAD first: the tag is usually not there, and a manifest GET is a pull on
         // Docker Hub.
-        let tag = digest.replace(':', "-");
+        let tag = crate::reference::digest_tag(digest);
         if self.manifest_head(&tag).await?.is_none() {
             return Ok(None);
         }

@@ -11,6 +11,7 @@ use super::state::ImageState;
 use crate::clients::Clients;
 use crate::error::Result;
 use crate::manifest::Fetched;
+use crate::reference::digest_tag;
 use crate::source::Resolved;
 use crate::transfer::{CopyMethod, Job};
 
@@ -118,7 +119,7 @@ fn referrer_tags_of<'a>(
     let names: std::collections::BTreeSet<String> = subjects
         .into_iter()
         .flat_map(|subject| {
-            let stem = subject.replace(':', "-");
+            let stem = digest_tag(subject);
             REFERRER_TAG_SUFFIXES.map(|suffix| format!("{stem}{suffix}"))
         })
         .collect();

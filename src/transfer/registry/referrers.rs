@@ -18,6 +18,7 @@ use crate::distribution::retry_request;
 use crate::distribution::{tag_or_digest, Session};
 use crate::error::{Error, Result};
 use crate::manifest::Fetched;
+use crate::reference::digest_tag;
 use crate::transfer::BlobSharing;
 
 /// How deep referrers of referrers are followed (a signature on an attestation on an image
@@ -149,8 +150,7 @@ impl RegistryTransfer {
         depth: usize,
     ) -> Result<Vec<Found>> {
         let reference = source.reference.clone_with_digest(subject.to_string());
-        let cosign_tags =
-            COSIGN_SUFFIXES.map(|suffix| format!("{}.{suffix}", subject.replace(':', "-")));
+        let cosign_tags = COSIGN_SUFFIXES.map(|suffix| format!("{}.{suffix}", digest_tag(subject)));
         let (listed, tagged) = tokio::join!(
             retry_request("the referrers", || source.referrers(subject)),
             futures_util::future::join_all(
