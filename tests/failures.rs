@@ -231,6 +231,7 @@ async fn a_failing_destroy_keeps_the_resource() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_timeout_fires_and_names_the_limit() {
     let h = Harness::start().await;
+    let engine = support::engine_images(&h).await;
     h.seed_image("upstream/app", "1.0", 47).await;
     // Every upload to ECR hangs far longer than the limit.
     let mut slow = Rule::on("registry:POST");
@@ -252,15 +253,7 @@ async fn create_timeout_fires_and_names_the_limit() {
     assert!(started.elapsed() < std::time::Duration::from_secs(50));
     assert!(h.resources().await.is_empty());
     // The cut-short copy still cleaned the engine up: nothing of it is left there.
-    let images = tokio::process::Command::new("docker")
-        .args(["images", "--digests", "--format", "{{.Repository}}"])
-        .output()
-        .await
-        .unwrap();
-    let listed = String::from_utf8_lossy(&images.stdout);
-    for host in [h.world.ecr_host(), h.world.source_host()] {
-        assert!(!listed.contains(&host), "left behind:\n{listed}");
-    }
+    support::assert_engine_left_nothing(&h, &engine).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -177,6 +177,7 @@ async fn tag_and_repository_replace_and_destroy_untags(h: &Harness, method: &str
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn default_tag_platform_and_keep_remotely() {
     let h = Harness::start().await;
+    let engine = support::engine_images(&h).await;
     let (_, platforms) = h.seed_index("upstream/app", "3.1", 21).await;
     h.config(&image(
         r#"
@@ -207,20 +208,7 @@ async fn default_tag_platform_and_keep_remotely() {
     assert_eq!(h.ecr_tag(REPO, "3.1"), Some(served.digest));
 
     // The local tags the provider created are gone; the user's own images are untouched.
-    let images = tokio::process::Command::new("docker")
-        .args(["images", "--format", "{{.Repository}}:{{.Tag}}"])
-        .output()
-        .await
-        .unwrap();
-    let listed = String::from_utf8_lossy(&images.stdout);
-    assert!(
-        !listed.contains(&h.world.ecr_host()),
-        "left behind:\n{listed}"
-    );
-    assert!(
-        !listed.contains(&h.world.source_host()),
-        "left behind:\n{listed}"
-    );
+    support::assert_engine_left_nothing(&h, &engine).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -341,6 +329,7 @@ async fn local_image(reference: &str) -> Option<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_users_engine_is_left_as_it_was() {
     let h = Harness::start().await;
+    let engine = support::engine_images(&h).await;
     let (index, platforms) = h.seed_index("upstream/app", "1.0", 36).await;
     let source = h.source_ref("upstream/app:1.0");
     // The user's own: the source pulled by hand (this machine's platform) and tagged.
@@ -375,11 +364,7 @@ async fn the_users_engine_is_left_as_it_was() {
     for image in &platforms {
         assert_eq!(local_image(&image.config_digest).await, None, "left behind");
     }
-    let listed = docker(&["images", "--digests", "--format", "{{.Repository}}"]).await;
-    assert!(
-        !listed.contains(&h.world.source_host()),
-        "left behind:\n{listed}"
-    );
+    support::assert_engine_left_nothing(&h, &engine).await;
 
     // The same source pinned by digest, afterwards.
     h.config(&image(&format!(

@@ -144,6 +144,42 @@ pub async fn docker(args: &[&str]) -> String {
     String::from_utf8_lossy(&output.stdout).trim().to_string()
 }
 
+/// The Docker engine's images under this world's registries (`<host>/…`), one
+/// `repository:tag@digest id` line each. Taken before a run and after it, the difference is
+/// what the run left: an engine that outlives the tests holds images of earlier worlds (a
+/// soak's provider killed mid-copy cannot clean up), whose ports a new world can be given
+/// again.
+pub async fn engine_images(h: &Harness) -> std::collections::BTreeSet<String> {
+    let hosts = [h.world.ecr_host(), h.world.source_host()];
+    let listed = docker(&[
+        "images",
+        "--digests",
+        "--format",
+        "{{.Repository}}:{{.Tag}}@{{.Digest}} {{.ID}}",
+    ])
+    .await;
+    listed
+        .lines()
+        .filter(|line| {
+            hosts
+                .iter()
+                .any(|host| line.starts_with(&format!("{host}/")))
+        })
+        .map(str::to_string)
+        .collect()
+}
+
+/// Asserts that the engine holds no image under this world's registries beyond `before`
+/// ([`engine_images`] at the test's start).
+pub async fn assert_engine_left_nothing(h: &Harness, before: &std::collections::BTreeSet<String>) {
+    let now = engine_images(h).await;
+    let left: Vec<&String> = now.difference(before).collect();
+    assert!(
+        left.is_empty(),
+        "left behind in the Docker engine: {left:?}"
+    );
+}
+
 /// Two mirrors of the source's two-platform `upstream/app:1.0` into `mirror/app`, one per
 /// platform, made in parallel.
 pub const TWO_PLATFORMS: &str = r#"
